@@ -1,0 +1,27 @@
+//! # orderly-domain — the centre of the hexagon
+//!
+//! Owns Orderly's business rules and nothing else: entities and value objects that are valid
+//! by construction ("parse, don't validate"), the authorisation rules (who may do what to whose
+//! resource), the use cases (services), and the **ports** — traits that adapters implement to
+//! give the rules storage, password hashing, tokens and a clock.
+//!
+//! Must not touch: HTTP, SQL, JSON, cryptography, async runtimes. No actix, diesel, serde_json,
+//! argon2, jsonwebtoken, tokio or utoipa may ever appear in this crate's dependencies. Every
+//! port is synchronous: adapters are blocking (diesel, argon2), and the HTTP layer runs a whole
+//! use case on the blocking pool.
+//!
+//! Every rule here is unit-tested through mockall mocks of the ports (feature `mocks` exposes
+//! them to other crates' tests).
+
+pub mod actor;
+pub mod auth;
+pub mod error;
+pub mod event;
+pub mod pagination;
+pub mod ports;
+pub mod user;
+pub mod services;
+pub mod validation;
+
+pub use actor::Actor;
+pub use error::StoreError;

@@ -1,0 +1,125 @@
+//! The ports: everything the domain needs from the outside world, as traits. Adapters in
+//! `orderly-persistence` and `orderly-auth` implement them; tests use the mockall mocks.
+//!
+//! Each method that changes state is one atomic unit of work: the adapter runs it in one
+//! database transaction, so a failure leaves nothing half-written.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::auth::{AccessClaims, AccessToken, NewRefreshToken, RefreshTokenHash, RefreshTokenSecret, Rotation, StoredRefreshToken};
+use crate::event::DomainEvent;
+use crate::user::{Email, NewUser, Password, PasswordHash, User, UserCredentials, UserId, UserQuery, UserUpdate};
+
+/// Why a user could not be inserted.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of a conditional update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome<T> {
+    Updated(T),
+    NotFound,
+    /// The row exists but its version differs from the one the caller expected.
+    VersionMismatch,
+}
+
+/// Users and their credentials.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait UserRepository: Send + Sync {
+    /// Inserts the user and records `event` in the same transaction.
+    fn insert(&self, user: &NewUser, event: &DomainEvent) -> Result<User, InsertUserError>;
+    fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    fn find_credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError>;
+    fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, StoreError>;
+    /// Applies `update` if the row's version equals `expected_version` (any version when
+    /// `None`), in the same statement, so two writers cannot both win.
+    fn update(&self, id: UserId, update: &UserUpdate, expected_version: Option<i64>, now: DateTime<Utc>) -> Result<UpdateOutcome<User>, StoreError>;
+    /// Up to `query.limit + 1` users after `query.after` in `query.sort` order.
+    fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+}
+
+/// Refresh tokens, stored by hash and grouped in families.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RefreshTokenRepository: Send + Sync {
+    /// Creates a new family holding its first token (a login).
+    fn start_family(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
+    fn find_by_hash(&self, hash: &RefreshTokenHash) -> Result<Option<StoredRefreshToken>, StoreError>;
+    /// Marks `spent` as spent and stores `next` in its family, in one transaction, only if
+    /// `spent` was unspent and its family unrevoked at that moment.
+    fn rotate(&self, spent: Uuid, next: &NewRefreshToken, now: DateTime<Utc>) -> Result<Rotation, StoreError>;
+    fn revoke_family(&self, family_id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// One-way password hashing (argon2id in production).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PasswordHasher: Send + Sync {
+    fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash>;
+    /// `Ok(false)` for a wrong password; `Err` only when the hash itself is unusable.
+    fn verify(&self, candidate: &str, hash: &PasswordHash) -> anyhow::Result<bool>;
+    /// A valid hash of no one's password, verified against when the email is unknown so a
+    /// failed login costs the same whether or not the account exists.
+    fn dummy_hash(&self) -> PasswordHash;
+}
+
+/// Why an access token was refused. Deliberately coarse: clients learn only "invalid".
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenRejected {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is malformed, wrongly signed, or not for this service")]
+    Invalid,
+}
+
+/// Issues and checks access tokens and mints refresh tokens.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait TokenService: Send + Sync {
+    fn issue_access_token(&self, claims: AccessClaims, now: DateTime<Utc>) -> anyhow::Result<AccessToken>;
+    fn verify_access_token(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenRejected>;
+    /// A new random refresh token and the digest to store.
+    fn mint_refresh_token(&self) -> anyhow::Result<(RefreshTokenSecret, RefreshTokenHash)>;
+    /// The digest of a presented refresh token, to look it up.
+    fn hash_refresh_token(&self, presented: &str) -> RefreshTokenHash;
+    /// How long refresh tokens live.
+    fn refresh_token_lifetime(&self) -> chrono::Duration;
+}
+
+/// The current time, injected so expiry rules can be tested.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock. Truncated to microseconds, the precision both databases store, so a value
+/// read back equals the value written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
+    }
+}
+
+
+/// Why the service is not ready to take traffic.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the database is unreachable")]
+    DatabaseUnreachable(#[source] anyhow::Error),
+    #[error("{pending} database migration(s) not applied")]
+    MigrationsPending { pending: usize },
+}
+
+/// Answers `/readyz`: can the store be reached, and is its schema current?
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Readiness: Send + Sync {
+    fn check(&self) -> Result<(), NotReady>;
+}

@@ -1,0 +1,9 @@
+//! Use cases. Each public method is one thing a caller can do; it checks authorisation,
+//! applies the business rules and calls the ports. Services hold their ports as
+//! `Arc<dyn Port>` and are cheap to clone.
+
+pub mod sessions;
+pub mod users;
+
+pub use sessions::{LoginError, RefreshError, SessionService};
+pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};

@@ -1,0 +1,310 @@
+//! Users: identity value objects, the `User` entity and its persistence-facing shapes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::validation::FieldViolation;
+
+/// A user's id: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An email address, trimmed and lower-cased. The check is deliberately modest (one `@`, a
+/// non-empty local part, a dotted domain, no whitespace or control characters, ≤ 254 chars):
+/// only delivery proves an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub const FIELD: &'static str = "email";
+
+    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+        let email = raw.trim().to_lowercase();
+        let invalid = || FieldViolation::new(Self::FIELD, "invalid_format", "must be an email address such as name@example.com");
+        if email.is_empty() || email.chars().count() > 254 {
+            return Err(invalid());
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid());
+        }
+        let Some((local, domain)) = email.split_once('@') else { return Err(invalid()) };
+        let domain_ok = !domain.contains('@')
+            && domain.contains('.')
+            && domain.split('.').all(|label| !label.is_empty());
+        if local.is_empty() || local.chars().count() > 64 || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plain-text password on its way to the hasher: 12–128 characters (§1.6). Its `Debug`
+/// never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 12;
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(FieldViolation::new(field, "too_short", format!("must be at least {} characters", Self::MIN_CHARS)));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(FieldViolation::new(field, "too_long", format!("must be at most {} characters", Self::MAX_CHARS)));
+        }
+        if raw.contains('\0') {
+            return Err(FieldViolation::new(field, "invalid_characters", "must not contain NUL characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A person's display name: 1–200 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    pub const FIELD: &'static str = "name";
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(FieldViolation::new(Self::FIELD, "required", "must not be empty"));
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(FieldViolation::new(Self::FIELD, "too_long", format!("must be at most {} characters", Self::MAX_CHARS)));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldViolation::new(Self::FIELD, "invalid_characters", "must not contain control characters"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = FieldViolation;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "customer" => Ok(Role::Customer),
+            "admin" => Ok(Role::Admin),
+            _ => Err(FieldViolation::new("role", "invalid_value", "must be one of: customer, admin")),
+        }
+    }
+}
+
+/// A PHC-format password hash as produced by the `PasswordHasher` port. Opaque to the domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn new(phc: String) -> Self {
+        Self(phc)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+/// A user as the API shows it. Never carries the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: UserName,
+    pub role: Role,
+    pub active: bool,
+    /// Incremented on every change; the source of the ETag and of optimistic concurrency.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user together with the hash needed to check a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: PasswordHash,
+}
+
+/// What the store needs to create a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub id: UserId,
+    pub email: Email,
+    pub name: UserName,
+    pub role: Role,
+    pub password_hash: PasswordHash,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a user, already authorised and validated by the domain. `None` leaves a field
+/// as it is. The store applies it atomically, bumping `version` and `updated_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserUpdate {
+    pub name: Option<UserName>,
+    pub password_hash: Option<PasswordHash>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// Revoke every refresh-token family of the user in the same transaction (password
+    /// change, deactivation): a stolen session must not outlive either.
+    pub revoke_sessions: bool,
+}
+
+impl UserUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.password_hash.is_none() && self.role.is_none() && self.active.is_none()
+    }
+}
+
+/// Sort orders the user collection allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSort {
+    #[default]
+    CreatedAtAscending,
+    CreatedAtDescending,
+}
+
+/// Position after which the next page starts: the sort key and the id as a tie-breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: UserId,
+}
+
+impl UserCursor {
+    pub fn of(user: &User) -> Self {
+        Self { created_at: user.created_at, id: user.id }
+    }
+}
+
+/// `GET /v1/users` filters, sort and position.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserQuery {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub sort: UserSort,
+    pub after: Option<UserCursor>,
+    pub limit: crate::pagination::PageLimit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_lower_cased() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_rejected() {
+        for raw in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "ada@@example.com", "ada@example..com"] {
+            let err = Email::parse(raw).unwrap_err();
+            assert_eq!(err.code, "invalid_format", "{raw:?}");
+            assert_eq!(err.path, vec!["email".to_owned()]);
+        }
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert_eq!(Password::parse("short", "password").unwrap_err().code, "too_short");
+        assert!(Password::parse(&"é".repeat(12), "password").is_ok());
+        assert_eq!(Password::parse(&"x".repeat(129), "password").unwrap_err().code, "too_long");
+        assert!(Password::parse(&"x".repeat(128), "password").is_ok());
+    }
+
+    #[test]
+    fn password_debug_hides_the_value() {
+        let password = Password::parse("correct horse battery", "password").unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(UserName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert_eq!(UserName::parse("   ").unwrap_err().code, "required");
+        assert_eq!(UserName::parse(&"n".repeat(201)).unwrap_err().code, "too_long");
+        assert_eq!(UserName::parse("a\u{7}b").unwrap_err().code, "invalid_characters");
+    }
+
+    #[test]
+    fn roles_parse_from_their_wire_names() {
+        assert_eq!("admin".parse::<Role>().unwrap(), Role::Admin);
+        assert_eq!("customer".parse::<Role>().unwrap(), Role::Customer);
+        assert!("root".parse::<Role>().is_err());
+    }
+}
