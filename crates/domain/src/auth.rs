@@ -25,7 +25,10 @@ pub struct AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken").field("token", &"***").field("expires_in_seconds", &self.expires_in_seconds).finish()
+        f.debug_struct("AccessToken")
+            .field("token", &"***")
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .finish()
     }
 }
 

@@ -19,8 +19,8 @@ pub mod error;
 pub mod event;
 pub mod pagination;
 pub mod ports;
-pub mod user;
 pub mod services;
+pub mod user;
 pub mod validation;
 
 pub use actor::Actor;

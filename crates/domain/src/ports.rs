@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::auth::{AccessClaims, AccessToken, NewRefreshToken, RefreshTokenHash, RefreshTokenSecret, Rotation, StoredRefreshToken};
+use crate::auth::{
+    AccessClaims, AccessToken, NewRefreshToken, RefreshTokenHash, RefreshTokenSecret, Rotation, StoredRefreshToken,
+};
 use crate::event::DomainEvent;
 use crate::user::{Email, NewUser, Password, PasswordHash, User, UserCredentials, UserId, UserQuery, UserUpdate};
 
@@ -40,7 +42,13 @@ pub trait UserRepository: Send + Sync {
     fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, StoreError>;
     /// Applies `update` if the row's version equals `expected_version` (any version when
     /// `None`), in the same statement, so two writers cannot both win.
-    fn update(&self, id: UserId, update: &UserUpdate, expected_version: Option<i64>, now: DateTime<Utc>) -> Result<UpdateOutcome<User>, StoreError>;
+    fn update(
+        &self,
+        id: UserId,
+        update: &UserUpdate,
+        expected_version: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateOutcome<User>, StoreError>;
     /// Up to `query.limit + 1` users after `query.after` in `query.sort` order.
     fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
 }
@@ -107,7 +115,6 @@ impl Clock for SystemClock {
         chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
     }
 }
-
 
 /// Why the service is not ready to take traffic.
 #[derive(Debug, thiserror::Error)]

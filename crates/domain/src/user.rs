@@ -49,7 +49,8 @@ impl Email {
 
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
         let email = raw.trim().to_lowercase();
-        let invalid = || FieldViolation::new(Self::FIELD, "invalid_format", "must be an email address such as name@example.com");
+        let invalid =
+            || FieldViolation::new(Self::FIELD, "invalid_format", "must be an email address such as name@example.com");
         if email.is_empty() || email.chars().count() > 254 {
             return Err(invalid());
         }
@@ -57,9 +58,8 @@ impl Email {
             return Err(invalid());
         }
         let Some((local, domain)) = email.split_once('@') else { return Err(invalid()) };
-        let domain_ok = !domain.contains('@')
-            && domain.contains('.')
-            && domain.split('.').all(|label| !label.is_empty());
+        let domain_ok =
+            !domain.contains('@') && domain.contains('.') && domain.split('.').all(|label| !label.is_empty());
         if local.is_empty() || local.chars().count() > 64 || !domain_ok {
             return Err(invalid());
         }
@@ -83,10 +83,18 @@ impl Password {
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
         let chars = raw.chars().count();
         if chars < Self::MIN_CHARS {
-            return Err(FieldViolation::new(field, "too_short", format!("must be at least {} characters", Self::MIN_CHARS)));
+            return Err(FieldViolation::new(
+                field,
+                "too_short",
+                format!("must be at least {} characters", Self::MIN_CHARS),
+            ));
         }
         if chars > Self::MAX_CHARS {
-            return Err(FieldViolation::new(field, "too_long", format!("must be at most {} characters", Self::MAX_CHARS)));
+            return Err(FieldViolation::new(
+                field,
+                "too_long",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
         }
         if raw.contains('\0') {
             return Err(FieldViolation::new(field, "invalid_characters", "must not contain NUL characters"));
@@ -119,7 +127,11 @@ impl UserName {
             return Err(FieldViolation::new(Self::FIELD, "required", "must not be empty"));
         }
         if name.chars().count() > Self::MAX_CHARS {
-            return Err(FieldViolation::new(Self::FIELD, "too_long", format!("must be at most {} characters", Self::MAX_CHARS)));
+            return Err(FieldViolation::new(
+                Self::FIELD,
+                "too_long",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
         }
         if name.chars().any(char::is_control) {
             return Err(FieldViolation::new(Self::FIELD, "invalid_characters", "must not contain control characters"));
@@ -272,7 +284,16 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_rejected() {
-        for raw in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "ada@@example.com", "ada@example..com"] {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@example..com",
+        ] {
             let err = Email::parse(raw).unwrap_err();
             assert_eq!(err.code, "invalid_format", "{raw:?}");
             assert_eq!(err.path, vec!["email".to_owned()]);

@@ -152,4 +152,3 @@ impl SessionService {
         Ok((pair, token))
     }
 }
-

@@ -95,7 +95,12 @@ impl UserService {
 
     /// Creates the first admin if no account has this email (start-up and `orderly users
     /// create-admin`). Idempotent: running it again changes nothing.
-    pub fn bootstrap_admin(&self, email: Email, name: UserName, password: Password) -> Result<AdminBootstrap, RegisterError> {
+    pub fn bootstrap_admin(
+        &self,
+        email: Email,
+        name: UserName,
+        password: Password,
+    ) -> Result<AdminBootstrap, RegisterError> {
         if let Some(existing) = self.users.find_credentials_by_email(&email)? {
             return Ok(AdminBootstrap::AlreadyExists(existing.user));
         }
@@ -114,7 +119,12 @@ impl UserService {
         let password_hash = self.hasher.hash(&password)?;
         let now = self.clock.now();
         let user = NewUser { id: UserId::new(), email, name, role, password_hash, created_at: now };
-        let event = DomainEvent::UserRegistered { user_id: user.id, email: user.email.as_str().to_owned(), role, occurred_at: now };
+        let event = DomainEvent::UserRegistered {
+            user_id: user.id,
+            email: user.email.as_str().to_owned(),
+            role,
+            occurred_at: now,
+        };
         self.users.insert(&user, &event).map_err(|error| match error {
             InsertUserError::EmailTaken => RegisterError::EmailTaken,
             InsertUserError::Store(store) => RegisterError::Store(store),
@@ -148,7 +158,13 @@ impl UserService {
 
     /// Applies `changes` to user `id` if the caller may, optionally only if the user is still at
     /// `expected_version`. Changing the password or deactivating revokes every session.
-    pub fn update(&self, actor: Actor, id: UserId, changes: UserChanges, expected_version: Option<i64>) -> Result<User, UpdateUserError> {
+    pub fn update(
+        &self,
+        actor: Actor,
+        id: UserId,
+        changes: UserChanges,
+        expected_version: Option<i64>,
+    ) -> Result<User, UpdateUserError> {
         if !actor.may_access_owned_by(id) {
             return Err(UpdateUserError::NotFound);
         }
@@ -172,7 +188,8 @@ impl UserService {
                 "is only accepted together with a new password",
             )]));
         }
-        let mut update = UserUpdate { name: changes.name, role: changes.role, active: changes.active, ..UserUpdate::default() };
+        let mut update =
+            UserUpdate { name: changes.name, role: changes.role, active: changes.active, ..UserUpdate::default() };
         if let Some(new_password) = changes.password {
             self.check_current_password(actor, id, changes.current_password.as_deref())?;
             update.password_hash = Some(self.hasher.hash(&new_password)?);
@@ -214,7 +231,11 @@ impl UserService {
         if self.hasher.verify(current, &credentials.password_hash)? {
             Ok(())
         } else {
-            Err(UpdateUserError::Invalid(vec![FieldViolation::new("current_password", "incorrect", "does not match the current password")]))
+            Err(UpdateUserError::Invalid(vec![FieldViolation::new(
+                "current_password",
+                "incorrect",
+                "does not match the current password",
+            )]))
         }
     }
 }
