@@ -1,1 +1,125 @@
-//! placeholder
+//! # orderly-http — the HTTP adapter
+//!
+//! Owns everything a REST consumer sees: routes, request and response bodies, status codes,
+//! headers, problem details and the OpenAPI document (contract: `shared/spec/api-v1.md`). It
+//! turns HTTP into calls of the domain's services and the results back into HTTP, and owns no
+//! business rule: who may do what, and what is valid beyond the shape of the input, is the
+//! domain's call.
+//!
+//! Must not touch: SQL, password hashing, token cryptography (those are the persistence and
+//! auth adapters, reached only through the domain's services), process-wide state (everything
+//! arrives in [`ApiState`]), or the server's configuration and runtime (the binary wraps
+//! [`app`] in `HttpServer`).
+//!
+//! ## Following a request
+//!
+//! 1. [`middleware`] — request id, security headers, telemetry span, problem rendering, HEAD;
+//! 2. [`routes`] — the handler for the route (registered with its OpenAPI description);
+//! 3. [`extract`] — the handler's inputs: caller, path id, query, conditional headers, body;
+//! 4. [`dto`] — request bodies and query strings become domain values (`try_into_domain`);
+//! 5. [`blocking`] — the one domain service call runs on the blocking pool;
+//! 6. [`dto`] again — the domain result becomes a response body; [`pagination`] wraps
+//!    collections; [`caching`] sets `Cache-Control` and answers conditional GETs;
+//! 7. on failure: domain error → [`problem::ApiError`] → problem+json ([`problem`],
+//!    [`middleware::problem_responses`]);
+//! 8. no route at all: [`fallback`] (404, or 405 with `Allow`).
+//!
+//! [`openapi`] assembles the document from the same route registrations, so it cannot drift.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+
+use orderly_domain::ports::Readiness;
+use orderly_domain::services::{SessionService, UserService};
+
+pub mod blocking;
+pub mod caching;
+pub mod dto;
+pub mod extract;
+pub mod fallback;
+pub mod middleware;
+pub mod openapi;
+pub mod pagination;
+pub mod problem;
+pub mod routes;
+
+/// The default base of problem `type` URIs.
+pub const DEFAULT_PROBLEM_TYPE_BASE: &str = "https://orderly.example/problems/";
+
+/// Settings of the HTTP adapter that come from configuration.
+#[derive(Clone)]
+pub struct HttpSettings {
+    /// Base URI of problem `type`s; the code in kebab-case is appended.
+    pub problem_type_base: String,
+    /// HMAC-SHA256 key that signs pagination cursors. Keep it secret and stable across
+    /// instances, or cursors issued by one instance are refused by another.
+    pub cursor_key: Vec<u8>,
+}
+
+impl HttpSettings {
+    /// Settings with the default problem type base.
+    pub fn new(cursor_key: Vec<u8>) -> Self {
+        Self { problem_type_base: DEFAULT_PROBLEM_TYPE_BASE.to_owned(), cursor_key }
+    }
+}
+
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("problem_type_base", &self.problem_type_base)
+            .field("cursor_key", &"***")
+            .finish()
+    }
+}
+
+/// Everything the handlers need, shared by every worker (cheap to clone: services hold `Arc`s).
+#[derive(Clone)]
+pub struct ApiState {
+    pub users: UserService,
+    pub sessions: SessionService,
+    pub readiness: Arc<dyn Readiness>,
+    pub settings: HttpSettings,
+}
+
+/// The whole HTTP application: routes, `/openapi.json`, `/docs`, the fallback for unknown
+/// routes and methods, and the middleware stack. Call it inside `HttpServer::new`.
+pub fn app(
+    state: ApiState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
+    let api = openapi::finish(api);
+    let route_table = fallback::RouteTable::new(&api, &openapi::UNDOCUMENTED_ROUTES);
+    let cursors = pagination::CursorCodec::new(&state.settings.cursor_key);
+
+    app.app_data(web::Data::new(state))
+        .app_data(web::Data::new(cursors))
+        .app_data(web::Data::new(route_table))
+        .configure(|config| openapi::serve(config, api))
+        .default_service(web::to(fallback::answer))
+        // Registered innermost first; see `middleware` for why this order.
+        .wrap(from_fn(middleware::head::route_as_get))
+        .wrap(from_fn(middleware::problem_responses::render))
+        .wrap(TracingLogger::<middleware::telemetry::OrderlyRootSpan>::new())
+        .wrap(from_fn(middleware::security_headers::apply))
+        .wrap(from_fn(middleware::request_id::assign))
+}
+
+/// The OpenAPI document `/openapi.json` serves (also printed by `orderly openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
+    openapi::finish(api)
+}

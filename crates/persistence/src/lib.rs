@@ -1,1 +1,82 @@
-//! placeholder
+//! # orderly-persistence — the database adapter
+//!
+//! Owns everything SQL: the choice of backend from the URL ([`DatabaseUrl`]), the connection
+//! pool ([`Database`]), the hand-kept diesel schema, row structs, the embedded migrations
+//! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
+//! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
+//! [`DieselReadiness`]). One code path serves PostgreSQL and SQLite through
+//! `#[derive(diesel::MultiConnection)]`.
+//!
+//! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
+//! async runtimes, business rules. Rules such as "a customer may not change their role" live
+//! in `orderly-domain`; this crate only stores what it is given, atomically.
+//!
+//! ## Rules every repository here follows
+//!
+//! - Every state-changing port method is one transaction; a domain event is written in the
+//!   transaction of the change (transactional outbox, [`serialize_event`]).
+//! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?` or
+//!   `WHERE spent_at IS NULL`), never by locks in this process, so it holds across instances.
+//! - Constraint violations that are business outcomes become domain variants (a taken email is
+//!   `InsertUserError::EmailTaken`), never a 500.
+//! - Failures to reach the database are `StoreError::Unavailable` (a 503 the client may retry);
+//!   anything else is `StoreError::Unexpected`. Top-level error messages name the operation
+//!   only; the driver's text, which may quote SQL, stays in the cause chain for the logs.
+//! - All work is synchronous diesel. Async callers run it on a blocking pool
+//!   (`actix_web::web::block`), never on a runtime worker.
+//!
+//! ## Types and times
+//!
+//! `MultiConnection` supports neither `Uuid`, `Timestamptz` nor `Jsonb`, so ids are `TEXT`
+//! (hyphenated UUIDs), times are `TIMESTAMP` holding UTC truncated to microseconds, and event
+//! data is JSON in `TEXT`. Conversions happen at the row boundary, in each repository module.
+//!
+//! ## Testing (feature `testing`)
+//!
+//! `testing::TestDatabase` gives each test its own migrated database: a temporary SQLite file,
+//! or, when `ORDERLY_TEST_POSTGRES_URL` names a PostgreSQL server, a database of its own there,
+//! dropped afterwards. `backend_tests!` writes a test once and runs it on both:
+//!
+//! ```ignore
+//! use orderly_persistence::testing::TestDatabase;
+//!
+//! orderly_persistence::backend_tests! {
+//!     fn migrations_are_applied(db: &TestDatabase) {
+//!         assert_eq!(db.database().pending_migrations().unwrap(), 0);
+//!     }
+//!
+//!     // Async tests name their runtime's test attribute themselves.
+//!     #[actix_web::test]
+//!     async fn registration_over_http(db: &TestDatabase) {
+//!         let app = TestApp::spawn(db.url()).await;
+//!         // ...
+//!     }
+//! }
+//! ```
+//!
+//! Tests that want to pick backends themselves can use
+//! `TestDatabase::for_backend(Backend::Postgres)`, which is `None` when PostgreSQL is not
+//! configured. Run the PostgreSQL half with
+//! `ORDERLY_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres`; CI also sets
+//! `ORDERLY_TEST_REQUIRE_POSTGRES=1` so that a missing server fails instead of skipping.
+
+mod connection;
+mod database;
+mod error;
+mod events;
+mod readiness;
+mod refresh_tokens;
+mod schema;
+mod timestamps;
+mod url;
+mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use database::{Database, PoolOptions, PoolStatus};
+pub use events::{SerializedEvent, serialize_event};
+pub use readiness::DieselReadiness;
+pub use refresh_tokens::DieselRefreshTokenRepository;
+pub use url::{Backend, DatabaseUrl, PostgresUrl, UnsupportedDatabaseUrl};
+pub use users::DieselUserRepository;

@@ -5,5 +5,8 @@
 pub mod sessions;
 pub mod users;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use sessions::{LoginError, RefreshError, SessionService};
 pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};

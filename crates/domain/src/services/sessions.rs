@@ -110,10 +110,10 @@ impl SessionService {
     /// revoked token is not an error, so logout never tells an attacker what it held.
     pub fn logout(&self, presented: &str) -> Result<(), StoreError> {
         let hash = self.tokens.hash_refresh_token(presented);
-        if let Some(stored) = self.refresh_tokens.find_by_hash(&hash)? {
-            if !stored.family_revoked {
-                self.refresh_tokens.revoke_family(stored.family_id, self.clock.now())?;
-            }
+        if let Some(stored) = self.refresh_tokens.find_by_hash(&hash)?
+            && !stored.family_revoked
+        {
+            self.refresh_tokens.revoke_family(stored.family_id, self.clock.now())?;
         }
         Ok(())
     }
@@ -152,3 +152,6 @@ impl SessionService {
         Ok((pair, token))
     }
 }
+
+#[cfg(test)]
+mod tests;

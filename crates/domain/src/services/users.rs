@@ -239,3 +239,6 @@ impl UserService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! Users on the wire (§2.1): the `User` representation, registration and update bodies, and
+//! the `GET /v1/users` query string with its cursor.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use orderly_domain::services::UserChanges;
+use orderly_domain::user::{Email, Password, Role, User, UserCursor, UserId, UserName, UserQuery, UserSort};
+use orderly_domain::validation::{FieldViolation, Violations};
+
+use crate::dto::{PatchField, required, timestamp};
+use crate::extract::{QueryDto, RequestBody};
+use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::problem::FieldError;
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Role)]
+pub enum RoleDto {
+    Customer,
+    Admin,
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Customer => Self::Customer,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A user. Never carries the password or its hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User, example = json!({
+    "id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e5f",
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "role": "customer",
+    "active": true,
+    "created_at": "2026-11-23T18:04:05.123Z",
+    "updated_at": "2026-11-23T18:04:05.123Z"
+}))]
+pub struct UserResponse {
+    /// UUIDv7: ids sort by creation time.
+    pub id: Uuid,
+    /// Trimmed and lower-cased.
+    #[schema(format = Email)]
+    pub email: String,
+    pub name: String,
+    pub role: RoleDto,
+    /// A deactivated user cannot log in or refresh.
+    pub active: bool,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserResponse {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            name: user.name.as_str().to_owned(),
+            role: user.role.into(),
+            active: user.active,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/users`: self-service registration; the new user is always a customer.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple", "name": "Ada Lovelace"}))]
+pub struct RegisterUserRequest {
+    /// Trimmed and lower-cased; must not be registered yet.
+    #[schema(value_type = String, required = true, format = Email, max_length = 254)]
+    email: Option<String>,
+    /// 12–128 characters.
+    #[schema(value_type = String, required = true, format = Password, min_length = 12, max_length = 128)]
+    password: Option<String>,
+    /// Display name, 1–200 characters after trimming, no control characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
+    name: Option<String>,
+}
+
+/// What registration hands the domain.
+#[derive(Debug)]
+pub struct Registration {
+    pub email: Email,
+    pub name: UserName,
+    pub password: Password,
+}
+
+impl RequestBody for RegisterUserRequest {
+    type Domain = Registration;
+
+    fn try_into_domain(self) -> Result<Registration, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let email = violations.check(self.email.ok_or_else(|| required(Email::FIELD)).and_then(|e| Email::parse(&e)));
+        let password = violations
+            .check(self.password.ok_or_else(|| required("password")).and_then(|p| Password::parse(&p, "password")));
+        let name =
+            violations.check(self.name.ok_or_else(|| required(UserName::FIELD)).and_then(|n| UserName::parse(&n)));
+        match (email, name, password) {
+            (Some(email), Some(name), Some(password)) if violations.is_empty() => {
+                Ok(Registration { email, name, password })
+            }
+            _ => Err(violations.into_vec()),
+        }
+    }
+}
+
+/// `PATCH /v1/users/{id}`, a merge patch: fields left out stay as they are. Users may change
+/// `name` and `password` (with `current_password`); admins also `role` and `active`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ada King", "password": "a much longer new passphrase", "current_password": "correct horse battery staple"}))]
+pub struct UpdateUserRequest {
+    /// New display name, 1–200 characters.
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    name: PatchField<String>,
+    /// New password, 12–128 characters. Requires `current_password` when changing your own.
+    /// Revokes every session of the user.
+    #[serde(default)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
+    password: PatchField<String>,
+    /// The password being replaced; only accepted together with `password`.
+    #[serde(default)]
+    #[schema(value_type = String, format = Password)]
+    current_password: PatchField<String>,
+    /// Admins only.
+    #[serde(default)]
+    #[schema(value_type = RoleDto)]
+    role: PatchField<String>,
+    /// Admins only. Deactivating revokes every session of the user.
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    active: PatchField<bool>,
+}
+
+impl RequestBody for UpdateUserRequest {
+    type Domain = UserChanges;
+
+    fn try_into_domain(self) -> Result<UserChanges, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let name = violations.check(self.name.into_option(UserName::FIELD)).flatten();
+        let name = name.and_then(|name| violations.check(UserName::parse(&name)));
+        let password = violations.check(self.password.into_option("password")).flatten();
+        let password = password.and_then(|password| violations.check(Password::parse(&password, "password")));
+        let current_password = violations.check(self.current_password.into_option("current_password")).flatten();
+        let role = violations.check(self.role.into_option("role")).flatten();
+        let role = role.and_then(|role| violations.check(role.parse::<Role>()));
+        let active = violations.check(self.active.into_option("active")).flatten();
+        if violations.is_empty() {
+            Ok(UserChanges { name, password, current_password, role, active })
+        } else {
+            Err(violations.into_vec())
+        }
+    }
+}
+
+/// Sort orders of `GET /v1/users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = UserSort)]
+pub enum UserSortDto {
+    /// Oldest first (the default).
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    /// Newest first.
+    #[serde(rename = "-created_at")]
+    CreatedAtDescending,
+}
+
+/// The collection's name in cursors.
+const USERS: &str = "users";
+
+fn sort_name(sort: UserSort) -> &'static str {
+    match sort {
+        UserSort::CreatedAtAscending => "created_at",
+        UserSort::CreatedAtDescending => "-created_at",
+    }
+}
+
+/// `GET /v1/users` filters and sort (pagination: `crate::pagination::PageParams`).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersParams {
+    /// Only users with this role.
+    #[param(value_type = Option<RoleDto>)]
+    role: Option<String>,
+    /// Only active (`true`) or only deactivated (`false`) users.
+    #[param(value_type = Option<bool>)]
+    active: Option<String>,
+    /// Order of the collection; a cursor is only valid with the sort it was issued for.
+    #[param(value_type = Option<UserSortDto>)]
+    sort: Option<String>,
+    #[param(ignore)]
+    limit: Option<String>,
+    #[param(ignore)]
+    cursor: Option<String>,
+}
+
+impl QueryDto for ListUsersParams {
+    type Domain = UserQuery;
+
+    fn try_into_domain(self, cursors: &CursorCodec) -> Result<UserQuery, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let role = match self.role.as_deref().map(str::parse::<Role>).transpose() {
+            Ok(role) => role,
+            Err(violation) => {
+                errors.push(FieldError::from_parameter_violation(violation));
+                None
+            }
+        };
+        let active = match self.active.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                errors.push(FieldError::parameter("active", "invalid_value", "must be true or false"));
+                None
+            }
+        };
+        let sort = match self.sort.as_deref() {
+            None | Some("created_at") => Some(UserSort::CreatedAtAscending),
+            Some("-created_at") => Some(UserSort::CreatedAtDescending),
+            Some(_) => {
+                errors.push(FieldError::parameter("sort", "invalid_value", "must be one of: created_at, -created_at"));
+                None
+            }
+        };
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        // A cursor can only be checked against a known sort.
+        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
+            (Some(sort), Some(raw)) => {
+                let scope = CursorScope { collection: USERS, sort: sort_name(sort) };
+                cursors.decode(scope, raw).and_then(user_cursor).map_err(|error| errors.push(error)).ok()
+            }
+            _ => None,
+        };
+        match (sort, limit) {
+            (Some(sort), Some(limit)) if errors.is_empty() => Ok(UserQuery { role, active, sort, after, limit }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn user_cursor(position: CursorPosition) -> Result<UserCursor, FieldError> {
+    let created_at = position
+        .key
+        .parse::<i64>()
+        .ok()
+        .and_then(|micros| Utc.timestamp_micros(micros).single())
+        .ok_or_else(|| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))?;
+    Ok(UserCursor { created_at, id: UserId::from_uuid(position.id) })
+}
+
+/// The cursor of the page after `last`, in `sort` order.
+pub fn next_cursor(cursors: &CursorCodec, sort: UserSort, last: UserCursor) -> String {
+    let position = CursorPosition { key: last.created_at.timestamp_micros().to_string(), id: last.id.as_uuid() };
+    cursors.encode(CursorScope { collection: USERS, sort: sort_name(sort) }, &position)
+}

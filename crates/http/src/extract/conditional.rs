@@ -1,0 +1,185 @@
+//! Conditional requests (§1.3, RFC 9110 §13): the strong [`ETag`] of a versioned resource, and
+//! the `If-Match` / `If-None-Match` request headers.
+//!
+//! A resource's ETag is its version in quotes (`"3"`): the version changes whenever the
+//! representation does. `If-None-Match` uses the weak comparison (a `W/` prefix is ignored),
+//! `If-Match` the strong one, so a weak tag there never matches. A header that is not valid
+//! entity-tag syntax is a 400 `invalid_parameter` naming the header.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{FromRequest, HttpRequest};
+
+use crate::problem::{ApiError, FieldError};
+
+/// The strong entity tag of a versioned representation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ETag(String);
+
+impl ETag {
+    pub fn for_version(version: i64) -> Self {
+        Self(format!("\"{version}\""))
+    }
+
+    pub fn header_value(&self) -> HeaderValue {
+        // Digits and quotes are always a valid header value.
+        HeaderValue::from_str(&self.0).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+    }
+
+    fn opaque(&self) -> &str {
+        self.0.trim_matches('"')
+    }
+}
+
+/// One parsed entity tag from a request header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntityTag {
+    weak: bool,
+    opaque: String,
+}
+
+/// A parsed `If-Match` or `If-None-Match` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Condition {
+    Any,
+    Tags(Vec<EntityTag>),
+}
+
+fn parse_condition(name: &HeaderName, req: &HttpRequest) -> Result<Option<Condition>, ApiError> {
+    let values: Vec<&HeaderValue> = req.headers().get_all(name).collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        let parameter = if *name == header::IF_MATCH { "If-Match" } else { "If-None-Match" };
+        ApiError::invalid_parameters(vec![FieldError::parameter(
+            parameter,
+            "invalid_format",
+            "must be * or a list of entity tags such as \"3\"",
+        )])
+    };
+    let mut tags = Vec::new();
+    for value in values {
+        let text = value.to_str().map_err(|_| invalid())?;
+        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            if item == "*" {
+                return Ok(Some(Condition::Any));
+            }
+            let (weak, quoted) = match item.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, item),
+            };
+            let opaque = quoted
+                .strip_prefix('"')
+                .and_then(|rest| rest.strip_suffix('"'))
+                .filter(|opaque| !opaque.contains('"'))
+                .ok_or_else(invalid)?;
+            tags.push(EntityTag { weak, opaque: opaque.to_owned() });
+        }
+    }
+    if tags.is_empty() { Err(invalid()) } else { Ok(Some(Condition::Tags(tags))) }
+}
+
+/// `If-None-Match`: answer 304 when the current ETag matches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IfNoneMatch(Option<Condition>);
+
+impl IfNoneMatch {
+    /// Whether a GET of a representation with `current` should be answered 304.
+    pub fn matches(&self, current: &ETag) -> bool {
+        match &self.0 {
+            None => false,
+            Some(Condition::Any) => true,
+            Some(Condition::Tags(tags)) => tags.iter().any(|tag| tag.opaque == current.opaque()),
+        }
+    }
+}
+
+impl FromRequest for IfNoneMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_condition(&header::IF_NONE_MATCH, req).map(IfNoneMatch))
+    }
+}
+
+/// `If-Match`: change the resource only if it is still at the version the client read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IfMatch(Option<Condition>);
+
+impl IfMatch {
+    /// A version no resource ever has: a tag that cannot be ours then fails the precondition.
+    const NEVER: i64 = -1;
+
+    /// Whether the header was sent at all.
+    pub fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The version to pass to the domain as the expected one: `None` when there is no
+    /// precondition (header absent, or `*`). A weak tag or one that is not a version of ours
+    /// can never match, and turns into a version no resource has. Of several tags the first
+    /// strong one is used.
+    pub fn expected_version(&self) -> Option<i64> {
+        match &self.0 {
+            None | Some(Condition::Any) => None,
+            Some(Condition::Tags(tags)) => Some(
+                tags.iter()
+                    .filter(|tag| !tag.weak)
+                    .find_map(|tag| tag.opaque.parse::<i64>().ok())
+                    .unwrap_or(Self::NEVER),
+            ),
+        }
+    }
+}
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_condition(&header::IF_MATCH, req).map(IfMatch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn if_match(value: &str) -> Result<IfMatch, ApiError> {
+        let req = TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request();
+        parse_condition(&header::IF_MATCH, &req).map(IfMatch)
+    }
+
+    fn if_none_match(value: &str) -> IfNoneMatch {
+        let req = TestRequest::default().insert_header((header::IF_NONE_MATCH, value)).to_http_request();
+        IfNoneMatch(parse_condition(&header::IF_NONE_MATCH, &req).unwrap())
+    }
+
+    #[test]
+    fn if_match_gives_the_expected_version() {
+        assert_eq!(if_match("\"3\"").unwrap().expected_version(), Some(3));
+        assert_eq!(if_match("*").unwrap().expected_version(), None);
+        assert_eq!(if_match("W/\"3\"").unwrap().expected_version(), Some(IfMatch::NEVER));
+        assert_eq!(if_match("\"abc\"").unwrap().expected_version(), Some(IfMatch::NEVER));
+        assert_eq!(if_match("\"abc\", \"7\"").unwrap().expected_version(), Some(7));
+        assert_eq!(IfMatch::default().expected_version(), None);
+        assert!(if_match("3").is_err());
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison() {
+        let current = ETag::for_version(3);
+        assert!(if_none_match("\"3\"").matches(&current));
+        assert!(if_none_match("W/\"3\"").matches(&current));
+        assert!(if_none_match("\"1\", \"3\"").matches(&current));
+        assert!(if_none_match("*").matches(&current));
+        assert!(!if_none_match("\"4\"").matches(&current));
+        assert!(!IfNoneMatch::default().matches(&current));
+    }
+}

@@ -1,0 +1,35 @@
+//! Path parameters. actix's own `web::Path` answers a bad value with plain text; these answer
+//! 400 `invalid_parameter` naming the parameter (§1.1).
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use uuid::Uuid;
+
+use crate::problem::{ApiError, FieldError};
+
+/// The `{id}` segment of a resource path, a UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathId(pub Uuid);
+
+impl PathId {
+    /// The name the route template gives the segment.
+    pub const PARAMETER: &'static str = "id";
+}
+
+impl FromRequest for PathId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
+        ready(raw.parse::<Uuid>().map(PathId).map_err(|_| {
+            ApiError::invalid_parameters(vec![FieldError::parameter(
+                Self::PARAMETER,
+                "invalid_format",
+                "must be a UUID",
+            )])
+        }))
+    }
+}

@@ -1,0 +1,315 @@
+//! The OpenAPI 3.1 document (§3) and where it is served (`/openapi.json`, Swagger UI at
+//! `/docs`, vendored into the binary: no CDN).
+//!
+//! The document is assembled in three steps, so that it cannot drift from the router:
+//! 1. [`ApiDoc`] — info, licence, servers, tags and the shared schemas;
+//! 2. the routes — `crate::routes::register` adds every operation from its `#[utoipa::path]`,
+//!    which lists the statuses specific to that operation;
+//! 3. [`finish`] — adds the statuses the *machinery* can return on an operation, derived from
+//!    what the operation has: every one may fail with 500 and (except liveness) 503; one with
+//!    a body also 400 `malformed_json`, 413, 415 and 422; one with parameters 400
+//!    `invalid_parameter`; one with a security requirement 401. It also documents the
+//!    `X-Request-Id` header on every request and response, the bearer scheme, and `security: []`
+//!    on operations anyone may call.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ArrayItems, Components, Object, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Header, HeaderBuilder, Ref, RefOr, Required};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::problem::{FieldError, PROBLEM_JSON, ProblemCode, ProblemDetails};
+
+/// Where the document is served.
+pub const OPENAPI_JSON_PATH: &str = "/openapi.json";
+/// Where Swagger UI is served.
+pub const DOCS_PATH: &str = "/docs";
+/// Routes that are served but are not API operations (so not in the document); the fallback
+/// needs them for its method table. `{tail:.*}` matches the rest of the path.
+pub const UNDOCUMENTED_ROUTES: [(&str, &[&str]); 3] =
+    [(OPENAPI_JSON_PATH, &["GET"]), (DOCS_PATH, &["GET"]), ("/docs/{tail:.*}", &["GET"])];
+
+/// The bearer security scheme's name, as operations reference it.
+pub const BEARER_AUTH: &str = "bearer_auth";
+
+const X_REQUEST_ID: &str = "X-Request-Id";
+/// Operations that never touch the store, so cannot answer 503.
+const WITHOUT_STORE: [&str; 1] = ["getHealth"];
+
+/// The static part of the document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orderly API",
+        description = "Order management: a product catalogue with stock, customers who place orders that \
+                       reserve stock, and invoices issued when an order is confirmed.\n\n\
+                       Every error is an RFC 9457 problem (`application/problem+json`) whose `code` is stable; \
+                       every response carries `X-Request-Id`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    servers((url = "/", description = "This server")),
+    tags(
+        (name = "users", description = "Accounts: registration, profiles, roles"),
+        (name = "auth", description = "Sessions: access and refresh tokens"),
+        (name = "operations", description = "Liveness and readiness probes"),
+    ),
+    components(schemas(ProblemDetails, FieldError, ProblemCode, crate::dto::users::UserSortDto)),
+)]
+pub struct ApiDoc;
+
+impl ApiDoc {
+    /// The static part, with the version of this build.
+    pub fn base() -> utoipa::openapi::OpenApi {
+        let mut api = Self::openapi();
+        api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        api
+    }
+}
+
+/// The responses the machinery adds, by component name: (name, status, description, headers).
+struct MachineryResponse {
+    name: &'static str,
+    status: &'static str,
+    description: &'static str,
+    header: Option<(&'static str, &'static str)>,
+}
+
+const MALFORMED_JSON: MachineryResponse = MachineryResponse {
+    name: "MalformedJson",
+    status: "400",
+    description: "`malformed_json`: the body is not JSON, not UTF-8, or nested deeper than 32 levels",
+    header: None,
+};
+const BAD_REQUEST: MachineryResponse = MachineryResponse {
+    name: "BadRequest",
+    status: "400",
+    description: "`malformed_json`: the body is not JSON, not UTF-8, or nested deeper than 32 levels; or \
+                  `invalid_parameter`: a query, path or header parameter is invalid (`errors[].parameter`)",
+    header: None,
+};
+const INVALID_PARAMETER: MachineryResponse = MachineryResponse {
+    name: "InvalidParameter",
+    status: "400",
+    description: "`invalid_parameter`: a query, path or header parameter is invalid or unknown; `errors[].parameter` \
+                  names each",
+    header: None,
+};
+const UNAUTHENTICATED: MachineryResponse = MachineryResponse {
+    name: "Unauthenticated",
+    status: "401",
+    description: "`unauthenticated`: no bearer token, or one that is malformed, expired or wrongly signed",
+    header: Some(("WWW-Authenticate", "`Bearer`, or `Bearer error=\"invalid_token\"` when a token was sent")),
+};
+const PAYLOAD_TOO_LARGE: MachineryResponse = MachineryResponse {
+    name: "PayloadTooLarge",
+    status: "413",
+    description: "`payload_too_large`: the body is over 64 KiB",
+    header: None,
+};
+const UNSUPPORTED_MEDIA_TYPE: MachineryResponse = MachineryResponse {
+    name: "UnsupportedMediaType",
+    status: "415",
+    description: "`unsupported_media_type`: the body is not sent as `application/json` (PATCH: also \
+                  `application/merge-patch+json`)",
+    header: None,
+};
+const VALIDATION_FAILED: MachineryResponse = MachineryResponse {
+    name: "ValidationFailed",
+    status: "422",
+    description: "`validation_failed`: the body breaks the schema or a field rule; `errors` lists every fault \
+                  with a JSON Pointer",
+    header: None,
+};
+const INTERNAL_ERROR: MachineryResponse = MachineryResponse {
+    name: "InternalError",
+    status: "500",
+    description: "`internal_error`: something unexpected failed; it is logged under the request id",
+    header: None,
+};
+const SERVICE_UNAVAILABLE: MachineryResponse = MachineryResponse {
+    name: "ServiceUnavailable",
+    status: "503",
+    description: "`service_unavailable`: the database cannot be reached; retry after `Retry-After` seconds",
+    header: Some(("Retry-After", "Seconds to wait before retrying")),
+};
+
+const ALL_MACHINERY: [&MachineryResponse; 9] = [
+    &MALFORMED_JSON,
+    &BAD_REQUEST,
+    &INVALID_PARAMETER,
+    &UNAUTHENTICATED,
+    &PAYLOAD_TOO_LARGE,
+    &UNSUPPORTED_MEDIA_TYPE,
+    &VALIDATION_FAILED,
+    &INTERNAL_ERROR,
+    &SERVICE_UNAVAILABLE,
+];
+
+/// Completes the document assembled from the routes (step 3 above).
+pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER_AUTH,
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    components.headers.insert(
+        X_REQUEST_ID.to_owned(),
+        RefOr::T(string_header(
+            "The request's id: the client's own if it sent a valid one (1–128 characters of `A-Za-z0-9._-`), \
+             otherwise a new UUIDv7. Quote it when reporting a problem.",
+        )),
+    );
+    for machinery in ALL_MACHINERY {
+        components.responses.insert(machinery.name.to_owned(), RefOr::T(problem_response(machinery)));
+    }
+
+    reference_inlined_components(components);
+
+    for item in api.paths.paths.values_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            complete_operation(operation);
+        }
+    }
+    api
+}
+
+fn complete_operation(operation: &mut Operation) {
+    let has_body = operation.request_body.is_some();
+    let has_parameters = operation.parameters.iter().flatten().any(|parameter| match parameter {
+        RefOr::T(parameter) => parameter.parameter_in != ParameterIn::Header || parameter.name.starts_with("If-"),
+        RefOr::Ref(_) => true,
+    });
+    let secured = operation.security.as_ref().is_some_and(|security| !security.is_empty());
+    let touches_store = !operation.operation_id.as_deref().is_some_and(|id| WITHOUT_STORE.contains(&id));
+
+    let mut machinery: Vec<&MachineryResponse> = Vec::new();
+    match (has_body, has_parameters) {
+        (true, true) => machinery.push(&BAD_REQUEST),
+        (true, false) => machinery.push(&MALFORMED_JSON),
+        (false, true) => machinery.push(&INVALID_PARAMETER),
+        (false, false) => {}
+    }
+    if secured {
+        machinery.push(&UNAUTHENTICATED);
+    }
+    if has_body {
+        machinery.extend([&PAYLOAD_TOO_LARGE, &UNSUPPORTED_MEDIA_TYPE, &VALIDATION_FAILED]);
+    }
+    machinery.push(&INTERNAL_ERROR);
+    if touches_store {
+        machinery.push(&SERVICE_UNAVAILABLE);
+    }
+
+    let responses = &mut operation.responses.responses;
+    for response in responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
+        }
+    }
+    for machinery in machinery {
+        responses
+            .entry(machinery.status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(machinery.name)));
+    }
+    if let Some(RefOr::T(body)) = &mut operation.request_body {
+        require_body(body);
+    }
+    // Say so explicitly when an operation needs no token (`security: []`).
+    operation.security.get_or_insert_with(Vec::new);
+    operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(request_id_parameter()));
+}
+
+/// utoipa inlines the type argument of a generic schema (`PageEnvelope<UserResponse>` gets a
+/// copy of `User`); point such copies at the named component instead, so clients generate one
+/// type per schema.
+fn reference_inlined_components(components: &mut Components) {
+    let named: Vec<(String, Schema)> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| match schema {
+            RefOr::T(schema) => Some((name.clone(), schema.clone())),
+            RefOr::Ref(_) => None,
+        })
+        .collect();
+    for (owner, schema) in components.schemas.iter_mut() {
+        if let RefOr::T(schema) = schema {
+            replace_copies(schema, &named, owner);
+        }
+    }
+}
+
+fn replace_copies(schema: &mut Schema, named: &[(String, Schema)], owner: &str) {
+    let children: Vec<&mut RefOr<Schema>> = match schema {
+        Schema::Object(object) => object.properties.values_mut().collect(),
+        Schema::Array(array) => match &mut array.items {
+            ArrayItems::RefOrSchema(items) => vec![items.as_mut()],
+            ArrayItems::False => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    for child in children {
+        let RefOr::T(inner) = child else { continue };
+        match named.iter().find(|(name, candidate)| name != owner && candidate == inner) {
+            Some((name, _)) => *child = RefOr::Ref(Ref::from_schema_name(name.clone())),
+            None => replace_copies(inner, named, owner),
+        }
+    }
+}
+
+/// Request bodies of this API are always required.
+fn require_body(body: &mut RequestBody) {
+    body.required = Some(Required::True);
+}
+
+fn request_id_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name(X_REQUEST_ID)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Your id for this request (1–128 characters of `A-Za-z0-9._-`); echoed back, and replaced by a \
+             generated one when invalid or absent.",
+        ))
+        .schema(Some(Object::with_type(Type::String)))
+        .build()
+}
+
+fn problem_response(machinery: &MachineryResponse) -> Response {
+    let mut response = ResponseBuilder::new()
+        .description(machinery.description)
+        .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("ProblemDetails"))))
+        .build();
+    response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
+    if let Some((name, description)) = machinery.header {
+        response.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
+    }
+    response
+}
+
+fn string_header(description: &str) -> Header {
+    HeaderBuilder::new().schema(Some(Object::with_type(Type::String))).description(Some(description)).build()
+}
+
+fn header_ref(name: &str) -> Ref {
+    Ref::new(format!("#/components/headers/{name}"))
+}
+
+/// Serves the document and Swagger UI.
+pub fn serve(config: &mut web::ServiceConfig, api: utoipa::openapi::OpenApi) {
+    let ui_config = Config::new([OPENAPI_JSON_PATH]).validator_url("none");
+    config
+        .service(SwaggerUi::new(format!("{DOCS_PATH}/{{_:.*}}")).url(OPENAPI_JSON_PATH, api).config(ui_config))
+        .route(DOCS_PATH, web::get().to(redirect_to_docs));
+}
+
+/// `/docs` → `/docs/`, where Swagger UI's relative asset paths resolve.
+async fn redirect_to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, format!("{DOCS_PATH}/"))).finish()
+}

@@ -1,0 +1,625 @@
+//! Every failure, one shape: RFC 9457 problem details (§1.1).
+//!
+//! Owns the closed list of problem codes, [`ApiError`] (what a handler, extractor or the
+//! fallback returns when something fails), the **one** mapping from each domain error enum to
+//! an `ApiError`, and the rendering of an `ApiError` into an `application/problem+json`
+//! response.
+//!
+//! Rendering needs two facts only the request knows — its path (`instance`) and its request id —
+//! so `ResponseError::error_response` renders a context-free draft and attaches the error to
+//! the response; [`crate::middleware::problem_responses`] re-renders it with the request's
+//! context, sets `Cache-Control: no-store`, and logs server faults with their cause chain.
+//! Nothing internal (cause text, type names, SQL) is ever put in a body: causes are kept in
+//! `ApiError::cause` for the log only.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use orderly_domain::StoreError;
+use orderly_domain::ports::{NotReady, TokenRejected};
+use orderly_domain::services::{
+    GetUserError, ListUsersError, LoginError, RefreshError, RegisterError, UpdateUserError,
+};
+use orderly_domain::validation::FieldViolation;
+
+/// The media type of every error response.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
+/// status, title and `type` URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    MalformedJson,
+    InvalidParameter,
+    Unauthenticated,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    EmailTaken,
+    SkuTaken,
+    InsufficientStock,
+    InvalidTransition,
+    StockBelowReserved,
+    IdempotencyInProgress,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    IdempotencyKeyReused,
+    PreconditionRequired,
+    RateLimited,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ProblemCode {
+    /// Every code, in the order of the contract's table.
+    pub const ALL: [ProblemCode; 22] = [
+        Self::MalformedJson,
+        Self::InvalidParameter,
+        Self::Unauthenticated,
+        Self::InvalidCredentials,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::EmailTaken,
+        Self::SkuTaken,
+        Self::InsufficientStock,
+        Self::InvalidTransition,
+        Self::StockBelowReserved,
+        Self::IdempotencyInProgress,
+        Self::PreconditionFailed,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::ValidationFailed,
+        Self::IdempotencyKeyReused,
+        Self::PreconditionRequired,
+        Self::RateLimited,
+        Self::InternalError,
+        Self::ServiceUnavailable,
+    ];
+
+    /// The stable machine-readable key, as it appears in `code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::EmailTaken => "email_taken",
+            Self::SkuTaken => "sku_taken",
+            Self::InsufficientStock => "insufficient_stock",
+            Self::InvalidTransition => "invalid_transition",
+            Self::StockBelowReserved => "stock_below_reserved",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ValidationFailed => "validation_failed",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::PreconditionRequired => "precondition_required",
+            Self::RateLimited => "rate_limited",
+            Self::InternalError => "internal_error",
+            Self::ServiceUnavailable => "service_unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson | Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::EmailTaken
+            | Self::SkuTaken
+            | Self::InsufficientStock
+            | Self::InvalidTransition
+            | Self::StockBelowReserved
+            | Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short, human-readable summary that does not change between occurrences (RFC 9457 §3.1.4).
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "Malformed JSON",
+            Self::InvalidParameter => "Invalid parameter",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::EmailTaken => "Email taken",
+            Self::SkuTaken => "SKU taken",
+            Self::InsufficientStock => "Insufficient stock",
+            Self::InvalidTransition => "Invalid transition",
+            Self::StockBelowReserved => "Stock below reserved",
+            Self::IdempotencyInProgress => "Idempotency key in progress",
+            Self::PreconditionFailed => "Precondition failed",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::ValidationFailed => "Validation failed",
+            Self::IdempotencyKeyReused => "Idempotency key reused",
+            Self::PreconditionRequired => "Precondition required",
+            Self::RateLimited => "Rate limited",
+            Self::InternalError => "Internal error",
+            Self::ServiceUnavailable => "Service unavailable",
+        }
+    }
+
+    /// The `type` URI: the configured base plus the code in kebab-case, unique per code.
+    pub fn type_uri(self, base: &str) -> String {
+        format!("{base}{}", self.as_str().replace('_', "-"))
+    }
+
+    /// The code a bare status maps to, for failures the framework produced without an
+    /// `ApiError` (e.g. an embedded service answering 404). `None` for statuses no code has.
+    pub fn for_status(status: StatusCode) -> Option<Self> {
+        Some(match status {
+            StatusCode::BAD_REQUEST => Self::InvalidParameter,
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PRECONDITION_FAILED => Self::PreconditionFailed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => Self::ValidationFailed,
+            StatusCode::PRECONDITION_REQUIRED => Self::PreconditionRequired,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
+            status if status.is_server_error() => Self::InternalError,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One faulty input: a body field (`pointer`, RFC 6901) or a query/path parameter
+/// (`parameter`). Exactly one of the two is present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"pointer": "/password", "code": "too_short", "message": "must be at least 12 characters"}))]
+pub struct FieldError {
+    /// JSON Pointer (RFC 6901) into the request body; `""` is the whole body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub pointer: Option<String>,
+    /// Name of the query or path parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub parameter: Option<String>,
+    /// Stable machine-readable reason, e.g. `required`, `too_short`, `unknown_field`.
+    pub code: String,
+    /// Human-readable explanation. Never echoes the submitted value.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A fault in the body at `pointer` (already an RFC 6901 pointer).
+    pub fn at_pointer(pointer: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { pointer: Some(pointer.into()), parameter: None, code: code.into(), message: message.into() }
+    }
+
+    /// A fault in the query or path parameter `name`.
+    pub fn parameter(name: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { pointer: None, parameter: Some(name.into()), code: code.into(), message: message.into() }
+    }
+
+    /// A domain violation in a request body: its path becomes a JSON Pointer.
+    pub fn from_body_violation(violation: FieldViolation) -> Self {
+        Self::at_pointer(json_pointer(&violation.path), violation.code, violation.message)
+    }
+
+    /// A domain violation in a query parameter: its first path segment names the parameter.
+    pub fn from_parameter_violation(violation: FieldViolation) -> Self {
+        let name = violation.path.first().cloned().unwrap_or_default();
+        Self::parameter(name, violation.code, violation.message)
+    }
+}
+
+/// Builds an RFC 6901 JSON Pointer from path segments, escaping `~` and `/`.
+pub fn json_pointer<S: AsRef<str>>(segments: &[S]) -> String {
+    segments.iter().fold(String::new(), |mut pointer, segment| {
+        pointer.push('/');
+        pointer.push_str(&segment.as_ref().replace('~', "~0").replace('/', "~1"));
+        pointer
+    })
+}
+
+/// The body of every error response (RFC 9457).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://orderly.example/problems/validation-failed",
+    "title": "Validation failed",
+    "status": 422,
+    "detail": "2 fields are invalid",
+    "instance": "/v1/users",
+    "code": "validation_failed",
+    "request_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e5f",
+    "errors": [
+        {"pointer": "/password", "code": "too_short", "message": "must be at least 12 characters"},
+        {"pointer": "/role", "code": "unknown_field", "message": "is not a field of this request"}
+    ]
+}))]
+pub struct ProblemDetails {
+    /// URI identifying the problem type; unique per `code`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    /// The HTTP status code, repeated for convenience.
+    pub status: u16,
+    /// Explanation specific to this occurrence.
+    pub detail: String,
+    /// The request path this problem occurred on.
+    pub instance: String,
+    pub code: ProblemCode,
+    /// The request's id, as echoed in `X-Request-Id`; quote it when reporting a problem.
+    pub request_id: String,
+    /// Present when individual fields or parameters are at fault; lists every fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Which `WWW-Authenticate` challenge a 401 carries (RFC 6750 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerChallenge {
+    /// No credentials were sent.
+    Missing,
+    /// A token was sent and refused.
+    InvalidToken,
+}
+
+impl BearerChallenge {
+    fn header_value(self) -> &'static str {
+        match self {
+            Self::Missing => "Bearer",
+            Self::InvalidToken => "Bearer error=\"invalid_token\"",
+        }
+    }
+}
+
+/// A failure on its way to becoming a problem response.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ProblemCode,
+    detail: String,
+    errors: Vec<FieldError>,
+    challenge: Option<BearerChallenge>,
+    allow: Option<String>,
+    retry_after: Option<u32>,
+    /// What really happened, for the log only; never rendered.
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            challenge: None,
+            allow: None,
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn with_cause(mut self, cause: anyhow::Error) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ProblemCode::NotFound, detail)
+    }
+
+    /// 405 with the `Allow` header listing `allowed` (already in canonical order).
+    pub fn method_not_allowed(method: &str, allowed: &[&str]) -> Self {
+        let allow = allowed.join(", ");
+        let mut error = Self::new(ProblemCode::MethodNotAllowed, format!("{method} is not allowed here; use {allow}"));
+        error.allow = Some(allow);
+        error
+    }
+
+    pub fn unauthenticated(challenge: BearerChallenge) -> Self {
+        let detail = match challenge {
+            BearerChallenge::Missing => "this operation needs a bearer access token",
+            BearerChallenge::InvalidToken => "the access token is malformed, expired or not valid for this service",
+        };
+        let mut error = Self::new(ProblemCode::Unauthenticated, detail);
+        error.challenge = Some(challenge);
+        error
+    }
+
+    /// 422 listing every faulty body field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => "1 field is invalid".to_owned(),
+            n => format!("{n} fields are invalid"),
+        };
+        Self::new(ProblemCode::ValidationFailed, detail).with_errors(errors)
+    }
+
+    /// 400 listing every faulty query or path parameter.
+    pub fn invalid_parameters(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => "1 parameter is invalid".to_owned(),
+            n => format!("{n} parameters are invalid"),
+        };
+        Self::new(ProblemCode::InvalidParameter, detail).with_errors(errors)
+    }
+
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::new(ProblemCode::MalformedJson, detail)
+    }
+
+    /// 503 with `Retry-After`: the store could not be reached.
+    pub fn unavailable(cause: anyhow::Error) -> Self {
+        let mut error =
+            Self::new(ProblemCode::ServiceUnavailable, "the service is temporarily unavailable; retry later")
+                .with_cause(cause);
+        error.retry_after = Some(RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// A bare 500; `cause` is logged, never shown.
+    pub fn internal(cause: anyhow::Error) -> Self {
+        Self::new(ProblemCode::InternalError, "an unexpected error occurred; it has been logged").with_cause(cause)
+    }
+
+    pub fn code(&self) -> ProblemCode {
+        self.code
+    }
+
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        self.cause.as_ref()
+    }
+
+    /// The problem body for this error on the request at `instance` with id `request_id`.
+    pub fn problem(&self, type_base: &str, instance: &str, request_id: &str) -> ProblemDetails {
+        ProblemDetails {
+            problem_type: self.code.type_uri(type_base),
+            title: self.code.title().to_owned(),
+            status: self.code.status().as_u16(),
+            detail: self.detail.clone(),
+            instance: instance.to_owned(),
+            code: self.code,
+            request_id: request_id.to_owned(),
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// The full response: status, problem body and the headers this error calls for.
+    pub fn render(&self, problem: &ProblemDetails) -> HttpResponse {
+        let mut response = HttpResponse::build(self.code.status());
+        response.content_type(PROBLEM_JSON).insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(challenge) = self.challenge {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge.header_value()));
+        }
+        if let Some(value) = self.allow.as_deref().and_then(|allow| HeaderValue::from_str(allow).ok()) {
+            response.insert_header((header::ALLOW, value));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        match serde_json::to_vec(problem) {
+            Ok(body) => response.body(body),
+            // Serialising plain strings and numbers cannot fail; answer bare rather than panic.
+            Err(_) => response.finish(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_ref().map(|cause| cause.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// A draft without request context; `middleware::problem_responses` replaces it.
+    fn error_response(&self) -> HttpResponse {
+        self.render(&self.problem(crate::DEFAULT_PROBLEM_TYPE_BASE, "", ""))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one mapping from each domain error enum to an ApiError.
+// ---------------------------------------------------------------------------------------------
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => Self::unavailable(cause.context("the database is unavailable")),
+            StoreError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        // The blocking pool is gone or the work panicked: nothing a client can act on.
+        Self::internal(anyhow::anyhow!("blocking task failed: {error}"))
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::EmailTaken => Self::new(ProblemCode::EmailTaken, "this email address is already registered")
+                .with_errors(vec![FieldError::at_pointer("/email", "taken", "is already registered")]),
+            RegisterError::Store(store) => store.into(),
+            RegisterError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(error: GetUserError) -> Self {
+        match error {
+            GetUserError::NotFound => Self::not_found("no such user"),
+            GetUserError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(error: ListUsersError) -> Self {
+        match error {
+            ListUsersError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may list users"),
+            ListUsersError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(error: UpdateUserError) -> Self {
+        match error {
+            UpdateUserError::NotFound => Self::not_found("no such user"),
+            UpdateUserError::Forbidden(fields) => {
+                let errors = fields
+                    .iter()
+                    .map(|field| {
+                        FieldError::at_pointer(
+                            json_pointer(&[field]),
+                            "forbidden",
+                            "your role may not change this field",
+                        )
+                    })
+                    .collect();
+                Self::new(ProblemCode::Forbidden, format!("your role may not change: {}", fields.join(", ")))
+                    .with_errors(errors)
+            }
+            UpdateUserError::Invalid(violations) => {
+                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
+            }
+            UpdateUserError::VersionMismatch => Self::new(
+                ProblemCode::PreconditionFailed,
+                "the user has changed since the ETag in If-Match was read; fetch it again",
+            ),
+            UpdateUserError::Store(store) => store.into(),
+            UpdateUserError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            // One body for unknown email, wrong password and deactivated account.
+            LoginError::InvalidCredentials => Self::new(ProblemCode::InvalidCredentials, "invalid email or password"),
+            LoginError::Store(store) => store.into(),
+            LoginError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        let invalid = || {
+            Self::unauthenticated(BearerChallenge::InvalidToken)
+                .with_detail("the refresh token is not valid; log in again")
+        };
+        match error {
+            RefreshError::InvalidToken => invalid(),
+            RefreshError::ReuseDetected { family_id } => {
+                // A security event operators must see; the client learns only "invalid".
+                tracing::warn!(%family_id, "spent refresh token presented again; its family was revoked");
+                invalid()
+            }
+            RefreshError::Store(store) => store.into(),
+            RefreshError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<TokenRejected> for ApiError {
+    fn from(_: TokenRejected) -> Self {
+        // Expired or invalid: the client is told only that the token is invalid.
+        Self::unauthenticated(BearerChallenge::InvalidToken)
+    }
+}
+
+impl From<NotReady> for ApiError {
+    fn from(error: NotReady) -> Self {
+        Self::unavailable(anyhow::Error::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_escape_tilde_and_slash() {
+        assert_eq!(json_pointer(&["a/b", "m~n", "0"]), "/a~1b/m~0n/0");
+        assert_eq!(json_pointer::<&str>(&[]), "");
+    }
+
+    #[test]
+    fn type_uris_are_unique_per_code() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ProblemCode::ALL {
+            assert!(seen.insert(code.type_uri("https://x/")), "{code}");
+        }
+        assert_eq!(ProblemCode::MalformedJson.type_uri("https://x/p/"), "https://x/p/malformed-json");
+    }
+
+    #[test]
+    fn serialised_codes_match_as_str() {
+        for code in ProblemCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `/v1/auth` (§1.6, §2.1): logging in, refreshing and logging out. Token responses are never
+//! cached. Logging in runs argon2, which is why it goes to the blocking pool like the rest.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, HttpResponseBuilder, post, web};
+
+use crate::ApiState;
+use crate::blocking;
+use crate::caching::CachePolicy;
+use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, RefreshTokenRequest, TokenPairResponse};
+use crate::extract::ValidJson;
+use crate::problem::{ApiError, ProblemDetails};
+
+/// Log in
+///
+/// Exchanges an email and password for an access token and a refresh token. Unknown email,
+/// wrong password and deactivated account all get the same `invalid_credentials` answer.
+#[utoipa::path(
+    operation_id = "createToken",
+    tag = "auth",
+    request_body(content = LoginRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenPairResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or deactivated account",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/tokens")]
+pub async fn login(state: web::Data<ApiState>, body: ValidJson<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let Credentials { email, password } = body.into_inner();
+    let sessions = state.sessions.clone();
+    let pair = blocking::run(move || sessions.login(&email, &password)).await??;
+    Ok(token_response().json(TokenPairResponse::from(pair)))
+}
+
+/// Refresh
+///
+/// Spends a refresh token for a new pair. Each refresh token works once: presenting a spent
+/// one again ends every session descended from the same login.
+#[utoipa::path(
+    operation_id = "refreshToken",
+    tag = "auth",
+    request_body(content = RefreshTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPairResponse),
+        (status = 401, description = "`unauthenticated`: the refresh token is unknown, expired, spent or revoked",
+            body = ProblemDetails, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<ApiState>,
+    body: ValidJson<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let PresentedRefreshToken(token) = body.into_inner();
+    let sessions = state.sessions.clone();
+    let pair = blocking::run(move || sessions.refresh(&token)).await??;
+    Ok(token_response().json(TokenPairResponse::from(pair)))
+}
+
+/// Log out
+///
+/// Ends the session the refresh token belongs to (its whole family). Always 204, also for a
+/// token that is unknown or already revoked.
+#[utoipa::path(
+    operation_id = "logout",
+    tag = "auth",
+    request_body(content = RefreshTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 204, description = "The session is over"),
+    )
+)]
+#[post("/auth/logout")]
+pub async fn logout(
+    state: web::Data<ApiState>,
+    body: ValidJson<RefreshTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let PresentedRefreshToken(token) = body.into_inner();
+    let sessions = state.sessions.clone();
+    blocking::run(move || sessions.logout(&token)).await??;
+    let mut response = HttpResponse::NoContent();
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.finish())
+}
+
+/// Token responses must never be stored (RFC 6749 §5.1).
+fn token_response() -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    CachePolicy::NoStore.apply(&mut response);
+    response.insert_header((header::PRAGMA, "no-cache"));
+    response
+}

@@ -1,0 +1,33 @@
+//! The routes: thin handlers that extract their inputs, make **one** service call on the
+//! blocking pool, and map the result to a response (failures map through
+//! `From<DomainError> for ApiError`).
+//!
+//! Each handler is registered with `#[get]`/`#[post]`/`#[patch]` and described with
+//! `#[utoipa::path]`, through utoipa-actix-web's `scope`/`service`: registering a route *is*
+//! documenting it, and the fallback's method table is read off the same document.
+
+use actix_web::dev::{ServiceFactory, ServiceRequest};
+use utoipa_actix_web::{UtoipaApp, scope};
+
+pub mod auth;
+pub mod health;
+pub mod users;
+
+/// Registers every documented route on `app`.
+pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.service(health::healthz).service(health::readyz).service(
+        scope::scope("/v1")
+            .service(users::register)
+            // `/users/me` before `/users/{id}`, or `me` would be taken for an id.
+            .service(users::me)
+            .service(users::list)
+            .service(users::get)
+            .service(users::update)
+            .service(auth::login)
+            .service(auth::refresh)
+            .service(auth::logout),
+    )
+}

@@ -1,0 +1,199 @@
+//! `/v1/users` (§2.1): registration, the caller's own account, the admin collection, one
+//! user, and changes to a user. Who may see or change whom is decided by `UserService`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+
+use orderly_domain::services::UserService;
+use orderly_domain::user::UserId;
+
+use crate::ApiState;
+use crate::blocking;
+use crate::caching::{self, CachePolicy};
+use crate::dto::users::{
+    self as dto, ListUsersParams, RegisterUserRequest, Registration, UpdateUserRequest, UserResponse,
+};
+use crate::extract::{Caller, ETag, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery};
+use crate::pagination::{self, CursorCodec};
+use crate::problem::{ApiError, ProblemDetails};
+
+/// Register a customer
+///
+/// Creates a customer account (self-service registration never creates an admin). The email
+/// is trimmed and lower-cased; an address already registered is refused with `email_taken`.
+#[utoipa::path(
+    operation_id = "registerUser",
+    tag = "users",
+    request_body(content = RegisterUserRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new user", body = UserResponse,
+            headers(("Location" = String, description = "Path of the new user, `/v1/users/{id}`"))),
+        (status = 409, description = "`email_taken`: the email address is already registered",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[post("/users")]
+pub async fn register(
+    state: web::Data<ApiState>,
+    body: ValidJson<RegisterUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let Registration { email, name, password } = body.into_inner();
+    let users = state.users.clone();
+    let user = blocking::run(move || users.register(email, name, password)).await??;
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("/v1/users/{}", user.id)));
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.json(UserResponse::from(&user)))
+}
+
+/// The caller
+///
+/// The account of the user the access token belongs to, with its `ETag`; honours
+/// `If-None-Match` with 304.
+#[utoipa::path(
+    operation_id = "getCurrentUser",
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a copy you hold; answered 304 when still current"),
+    ),
+    responses(
+        (status = 200, description = "The caller", body = UserResponse,
+            headers(("ETag" = String, description = "Strong entity tag of this version of the user, e.g. `\"3\"`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
+            headers(("ETag" = String, description = "The current entity tag"))),
+        (status = 404, description = "`not_found`: the token's user no longer exists",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users/me")]
+pub async fn me(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    if_none_match: IfNoneMatch,
+) -> Result<HttpResponse, ApiError> {
+    let users = state.users.clone();
+    let actor = caller.actor();
+    let user = blocking::run(move || users.me(actor)).await??;
+    Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
+}
+
+/// List users
+///
+/// Admins only. Filter by `role` and `active`, order by `created_at` (oldest first) or
+/// `-created_at`, and page with `limit` and `cursor` (or follow the `Link` header). Walking
+/// every page returns every matching user exactly once, also while users register.
+#[utoipa::path(
+    operation_id = "listUsers",
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(ListUsersParams, pagination::PageParams),
+    responses(
+        (status = 200, description = "One page of users", body = pagination::PageEnvelope<UserResponse>,
+            headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"))),
+        (status = 403, description = "`forbidden`: only admins may list users",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users")]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cursors: web::Data<CursorCodec>,
+    caller: Caller,
+    query: ValidQuery<ListUsersParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let (sort, limit) = (query.sort, query.limit);
+    let users = state.users.clone();
+    let actor = caller.actor();
+    let page = blocking::run(move || users.list(actor, &query)).await??;
+    let next_cursor = UserService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
+    let data = page.items.iter().map(UserResponse::from).collect();
+    let mut response = pagination::page_response(&req, data, limit, next_cursor);
+    CachePolicy::PrivateRevalidate.apply_to(&mut response);
+    Ok(response)
+}
+
+/// One user
+///
+/// An admin may read anyone; a customer only themselves — anyone else is `not_found`, never
+/// `forbidden`, so ids reveal nothing. Honours `If-None-Match` with 304.
+#[utoipa::path(
+    operation_id = "getUser",
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The user's id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a copy you hold; answered 304 when still current"),
+    ),
+    responses(
+        (status = 200, description = "The user", body = UserResponse,
+            headers(("ETag" = String, description = "Strong entity tag of this version of the user, e.g. `\"3\"`"))),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
+            headers(("ETag" = String, description = "The current entity tag"))),
+        (status = 404, description = "`not_found`: no such user, or not one the caller may see",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users/{id}")]
+pub async fn get(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: PathId,
+    if_none_match: IfNoneMatch,
+) -> Result<HttpResponse, ApiError> {
+    let users = state.users.clone();
+    let actor = caller.actor();
+    let user = blocking::run(move || users.get(actor, UserId::from_uuid(id.0))).await??;
+    Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
+}
+
+/// Change a user
+///
+/// A merge patch (`application/json` or `application/merge-patch+json`): fields left out stay
+/// as they are. Users may change their `name`, and their `password` by also sending
+/// `current_password`; admins may also change `role` and `active` (a customer sending them is
+/// `forbidden`). Changing the password or deactivating ends every session of the user. Send
+/// `If-Match` with the ETag you read to make the change only if nobody changed the user since.
+#[utoipa::path(
+    operation_id = "updateUser",
+    tag = "users",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The user's id"),
+        ("If-Match" = Option<String>, Header, description = "Apply the change only if the user's ETag is still this one"),
+    ),
+    request_body(content(
+        (UpdateUserRequest = "application/json"),
+        (UpdateUserRequest = "application/merge-patch+json"),
+    )),
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse,
+            headers(("ETag" = String, description = "Strong entity tag of the new version"))),
+        (status = 403, description = "`forbidden`: a customer tried to change `role` or `active`",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user, or not one the caller may change",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: the user changed since the `If-Match` ETag was read",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/users/{id}")]
+pub async fn update(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: PathId,
+    if_match: IfMatch,
+    body: ValidJson<UpdateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let users = state.users.clone();
+    let actor = caller.actor();
+    let changes = body.into_inner();
+    let expected_version = if_match.expected_version();
+    let user = blocking::run(move || users.update(actor, UserId::from_uuid(id.0), changes, expected_version)).await??;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::ETAG, ETag::for_version(user.version).header_value()));
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.json(UserResponse::from(&user)))
+}

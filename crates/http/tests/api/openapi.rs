@@ -1,0 +1,136 @@
+//! The OpenAPI document: a snapshot of the whole contract (a change shows up as a reviewed
+//! diff), checks that it is complete, and checks that it and the router agree.
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::*;
+
+fn document() -> Value {
+    serde_json::to_value(orderly_http::openapi()).unwrap()
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// `(METHOD, path, operation)` for every operation.
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                all.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_document_matches_the_snapshot() {
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!("openapi", document());
+    });
+}
+
+#[test]
+fn the_document_describes_itself() {
+    let document = document();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["license"]["identifier"], "MIT");
+    assert!(document["servers"].as_array().is_some_and(|servers| !servers.is_empty()));
+    assert_eq!(document["components"]["securitySchemes"]["bearer_auth"]["scheme"], "bearer");
+    assert_eq!(document["components"]["securitySchemes"]["bearer_auth"]["bearerFormat"], "JWT");
+}
+
+#[test]
+fn every_operation_is_fully_described() {
+    let document = document();
+    let operations = operations(&document);
+    assert_eq!(operations.len(), 10);
+    for (method, path, operation) in operations {
+        let name = format!("{method} {path}");
+        for field in ["summary", "description", "operationId"] {
+            assert!(operation[field].as_str().is_some_and(|text| !text.is_empty()), "{name}: {field}");
+        }
+        assert!(operation["tags"].as_array().is_some_and(|tags| !tags.is_empty()), "{name}: tags");
+        if let Some(body) = operation.get("requestBody") {
+            for (media_type, content) in body["content"].as_object().unwrap() {
+                let schema = resolve(&document, &content["schema"]);
+                assert!(schema.get("example").is_some(), "{name}: example for {media_type}");
+                assert_eq!(schema["additionalProperties"], false, "{name}: additionalProperties");
+            }
+        }
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(responses.contains_key("500"), "{name}: 500");
+        assert!(!responses.contains_key("429"), "{name}: rate limiting is not implemented yet");
+        for (status, response) in responses {
+            let response = resolve(&document, response);
+            assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} {status}: description");
+            assert!(response["headers"].get("X-Request-Id").is_some(), "{name} {status}: X-Request-Id");
+            if status.starts_with('4') || status.starts_with('5') {
+                let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ProblemDetails", "{name} {status}: problem schema");
+            }
+        }
+        let secured = operation["security"].as_array().is_some_and(|security| !security.is_empty());
+        let refuses_credentials = ["/v1/auth/tokens", "/v1/auth/refresh"].contains(&path.as_str());
+        assert_eq!(responses.contains_key("401"), secured || refuses_credentials, "{name}: 401");
+    }
+}
+
+#[test]
+fn every_reference_resolves() {
+    let document = document();
+    let mut references = Vec::new();
+    collect_references(&document, &mut references);
+    assert!(!references.is_empty());
+    for reference in references {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(document.pointer(pointer).is_some(), "dangling {reference}");
+    }
+}
+
+fn collect_references(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                into.push(reference.clone());
+            }
+            map.values().for_each(|child| collect_references(child, into));
+        }
+        Value::Array(items) => items.iter().for_each(|child| collect_references(child, into)),
+        _ => {}
+    }
+}
+
+fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => document.pointer(reference.strip_prefix('#').unwrap()).unwrap(),
+        None => value,
+    }
+}
+
+/// What the document lists, the router serves; what it does not list, the router refuses
+/// with 405.
+#[actix_web::test]
+async fn the_router_serves_exactly_the_documented_operations() {
+    let document = document();
+    let app = actix_web::test::init_service(orderly_http::app(Mocks::new().into_state())).await;
+    for (method, path, _) in operations(&document) {
+        let uri = path.replace("{id}", &other_id().to_string());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let reply = send_to(&app, with_method(method.clone(), &uri).to_request()).await;
+        assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_ne!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+
+        let documented = |m: &str| document["paths"][&path].get(m.to_lowercase()).is_some();
+        for other in ["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().filter(|m| !documented(m)) {
+            let reply =
+                send_to(&app, with_method(Method::from_bytes(other.as_bytes()).unwrap(), &uri).to_request()).await;
+            // `/v1/users/me` also matches `/v1/users/{id}`, which takes PATCH.
+            if !(path == "/v1/users/me" && other == "PATCH") {
+                assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{other} {path}");
+            }
+        }
+    }
+}

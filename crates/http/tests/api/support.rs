@@ -1,0 +1,248 @@
+//! Test wiring: the real `UserService` and `SessionService` over the domain's mockall mocks,
+//! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::{self, TestRequest};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use orderly_domain::auth::AccessClaims;
+use orderly_domain::ports::{
+    MockPasswordHasher, MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock,
+    TokenRejected,
+};
+use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::user::{Email, Role, User, UserId, UserName};
+use orderly_http::{ApiState, HttpSettings};
+
+pub const CUSTOMER_TOKEN: &str = "customer.token";
+pub const ADMIN_TOKEN: &str = "admin.token";
+pub const EXPIRED_TOKEN: &str = "expired.token";
+pub const PROBLEM_BASE: &str = "https://problems.test/";
+
+pub fn customer_id() -> UserId {
+    UserId::from_uuid(Uuid::parse_str("0192f5c2-0000-7000-8000-000000000001").unwrap())
+}
+
+pub fn admin_id() -> UserId {
+    UserId::from_uuid(Uuid::parse_str("0192f5c2-0000-7000-8000-0000000000ad").unwrap())
+}
+
+pub fn other_id() -> UserId {
+    UserId::from_uuid(Uuid::parse_str("0192f5c2-0000-7000-8000-000000000002").unwrap())
+}
+
+pub fn at(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros).unwrap()
+}
+
+/// A user as the repository would return it.
+pub fn user(id: UserId, role: Role, version: i64) -> User {
+    User {
+        id,
+        email: Email::parse(&format!("{}@example.com", &id.to_string()[..8])).unwrap(),
+        name: UserName::parse("Ada Lovelace").unwrap(),
+        role,
+        active: true,
+        version,
+        created_at: at(1_795_457_045_123_456),
+        updated_at: at(1_795_457_046_000_000),
+    }
+}
+
+/// The ports a test may set expectations on. Access tokens are already wired:
+/// [`CUSTOMER_TOKEN`], [`ADMIN_TOKEN`], [`EXPIRED_TOKEN`]; anything else is invalid.
+pub struct Mocks {
+    pub users: MockUserRepository,
+    pub refresh_tokens: MockRefreshTokenRepository,
+    pub hasher: MockPasswordHasher,
+    pub tokens: MockTokenService,
+    pub readiness: MockReadiness,
+}
+
+impl Mocks {
+    pub fn new() -> Self {
+        let mut tokens = MockTokenService::new();
+        tokens.expect_verify_access_token().returning(|token, _| match token {
+            CUSTOMER_TOKEN => Ok(AccessClaims { user_id: customer_id(), role: Role::Customer }),
+            ADMIN_TOKEN => Ok(AccessClaims { user_id: admin_id(), role: Role::Admin }),
+            EXPIRED_TOKEN => Err(TokenRejected::Expired),
+            _ => Err(TokenRejected::Invalid),
+        });
+        Self {
+            users: MockUserRepository::new(),
+            refresh_tokens: MockRefreshTokenRepository::new(),
+            hasher: MockPasswordHasher::new(),
+            tokens,
+            readiness: MockReadiness::new(),
+        }
+    }
+
+    pub fn into_state(self) -> ApiState {
+        let users: Arc<dyn orderly_domain::ports::UserRepository> = Arc::new(self.users);
+        let hasher: Arc<dyn orderly_domain::ports::PasswordHasher> = Arc::new(self.hasher);
+        let clock = Arc::new(SystemClock);
+        ApiState {
+            users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
+            sessions: SessionService::new(users, Arc::new(self.refresh_tokens), hasher, Arc::new(self.tokens), clock),
+            readiness: Arc::new(self.readiness),
+            settings: HttpSettings {
+                problem_type_base: PROBLEM_BASE.to_owned(),
+                cursor_key: b"test cursor key".to_vec(),
+            },
+        }
+    }
+}
+
+/// A response as a consumer sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts this is a problem with `status` and `code`, in the contract's shape, and returns it.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text());
+        assert_eq!(self.header(header::CONTENT_TYPE), Some("application/problem+json"));
+        assert_eq!(self.header(header::CACHE_CONTROL), Some("no-store"), "errors are never cached");
+        let problem = self.json();
+        assert_eq!(problem["code"], code, "{problem}");
+        assert_eq!(problem["status"], status);
+        assert_eq!(problem["type"], format!("{PROBLEM_BASE}{}", code.replace('_', "-")));
+        assert!(problem["title"].as_str().is_some_and(|title| !title.is_empty()));
+        assert!(problem["detail"].as_str().is_some_and(|detail| !detail.is_empty()));
+        let request_id = self.header("x-request-id").expect("every response carries X-Request-Id");
+        assert_eq!(problem["request_id"], request_id);
+        problem
+    }
+
+    /// `(pointer or parameter, code)` of every entry of a problem's `errors`, sorted.
+    pub fn faults(&self) -> Vec<(String, String)> {
+        let problem = self.json();
+        let mut faults: Vec<(String, String)> = problem["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|error| {
+                        let at = error.get("pointer").or_else(|| error.get("parameter")).and_then(Value::as_str);
+                        (at.unwrap_or("?").to_owned(), error["code"].as_str().unwrap_or("?").to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        faults.sort();
+        faults
+    }
+}
+
+/// Sends `request` to a fresh `app(state)` built from `mocks`.
+pub async fn send(mocks: Mocks, request: TestRequest) -> Reply {
+    let service = test::init_service(orderly_http::app(mocks.into_state())).await;
+    send_to(&service, request.to_request()).await
+}
+
+/// Sends `request` (from `TestRequest::to_request`) to an app already initialised.
+pub async fn send_to<S, R, B>(service: &S, request: R) -> Reply
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let response = test::call_service(service, request).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = test::read_body(response).await.to_vec();
+    Reply { status, headers, body }
+}
+
+pub fn get(uri: &str) -> TestRequest {
+    TestRequest::get().uri(uri)
+}
+
+pub fn with_method(method: Method, uri: &str) -> TestRequest {
+    TestRequest::default().method(method).uri(uri)
+}
+
+/// A request with a JSON body of `text` (sent verbatim).
+pub fn json_request(method: Method, uri: &str, text: impl Into<actix_web::web::Bytes>) -> TestRequest {
+    TestRequest::default()
+        .method(method)
+        .uri(uri)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .set_payload(text)
+}
+
+pub fn bearer(request: TestRequest, token: &str) -> TestRequest {
+    request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+}
+
+thread_local! {
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Captures what this test's thread logs (JSON lines, with the current span's fields).
+/// A process-wide subscriber writes into the capture of the thread that logs, if it has one:
+/// a per-thread subscriber would miss events whose interest other tests' threads cached.
+pub struct LogCapture;
+
+impl LogCapture {
+    pub fn start() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+        Self
+    }
+
+    pub fn finish(self) -> String {
+        let bytes = CAPTURED.with(|captured| captured.borrow_mut().take()).unwrap_or_default();
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.with(|captured| {
+            if let Some(buffer) = captured.borrow_mut().as_mut() {
+                buffer.extend_from_slice(bytes);
+            }
+        });
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! One connection type over both backends, and how the pool makes and checks connections.
+//!
+//! This module holds only `AnyConnection` and its pool plumbing: `#[derive(MultiConnection)]`
+//! generates `MultiBackend` and friends next to the enum, so nothing else lives here.
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+
+/// A connection to whichever database the URL named. Queries are written once against
+/// `MultiBackend`; each variant runs them in its own SQL dialect.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// How SQLite waits for a competing writer before giving up with "database is locked".
+/// Without it, concurrent writers fail at once (measured: ~1,500 errors in 8 × 200 inserts).
+pub(crate) const SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// Opens connections for the pool with the backend chosen from the URL scheme, never by
+/// `MultiConnection::establish`, which guesses and discards the real error.
+#[derive(Clone)]
+pub(crate) struct AnyConnectionManager {
+    target: ConnectTarget,
+}
+
+#[derive(Clone)]
+pub(crate) enum ConnectTarget {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl AnyConnectionManager {
+    pub(crate) fn new(target: ConnectTarget) -> Self {
+        Self { target }
+    }
+}
+
+impl ManageConnection for AnyConnectionManager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        match &self.target {
+            ConnectTarget::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(AnyConnection::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            ConnectTarget::Sqlite(path) => diesel::SqliteConnection::establish(path)
+                .map(AnyConnection::Sqlite)
+                .map_err(r2d2::Error::ConnectionError),
+        }
+    }
+
+    /// Runs on every check-out (`test_on_check_out`): after PostgreSQL restarts, the dead
+    /// connections fail this cheap query and are replaced, so the service recovers by itself.
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings. Only `journal_mode` persists in the file (set once, at
+/// start-up); everything else must be repeated on every new connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqliteConnectionSetup;
+
+impl SqliteConnectionSetup {
+    pub(crate) fn apply(conn: &mut AnyConnection) -> QueryResult<()> {
+        if let AnyConnection::Sqlite(sqlite) = conn {
+            sqlite.batch_execute(&format!(
+                // Foreign keys are off by default in SQLite builds other than the bundled one.
+                // NORMAL is durable with WAL except for the last commits on power loss.
+                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl CustomizeConnection<AnyConnection, r2d2::Error> for SqliteConnectionSetup {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        Self::apply(conn).map_err(r2d2::Error::QueryError)
+    }
+}
+
+/// Runs `work` in one transaction that intends to write.
+///
+/// On SQLite it begins with `BEGIN IMMEDIATE`, taking the write lock up front (waiting up to the
+/// busy timeout): a deferred transaction that reads first and writes later can fail with
+/// `SQLITE_BUSY` at once, since SQLite cannot upgrade a stale read snapshot. On PostgreSQL it is
+/// an ordinary `BEGIN`; correctness there comes from conditional statements and row locks.
+pub(crate) fn write_transaction<T, E, F>(conn: &mut AnyConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        AnyConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
+        AnyConnection::Postgresql(_) => <AnyConnection as Connection>::TransactionManager::begin_transaction(conn)?,
+    }
+    // The same tail as diesel's own `transaction`: the state lives in the inner connection, so
+    // the multi-connection's commit and rollback apply to either kind of begin.
+    match work(&mut *conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(work_error) => match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+            // A broken manager after a failure: the original error says more.
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(work_error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
+}

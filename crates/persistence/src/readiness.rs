@@ -1,0 +1,39 @@
+//! `Readiness` over diesel: can the database be reached, and is its schema current?
+
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+use orderly_domain::StoreError;
+use orderly_domain::ports::{NotReady, Readiness};
+
+use crate::database::{Database, pending_migrations};
+
+/// Answers `/readyz` for the pool's database.
+#[derive(Debug, Clone)]
+pub struct DieselReadiness {
+    db: Database,
+}
+
+impl DieselReadiness {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn unreachable(error: StoreError) -> NotReady {
+    match error {
+        StoreError::Unavailable(error) | StoreError::Unexpected(error) => NotReady::DatabaseUnreachable(error),
+    }
+}
+
+impl Readiness for DieselReadiness {
+    fn check(&self) -> Result<(), NotReady> {
+        let mut conn = self.db.connection().map_err(unreachable)?;
+        diesel::select(1.into_sql::<Integer>())
+            .get_result::<i32>(&mut conn)
+            .map_err(|error| NotReady::DatabaseUnreachable(anyhow::Error::new(error).context("SELECT 1 failed")))?;
+        match pending_migrations(&mut conn).map_err(unreachable)? {
+            0 => Ok(()),
+            pending => Err(NotReady::MigrationsPending { pending }),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The tables, kept by hand so one definition is valid on both backends: ids are `Text`
+//! (UUIDs in their hyphenated lower-case form), times are `Timestamp` holding UTC, JSON is
+//! `Text`. `MultiConnection` supports neither `Uuid`, `Timestamptz` nor `Jsonb`.
+//!
+//! Must match `migrations/postgres` and `migrations/sqlite`; the test suite exercises every
+//! column on both.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_token_families (id) {
+        id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        data -> Text,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_token_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> refresh_token_families (family_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, refresh_token_families, refresh_tokens, events);

@@ -1,0 +1,398 @@
+//! Test support (feature `testing`): a fresh, migrated database per test, on SQLite always and
+//! on PostgreSQL when `ORDERLY_TEST_POSTGRES_URL` names a server, plus [`backend_tests!`] to
+//! write a test once and run it on both.
+//!
+//! PostgreSQL tests need a server URL with the right to create databases, e.g.
+//! `ORDERLY_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres`. Without it they
+//! pass without running and the test binary says so once on stderr. CI sets
+//! `ORDERLY_TEST_REQUIRE_POSTGRES=1` as well, which turns a missing or unreachable server into
+//! a failure, so PostgreSQL coverage can never vanish silently.
+//!
+//! [`backend_tests!`]: crate::backend_tests
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::database::{Database, PoolOptions};
+use crate::schema::events;
+pub use crate::url::Backend;
+use crate::url::DatabaseUrl;
+
+/// The PostgreSQL server tests create their databases on (any database of it will do).
+pub const POSTGRES_URL_VAR: &str = "ORDERLY_TEST_POSTGRES_URL";
+/// Set to `1` to make PostgreSQL tests fail, rather than skip, when the server is missing.
+pub const REQUIRE_POSTGRES_VAR: &str = "ORDERLY_TEST_REQUIRE_POSTGRES";
+
+/// Enough connections for the concurrency tests (8 racing threads) to each hold one.
+const TEST_POOL: PoolOptions = PoolOptions { max_size: 8, acquire_timeout: Duration::from_secs(30) };
+
+/// A database that exists for one test: created empty, migrated, and removed on drop (the
+/// SQLite file with its temporary directory; the PostgreSQL database with `DROP DATABASE ...
+/// WITH (FORCE)`).
+pub struct TestDatabase {
+    /// `None` only while dropping: the pool must close before the database goes.
+    database: Option<Database>,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Deleting the directory deletes the file and its WAL companions.
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+impl TestDatabase {
+    /// A migrated SQLite database in a fresh temporary directory. Panics if that fails.
+    pub fn sqlite() -> TestDatabase {
+        Self::create_sqlite(true)
+    }
+
+    /// A migrated database of its own on the PostgreSQL server named by
+    /// `ORDERLY_TEST_POSTGRES_URL`, or `None` when that is unset (see the module docs).
+    /// Panics if the variable is set but the server cannot be used, or if it is unset and
+    /// `ORDERLY_TEST_REQUIRE_POSTGRES=1`.
+    pub fn postgres() -> Option<TestDatabase> {
+        Self::create_postgres(true)
+    }
+
+    /// The database for `backend`; `None` only for PostgreSQL when it is not configured.
+    pub fn for_backend(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => Some(Self::create_sqlite(true)),
+            Backend::Postgres => Self::create_postgres(true),
+        }
+    }
+
+    /// Like [`for_backend`](Self::for_backend), but empty: no migration has run. For testing
+    /// migrations, readiness and the `migrate` command.
+    pub fn unmigrated(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => Some(Self::create_sqlite(false)),
+            Backend::Postgres => Self::create_postgres(false),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        match &self.database {
+            Some(database) => database,
+            None => unreachable!("the database is only taken while dropping"),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.cleanup {
+            Cleanup::Sqlite { .. } => Backend::Sqlite,
+            Cleanup::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// A URL for this database (`sqlite://PATH` or `postgres://.../orderly_test_...`), e.g. for
+    /// `ORDERLY_DATABASE_URL` when a test launches the real binary.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Every row of the event outbox, oldest id first.
+    pub fn recorded_events(&self) -> Vec<RecordedEvent> {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        let rows = events::table
+            .order(events::id.asc())
+            .select((
+                events::id,
+                events::event_type,
+                events::subject_type,
+                events::subject_id,
+                events::data,
+                events::occurred_at,
+            ))
+            .load::<(String, String, String, String, String, chrono::NaiveDateTime)>(&mut conn)
+            .unwrap_or_else(|error| panic!("cannot read the events table: {error}"));
+        rows.into_iter()
+            .map(|(id, event_type, subject_type, subject_id, data, occurred_at)| RecordedEvent {
+                id,
+                event_type,
+                subject_type,
+                subject_id,
+                data: serde_json::from_str(&data).unwrap_or_else(|error| panic!("event data is not JSON: {error}")),
+                occurred_at: occurred_at.and_utc(),
+            })
+            .collect()
+    }
+
+    /// PostgreSQL only: closes every open connection to this database and refuses new ones
+    /// until [`end_outage`](Self::end_outage), as if the server had gone away.
+    pub fn begin_outage(&self) {
+        let name = self.postgres_name("begin_outage");
+        self.admin_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"));
+        self.terminate_connections();
+    }
+
+    /// PostgreSQL only: accepts connections again after [`begin_outage`](Self::begin_outage).
+    pub fn end_outage(&self) {
+        let name = self.postgres_name("end_outage");
+        self.admin_execute(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"));
+    }
+
+    /// PostgreSQL only: kills every open connection to this database (as a server restart
+    /// would); new ones are still accepted.
+    pub fn terminate_connections(&self) {
+        let name = self.postgres_name("terminate_connections");
+        self.admin_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ));
+    }
+
+    fn postgres_name(&self, what: &str) -> &str {
+        match &self.cleanup {
+            Cleanup::Postgres { name, .. } => name,
+            Cleanup::Sqlite { .. } => panic!("TestDatabase::{what} needs PostgreSQL"),
+        }
+    }
+
+    fn admin_execute(&self, sql: &str) {
+        let Cleanup::Postgres { admin_url, .. } = &self.cleanup else { panic!("needs PostgreSQL") };
+        let mut admin = PgConnection::establish(admin_url)
+            .unwrap_or_else(|error| panic!("cannot reach the PostgreSQL server: {error}"));
+        diesel::sql_query(sql).execute(&mut admin).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"));
+    }
+
+    fn create_sqlite(migrate: bool) -> TestDatabase {
+        let dir = tempfile::Builder::new()
+            .prefix("orderly-test-")
+            .tempdir()
+            .unwrap_or_else(|error| panic!("cannot create a temporary directory for a test database: {error}"));
+        let path: PathBuf = dir.path().join("orderly.db");
+        let url = format!("sqlite://{}", path.display());
+        let database = Database::connect(&DatabaseUrl::sqlite_file(path), TEST_POOL)
+            .unwrap_or_else(|error| panic!("cannot open the test SQLite database: {error:#}"));
+        let db = TestDatabase { database: Some(database), url, cleanup: Cleanup::Sqlite { _dir: dir } };
+        if migrate {
+            db.migrate();
+        }
+        db
+    }
+
+    fn create_postgres(migrate: bool) -> Option<TestDatabase> {
+        let admin_url = match std::env::var(POSTGRES_URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => {
+                if postgres_required() {
+                    panic!(
+                        "{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set: set it to a PostgreSQL server URL \
+                         such as postgres://postgres@127.0.0.1:5432/postgres"
+                    );
+                }
+                announce_postgres_skipped();
+                return None;
+            }
+        };
+        let shown = match DatabaseUrl::parse(&admin_url) {
+            Ok(url) if url.backend() == Backend::Postgres => url.to_string(),
+            _ => panic!("{POSTGRES_URL_VAR} must be a postgres:// or postgresql:// URL"),
+        };
+        let name = format!("orderly_test_{}", Uuid::now_v7().simple());
+        let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|error| {
+            panic!("{POSTGRES_URL_VAR} is set but PostgreSQL at {shown} cannot be reached: {error}")
+        });
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .unwrap_or_else(|error| panic!("cannot create test database {name} on {shown}: {error}"));
+        drop(admin);
+
+        let url = url_with_database(&admin_url, &name);
+        // From here on, dropping `db` removes the database, even if setup fails below.
+        let mut db = TestDatabase { database: None, url, cleanup: Cleanup::Postgres { admin_url, name } };
+        let parsed = DatabaseUrl::parse(&db.url)
+            .unwrap_or_else(|error| panic!("the test database URL derived from {shown} is invalid: {error}"));
+        let database = Database::connect(&parsed, TEST_POOL)
+            .unwrap_or_else(|error| panic!("cannot connect to the test database: {error:#}"));
+        db.database = Some(database);
+        if migrate {
+            db.migrate();
+        }
+        Some(db)
+    }
+
+    fn migrate(&self) {
+        if let Err(error) = self.database().run_migrations() {
+            panic!("cannot migrate the test database: {error:#}");
+        }
+    }
+}
+
+/// A row of the `events` table, as a test sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub id: String,
+    pub event_type: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub data: serde_json::Value,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Close this handle's connections first. Clones held elsewhere keep theirs, which
+        // `WITH (FORCE)` then terminates.
+        drop(self.database.take());
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let dropped =
+                PgConnection::establish(admin_url).map_err(|error| error.to_string()).and_then(|mut admin| {
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .map_err(|error| error.to_string())
+                });
+            if let Err(error) = dropped {
+                // Never panic in drop (it may run during a panic); say what was left behind.
+                let _ = writeln!(std::io::stderr(), "warning: test database {name} was not dropped: {error}");
+            }
+        }
+    }
+}
+
+fn postgres_required() -> bool {
+    std::env::var(REQUIRE_POSTGRES_VAR).is_ok_and(|value| value.trim() == "1")
+}
+
+/// Once per test binary. Written to the process's stderr directly: libtest captures
+/// `eprintln!` of passing tests, but not this.
+fn announce_postgres_skipped() {
+    static ANNOUNCE: Once = Once::new();
+    ANNOUNCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "PostgreSQL tests NOT run: set {POSTGRES_URL_VAR}=postgres://USER@HOST:PORT/postgres to run them"
+        );
+    });
+}
+
+/// `admin_url` with its database (the path) replaced by `name`, keeping any query.
+fn url_with_database(admin_url: &str, name: &str) -> String {
+    let (scheme, rest) = admin_url.split_once("://").unwrap_or(("postgres", admin_url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.split_once('?').map(|(_, query)| format!("?{query}")).unwrap_or_default();
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Writes a test once and runs it on every backend: a `sqlite` test always, and a `postgres`
+/// test that returns early (passing) when PostgreSQL is not configured.
+///
+/// Each `fn name(db: &TestDatabase) { ... }` becomes a module `name` holding the tests
+/// `name::sqlite` and `name::postgres`, so `cargo test name` runs both and `cargo test
+/// postgres` runs every PostgreSQL test. The module imports its parent (`use super::*`).
+///
+/// Synchronous tests get `#[test]` added. For `async fn`, write the runtime's test attribute
+/// yourself; it is put on both generated tests:
+///
+/// ```ignore
+/// use orderly_persistence::testing::TestDatabase;
+///
+/// orderly_persistence::backend_tests! {
+///     fn starts_empty(db: &TestDatabase) {
+///         assert_eq!(db.database().pending_migrations().unwrap(), 0);
+///     }
+///
+///     #[actix_web::test]
+///     async fn serves_over_http(db: &TestDatabase) {
+///         let app = spawn_app(db.url()).await;
+///         // ...
+///     }
+/// }
+/// ```
+///
+/// Other attributes (`#[ignore]`, doc comments) are kept on both tests. To choose backends
+/// yourself, loop over [`Backend`](crate::Backend) with
+/// [`TestDatabase::for_backend`](crate::testing::TestDatabase::for_backend).
+#[macro_export]
+macro_rules! backend_tests {
+    () => {};
+    (
+        $(#[$meta:meta])*
+        async fn $name:ident($db:ident : $ty:ty) $body:block
+        $($rest:tt)*
+    ) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn __backend_test_body($db: $ty) $body
+
+            $(#[$meta])*
+            async fn sqlite() {
+                let db = $crate::testing::TestDatabase::sqlite();
+                __backend_test_body(&db).await;
+            }
+
+            $(#[$meta])*
+            async fn postgres() {
+                let Some(db) = $crate::testing::TestDatabase::postgres() else { return };
+                __backend_test_body(&db).await;
+            }
+        }
+
+        $crate::backend_tests! { $($rest)* }
+    };
+    (
+        $(#[$meta:meta])*
+        fn $name:ident($db:ident : $ty:ty) $body:block
+        $($rest:tt)*
+    ) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn __backend_test_body($db: $ty) $body
+
+            #[test]
+            $(#[$meta])*
+            fn sqlite() {
+                let db = $crate::testing::TestDatabase::sqlite();
+                __backend_test_body(&db);
+            }
+
+            #[test]
+            $(#[$meta])*
+            fn postgres() {
+                let Some(db) = $crate::testing::TestDatabase::postgres() else { return };
+                __backend_test_body(&db);
+            }
+        }
+
+        $crate::backend_tests! { $($rest)* }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_in_the_url_is_replaced() {
+        assert_eq!(
+            url_with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(url_with_database("postgresql://u:p@h", "t1"), "postgresql://u:p@h/t1");
+        assert_eq!(url_with_database("postgres://h/db?sslmode=disable", "t1"), "postgres://h/t1?sslmode=disable");
+        assert_eq!(url_with_database("postgres://h?sslmode=disable", "t1"), "postgres://h/t1?sslmode=disable");
+    }
+}

@@ -1,0 +1,9 @@
+//! The persistence adapter as its callers see it: through the domain's ports, on every
+//! backend. Each test runs on SQLite and, when `ORDERLY_TEST_POSTGRES_URL` is set, PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod connections;
+mod fixtures;
+mod migrations;
+mod refresh_tokens;
+mod users;

@@ -1,0 +1,414 @@
+//! One typed configuration, read from `ORDERLY_*` environment variables (§4).
+//!
+//! Reading is separated from the environment (`Config::from_lookup`) so every rule is unit
+//! tested without touching the process environment. All problems are reported at once, each
+//! naming its variable. Secrets are `SecretString`s: their `Debug` prints nothing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use orderly_persistence::DatabaseUrl;
+use secrecy::{ExposeSecret, SecretString};
+
+/// `ORDERLY_ENV`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// `ORDERLY_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where the JWT secret came from: a generated one is fine for a laptop, and is warned about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    Configured,
+    GeneratedForDevelopment,
+}
+
+/// The first admin, created at start-up if absent.
+#[derive(Debug, Clone)]
+pub struct AdminBootstrapConfig {
+    pub email: String,
+    pub name: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub database_pool_size: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub database_acquire_timeout: Duration,
+    pub jwt_secret: SecretString,
+    pub jwt_secret_source: SecretSource,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub environment: Environment,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub admin: Option<AdminBootstrapConfig>,
+    /// Requests per minute per caller; 0 turns the limit off. Enforced from issue #5 on.
+    pub rate_limit_per_minute: u32,
+    /// Login attempts per minute per client address; 0 turns the limit off.
+    pub login_rate_limit_per_minute: u32,
+    pub currency: String,
+    pub tax_rate_bps: u32,
+    pub reservation_ttl: Duration,
+    pub redis_url: Option<SecretString>,
+    pub problem_type_base: String,
+    /// actix worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+/// Every variable Orderly reads, for the README table and for `--help`.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("ORDERLY_BIND", "127.0.0.1:8080", "address and port to listen on"),
+    (
+        "ORDERLY_DATABASE_URL",
+        "orderly.db",
+        "`postgres://…`/`postgresql://…` for PostgreSQL; `sqlite://PATH` or a bare path for SQLite",
+    ),
+    ("ORDERLY_DATABASE_POOL_SIZE", "8", "connections in the pool (1–256)"),
+    ("ORDERLY_DATABASE_TIMEOUT_MS", "5000", "wait for a pooled connection before answering 503"),
+    ("ORDERLY_JWT_SECRET", "(random in development)", "HS256 signing key, ≥ 32 bytes; required in production"),
+    ("ORDERLY_JWT_ISSUER", "orderly", "`iss` claim issued and required"),
+    ("ORDERLY_JWT_AUDIENCE", "orderly-api", "`aud` claim issued and required"),
+    ("ORDERLY_ACCESS_TOKEN_TTL", "900", "access-token lifetime, seconds"),
+    ("ORDERLY_REFRESH_TOKEN_TTL", "2592000", "refresh-token lifetime, seconds (30 days)"),
+    ("ORDERLY_ENV", "development", "`development` or `production`"),
+    ("ORDERLY_LOG", "info", "log filter (tracing `EnvFilter` syntax, e.g. `info,orderly_http=debug`)"),
+    ("ORDERLY_LOG_FORMAT", "pretty (json in production)", "`json` or `pretty`"),
+    ("ORDERLY_ADMIN_EMAIL", "—", "first admin's email, created at start-up if absent (needs the password)"),
+    ("ORDERLY_ADMIN_PASSWORD", "—", "first admin's password (12–128 characters)"),
+    ("ORDERLY_ADMIN_NAME", "Administrator", "first admin's display name"),
+    ("ORDERLY_RATE_LIMIT", "600", "requests per minute per caller; 0 = off (enforced from the rate-limit release on)"),
+    ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins per minute per client address; 0 = off (idem)"),
+    ("ORDERLY_CURRENCY", "EUR", "the deployment's ISO 4217 currency"),
+    ("ORDERLY_TAX_RATE_BPS", "0", "tax rate in basis points (0–10000)"),
+    ("ORDERLY_RESERVATION_TTL", "1800", "seconds before a pending order's reservation expires"),
+    ("ORDERLY_REDIS_URL", "—", "optional Redis for shared rate limits"),
+    ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
+    ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
+    ("ORDERLY_SHUTDOWN_TIMEOUT", "30", "seconds in-flight requests get to finish on SIGTERM/SIGINT"),
+];
+
+/// Minimum JWT secret length in production: HS256 keys shorter than the hash are weak.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Everything wrong with the configuration, one line per variable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from a variable lookup. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut reader =
+            Reader { lookup: &|name| lookup(name).filter(|value| !value.trim().is_empty()), problems: vec![] };
+
+        let environment = reader.parse("ORDERLY_ENV", Environment::Development, |v| match v {
+            "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            _ => Err("must be `development` or `production`".into()),
+        });
+        let bind = reader.parse("ORDERLY_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)), |v| {
+            v.parse().map_err(|_| "must be an address and port such as 0.0.0.0:8080".into())
+        });
+        let database_url =
+            reader.parse_opt("ORDERLY_DATABASE_URL", |v| DatabaseUrl::parse(v).map_err(|e| e.to_string()));
+        let database_url = database_url.unwrap_or_else(|| DatabaseUrl::Sqlite("orderly.db".into()));
+        let database_pool_size = reader.number("ORDERLY_DATABASE_POOL_SIZE", 8, 1, 256);
+        let database_acquire_timeout =
+            Duration::from_millis(reader.number("ORDERLY_DATABASE_TIMEOUT_MS", 5000, 50, 120_000));
+
+        let configured_secret = reader.get("ORDERLY_JWT_SECRET");
+        let (jwt_secret, jwt_secret_source) = match (configured_secret, environment) {
+            (Some(secret), Environment::Production) if secret.len() < MIN_SECRET_BYTES => {
+                reader
+                    .problem("ORDERLY_JWT_SECRET", &format!("must be at least {MIN_SECRET_BYTES} bytes in production"));
+                (SecretString::from(secret), SecretSource::Configured)
+            }
+            (Some(secret), _) => (SecretString::from(secret), SecretSource::Configured),
+            (None, Environment::Production) => {
+                reader.problem("ORDERLY_JWT_SECRET", "is required in production (at least 32 random bytes)");
+                (SecretString::from(String::new()), SecretSource::Configured)
+            }
+            (None, Environment::Development) => match random_secret() {
+                Ok(secret) => (secret, SecretSource::GeneratedForDevelopment),
+                Err(error) => {
+                    reader.problem("ORDERLY_JWT_SECRET", &format!("is unset and no random one could be made: {error}"));
+                    (SecretString::from(String::new()), SecretSource::GeneratedForDevelopment)
+                }
+            },
+        };
+        let jwt_issuer = reader.get("ORDERLY_JWT_ISSUER").unwrap_or_else(|| "orderly".into());
+        let jwt_audience = reader.get("ORDERLY_JWT_AUDIENCE").unwrap_or_else(|| "orderly-api".into());
+        let access_token_ttl = Duration::from_secs(reader.number("ORDERLY_ACCESS_TOKEN_TTL", 900, 10, 86_400));
+        let refresh_token_ttl =
+            Duration::from_secs(reader.number("ORDERLY_REFRESH_TOKEN_TTL", 2_592_000, 60, 31_536_000));
+
+        let log_filter = reader.get("ORDERLY_LOG").unwrap_or_else(|| "info".into());
+        let default_format = if environment == Environment::Production { LogFormat::Json } else { LogFormat::Pretty };
+        let log_format = reader.parse("ORDERLY_LOG_FORMAT", default_format, |v| match v {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err("must be `json` or `pretty`".into()),
+        });
+
+        let admin = match (reader.get("ORDERLY_ADMIN_EMAIL"), reader.get("ORDERLY_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some(AdminBootstrapConfig {
+                email,
+                name: reader.get("ORDERLY_ADMIN_NAME").unwrap_or_else(|| "Administrator".into()),
+                password: SecretString::from(password),
+            }),
+            (Some(_), None) => {
+                reader.problem("ORDERLY_ADMIN_PASSWORD", "is required when ORDERLY_ADMIN_EMAIL is set");
+                None
+            }
+            (None, Some(_)) => {
+                // The password alone is legitimate: `orderly users create-admin` reads it.
+                None
+            }
+            (None, None) => None,
+        };
+
+        let rate_limit_per_minute = reader.number("ORDERLY_RATE_LIMIT", 600, 0, 1_000_000);
+        let login_rate_limit_per_minute = reader.number("ORDERLY_LOGIN_RATE_LIMIT", 10, 0, 1_000_000);
+        let currency = reader.parse("ORDERLY_CURRENCY", "EUR".to_owned(), |v| {
+            if v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(v.to_owned())
+            } else {
+                Err("must be an ISO 4217 code of three upper-case letters, e.g. EUR".into())
+            }
+        });
+        let tax_rate_bps = reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000);
+        let reservation_ttl = Duration::from_secs(reader.number("ORDERLY_RESERVATION_TTL", 1800, 1, 31_536_000));
+        let redis_url = reader.get("ORDERLY_REDIS_URL").map(SecretString::from);
+        let problem_type_base =
+            reader.parse("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/".to_owned(), |v| {
+                if v.starts_with("https://") || v.starts_with("http://") {
+                    Ok(if v.ends_with('/') { v.to_owned() } else { format!("{v}/") })
+                } else {
+                    Err("must be an absolute http(s) URI".into())
+                }
+            });
+        let workers = reader.parse_opt("ORDERLY_WORKERS", |v| match v.parse::<usize>() {
+            Ok(n) if (1..=256).contains(&n) => Ok(n),
+            _ => Err("must be a whole number from 1 to 256".into()),
+        });
+        let shutdown_timeout = Duration::from_secs(reader.number("ORDERLY_SHUTDOWN_TIMEOUT", 30, 0, 3600));
+
+        if !reader.problems.is_empty() {
+            return Err(ConfigError(reader.problems));
+        }
+        Ok(Config {
+            bind,
+            database_url,
+            database_pool_size,
+            database_acquire_timeout,
+            jwt_secret,
+            jwt_secret_source,
+            jwt_issuer,
+            jwt_audience,
+            access_token_ttl,
+            refresh_token_ttl,
+            environment,
+            log_filter,
+            log_format,
+            admin,
+            rate_limit_per_minute,
+            login_rate_limit_per_minute,
+            currency,
+            tax_rate_bps,
+            reservation_ttl,
+            redis_url,
+            problem_type_base,
+            workers,
+            shutdown_timeout,
+        })
+    }
+
+    /// The key that signs pagination cursors, derived from the JWT secret so that every
+    /// instance sharing the secret accepts every other instance's cursors, while a cursor
+    /// can never be used as a token (different key, different format).
+    pub fn cursor_key(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"orderly pagination cursor key v1\0");
+        hasher.update(self.jwt_secret.expose_secret().as_bytes());
+        hasher.finalize().to_vec()
+    }
+}
+
+/// 32 random bytes, hex-encoded: a development-only signing key.
+fn random_secret() -> Result<SecretString, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(SecretString::from(hex))
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+
+    fn problem(&mut self, name: &str, message: &str) {
+        self.problems.push(format!("{name} {message}"));
+    }
+
+    fn parse_opt<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let raw = self.get(name)?;
+        match parse(raw.trim()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.problem(name, &message);
+                None
+            }
+        }
+    }
+
+    fn parse<T>(&mut self, name: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> T {
+        self.parse_opt(name, parse).unwrap_or(default)
+    }
+
+    fn number<T>(&mut self, name: &str, default: T, min: T, max: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
+    {
+        self.parse(name, default, |v| match v.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(format!("must be a whole number from {min} to {max}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_serves_sqlite_on_localhost_8080() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert!(matches!(config.database_url, DatabaseUrl::Sqlite(ref path) if path.as_os_str() == "orderly.db"));
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.jwt_secret_source, SecretSource::GeneratedForDevelopment);
+        assert!(config.jwt_secret.expose_secret().len() >= MIN_SECRET_BYTES);
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.currency, "EUR");
+        assert_eq!(config.reservation_ttl, Duration::from_secs(1800));
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        for url in ["postgres://u@localhost/db", "postgresql://u@localhost/db"] {
+            let config = config(&[("ORDERLY_DATABASE_URL", url)]).unwrap();
+            assert!(matches!(config.database_url, DatabaseUrl::Postgres(_)), "{url}");
+        }
+    }
+
+    #[test]
+    fn unknown_database_scheme_is_a_clear_error() {
+        let error = config(&[("ORDERLY_DATABASE_URL", "mysql://localhost/db")]).unwrap_err();
+        assert_eq!(error.0.len(), 1);
+        assert!(error.0[0].starts_with("ORDERLY_DATABASE_URL"), "{error}");
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_secret() {
+        let missing = config(&[("ORDERLY_ENV", "production")]).unwrap_err();
+        assert!(missing.0[0].contains("ORDERLY_JWT_SECRET is required"), "{missing}");
+        let short = config(&[("ORDERLY_ENV", "production"), ("ORDERLY_JWT_SECRET", "too-short")]).unwrap_err();
+        assert!(short.0[0].contains("at least 32 bytes"), "{short}");
+        let good = config(&[("ORDERLY_ENV", "production"), ("ORDERLY_JWT_SECRET", &"k".repeat(32))]).unwrap();
+        assert_eq!(good.jwt_secret_source, SecretSource::Configured);
+        assert_eq!(good.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let error =
+            config(&[("ORDERLY_BIND", "nowhere"), ("ORDERLY_DATABASE_POOL_SIZE", "0"), ("ORDERLY_LOG_FORMAT", "xml")])
+                .unwrap_err();
+        assert_eq!(error.0.len(), 3, "{error}");
+    }
+
+    #[test]
+    fn rate_limits_accept_zero_as_off() {
+        let config = config(&[("ORDERLY_RATE_LIMIT", "0"), ("ORDERLY_LOGIN_RATE_LIMIT", "0")]).unwrap();
+        assert_eq!((config.rate_limit_per_minute, config.login_rate_limit_per_minute), (0, 0));
+    }
+
+    #[test]
+    fn admin_email_without_password_is_an_error() {
+        let error = config(&[("ORDERLY_ADMIN_EMAIL", "root@example.com")]).unwrap_err();
+        assert!(error.0[0].starts_with("ORDERLY_ADMIN_PASSWORD"));
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let config = config(&[("ORDERLY_JWT_SECRET", "super-secret-value-that-is-long-enough")]).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn cursor_key_differs_from_the_jwt_secret_and_is_stable() {
+        let a = config(&[("ORDERLY_JWT_SECRET", &"s".repeat(40))]).unwrap();
+        let b = config(&[("ORDERLY_JWT_SECRET", &"s".repeat(40))]).unwrap();
+        assert_eq!(a.cursor_key(), b.cursor_key());
+        assert_ne!(a.cursor_key(), "s".repeat(40).into_bytes());
+    }
+}
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README's configuration table is the operator's reference; it must name every variable.
+    #[test]
+    fn readme_documents_every_variable() {
+        let readme = include_str!("../../../README.md");
+        for (name, _, _) in super::VARIABLES {
+            assert!(readme.contains(&format!("| `{name}` |")), "README's configuration table lacks {name}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! From a `Config` to a running server: pool → migrations → adapters → services → admin
+//! bootstrap → HTTP server. Each step's failure says which step failed.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context;
+use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
+use orderly_domain::ports::{
+    Clock, PasswordHasher, Readiness, RefreshTokenRepository, SystemClock, TokenService, UserRepository,
+};
+use orderly_domain::services::users::AdminBootstrap;
+use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::user::{Email, Password, Role, UserName};
+use orderly_http::{ApiState, HttpSettings};
+use orderly_persistence::{Database, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions};
+use secrecy::ExposeSecret;
+
+use crate::config::{AdminBootstrapConfig, Config, SecretSource};
+
+/// The domain services, wired to their adapters.
+#[derive(Clone)]
+pub struct Services {
+    pub users: UserService,
+    pub sessions: SessionService,
+    pub readiness: Arc<dyn Readiness>,
+}
+
+/// A bound, not-yet-running server.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Connects and migrates the database, bootstraps the admin and binds the listener.
+    /// Binding `127.0.0.1:0` picks a free port (tests); `port()` tells which.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.jwt_secret_source == SecretSource::GeneratedForDevelopment {
+            tracing::warn!(
+                "ORDERLY_JWT_SECRET is not set: using a random secret for this process. Tokens will not \
+                 survive a restart or be accepted by other instances. Set it for anything but local development."
+            );
+        }
+        let database = connect_and_migrate(&config).await?;
+        let services = build_services(&config, database)?;
+        if let Some(admin) = config.admin.clone() {
+            let users = services.users.clone();
+            actix_web::rt::task::spawn_blocking(move || bootstrap_admin(&users, &admin))
+                .await
+                .context("admin bootstrap task failed")??;
+        }
+
+        let listener = TcpListener::bind(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
+        let address = listener.local_addr()?;
+        let state = ApiState {
+            users: services.users,
+            sessions: services.sessions,
+            readiness: services.readiness,
+            settings: HttpSettings {
+                problem_type_base: config.problem_type_base.clone(),
+                cursor_key: config.cursor_key(),
+            },
+        };
+        let mut server = actix_web::HttpServer::new(move || orderly_http::app(state.clone()))
+            // Signals are handled in `run_until_stopped` so that SIGINT is graceful too (actix
+            // treats it as a forced stop by default).
+            .disable_signals()
+            .shutdown_timeout(config.shutdown_timeout.as_secs())
+            // A client gets this long to send its request head; slow-loris connections are cut.
+            .client_request_timeout(std::time::Duration::from_secs(10))
+            .keep_alive(std::time::Duration::from_secs(75));
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(%address, database = %config.database_url, environment = ?config.environment, "orderly is listening");
+        Ok(Self { port: address.port(), server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting connections and lets in-flight
+    /// requests finish (up to `ORDERLY_SHUTDOWN_TIMEOUT`).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "shutting down gracefully");
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT will stop the server");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
+
+/// Opens the pool and applies pending migrations, off the async thread.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
+    let url = config.database_url.clone();
+    let options = PoolOptions { max_size: config.database_pool_size, acquire_timeout: config.database_acquire_timeout };
+    actix_web::rt::task::spawn_blocking(move || {
+        let database =
+            Database::connect(&url, options).with_context(|| format!("cannot connect to the database at {url}"))?;
+        let applied = database.run_migrations().context("cannot apply database migrations")?;
+        tracing::info!(applied, "database migrations up to date");
+        Ok(database)
+    })
+    .await
+    .context("database start-up task failed")?
+}
+
+/// Builds every adapter and service. The only place that knows which adapter serves which port.
+pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Services> {
+    let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(database.clone()));
+    let refresh_tokens: Arc<dyn RefreshTokenRepository> = Arc::new(DieselRefreshTokenRepository::new(database.clone()));
+    let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
+    let hasher: Arc<dyn PasswordHasher> =
+        Arc::new(Argon2PasswordHasher::new().context("cannot set up password hashing")?);
+    let tokens: Arc<dyn TokenService> = Arc::new(JwtTokenService::new(JwtSettings {
+        secret: config.jwt_secret.expose_secret().as_bytes().to_vec().into(),
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_token_ttl: chrono::Duration::from_std(config.access_token_ttl)?,
+        refresh_token_ttl: chrono::Duration::from_std(config.refresh_token_ttl)?,
+    }));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ok(Services {
+        users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
+        sessions: SessionService::new(users, refresh_tokens, hasher, tokens, clock),
+        readiness,
+    })
+}
+
+/// Creates the configured first admin unless an account with that email exists.
+pub fn bootstrap_admin(users: &UserService, admin: &AdminBootstrapConfig) -> anyhow::Result<()> {
+    let email = Email::parse(&admin.email).map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_EMAIL {}", v.message))?;
+    let name = UserName::parse(&admin.name).map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_NAME {}", v.message))?;
+    let password = Password::parse(admin.password.expose_secret(), "password")
+        .map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_PASSWORD {}", v.message))?;
+    match users.bootstrap_admin(email, name, password).context("cannot create the first admin")? {
+        AdminBootstrap::Created(user) => {
+            tracing::info!(user_id = %user.id, email = user.email.as_str(), "first admin created")
+        }
+        AdminBootstrap::AlreadyExists(user) if user.role == Role::Admin => {
+            tracing::debug!(user_id = %user.id, "configured admin already exists")
+        }
+        AdminBootstrap::AlreadyExists(user) => tracing::warn!(
+            user_id = %user.id,
+            "ORDERLY_ADMIN_EMAIL belongs to an existing non-admin account; it was left unchanged"
+        ),
+    }
+    Ok(())
+}
