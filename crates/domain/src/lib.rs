@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod pagination;
 pub mod ports;
+pub mod product;
 pub mod services;
 pub mod user;
 pub mod validation;

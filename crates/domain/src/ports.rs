@@ -12,6 +12,10 @@ use crate::auth::{
     AccessClaims, AccessToken, NewRefreshToken, RefreshTokenHash, RefreshTokenSecret, Rotation, StoredRefreshToken,
 };
 use crate::event::DomainEvent;
+use crate::product::{
+    AdjustmentQuery, AdjustmentReason, NewProduct, Product, ProductId, ProductQuery, ProductUpdate, StockAdjustment,
+    StockDelta,
+};
 use crate::user::{Email, NewUser, Password, PasswordHash, User, UserCredentials, UserId, UserQuery, UserUpdate};
 
 /// Why a user could not be inserted.
@@ -114,6 +118,69 @@ impl Clock for SystemClock {
         let now = Utc::now();
         chrono::DurationRound::duration_trunc(now, chrono::Duration::microseconds(1)).unwrap_or(now)
     }
+}
+
+/// Why a product could not be inserted.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertProductError {
+    #[error("the SKU is already in use")]
+    SkuTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of an atomic stock adjustment.
+// One value per request, moved once: the size difference between variants costs nothing,
+// while boxing would burden every adapter and test that builds one.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdjustOutcome {
+    Adjusted {
+        adjustment: StockAdjustment,
+        product: Product,
+    },
+    NotFound,
+    /// The adjustment would take `on_hand` below `reserved` (values at the moment of the check).
+    BelowReserved {
+        on_hand: i64,
+        reserved: i64,
+    },
+}
+
+/// Products, their stock and its audit trail.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait ProductRepository: Send + Sync {
+    /// Inserts the product (with its initial stock) and records `event`, in one transaction.
+    fn insert(&self, product: &NewProduct, event: &DomainEvent) -> Result<Product, InsertProductError>;
+    fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError>;
+    /// Up to `query.limit + 1` products after `query.after` in the query's order. `query.status`
+    /// is already resolved by the service (`None` here means every status).
+    fn list(&self, query: &ProductQuery) -> Result<Vec<Product>, StoreError>;
+    /// Applies `update` if the row is still at `expected_version`, in the same statement, and
+    /// records `event` in the same transaction.
+    fn update(
+        &self,
+        id: ProductId,
+        update: &ProductUpdate,
+        expected_version: i64,
+        event: &DomainEvent,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateOutcome<Product>, StoreError>;
+    /// Adds `delta` to `on_hand` only if the result stays ≥ `reserved`, checked in the same
+    /// `UPDATE … WHERE on_hand + delta >= reserved` statement so that concurrent adjustments
+    /// and reservations never lose an update; writes the adjustment row and the
+    /// `stock.adjusted` event in the same transaction.
+    fn adjust_stock(
+        &self,
+        id: ProductId,
+        delta: StockDelta,
+        reason: &AdjustmentReason,
+        actor: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<AdjustOutcome, StoreError>;
+    /// Up to `query.limit + 1` adjustments of one product, newest first.
+    fn list_adjustments(&self, product: ProductId, query: &AdjustmentQuery)
+    -> Result<Vec<StockAdjustment>, StoreError>;
 }
 
 /// Why the service is not ready to take traffic.

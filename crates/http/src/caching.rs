@@ -4,6 +4,9 @@
 //! - token responses and user creation, and other writes that return personal data: `no-store`;
 //! - anything read with a token: `private, no-cache` and `Vary: Authorization`, since the answer
 //!   depends on who asks;
+//! - catalogue reads without a token: `public, max-age=30` and `Vary: Authorization`: any cache
+//!   may keep them briefly, but never serve them to a request that carries a token (an admin
+//!   also sees archived products), nor a token holder's copy to anyone else;
 //! - operational endpoints: `no-store` (a cached health answer is a wrong one).
 
 use actix_web::http::header::{self, HeaderValue};
@@ -18,32 +21,44 @@ pub enum CachePolicy {
     NoStore,
     /// Only the caller's own cache, and only after revalidating (with the ETag, if any).
     PrivateRevalidate,
+    /// Any cache, for [`PUBLIC_MAX_AGE_SECONDS`]; only for requests without a token.
+    PublicShortLived,
 }
 
+/// How long a shared cache may serve an anonymous catalogue read without revalidating (§1.3).
+pub const PUBLIC_MAX_AGE_SECONDS: u32 = 30;
+
 impl CachePolicy {
-    pub fn apply(self, response: &mut HttpResponseBuilder) {
+    /// Catalogue reads (§1.3): public and short-lived for anonymous callers, private for
+    /// anyone who sent a token.
+    pub fn for_catalogue(authenticated: bool) -> Self {
+        if authenticated { Self::PrivateRevalidate } else { Self::PublicShortLived }
+    }
+
+    /// `(Cache-Control, Vary)` of this policy.
+    fn headers(self) -> (&'static str, Option<&'static str>) {
         match self {
-            Self::NoStore => {
-                response.insert_header((header::CACHE_CONTROL, "no-store"));
-            }
-            Self::PrivateRevalidate => {
-                response.insert_header((header::CACHE_CONTROL, "private, no-cache"));
-                response.insert_header((header::VARY, "Authorization"));
-            }
+            Self::NoStore => ("no-store", None),
+            Self::PrivateRevalidate => ("private, no-cache", Some("Authorization")),
+            Self::PublicShortLived => ("public, max-age=30", Some("Authorization")),
+        }
+    }
+
+    pub fn apply(self, response: &mut HttpResponseBuilder) {
+        let (cache_control, vary) = self.headers();
+        response.insert_header((header::CACHE_CONTROL, cache_control));
+        if let Some(vary) = vary {
+            response.insert_header((header::VARY, vary));
         }
     }
 
     /// The same, on a response already built.
     pub fn apply_to(self, response: &mut HttpResponse) {
+        let (cache_control, vary) = self.headers();
         let headers = response.headers_mut();
-        match self {
-            Self::NoStore => {
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            Self::PrivateRevalidate => {
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-                headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
-            }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+        if let Some(vary) = vary {
+            headers.insert(header::VARY, HeaderValue::from_static(vary));
         }
     }
 }
@@ -62,4 +77,18 @@ pub fn versioned<T: Serialize>(
     response.insert_header((header::ETAG, etag.header_value()));
     policy.apply(&mut response);
     if not_modified { response.finish() } else { response.json(body) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_max_age_is_the_one_in_the_header() {
+        let (cache_control, vary) = CachePolicy::PublicShortLived.headers();
+        assert_eq!(cache_control, format!("public, max-age={PUBLIC_MAX_AGE_SECONDS}"));
+        assert_eq!(vary, Some("Authorization"));
+        assert_eq!(CachePolicy::for_catalogue(true), CachePolicy::PrivateRevalidate);
+        assert_eq!(CachePolicy::for_catalogue(false), CachePolicy::PublicShortLived);
+    }
 }

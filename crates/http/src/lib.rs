@@ -15,7 +15,8 @@
 //!
 //! 1. [`middleware`] — request id, security headers, telemetry span, problem rendering, HEAD;
 //! 2. [`routes`] — the handler for the route (registered with its OpenAPI description);
-//! 3. [`extract`] — the handler's inputs: caller, path id, query, conditional headers, body;
+//! 3. [`extract`] — the handler's inputs: caller (required or optional), path id, query,
+//!    conditional headers, body;
 //! 4. [`dto`] — request bodies and query strings become domain values (`try_into_domain`);
 //! 5. [`blocking`] — the one domain service call runs on the blocking pool;
 //! 6. [`dto`] again — the domain result becomes a response body; [`pagination`] wraps
@@ -36,7 +37,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use orderly_domain::ports::Readiness;
-use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::services::{ProductService, SessionService, UserService};
 
 pub mod blocking;
 pub mod caching;
@@ -83,6 +84,8 @@ impl std::fmt::Debug for HttpSettings {
 pub struct ApiState {
     pub users: UserService,
     pub sessions: SessionService,
+    /// The catalogue; its currency is the deployment's, which request bodies are checked against.
+    pub products: ProductService,
     pub readiness: Arc<dyn Readiness>,
     pub settings: HttpSettings,
 }

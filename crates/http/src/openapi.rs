@@ -54,11 +54,19 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
     ),
     servers((url = "/", description = "This server")),
     tags(
+        (name = "products", description = "The catalogue: products, their prices and stock, and the stock audit trail"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
         (name = "auth", description = "Sessions: access and refresh tokens"),
         (name = "operations", description = "Liveness and readiness probes"),
     ),
-    components(schemas(ProblemDetails, FieldError, ProblemCode, crate::dto::users::UserSortDto)),
+    components(schemas(
+        ProblemDetails,
+        FieldError,
+        ProblemCode,
+        crate::dto::users::UserSortDto,
+        crate::dto::products::ProductSortDto,
+        crate::dto::products::ProductStatusDto,
+    )),
 )]
 pub struct ApiDoc;
 

@@ -1,13 +1,16 @@
 //! Collections, one model everywhere (§1.2): keyset pagination with opaque signed cursors,
 //! the `{data, page}` envelope and the `Link: <…>; rel="next"` header. Generic: a collection
-//! supplies its name, its sort orders and how to write its sort key as text; everything else
+//! supplies its name, its sort orders and how to write its sort key as text (a timestamp in
+//! microseconds, a name, a price; empty for collections keyed by id alone); everything else
 //! is here.
 //!
 //! A cursor is `base64url(payload ‖ HMAC-SHA256(key, collection ‖ payload))`, where the
 //! payload is `sort \n sort-key \n id`. The MAC makes a tampered, truncated or foreign cursor
 //! (another collection, another deployment's key) a 400 `invalid_parameter` naming `cursor`,
 //! never a 500; carrying the sort lets a cursor used with a different `sort` be refused with a
-//! clear message rather than silently skipping rows.
+//! clear message rather than silently skipping rows, and fixes how the sort key is read back
+//! (a `sort=name` key is text, a `sort=price` key an integer). The collection may name one
+//! parent (`products/{id}/stock-adjustments`), so a cursor cannot be carried to a sibling.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -76,13 +79,15 @@ pub fn parse_limit(raw: Option<&str>) -> Result<PageLimit, FieldError> {
 /// Which collection and sort order a cursor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CursorScope<'a> {
-    /// The collection's name, e.g. `users`; part of what the MAC covers.
-    pub collection: &'static str,
+    /// The collection's name, e.g. `users` or `products/{id}/stock-adjustments`; part of what
+    /// the MAC covers.
+    pub collection: &'a str,
     /// The `sort` value as the client writes it, e.g. `-created_at`.
     pub sort: &'a str,
 }
 
-/// A position in a collection: the sort key of the last item (as text) and its id.
+/// A position in a collection: the sort key of the last item (as text, which may contain any
+/// character) and its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorPosition {
     pub key: String,
@@ -128,10 +133,9 @@ impl CursorCodec {
         let (payload, tag) = bytes.split_at(bytes.len() - MAC_LEN);
         self.verifier(scope.collection, payload).verify_slice(tag).map_err(|_| invalid())?;
         let payload = std::str::from_utf8(payload).map_err(|_| invalid())?;
-        let mut parts = payload.splitn(3, '\n');
-        let (Some(sort), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(invalid());
-        };
+        // The sort and the id never contain a newline; the key, between them, may.
+        let (sort, rest) = payload.split_once('\n').ok_or_else(invalid)?;
+        let (key, id) = rest.rsplit_once('\n').ok_or_else(invalid)?;
         if sort != scope.sort {
             return Err(FieldError::parameter(
                 CURSOR,
@@ -229,6 +233,23 @@ mod tests {
         assert!(codec.decode(orders, &cursor).is_err());
         let descending = CursorScope { collection: "users", sort: "-created_at" };
         assert_eq!(codec.decode(descending, &cursor).unwrap_err().code, "sort_mismatch");
+    }
+
+    #[test]
+    fn keys_may_hold_any_text_and_collections_may_name_a_parent() {
+        let codec = CursorCodec::new(b"k");
+        let scope = CursorScope { collection: "products", sort: "-name" };
+        for key in ["", "Mug\nwith newline", "a\nb\nc", "Émaille — 350 ml"] {
+            let position = CursorPosition { key: key.to_owned(), id: Uuid::now_v7() };
+            assert_eq!(codec.decode(scope, &codec.encode(scope, &position)), Ok(position), "{key:?}");
+        }
+        let parent = format!("products/{}/stock-adjustments", Uuid::now_v7());
+        let sibling = format!("products/{}/stock-adjustments", Uuid::now_v7());
+        let scope = CursorScope { collection: &parent, sort: "-created_at" };
+        let cursor = codec.encode(scope, &position());
+        assert!(codec.decode(scope, &cursor).is_ok());
+        let sibling = CursorScope { collection: &sibling, sort: "-created_at" };
+        assert_eq!(codec.decode(sibling, &cursor).unwrap_err().code, "invalid_cursor");
     }
 
     #[test]

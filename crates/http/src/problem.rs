@@ -23,7 +23,8 @@ use utoipa::ToSchema;
 use orderly_domain::StoreError;
 use orderly_domain::ports::{NotReady, TokenRejected};
 use orderly_domain::services::{
-    GetUserError, ListUsersError, LoginError, RefreshError, RegisterError, UpdateUserError,
+    AdjustStockError, ChangeProductError, CreateProductError, GetProductError, GetUserError, ListAdjustmentsError,
+    ListUsersError, LoginError, RefreshError, RegisterError, UpdateUserError,
 };
 use orderly_domain::validation::FieldViolation;
 
@@ -580,6 +581,80 @@ impl From<RefreshError> for ApiError {
             }
             RefreshError::Store(store) => store.into(),
             RefreshError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<CreateProductError> for ApiError {
+    fn from(error: CreateProductError) -> Self {
+        match error {
+            CreateProductError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may create products"),
+            CreateProductError::SkuTaken => Self::new(ProblemCode::SkuTaken, "this SKU is already in use")
+                .with_errors(vec![FieldError::at_pointer("/sku", "taken", "is already in use")]),
+            CreateProductError::Invalid(violations) => {
+                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
+            }
+            CreateProductError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<GetProductError> for ApiError {
+    fn from(error: GetProductError) -> Self {
+        match error {
+            GetProductError::NotFound => Self::not_found("no such product"),
+            GetProductError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ChangeProductError> for ApiError {
+    fn from(error: ChangeProductError) -> Self {
+        match error {
+            ChangeProductError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may change products"),
+            ChangeProductError::NotFound => Self::not_found("no such product"),
+            ChangeProductError::VersionMismatch => Self::new(
+                ProblemCode::PreconditionFailed,
+                "the product has changed since the ETag in If-Match was read; fetch it again",
+            ),
+            ChangeProductError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<AdjustStockError> for ApiError {
+    fn from(error: AdjustStockError) -> Self {
+        match error {
+            AdjustStockError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may adjust stock"),
+            AdjustStockError::NotFound => Self::not_found("no such product"),
+            AdjustStockError::BelowReserved { on_hand, reserved, delta } => {
+                let smallest = reserved.saturating_sub(on_hand);
+                Self::new(
+                    ProblemCode::StockBelowReserved,
+                    format!("a delta of {delta} would leave fewer units on hand than are reserved for pending orders"),
+                )
+                .with_errors(vec![FieldError::at_pointer(
+                    "/delta",
+                    "stock_below_reserved",
+                    format!("on_hand is {on_hand} and {reserved} are reserved, so delta must be at least {smallest}"),
+                )])
+            }
+            AdjustStockError::Invalid(violations) => {
+                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
+            }
+            AdjustStockError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListAdjustmentsError> for ApiError {
+    fn from(error: ListAdjustmentsError) -> Self {
+        match error {
+            ListAdjustmentsError::Forbidden => {
+                Self::new(ProblemCode::Forbidden, "only admins may read the stock audit trail")
+            }
+            ListAdjustmentsError::NotFound => Self::not_found("no such product"),
+            ListAdjustmentsError::Store(store) => store.into(),
         }
     }
 }

@@ -28,6 +28,49 @@ pub fn serialize_event(event: &DomainEvent) -> SerializedEvent {
         DomainEvent::UserRegistered { user_id, email, role, occurred_at: _ } => {
             json!({ "user_id": user_id.to_string(), "email": email, "role": role.as_str() })
         }
+        // `unit_price` is the bare amount in minor units: the event does not carry the
+        // currency, which is the deployment's one currency (`ORDERLY_CURRENCY`).
+        DomainEvent::ProductCreated { product_id, sku, name, unit_price, on_hand, actor_id, occurred_at: _ } => {
+            json!({
+                "product_id": product_id.to_string(),
+                "sku": sku,
+                "name": name,
+                "unit_price": unit_price,
+                "on_hand": on_hand,
+                "actor_id": actor_id.to_string(),
+            })
+        }
+        // `status` appears only when the change set one (archiving, or reactivating).
+        DomainEvent::ProductUpdated { product_id, fields, status, actor_id, occurred_at: _ } => {
+            let mut data = json!({
+                "product_id": product_id.to_string(),
+                "fields": fields,
+                "actor_id": actor_id.to_string(),
+            });
+            if let (Some(status), Some(object)) = (status, data.as_object_mut()) {
+                object.insert("status".to_owned(), json!(status.as_str()));
+            }
+            data
+        }
+        DomainEvent::StockAdjusted {
+            product_id,
+            adjustment_id,
+            delta,
+            reason,
+            on_hand,
+            reserved,
+            actor_id,
+            occurred_at: _,
+        } => json!({
+            "product_id": product_id.to_string(),
+            "adjustment_id": adjustment_id.to_string(),
+            "delta": delta,
+            "reason": reason,
+            "on_hand": on_hand,
+            "reserved": reserved,
+            "available": on_hand - reserved,
+            "actor_id": actor_id.to_string(),
+        }),
     };
     SerializedEvent { event_type: event.type_name(), subject_type, subject_id, data: data.to_string() }
 }
@@ -61,6 +104,7 @@ pub(crate) fn record(conn: &mut AnyConnection, event: &DomainEvent) -> QueryResu
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
+    use orderly_domain::product::{ProductId, ProductStatus};
     use orderly_domain::user::{Role, UserId};
 
     use super::*;
@@ -80,5 +124,96 @@ mod tests {
         assert_eq!(stored.subject_id, user_id.as_uuid());
         let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
         assert_eq!(data, json!({"user_id": user_id.to_string(), "email": "ada@example.com", "role": "customer"}));
+    }
+
+    #[test]
+    fn product_created_carries_the_price_as_minor_units_and_the_actor() {
+        let (product_id, actor_id) = (ProductId::new(), UserId::new());
+        let event = DomainEvent::ProductCreated {
+            product_id,
+            sku: "MUG-1".to_owned(),
+            name: "Mug".to_owned(),
+            unit_price: 1999,
+            on_hand: 12,
+            actor_id,
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&event);
+        assert_eq!((stored.event_type, stored.subject_type), ("product.created", "product"));
+        assert_eq!(stored.subject_id, product_id.as_uuid());
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({
+                "product_id": product_id.to_string(),
+                "sku": "MUG-1",
+                "name": "Mug",
+                "unit_price": 1999,
+                "on_hand": 12,
+                "actor_id": actor_id.to_string(),
+            })
+        );
+    }
+
+    #[test]
+    fn product_updated_names_the_fields_and_the_status_only_when_set() {
+        let (product_id, actor_id) = (ProductId::new(), UserId::new());
+        let renamed = DomainEvent::ProductUpdated {
+            product_id,
+            fields: vec!["name", "unit_price"],
+            status: None,
+            actor_id,
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&renamed);
+        assert_eq!((stored.event_type, stored.subject_id), ("product.updated", product_id.as_uuid()));
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({"product_id": product_id.to_string(), "fields": ["name", "unit_price"], "actor_id": actor_id.to_string()})
+        );
+
+        let archived = DomainEvent::ProductUpdated {
+            product_id,
+            fields: vec!["status"],
+            status: Some(ProductStatus::Archived),
+            actor_id,
+            occurred_at: Utc::now(),
+        };
+        let data: serde_json::Value = serde_json::from_str(&serialize_event(&archived).data).unwrap();
+        assert_eq!(data["status"], "archived");
+        assert_eq!(data["fields"], json!(["status"]));
+    }
+
+    #[test]
+    fn stock_adjusted_carries_the_counters_after_the_change_and_what_is_available() {
+        let (product_id, actor_id, adjustment_id) = (ProductId::new(), UserId::new(), Uuid::now_v7());
+        let event = DomainEvent::StockAdjusted {
+            product_id,
+            adjustment_id,
+            delta: -3,
+            reason: "breakage".to_owned(),
+            on_hand: 10,
+            reserved: 4,
+            actor_id,
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&event);
+        assert_eq!((stored.event_type, stored.subject_type), ("stock.adjusted", "product"));
+        assert_eq!(stored.subject_id, product_id.as_uuid());
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({
+                "product_id": product_id.to_string(),
+                "adjustment_id": adjustment_id.to_string(),
+                "delta": -3,
+                "reason": "breakage",
+                "on_hand": 10,
+                "reserved": 4,
+                "available": 6,
+                "actor_id": actor_id.to_string(),
+            })
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! pool ([`Database`]), the hand-kept diesel schema, row structs, the embedded migrations
 //! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
-//! [`DieselReadiness`]). One code path serves PostgreSQL and SQLite through
-//! `#[derive(diesel::MultiConnection)]`.
+//! [`DieselProductRepository`], [`DieselReadiness`]). One code path serves PostgreSQL and
+//! SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
 //! async runtimes, business rules. Rules such as "a customer may not change their role" live
@@ -15,8 +15,9 @@
 //!
 //! - Every state-changing port method is one transaction; a domain event is written in the
 //!   transaction of the change (transactional outbox, [`serialize_event`]).
-//! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?` or
-//!   `WHERE spent_at IS NULL`), never by locks in this process, so it holds across instances.
+//! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?`,
+//!   `WHERE spent_at IS NULL` or `WHERE on_hand + delta >= reserved`), never by locks in this
+//!   process nor by a read-modify-write, so it holds across instances.
 //! - Constraint violations that are business outcomes become domain variants (a taken email is
 //!   `InsertUserError::EmailTaken`), never a 500.
 //! - Failures to reach the database are `StoreError::Unavailable` (a 503 the client may retry);
@@ -54,6 +55,10 @@
 //! }
 //! ```
 //!
+//! `TestDatabase` also reads the event outbox (`recorded_events`), runs raw SQL for state no
+//! port can create yet (`execute`), and shows the plan of a catalogue query
+//! (`explain_product_list`), which the suite uses to prove every listing is index-backed.
+//!
 //! Tests that want to pick backends themselves can use
 //! `TestDatabase::for_backend(Backend::Postgres)`, which is `None` when PostgreSQL is not
 //! configured. Run the PostgreSQL half with
@@ -64,6 +69,7 @@ mod connection;
 mod database;
 mod error;
 mod events;
+mod products;
 mod readiness;
 mod refresh_tokens;
 mod schema;
@@ -76,6 +82,7 @@ pub mod testing;
 
 pub use database::{Database, PoolOptions, PoolStatus};
 pub use events::{SerializedEvent, serialize_event};
+pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;
 pub use refresh_tokens::DieselRefreshTokenRepository;
 pub use url::{Backend, DatabaseUrl, PostgresUrl, UnsupportedDatabaseUrl};

@@ -52,8 +52,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (id) {
+        id -> Text,
+        sku -> Text,
+        name -> Text,
+        name_folded -> Text,
+        description -> Nullable<Text>,
+        unit_price_amount -> BigInt,
+        currency -> Text,
+        on_hand -> BigInt,
+        reserved -> BigInt,
+        status -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    stock_adjustments (id) {
+        id -> Text,
+        product_id -> Text,
+        delta -> BigInt,
+        reason -> Text,
+        actor_id -> Text,
+        on_hand_after -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(refresh_token_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_token_families (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(stock_adjustments -> products (product_id));
+diesel::joinable!(stock_adjustments -> users (actor_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, refresh_token_families, refresh_tokens, events);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    refresh_token_families,
+    refresh_tokens,
+    events,
+    products,
+    stock_adjustments
+);

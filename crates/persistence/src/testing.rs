@@ -12,12 +12,15 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
+use diesel::connection::{InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
+use orderly_domain::product::ProductQuery;
 use uuid::Uuid;
 
+use crate::connection::AnyConnection;
 use crate::database::{Database, PoolOptions};
 use crate::schema::events;
 pub use crate::url::Backend;
@@ -136,6 +139,77 @@ impl TestDatabase {
             .collect()
     }
 
+    /// Runs one SQL statement (e.g. to set up state no port can create yet, such as
+    /// `products.reserved` before orders exist) and returns the number of rows it touched.
+    pub fn execute(&self, sql: &str) -> usize {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        diesel::sql_query(sql).execute(&mut conn).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"))
+    }
+
+    /// The statement [`ProductRepository::list`](orderly_domain::ports::ProductRepository::list)
+    /// runs for `query`, exactly as diesel sends it, and the plan this database makes for it.
+    ///
+    /// On PostgreSQL the plan is the generic one (parameters unknown) with sorts and sequential
+    /// scans priced out (`enable_sort`/`enable_seqscan` off), so it answers "can an index serve
+    /// this order and filter?" whatever the table's size and statistics: a plan that still sorts
+    /// or scans the table means no index can. On SQLite it is `EXPLAIN QUERY PLAN`.
+    pub fn explain_product_list(&self, query: &ProductQuery) -> QueryPlan {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        let statements = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&statements);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event
+                && let Ok(mut statements) = sink.lock()
+            {
+                statements.push(query.to_string());
+            }
+        });
+        let listed = crate::products::list_rows(&mut conn, query);
+        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        if let Err(error) = listed {
+            panic!("listing products failed: {error:#}");
+        }
+        let statements = statements.lock().map(|statements| statements.clone()).unwrap_or_default();
+        let [statement] = statements.as_slice() else {
+            panic!("expected one statement, saw {statements:?}");
+        };
+        // diesel's debug form is `SQL -- binds: [...]`.
+        let sql = statement.split(" -- binds: ").next().unwrap_or(statement).to_owned();
+        let plan = match &mut *conn {
+            AnyConnection::Sqlite(sqlite) => {
+                // Unbound parameters are NULL; the plan does not depend on their values.
+                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                    .load::<SqlitePlanRow>(sqlite)
+                    .unwrap_or_else(|error| panic!("EXPLAIN QUERY PLAN failed: {error}"))
+                    .into_iter()
+                    .map(|row| row.detail)
+                    .collect::<Vec<_>>()
+            }
+            AnyConnection::Postgresql(pg) => {
+                let parameters = (1..).take_while(|n| sql.contains(&format!("${n}"))).count();
+                let nulls = vec!["NULL"; parameters].join(", ");
+                pg.batch_execute(&format!(
+                    "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET enable_seqscan = off; \
+                     PREPARE orderly_explained AS {sql}"
+                ))
+                .unwrap_or_else(|error| panic!("cannot prepare the statement to explain: {error}"));
+                let execute = if parameters == 0 { String::new() } else { format!("({nulls})") };
+                let plan = diesel::sql_query(format!("EXPLAIN (COSTS OFF) EXECUTE orderly_explained{execute}"))
+                    .load::<PostgresPlanRow>(pg)
+                    .unwrap_or_else(|error| panic!("EXPLAIN failed: {error}"))
+                    .into_iter()
+                    .map(|row| row.line)
+                    .collect::<Vec<_>>();
+                pg.batch_execute(
+                    "DEALLOCATE orderly_explained; RESET plan_cache_mode; RESET enable_sort; RESET enable_seqscan",
+                )
+                .unwrap_or_else(|error| panic!("cannot reset the connection after EXPLAIN: {error}"));
+                plan
+            }
+        };
+        QueryPlan { sql, plan: plan.join("\n") }
+    }
+
     /// PostgreSQL only: closes every open connection to this database and refuses new ones
     /// until [`end_outage`](Self::end_outage), as if the server had gone away.
     pub fn begin_outage(&self) {
@@ -235,6 +309,27 @@ impl TestDatabase {
             panic!("cannot migrate the test database: {error:#}");
         }
     }
+}
+
+/// A statement and the database's plan for it (see [`TestDatabase::explain_product_list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// The SQL as sent, with placeholders (`$1` or `?`).
+    pub sql: String,
+    /// The plan, one node per line: PostgreSQL's `EXPLAIN` text or SQLite's plan details.
+    pub plan: String,
+}
+
+#[derive(QueryableByName)]
+struct SqlitePlanRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
+}
+
+#[derive(QueryableByName)]
+struct PostgresPlanRow {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
 }
 
 /// A row of the `events` table, as a test sees it.

@@ -7,13 +7,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
 use orderly_domain::ports::{
-    Clock, PasswordHasher, Readiness, RefreshTokenRepository, SystemClock, TokenService, UserRepository,
+    Clock, PasswordHasher, ProductRepository, Readiness, RefreshTokenRepository, SystemClock, TokenService,
+    UserRepository,
 };
+use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
-use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::services::{ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_http::{ApiState, HttpSettings};
-use orderly_persistence::{Database, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions};
+use orderly_persistence::{
+    Database, DieselProductRepository, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::{AdminBootstrapConfig, Config, SecretSource};
@@ -23,6 +27,7 @@ use crate::config::{AdminBootstrapConfig, Config, SecretSource};
 pub struct Services {
     pub users: UserService,
     pub sessions: SessionService,
+    pub products: ProductService,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -56,6 +61,7 @@ impl Application {
         let state = ApiState {
             users: services.users,
             sessions: services.sessions,
+            products: services.products,
             readiness: services.readiness,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -137,7 +143,9 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
 pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Services> {
     let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(database.clone()));
     let refresh_tokens: Arc<dyn RefreshTokenRepository> = Arc::new(DieselRefreshTokenRepository::new(database.clone()));
+    let products: Arc<dyn ProductRepository> = Arc::new(DieselProductRepository::new(database.clone()));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
+    let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
     let hasher: Arc<dyn PasswordHasher> =
         Arc::new(Argon2PasswordHasher::new().context("cannot set up password hashing")?);
     let tokens: Arc<dyn TokenService> = Arc::new(JwtTokenService::new(JwtSettings {
@@ -150,7 +158,8 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(Services {
         users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
-        sessions: SessionService::new(users, refresh_tokens, hasher, tokens, clock),
+        sessions: SessionService::new(users, refresh_tokens, hasher, tokens, clock.clone()),
+        products: ProductService::new(products, clock, currency),
         readiness,
     })
 }

@@ -8,6 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::actor::Actor;
 use crate::ports::MockClock;
+use crate::product::{
+    AdjustmentReason, Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
+    StockDelta,
+};
 use crate::user::{Email, Password, PasswordHash, Role, User, UserCredentials, UserId, UserName};
 
 /// The one instant every test lives at.
@@ -82,4 +86,63 @@ pub(crate) fn actor(user: &User) -> Actor {
 
 pub(crate) fn credentials(user: &User) -> UserCredentials {
     UserCredentials { user: user.clone(), password_hash: stored_hash() }
+}
+
+// ---- the catalogue --------------------------------------------------------------------------
+
+/// The deployment's currency in every product test.
+pub(crate) fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+pub(crate) fn sku(raw: &str) -> Sku {
+    Sku::parse(raw).unwrap()
+}
+
+pub(crate) fn product_name(raw: &str) -> ProductName {
+    ProductName::parse(raw).unwrap()
+}
+
+pub(crate) fn description(raw: &str) -> Description {
+    Description::parse(raw).unwrap()
+}
+
+/// `amount` cents of the deployment's currency.
+pub(crate) fn price(amount: i64) -> Money {
+    Money::parse(amount, "EUR", &eur()).unwrap()
+}
+
+pub(crate) fn stock(on_hand: i64, reserved: i64) -> Stock {
+    Stock::new(on_hand, reserved).unwrap()
+}
+
+pub(crate) fn delta(units: i64) -> StockDelta {
+    StockDelta::parse(units).unwrap()
+}
+
+pub(crate) fn reason(raw: &str) -> AdjustmentReason {
+    AdjustmentReason::parse(raw).unwrap()
+}
+
+/// An active mug priced 12.50 EUR, 10 on hand of which 4 are reserved, created three days ago
+/// and edited once since (version 2).
+pub(crate) fn product() -> Product {
+    let created_at = now() - Duration::days(3);
+    Product {
+        id: ProductId::new(),
+        sku: sku("MUG-001"),
+        name: product_name("Enamel mug"),
+        description: Some(description("Holds 350 ml.")),
+        unit_price: price(1250),
+        stock: stock(10, 4),
+        status: ProductStatus::Active,
+        version: 2,
+        created_at,
+        updated_at: created_at + Duration::hours(5),
+    }
+}
+
+/// `product()`, archived (which bumped its version to 3).
+pub(crate) fn archived_product() -> Product {
+    Product { status: ProductStatus::Archived, version: 3, ..product() }
 }

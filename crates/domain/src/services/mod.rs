@@ -2,11 +2,16 @@
 //! applies the business rules and calls the ports. Services hold their ports as
 //! `Arc<dyn Port>` and are cheap to clone.
 
+pub mod products;
 pub mod sessions;
 pub mod users;
 
 #[cfg(test)]
 mod fixtures;
 
+pub use products::{
+    AdjustStockError, ChangeProductError, CreateProductError, GetProductError, ListAdjustmentsError, ProductDraft,
+    ProductService,
+};
 pub use sessions::{LoginError, RefreshError, SessionService};
 pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};

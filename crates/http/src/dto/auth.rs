@@ -8,7 +8,7 @@ use orderly_domain::auth::TokenPair;
 use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::required;
-use crate::extract::RequestBody;
+use crate::extract::{BodyContext, RequestBody};
 
 /// `POST /v1/auth/tokens`.
 #[derive(Deserialize, ToSchema)]
@@ -31,7 +31,7 @@ pub struct Credentials {
 impl RequestBody for LoginRequest {
     type Domain = Credentials;
 
-    fn try_into_domain(self) -> Result<Credentials, Vec<FieldViolation>> {
+    fn try_into_domain(self, _: &BodyContext) -> Result<Credentials, Vec<FieldViolation>> {
         let mut violations = Violations::new();
         let email = violations.check(self.email.ok_or_else(|| required("email")));
         let password = violations.check(self.password.ok_or_else(|| required("password")));
@@ -58,7 +58,7 @@ pub struct PresentedRefreshToken(pub String);
 impl RequestBody for RefreshTokenRequest {
     type Domain = PresentedRefreshToken;
 
-    fn try_into_domain(self) -> Result<PresentedRefreshToken, Vec<FieldViolation>> {
+    fn try_into_domain(self, _: &BodyContext) -> Result<PresentedRefreshToken, Vec<FieldViolation>> {
         self.refresh_token.map(PresentedRefreshToken).ok_or_else(|| vec![required("refresh_token")])
     }
 }

@@ -9,7 +9,9 @@
 
 pub mod auth;
 pub mod health;
+pub mod money;
 pub mod patch_field;
+pub mod products;
 pub mod timestamp;
 pub mod users;
 

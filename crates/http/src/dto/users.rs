@@ -11,7 +11,7 @@ use orderly_domain::user::{Email, Password, Role, User, UserCursor, UserId, User
 use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::{PatchField, required, timestamp};
-use crate::extract::{QueryDto, RequestBody};
+use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
 
@@ -103,7 +103,7 @@ pub struct Registration {
 impl RequestBody for RegisterUserRequest {
     type Domain = Registration;
 
-    fn try_into_domain(self) -> Result<Registration, Vec<FieldViolation>> {
+    fn try_into_domain(self, _: &BodyContext) -> Result<Registration, Vec<FieldViolation>> {
         let mut violations = Violations::new();
         let email = violations.check(self.email.ok_or_else(|| required(Email::FIELD)).and_then(|e| Email::parse(&e)));
         let password = violations
@@ -151,7 +151,7 @@ pub struct UpdateUserRequest {
 impl RequestBody for UpdateUserRequest {
     type Domain = UserChanges;
 
-    fn try_into_domain(self) -> Result<UserChanges, Vec<FieldViolation>> {
+    fn try_into_domain(self, _: &BodyContext) -> Result<UserChanges, Vec<FieldViolation>> {
         let mut violations = Violations::new();
         let name = violations.check(self.name.into_option(UserName::FIELD)).flatten();
         let name = name.and_then(|name| violations.check(UserName::parse(&name)));

@@ -7,6 +7,11 @@
 //!   signed, `alg: none` or for another audience → 401 `unauthenticated`,
 //!   `WWW-Authenticate: Bearer error="invalid_token"`.
 //!
+//! [`OptionalCaller`] is for operations anyone may call (the catalogue): no `Authorization`
+//! header is an anonymous caller, but a header that is sent is checked exactly as above, so
+//! an invalid or expired token is still a 401 — never silently downgraded to anonymous, which
+//! would hide archived products from an admin whose token just expired.
+//!
 //! Verification is a few microseconds of HMAC with no I/O, so it runs inline rather than on
 //! the blocking pool. The token is never logged.
 
@@ -38,6 +43,34 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate(req))
+    }
+}
+
+/// The caller if a token was sent (and valid), `None` if no `Authorization` header was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalCaller(pub Option<Actor>);
+
+impl OptionalCaller {
+    pub fn actor(self) -> Option<Actor> {
+        self.0
+    }
+
+    /// Whether the request carried a (valid) token: what decides its caching (§1.3).
+    pub fn is_authenticated(self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl FromRequest for OptionalCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(if req.headers().contains_key(header::AUTHORIZATION) {
+            authenticate(req).map(|caller| OptionalCaller(Some(caller.0)))
+        } else {
+            Ok(OptionalCaller(None))
+        })
     }
 }
 

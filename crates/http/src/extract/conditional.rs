@@ -5,6 +5,11 @@
 //! representation does. `If-None-Match` uses the weak comparison (a `W/` prefix is ignored),
 //! `If-Match` the strong one, so a weak tag there never matches. A header that is not valid
 //! entity-tag syntax is a 400 `invalid_parameter` naming the header.
+//!
+//! Where `If-Match` is required (PATCH and DELETE of products and orders, §1.3), its absence is
+//! 428 `precondition_required`, and so is `If-Match: *`: "any version" is exactly the lost
+//! update the requirement exists to prevent. The tag is not compared here but handed to the
+//! domain, whose store compares it in the conditional `UPDATE` itself (412 when stale).
 
 use std::future::{Ready, ready};
 
@@ -12,7 +17,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
 
-use crate::problem::{ApiError, FieldError};
+use crate::problem::{ApiError, FieldError, ProblemCode};
 
 /// The strong entity tag of a versioned representation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +141,56 @@ impl IfMatch {
     }
 }
 
+impl IfMatch {
+    /// The version the client read, for operations that require `If-Match`: 428 when the
+    /// header is absent or `*`. A weak tag, or one that is not a version of ours, becomes a
+    /// version no resource has (412 from the store).
+    pub fn required_version(&self) -> Result<i64, ApiError> {
+        match (&self.0, self.expected_version()) {
+            (Some(Condition::Tags(_)), Some(version)) => Ok(version),
+            (Some(Condition::Any), _) => Err(ApiError::new(
+                ProblemCode::PreconditionRequired,
+                "If-Match: * does not protect against lost updates; send the ETag of the version you read",
+            )),
+            _ => Err(ApiError::new(
+                ProblemCode::PreconditionRequired,
+                "this operation requires If-Match with the ETag of the version you read",
+            )),
+        }
+    }
+}
+
 impl FromRequest for IfMatch {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(parse_condition(&header::IF_MATCH, req).map(IfMatch))
+    }
+}
+
+/// `If-Match` where the operation requires it: the version the client read, or 428 (absent,
+/// or `*`) before the body is even read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequiredIfMatch(pub i64);
+
+impl RequiredIfMatch {
+    /// The version to hand the domain as the expected one.
+    pub fn expected_version(self) -> i64 {
+        self.0
+    }
+}
+
+impl FromRequest for RequiredIfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            parse_condition(&header::IF_MATCH, req)
+                .and_then(|condition| IfMatch(condition).required_version())
+                .map(RequiredIfMatch),
+        )
     }
 }
 
@@ -170,6 +219,16 @@ mod tests {
         assert_eq!(if_match("\"abc\", \"7\"").unwrap().expected_version(), Some(7));
         assert_eq!(IfMatch::default().expected_version(), None);
         assert!(if_match("3").is_err());
+    }
+
+    #[test]
+    fn a_required_if_match_must_name_a_version() {
+        assert_eq!(if_match("\"3\"").unwrap().required_version().unwrap(), 3);
+        assert_eq!(if_match("W/\"3\"").unwrap().required_version().unwrap(), IfMatch::NEVER);
+        for absent_or_any in [IfMatch::default(), if_match("*").unwrap()] {
+            let error = absent_or_any.required_version().unwrap_err();
+            assert_eq!(error.code(), ProblemCode::PreconditionRequired);
+        }
     }
 
     #[test]

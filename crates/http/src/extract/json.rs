@@ -15,12 +15,14 @@ use actix_web::body::{BodyStream, to_bytes_limited};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::{Method, header};
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use orderly_domain::product::Currency;
 use orderly_domain::validation::FieldViolation;
 
+use crate::ApiState;
 use crate::extract::shape;
 use crate::problem::{ApiError, FieldError, ProblemCode, json_pointer};
 
@@ -34,7 +36,23 @@ pub const MAX_DEPTH: usize = 32;
 /// field by its path from the body's root.
 pub trait RequestBody: DeserializeOwned + 'static {
     type Domain;
-    fn try_into_domain(self) -> Result<Self::Domain, Vec<FieldViolation>>;
+    fn try_into_domain(self, context: &BodyContext) -> Result<Self::Domain, Vec<FieldViolation>>;
+}
+
+/// Deployment facts some field rules need, so that they are reported with every other fault
+/// of the body in one 422 (e.g. a price must be in the deployment's currency).
+#[derive(Debug, Clone)]
+pub struct BodyContext {
+    pub currency: Currency,
+}
+
+impl BodyContext {
+    fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let state = req
+            .app_data::<web::Data<ApiState>>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
+        Ok(Self { currency: state.products.currency().clone() })
+    }
 }
 
 /// A request body that passed every check, already converted into domain values.
@@ -53,6 +71,7 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let media_type = check_media_type(req);
+        let context = BodyContext::of(req);
         let declared_length = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -69,7 +88,7 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
                 Ok(Err(PayloadError::Overflow)) | Err(_) => return Err(too_large()),
                 Ok(Err(_)) => return Err(ApiError::malformed_json("the request body could not be read completely")),
             };
-            parse::<T>(&bytes).map(ValidJson)
+            parse::<T>(&bytes, &context?).map(ValidJson)
         })
     }
 }
@@ -102,7 +121,7 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// Everything after the bytes have arrived: encoding, depth, syntax, shape, rules.
-pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T::Domain, ApiError> {
+pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::Domain, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::malformed_json("the request body is not UTF-8"))?;
     if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Err(ApiError::malformed_json(format!("the request body is nested deeper than {MAX_DEPTH} levels")));
@@ -120,7 +139,7 @@ pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T::Domain, ApiError> {
         .into_iter()
         .map(|fault| FieldError::at_pointer(json_pointer(&fault.path), fault.code, fault.message))
         .collect();
-    let domain = match dto.map(T::try_into_domain) {
+    let domain = match dto.map(|dto| dto.try_into_domain(context)) {
         Some(Ok(domain)) => Some(domain),
         Some(Err(violations)) => {
             // A field already reported for its shape (and then removed) must not be reported

@@ -1,12 +1,14 @@
 //! Extractors: how a handler gets its inputs, each already checked and each failing with the
 //! problem the contract prescribes, so that handlers only ever see valid values.
 //!
-//! - [`caller`] — the authenticated caller (401s);
+//! - [`caller`] — the authenticated caller (401s), or an optional one for public reads;
 //! - [`path`] — path parameters (400 `invalid_parameter`);
 //! - [`query`] — query strings (400 `invalid_parameter`);
-//! - [`conditional`] — `If-Match` / `If-None-Match` and the ETag they compare with;
+//! - [`conditional`] — `If-Match` / `If-None-Match` and the ETag they compare with (428 where
+//!   `If-Match` is required);
 //! - [`json`] — request bodies (415, 413, 400 `malformed_json`, 422);
-//! - [`shape`] — collecting every serde-level fault of a body or query (used by the two above).
+//! - [`shape`] — collecting every serde-level fault of a body or query (used by the two above),
+//!   nested objects included ([`shape::NestedObject`]).
 //!
 //! A handler lists the caller first, so that an unauthenticated request is refused before its
 //! body is read.
@@ -18,8 +20,8 @@ pub mod path;
 pub mod query;
 pub mod shape;
 
-pub use caller::Caller;
-pub use conditional::{ETag, IfMatch, IfNoneMatch};
-pub use json::{RequestBody, ValidJson};
+pub use caller::{Caller, OptionalCaller};
+pub use conditional::{ETag, IfMatch, IfNoneMatch, RequiredIfMatch};
+pub use json::{BodyContext, RequestBody, ValidJson};
 pub use path::PathId;
 pub use query::{QueryDto, ValidQuery};

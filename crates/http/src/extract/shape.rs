@@ -10,9 +10,19 @@
 //!    path, remove the offending value and try again. Nested unknown keys are caught here too,
 //!    because request DTOs say `#[serde(deny_unknown_fields)]`.
 //!
-//! Messages never echo the submitted value (it might be a password).
+//! A nested object of a body (e.g. a product's `unit_price`) is declared as a
+//! [`NestedObject`], a DTO with `deny_unknown_fields` of its own: its faults are collected like
+//! the top level's, each at its full path (`/unit_price/amount`, `/unit_price/extra`), and it
+//! accepts only a JSON object — serde's derived `Deserialize` for a struct would also take an
+//! array of its fields in order, which no schema of ours allows.
+//!
+//! Messages never echo the submitted value (it might be a password), nor name a Rust type.
 
-use serde::de::{self, DeserializeOwned, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// Bounds the retry loop: each round re-reads at most 64 KiB, so a body full of faults cannot
@@ -99,10 +109,46 @@ fn classify(path: Vec<String>, serde_message: &str) -> ShapeFault {
     }
     let code = if serde_message.starts_with("invalid type") { "invalid_type" } else { "invalid_value" };
     let message = match serde_message.split_once(", expected ") {
+        // serde names derived types (`struct MoneyInput`, `enum Role`): internal names.
+        Some((_, expected)) if expected.starts_with("struct ") => "expected an object".to_owned(),
+        Some((_, expected)) if expected.starts_with("enum ") => "expected one of the allowed values".to_owned(),
         Some((_, expected)) => format!("expected {expected}"),
         None => "has an invalid value".to_owned(),
     };
     ShapeFault { path, code, message }
+}
+
+/// A nested object of a request body: deserializes `T` from a JSON object only (see the
+/// module docs), so that anything else is one `invalid_type` fault "expected an object" at
+/// the object's own path, while faults inside it keep their full paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedObject<T>(pub T);
+
+impl<T> NestedObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NestedObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                // The map is the one `serde_path_to_error` tracks, so inner paths stay whole.
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(NestedObject)
+    }
 }
 
 /// Removes the value at `path` so the next round gets past it. An array element is removed
@@ -215,6 +261,75 @@ mod tests {
                 ("x/y".to_owned(), "unknown_field"),
             ]
         );
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Price {
+        amount: Option<i64>,
+        currency: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct WithNested {
+        name: Option<String>,
+        price: Option<NestedObject<Price>>,
+        #[serde(default)]
+        patch: crate::dto::PatchField<NestedObject<Price>>,
+    }
+
+    #[test]
+    fn faults_inside_nested_objects_are_collected_with_their_paths() {
+        let (dto, faults) = deserialize_collecting::<WithNested>(json!({
+            "name": "mug", "stock": 5,
+            "price": {"amount": "12.50", "currency": 978, "extra": true, "more": 1},
+            "patch": {"amount": 1.5, "reserved": 3}
+        }));
+        let empty = || NestedObject(Price { amount: None, currency: None });
+        assert_eq!(
+            dto,
+            Some(WithNested {
+                name: Some("mug".into()),
+                price: Some(empty()),
+                patch: crate::dto::PatchField::Set(empty())
+            })
+        );
+        let mut found = paths(&faults);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("patch/amount".to_owned(), "invalid_type"),
+                ("patch/reserved".to_owned(), "unknown_field"),
+                ("price/amount".to_owned(), "invalid_type"),
+                ("price/currency".to_owned(), "invalid_type"),
+                ("price/extra".to_owned(), "unknown_field"),
+                ("price/more".to_owned(), "unknown_field"),
+                ("stock".to_owned(), "unknown_field"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nested_object_of_the_wrong_type_is_one_fault_at_its_own_path() {
+        // An array of the fields in order is not an object either.
+        let (dto, faults) = deserialize_collecting::<WithNested>(json!({"price": "12.50", "patch": [1250, "EUR"]}));
+        assert_eq!(dto, Some(WithNested { name: None, price: None, patch: crate::dto::PatchField::Absent }));
+        let mut found = paths(&faults);
+        found.sort();
+        assert_eq!(found, vec![("patch".to_owned(), "invalid_type"), ("price".to_owned(), "invalid_type")]);
+        for fault in faults {
+            assert_eq!(fault.message, "expected an object");
+        }
+    }
+
+    #[test]
+    fn messages_never_name_rust_types() {
+        let fault = classify(vec!["x".into()], "invalid length 1, expected struct MoneyInput with 2 elements");
+        assert_eq!(fault.message, "expected an object");
+        let fault = classify(vec!["x".into()], "invalid type: string \"a\", expected enum Role");
+        assert_eq!(fault.message, "expected one of the allowed values");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use utoipa_actix_web::{UtoipaApp, scope};
 
 pub mod auth;
 pub mod health;
+pub mod products;
 pub mod users;
 
 /// Registers every documented route on `app`.
@@ -26,6 +27,13 @@ where
             .service(users::list)
             .service(users::get)
             .service(users::update)
+            .service(products::list)
+            .service(products::create)
+            .service(products::get)
+            .service(products::update)
+            .service(products::archive)
+            .service(products::adjust_stock)
+            .service(products::list_adjustments)
             .service(auth::login)
             .service(auth::refresh)
             .service(auth::logout),

@@ -5,6 +5,7 @@
 mod auth;
 mod machinery;
 mod openapi;
+mod products;
 mod support;
 mod users;
 mod wire;

@@ -1,4 +1,5 @@
-//! Test wiring: the real `UserService` and `SessionService` over the domain's mockall mocks,
+//! Test wiring: the real `UserService`, `SessionService` and `ProductService` over the domain's
+//! mockall mocks,
 //! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
 
 use std::sync::Arc;
@@ -14,10 +15,13 @@ use uuid::Uuid;
 
 use orderly_domain::auth::AccessClaims;
 use orderly_domain::ports::{
-    MockPasswordHasher, MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock,
-    TokenRejected,
+    MockPasswordHasher, MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService,
+    MockUserRepository, SystemClock, TokenRejected,
 };
-use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::product::{
+    Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
+};
+use orderly_domain::services::{ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_http::{ApiState, HttpSettings};
 
@@ -56,10 +60,37 @@ pub fn user(id: UserId, role: Role, version: i64) -> User {
     }
 }
 
+/// The deployment's currency in every test.
+pub fn eur() -> Currency {
+    Currency::parse("EUR").unwrap()
+}
+
+pub fn product_id() -> ProductId {
+    ProductId::from_uuid(Uuid::parse_str("0192f5c2-0000-7000-8000-0000000000f1").unwrap())
+}
+
+/// An active product as the repository would return it: 12.50 EUR, 10 on hand of which 4
+/// are reserved.
+pub fn product(id: ProductId, version: i64) -> Product {
+    Product {
+        id,
+        sku: Sku::parse("MUG-001").unwrap(),
+        name: ProductName::parse("Enamel mug").unwrap(),
+        description: Some(Description::parse("Holds 350 ml.").unwrap()),
+        unit_price: Money::parse(1250, "EUR", &eur()).unwrap(),
+        stock: Stock::new(10, 4).unwrap(),
+        status: ProductStatus::Active,
+        version,
+        created_at: at(1_795_457_045_123_456),
+        updated_at: at(1_795_457_046_000_000),
+    }
+}
+
 /// The ports a test may set expectations on. Access tokens are already wired:
 /// [`CUSTOMER_TOKEN`], [`ADMIN_TOKEN`], [`EXPIRED_TOKEN`]; anything else is invalid.
 pub struct Mocks {
     pub users: MockUserRepository,
+    pub products: MockProductRepository,
     pub refresh_tokens: MockRefreshTokenRepository,
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenService,
@@ -77,6 +108,7 @@ impl Mocks {
         });
         Self {
             users: MockUserRepository::new(),
+            products: MockProductRepository::new(),
             refresh_tokens: MockRefreshTokenRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens,
@@ -90,7 +122,14 @@ impl Mocks {
         let clock = Arc::new(SystemClock);
         ApiState {
             users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
-            sessions: SessionService::new(users, Arc::new(self.refresh_tokens), hasher, Arc::new(self.tokens), clock),
+            sessions: SessionService::new(
+                users,
+                Arc::new(self.refresh_tokens),
+                hasher,
+                Arc::new(self.tokens),
+                clock.clone(),
+            ),
+            products: ProductService::new(Arc::new(self.products), clock, eur()),
             readiness: Arc::new(self.readiness),
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),

@@ -37,7 +37,8 @@ fn a_missing_sqlite_file_is_created() {
     let db = Database::connect(&url, QUICK).unwrap();
     assert!(path.exists());
     assert_eq!(db.backend(), Backend::Sqlite);
-    assert_eq!(db.run_migrations().unwrap(), 1);
+    assert!(db.run_migrations().unwrap() >= 1);
+    assert_eq!(db.pending_migrations().unwrap(), 0);
 }
 
 #[test]

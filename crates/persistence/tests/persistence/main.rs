@@ -5,5 +5,6 @@
 mod connections;
 mod fixtures;
 mod migrations;
+mod products;
 mod refresh_tokens;
 mod users;

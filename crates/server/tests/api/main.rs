@@ -6,5 +6,6 @@
 mod support;
 
 mod operational;
+mod products;
 mod sessions;
 mod users;

@@ -1,0 +1,635 @@
+//! Products and stock on the wire (§2.2): the `Product` and `StockAdjustment`
+//! representations, the create, merge-patch and adjustment bodies, and the query strings of
+//! the catalogue and of a product's audit trail, with their cursors.
+//!
+//! Stock is not a field of any product body: `stock`, `reserved`, `on_hand` or `version` in a
+//! create or patch body is an unknown field (422), so stock changes only through adjustments.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use orderly_domain::pagination::{PageLimit, SortDirection};
+use orderly_domain::product::{
+    AdjustmentQuery, AdjustmentReason, Description, Money, Product, ProductCursor, ProductId, ProductName,
+    ProductQuery, ProductSortKey, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta,
+};
+use orderly_domain::services::ProductDraft;
+use orderly_domain::validation::{FieldViolation, Violations};
+
+use crate::dto::money::{MoneyInput, MoneyResponse};
+use crate::dto::{PatchField, required, timestamp};
+use crate::extract::shape::NestedObject;
+use crate::extract::{BodyContext, QueryDto, RequestBody};
+use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::problem::{ApiError, FieldError};
+
+// --- representations -------------------------------------------------------------------------
+
+/// Whether a product can be ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ProductStatus)]
+pub enum ProductStatusDto {
+    /// In the catalogue.
+    Active,
+    /// Withdrawn: visible to admins only; orders keep their snapshot.
+    Archived,
+}
+
+impl From<ProductStatus> for ProductStatusDto {
+    fn from(status: ProductStatus) -> Self {
+        match status {
+            ProductStatus::Active => Self::Active,
+            ProductStatus::Archived => Self::Archived,
+        }
+    }
+}
+
+/// A product's stock. Changed only through stock adjustments (and by orders).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Stock, example = json!({"on_hand": 10, "reserved": 4, "available": 6}))]
+pub struct StockResponse {
+    /// Units in the warehouse.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub on_hand: i64,
+    /// Units promised to pending orders; never more than `on_hand`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub reserved: i64,
+    /// `on_hand - reserved`: what can still be ordered.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub available: i64,
+}
+
+impl From<Stock> for StockResponse {
+    fn from(stock: Stock) -> Self {
+        Self { on_hand: stock.on_hand(), reserved: stock.reserved(), available: stock.available() }
+    }
+}
+
+/// A product of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Product, example = json!({
+    "id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60",
+    "sku": "MUG-001",
+    "name": "Enamel mug",
+    "description": "Holds 350 ml.",
+    "unit_price": {"amount": 1250, "currency": "EUR"},
+    "stock": {"on_hand": 10, "reserved": 4, "available": 6},
+    "status": "active",
+    "version": 3,
+    "created_at": "2026-11-23T18:04:05.123Z",
+    "updated_at": "2026-11-23T18:10:00.000Z"
+}))]
+pub struct ProductResponse {
+    /// UUIDv7: ids sort by creation time.
+    pub id: Uuid,
+    /// Unique; upper-cased letters, digits and `-`.
+    #[schema(pattern = "^[A-Z0-9-]{1,64}$", example = "MUG-001")]
+    pub sku: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// `null` when the product has none.
+    #[schema(required = true, max_length = 2000, example = "Holds 350 ml.")]
+    pub description: Option<String>,
+    pub unit_price: MoneyResponse,
+    pub stock: StockResponse,
+    pub status: ProductStatusDto,
+    /// Increases with every change, stock changes included; the `ETag` is this number quoted.
+    #[schema(minimum = 1, example = 3)]
+    pub version: i64,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:10:00.000Z")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Product> for ProductResponse {
+    fn from(product: &Product) -> Self {
+        Self {
+            id: product.id.as_uuid(),
+            sku: product.sku.as_str().to_owned(),
+            name: product.name.as_str().to_owned(),
+            description: product.description.as_ref().map(|description| description.as_str().to_owned()),
+            unit_price: MoneyResponse::from(&product.unit_price),
+            stock: product.stock.into(),
+            status: product.status.into(),
+            version: product.version,
+            created_at: product.created_at,
+            updated_at: product.updated_at,
+        }
+    }
+}
+
+/// One entry of a product's stock audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StockAdjustment, example = json!({
+    "id": "0192f5c2-6000-7c3d-8e9f-0a1b2c3d4e61",
+    "product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60",
+    "delta": -2,
+    "reason": "2 broken in the warehouse",
+    "on_hand_after": 8,
+    "actor_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e5f",
+    "created_at": "2026-11-23T18:20:00.000Z"
+}))]
+pub struct StockAdjustmentResponse {
+    /// UUIDv7: ids sort by creation time.
+    pub id: Uuid,
+    pub product_id: Uuid,
+    /// Units added to (positive) or removed from (negative) `on_hand`; never 0.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000, example = -2)]
+    pub delta: i64,
+    /// Why the stock changed.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+    /// `on_hand` right after this change.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub on_hand_after: i64,
+    /// The admin who made the change.
+    pub actor_id: Uuid,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:20:00.000Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&StockAdjustment> for StockAdjustmentResponse {
+    fn from(adjustment: &StockAdjustment) -> Self {
+        Self {
+            id: adjustment.id,
+            product_id: adjustment.product_id.as_uuid(),
+            delta: adjustment.delta,
+            reason: adjustment.reason.as_str().to_owned(),
+            on_hand_after: adjustment.on_hand_after,
+            actor_id: adjustment.actor_id.as_uuid(),
+            created_at: adjustment.created_at,
+        }
+    }
+}
+
+// --- request bodies --------------------------------------------------------------------------
+
+/// `POST /v1/products`. Stock beyond `initial_stock` is changed through stock adjustments.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "sku": "MUG-001",
+    "name": "Enamel mug",
+    "description": "Holds 350 ml.",
+    "unit_price": {"amount": 1250, "currency": "EUR"},
+    "initial_stock": 10
+}))]
+pub struct CreateProductRequest {
+    /// Unique stock-keeping unit, 1–64 letters, digits and `-`; stored upper-cased (`mug-1`
+    /// and `MUG-1` are the same SKU).
+    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9-]{1,64}$", example = "MUG-001")]
+    sku: Option<String>,
+    /// 1–200 characters after trimming, no control characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
+    name: Option<String>,
+    /// Up to 2000 characters; line breaks and tabs allowed. Absent or `null`: none.
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    description: Option<String>,
+    /// The price of one unit, in the deployment's currency.
+    #[schema(value_type = MoneyInput, required = true)]
+    unit_price: Option<NestedObject<MoneyInput>>,
+    /// Units on hand at creation, 0–1,000,000,000 (default 0); recorded as the first entry of
+    /// the stock audit trail.
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 1_000_000_000, default = 0)]
+    initial_stock: Option<i64>,
+}
+
+impl RequestBody for CreateProductRequest {
+    type Domain = ProductDraft;
+
+    fn try_into_domain(self, context: &BodyContext) -> Result<ProductDraft, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let sku = violations.check(self.sku.ok_or_else(|| required(Sku::FIELD)).and_then(|sku| Sku::parse(&sku)));
+        let name = violations
+            .check(self.name.ok_or_else(|| required(ProductName::FIELD)).and_then(|name| ProductName::parse(&name)));
+        let description = self.description.and_then(|description| violations.check(Description::parse(&description)));
+        let unit_price = match self.unit_price {
+            None => {
+                violations.push(required("unit_price"));
+                None
+            }
+            Some(input) => parse_price(input, context, &mut violations),
+        };
+        let initial_stock = self.initial_stock.unwrap_or(0);
+        if Stock::new(initial_stock, 0).is_err() {
+            violations.push(FieldViolation::new(
+                "initial_stock",
+                "out_of_range",
+                format!("must be between 0 and {}", Stock::MAX_UNITS),
+            ));
+        }
+        match (sku, name, unit_price) {
+            (Some(sku), Some(name), Some(unit_price)) if violations.is_empty() => {
+                Ok(ProductDraft { sku, name, description, unit_price, initial_stock })
+            }
+            _ => Err(violations.into_vec()),
+        }
+    }
+}
+
+/// `unit_price`, every fault of it recorded.
+fn parse_price(input: NestedObject<MoneyInput>, context: &BodyContext, violations: &mut Violations) -> Option<Money> {
+    match input.into_inner().parse("unit_price", &context.currency) {
+        Ok(money) => Some(money),
+        Err(faults) => {
+            faults.into_iter().for_each(|fault| violations.push(fault));
+            None
+        }
+    }
+}
+
+/// `PATCH /v1/products/{id}`, a merge patch: fields left out stay as they are. Stock is not
+/// here: it changes only through stock adjustments.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Enamel mug, blue", "description": null, "unit_price": {"amount": 1390, "currency": "EUR"}}))]
+pub struct UpdateProductRequest {
+    /// New name, 1–200 characters; cannot be `null`.
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    name: PatchField<String>,
+    /// New description, up to 2000 characters; `null` removes it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    description: PatchField<String>,
+    /// New price, in the deployment's currency; cannot be `null`.
+    #[serde(default)]
+    #[schema(value_type = MoneyInput)]
+    unit_price: PatchField<NestedObject<MoneyInput>>,
+    /// `archived` withdraws the product (like `DELETE`), `active` brings it back; cannot be
+    /// `null`.
+    #[serde(default)]
+    #[schema(value_type = ProductStatusDto)]
+    status: PatchField<String>,
+}
+
+impl RequestBody for UpdateProductRequest {
+    type Domain = ProductUpdate;
+
+    fn try_into_domain(self, context: &BodyContext) -> Result<Self::Domain, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let name = violations.check(self.name.into_option(ProductName::FIELD)).flatten();
+        let name = name.and_then(|name| violations.check(ProductName::parse(&name)));
+        let description = match self.description {
+            PatchField::Absent => None,
+            PatchField::Null => Some(None),
+            PatchField::Set(raw) => violations.check(Description::parse(&raw)).map(Some),
+        };
+        let unit_price = violations.check(self.unit_price.into_option("unit_price")).flatten();
+        let unit_price = unit_price.and_then(|input| parse_price(input, context, &mut violations));
+        let status = violations.check(self.status.into_option("status")).flatten();
+        let status = status.and_then(|status| violations.check(ProductStatus::parse(&status, "status")));
+        if violations.is_empty() {
+            Ok(ProductUpdate { name, description, unit_price, status })
+        } else {
+            Err(violations.into_vec())
+        }
+    }
+}
+
+/// `POST /v1/products/{id}/stock-adjustments`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"delta": -2, "reason": "2 broken in the warehouse"}))]
+pub struct AdjustStockRequest {
+    /// Units to add (positive) or remove (negative); not 0, at most ±1,000,000,000. `on_hand`
+    /// may never fall below `reserved`.
+    #[schema(value_type = i64, required = true, minimum = -1_000_000_000, maximum = 1_000_000_000, example = -2)]
+    delta: Option<i64>,
+    /// Why, for the audit trail: 1–500 characters after trimming.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 500)]
+    reason: Option<String>,
+}
+
+/// What an adjustment hands the domain.
+#[derive(Debug)]
+pub struct Adjustment {
+    pub delta: StockDelta,
+    pub reason: AdjustmentReason,
+}
+
+impl RequestBody for AdjustStockRequest {
+    type Domain = Adjustment;
+
+    fn try_into_domain(self, _: &BodyContext) -> Result<Adjustment, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let delta = violations.check(self.delta.ok_or_else(|| required("delta")).and_then(StockDelta::parse));
+        let reason = violations
+            .check(self.reason.ok_or_else(|| required("reason")).and_then(|reason| AdjustmentReason::parse(&reason)));
+        match (delta, reason) {
+            (Some(delta), Some(reason)) if violations.is_empty() => Ok(Adjustment { delta, reason }),
+            _ => Err(violations.into_vec()),
+        }
+    }
+}
+
+// --- the catalogue's query string ------------------------------------------------------------
+
+/// Sort orders of `GET /v1/products`; `-` means descending. Ties are broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ProductSort)]
+pub enum ProductSortDto {
+    /// Oldest first (the default).
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    /// Newest first.
+    #[serde(rename = "-created_at")]
+    CreatedAtDescending,
+    /// By name, A to Z (byte-wise, so upper case before lower case).
+    #[serde(rename = "name")]
+    Name,
+    /// By name, Z to A.
+    #[serde(rename = "-name")]
+    NameDescending,
+    /// Cheapest first.
+    #[serde(rename = "price")]
+    Price,
+    /// Dearest first.
+    #[serde(rename = "-price")]
+    PriceDescending,
+}
+
+/// A sort of the catalogue: key and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductSort {
+    pub key: ProductSortKey,
+    pub direction: SortDirection,
+}
+
+impl ProductSort {
+    const NAMES: [&'static str; 6] = ["created_at", "-created_at", "name", "-name", "price", "-price"];
+
+    fn parse(raw: &str) -> Option<Self> {
+        let (direction, key) = match raw.strip_prefix('-') {
+            Some(key) => (SortDirection::Descending, key),
+            None => (SortDirection::Ascending, raw),
+        };
+        let key = match key {
+            "created_at" => ProductSortKey::CreatedAt,
+            "name" => ProductSortKey::Name,
+            "price" => ProductSortKey::Price,
+            _ => return None,
+        };
+        Some(Self { key, direction })
+    }
+
+    /// The `sort` value as clients write it; what a cursor is bound to.
+    pub fn name(self) -> &'static str {
+        match (self.key, self.direction) {
+            (ProductSortKey::CreatedAt, SortDirection::Ascending) => "created_at",
+            (ProductSortKey::CreatedAt, SortDirection::Descending) => "-created_at",
+            (ProductSortKey::Name, SortDirection::Ascending) => "name",
+            (ProductSortKey::Name, SortDirection::Descending) => "-name",
+            (ProductSortKey::Price, SortDirection::Ascending) => "price",
+            (ProductSortKey::Price, SortDirection::Descending) => "-price",
+        }
+    }
+}
+
+impl Default for ProductSort {
+    fn default() -> Self {
+        Self { key: ProductSortKey::CreatedAt, direction: SortDirection::Ascending }
+    }
+}
+
+/// The collection's name in cursors.
+const PRODUCTS: &str = "products";
+
+/// Longest `q`, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+
+/// `GET /v1/products` filters and sort (pagination: `crate::pagination::PageParams`).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListProductsParams {
+    /// Only products whose name contains this text, ignoring case; 1–200 characters.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 200, example = "mug")]
+    q: Option<String>,
+    /// `true`: only products with units available (`stock.available > 0`). `false`, like
+    /// leaving it out, does not filter.
+    #[param(value_type = Option<bool>)]
+    in_stock: Option<String>,
+    /// Admins: only products with this status (admins see both when it is left out). Everyone
+    /// else always gets active products only, so `archived` gives them an empty page.
+    #[param(value_type = Option<ProductStatusDto>)]
+    status: Option<String>,
+    /// Order of the collection; a cursor is only valid with the sort it was issued for.
+    #[param(value_type = Option<ProductSortDto>)]
+    sort: Option<String>,
+    #[param(ignore)]
+    limit: Option<String>,
+    #[param(ignore)]
+    cursor: Option<String>,
+}
+
+impl QueryDto for ListProductsParams {
+    type Domain = ProductQuery;
+
+    fn try_into_domain(self, cursors: &CursorCodec) -> Result<ProductQuery, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let name_contains = match self.q {
+            None => None,
+            Some(q) if q.is_empty() => {
+                errors.push(FieldError::parameter("q", "too_short", "must be 1 to 200 characters"));
+                None
+            }
+            Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
+                errors.push(FieldError::parameter("q", "too_long", "must be 1 to 200 characters"));
+                None
+            }
+            Some(q) if q.chars().any(char::is_control) => {
+                errors.push(FieldError::parameter("q", "invalid_characters", "must not contain control characters"));
+                None
+            }
+            Some(q) => Some(q),
+        };
+        let in_stock = match self.in_stock.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                errors.push(FieldError::parameter("in_stock", "invalid_value", "must be true or false"));
+                false
+            }
+        };
+        let status = match self.status.as_deref().map(|raw| ProductStatus::parse(raw, "status")).transpose() {
+            Ok(status) => status,
+            Err(violation) => {
+                errors.push(FieldError::from_parameter_violation(violation));
+                None
+            }
+        };
+        let sort = match self.sort.as_deref() {
+            None => Some(ProductSort::default()),
+            Some(raw) => {
+                let sort = ProductSort::parse(raw);
+                if sort.is_none() {
+                    let names = ProductSort::NAMES.join(", ");
+                    errors.push(FieldError::parameter("sort", "invalid_value", format!("must be one of: {names}")));
+                }
+                sort
+            }
+        };
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        // A cursor can only be checked against a known sort.
+        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
+            (Some(sort), Some(raw)) => {
+                let scope = CursorScope { collection: PRODUCTS, sort: sort.name() };
+                cursors
+                    .decode(scope, raw)
+                    .and_then(|position| product_cursor(sort, position))
+                    .map_err(|error| errors.push(error))
+                    .ok()
+            }
+            _ => None,
+        };
+        match (sort, limit) {
+            (Some(sort), Some(limit)) if errors.is_empty() => Ok(ProductQuery {
+                status,
+                name_contains,
+                in_stock,
+                sort: sort.key,
+                direction: Some(sort.direction),
+                after,
+                limit,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The sort a parsed query asks for.
+pub fn sort_of(query: &ProductQuery) -> ProductSort {
+    ProductSort { key: query.sort, direction: query.direction.unwrap_or(SortDirection::Ascending) }
+}
+
+fn product_cursor(sort: ProductSort, position: CursorPosition) -> Result<ProductCursor, FieldError> {
+    let invalid = || FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor");
+    let id = ProductId::from_uuid(position.id);
+    Ok(match sort.key {
+        ProductSortKey::CreatedAt => {
+            let micros = position.key.parse::<i64>().map_err(|_| invalid())?;
+            ProductCursor::CreatedAt(Utc.timestamp_micros(micros).single().ok_or_else(invalid)?, id)
+        }
+        ProductSortKey::Name => ProductCursor::Name(position.key, id),
+        ProductSortKey::Price => ProductCursor::Price(position.key.parse::<i64>().map_err(|_| invalid())?, id),
+    })
+}
+
+/// The cursor of the page after `last`, in `sort` order.
+pub fn next_cursor(cursors: &CursorCodec, sort: ProductSort, last: ProductCursor) -> String {
+    let (key, id) = match last {
+        ProductCursor::CreatedAt(created_at, id) => (created_at.timestamp_micros().to_string(), id),
+        ProductCursor::Name(name, id) => (name, id),
+        ProductCursor::Price(amount, id) => (amount.to_string(), id),
+    };
+    cursors.encode(CursorScope { collection: PRODUCTS, sort: sort.name() }, &CursorPosition { key, id: id.as_uuid() })
+}
+
+// --- a product's audit trail -----------------------------------------------------------------
+
+/// The one order of the audit trail.
+const NEWEST_FIRST: &str = "-created_at";
+
+/// `GET /v1/products/{id}/stock-adjustments`: pagination only (newest first, no filters).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListAdjustmentsParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The audit trail's page parameters; the cursor is checked against the product it belongs
+/// to once the path's id is known ([`AdjustmentPage::into_query`]).
+#[derive(Debug)]
+pub struct AdjustmentPage {
+    limit: PageLimit,
+    cursor: Option<String>,
+}
+
+impl QueryDto for ListAdjustmentsParams {
+    type Domain = AdjustmentPage;
+
+    fn try_into_domain(self, _: &CursorCodec) -> Result<AdjustmentPage, Vec<FieldError>> {
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
+        Ok(AdjustmentPage { limit, cursor: self.cursor.filter(|raw| !raw.is_empty()) })
+    }
+}
+
+/// The cursor collection of one product's audit trail: a cursor of another product's trail
+/// is refused.
+fn adjustments_of(product: ProductId) -> String {
+    format!("products/{product}/stock-adjustments")
+}
+
+impl AdjustmentPage {
+    pub fn limit(&self) -> PageLimit {
+        self.limit
+    }
+
+    /// The query for `product`'s trail; a cursor that is not from it is 400 `invalid_parameter`.
+    pub fn into_query(self, cursors: &CursorCodec, product: ProductId) -> Result<AdjustmentQuery, ApiError> {
+        let collection = adjustments_of(product);
+        let after = self
+            .cursor
+            .map(|raw| cursors.decode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &raw))
+            .transpose()
+            .map_err(|error| ApiError::invalid_parameters(vec![error]))?
+            .map(|position| position.id);
+        Ok(AdjustmentQuery { after, limit: self.limit })
+    }
+}
+
+/// The cursor of the page of `product`'s trail after the adjustment `last`.
+pub fn next_adjustment_cursor(cursors: &CursorCodec, product: ProductId, last: Uuid) -> String {
+    let collection = adjustments_of(product);
+    // Adjustment ids are UUIDv7, so the id alone orders the trail: the key is empty.
+    cursors.encode(
+        CursorScope { collection: &collection, sort: NEWEST_FIRST },
+        &CursorPosition { key: String::new(), id: last },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sort_name_round_trips() {
+        for name in ProductSort::NAMES {
+            assert_eq!(ProductSort::parse(name).map(ProductSort::name), Some(name));
+        }
+        for bad in ["", "-", "--name", "Name", "price ", "+price", "stock"] {
+            assert_eq!(ProductSort::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            ProductSort::parse("-price"),
+            Some(ProductSort { key: ProductSortKey::Price, direction: SortDirection::Descending })
+        );
+    }
+
+    #[test]
+    fn every_cursor_kind_round_trips_through_its_sort() {
+        let codec = CursorCodec::new(b"k");
+        let id = ProductId::new();
+        let created_at = Utc.timestamp_micros(1_795_457_045_123_456).unwrap();
+        for (sort, last) in [
+            ("-created_at", ProductCursor::CreatedAt(created_at, id)),
+            ("name", ProductCursor::Name("Émaille\nmug".to_owned(), id)),
+            ("-price", ProductCursor::Price(1250, id)),
+        ] {
+            let sort = ProductSort::parse(sort).unwrap();
+            let cursor = next_cursor(&codec, sort, last.clone());
+            let scope = CursorScope { collection: PRODUCTS, sort: sort.name() };
+            let decoded = codec.decode(scope, &cursor).and_then(|position| product_cursor(sort, position));
+            assert_eq!(decoded, Ok(last));
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `/v1/products` (§2.2): the catalogue, which anyone may read (archived products only
+//! admins), the admin's writes, and each product's stock adjustments. Who may do what is
+//! decided by `ProductService`; reads are cached as §1.3 says (`caching`), writes are never
+//! cached, and changes require `If-Match` (`RequiredIfMatch`).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+
+use orderly_domain::product::ProductId;
+use orderly_domain::services::ProductService;
+
+use crate::ApiState;
+use crate::blocking;
+use crate::caching::{self, CachePolicy};
+use crate::dto::products::{
+    self as dto, AdjustStockRequest, Adjustment, CreateProductRequest, ListAdjustmentsParams, ListProductsParams,
+    ProductResponse, StockAdjustmentResponse, UpdateProductRequest,
+};
+use crate::extract::{Caller, ETag, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson, ValidQuery};
+use crate::pagination::{self, CursorCodec};
+use crate::problem::{ApiError, ProblemDetails};
+
+/// List products
+///
+/// The catalogue, for anyone: no token is needed (but a token that is sent must be valid).
+/// Anonymous callers and customers see active products only — `status=archived` gives them an
+/// empty page; admins see archived products too and may filter by `status`. Filter by name
+/// with `q` (contains, ignoring case) and by availability with `in_stock=true`; order with
+/// `sort` (`-` for descending; ties broken by id); page with `limit` and `cursor` (or follow
+/// the `Link` header). Walking every page returns every matching product exactly once, also
+/// while products are being added.
+///
+/// Without a token the page may be cached by anyone for 30 seconds
+/// (`Cache-Control: public, max-age=30`); with one it is private (`private, no-cache`). Both
+/// say `Vary: Authorization`.
+#[utoipa::path(
+    operation_id = "listProducts",
+    tag = "products",
+    security((), ("bearer_auth" = [])),
+    params(ListProductsParams, pagination::PageParams),
+    responses(
+        (status = 200, description = "One page of products", body = pagination::PageEnvelope<ProductResponse>,
+            headers(
+                ("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"),
+                ("Cache-Control" = String, description = "`public, max-age=30` without a token, `private, no-cache` with one"),
+                ("Vary" = String, description = "`Authorization`: the answer depends on whether (and which) token is sent"),
+            )),
+        (status = 401, description = "`unauthenticated`: a bearer token was sent and is malformed, expired or wrongly \
+            signed (send none to read anonymously)",
+            body = ProblemDetails, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+    )
+)]
+#[get("/products")]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cursors: web::Data<CursorCodec>,
+    caller: OptionalCaller,
+    query: ValidQuery<ListProductsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let (sort, limit, asked) = (dto::sort_of(&query), query.limit, query.clone());
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let page = blocking::run(move || products.list(actor, query)).await??;
+    let next_cursor = ProductService::next_cursor(&page, &asked).map(|last| dto::next_cursor(&cursors, sort, last));
+    let data = page.items.iter().map(ProductResponse::from).collect();
+    let mut response = pagination::page_response(&req, data, limit, next_cursor);
+    CachePolicy::for_catalogue(caller.is_authenticated()).apply_to(&mut response);
+    Ok(response)
+}
+
+/// One product
+///
+/// For anyone (no token needed, but a token that is sent must be valid). An archived product
+/// is `not_found` for everyone but admins. Comes with a strong `ETag` (the product's
+/// `version`, quoted), which changes with every change of the product, stock included;
+/// `If-None-Match` with a current tag is answered 304 without a body.
+///
+/// Without a token the answer may be cached by anyone for 30 seconds
+/// (`Cache-Control: public, max-age=30`); with one it is private (`private, no-cache`). Both
+/// say `Vary: Authorization`.
+#[utoipa::path(
+    operation_id = "getProduct",
+    tag = "products",
+    security((), ("bearer_auth" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The product's id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a copy you hold; answered 304 when still current"),
+    ),
+    responses(
+        (status = 200, description = "The product", body = ProductResponse,
+            headers(
+                ("ETag" = String, description = "Strong entity tag of this version of the product, e.g. `\"3\"`"),
+                ("Cache-Control" = String, description = "`public, max-age=30` without a token, `private, no-cache` with one"),
+                ("Vary" = String, description = "`Authorization`: the answer depends on whether (and which) token is sent"),
+            )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
+            headers(
+                ("ETag" = String, description = "The current entity tag"),
+                ("Cache-Control" = String, description = "As on 200"),
+                ("Vary" = String, description = "`Authorization`"),
+            )),
+        (status = 401, description = "`unauthenticated`: a bearer token was sent and is malformed, expired or wrongly \
+            signed (send none to read anonymously)",
+            body = ProblemDetails, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 404, description = "`not_found`: no such product, or an archived one and the caller is not an admin",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/products/{id}")]
+pub async fn get(
+    state: web::Data<ApiState>,
+    caller: OptionalCaller,
+    id: PathId,
+    if_none_match: IfNoneMatch,
+) -> Result<HttpResponse, ApiError> {
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let product = blocking::run(move || products.get(actor, ProductId::from_uuid(id.0))).await??;
+    let policy = CachePolicy::for_catalogue(caller.is_authenticated());
+    Ok(caching::versioned(product.version, &ProductResponse::from(&product), &if_none_match, policy))
+}
+
+/// Create a product
+///
+/// Admins only. The SKU is upper-cased and must be unique (`sku_taken` otherwise); the price
+/// must be in the deployment's currency. `initial_stock` (default 0) is recorded as the first
+/// entry of the product's stock audit trail; after that, stock changes only through stock
+/// adjustments — `stock`, `on_hand`, `reserved` or `version` in the body are unknown fields.
+/// Every fault of the body is reported at once. The answer is never cached (`no-store`).
+#[utoipa::path(
+    operation_id = "createProduct",
+    tag = "products",
+    security(("bearer_auth" = [])),
+    request_body(content = CreateProductRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new product", body = ProductResponse,
+            headers(
+                ("Location" = String, description = "Path of the new product, `/v1/products/{id}`"),
+                ("ETag" = String, description = "Strong entity tag of the new product, `\"1\"`"),
+            )),
+        (status = 403, description = "`forbidden`: only admins may create products",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`sku_taken`: another product has this SKU (`errors[0].pointer` is `/sku`)",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[post("/products")]
+pub async fn create(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    body: ValidJson<CreateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let draft = body.into_inner();
+    let product = blocking::run(move || products.create(actor, draft)).await??;
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("/v1/products/{}", product.id)));
+    response.insert_header((header::ETAG, ETag::for_version(product.version).header_value()));
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.json(ProductResponse::from(&product)))
+}
+
+/// Change a product
+///
+/// Admins only. A merge patch (`application/json` or `application/merge-patch+json`) of
+/// `name`, `description` (`null` removes it), `unit_price` and `status`; fields left out stay
+/// as they are, `null` for any other field is a validation fault. Stock cannot be changed here
+/// (use stock adjustments): `stock` and its parts are unknown fields.
+///
+/// `If-Match` is required: send the `ETag` you read. Without it (or with `*`) the answer is
+/// 428; if the product has changed since, 412 and nothing is changed — read it again and
+/// reapply your change. The comparison is part of the update itself, so of two concurrent
+/// changes from the same version exactly one succeeds. The answer carries the new `ETag` and
+/// is never cached (`no-store`).
+#[utoipa::path(
+    operation_id = "updateProduct",
+    tag = "products",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The product's id"),
+        ("If-Match" = String, Header, description = "The product's ETag as you read it, e.g. `\"3\"`; required"),
+    ),
+    request_body(content(
+        (UpdateProductRequest = "application/json"),
+        (UpdateProductRequest = "application/merge-patch+json"),
+    )),
+    responses(
+        (status = 200, description = "The updated product", body = ProductResponse,
+            headers(("ETag" = String, description = "Strong entity tag of the new version"))),
+        (status = 403, description = "`forbidden`: only admins may change products",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: the product changed since the `If-Match` ETag was read",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: `If-Match` is missing (or `*`)",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/products/{id}")]
+pub async fn update(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: PathId,
+    if_match: RequiredIfMatch,
+    body: ValidJson<UpdateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let changes = body.into_inner();
+    let expected_version = if_match.expected_version();
+    let product =
+        blocking::run(move || products.update(actor, ProductId::from_uuid(id.0), changes, expected_version)).await??;
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::ETAG, ETag::for_version(product.version).header_value()));
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.json(ProductResponse::from(&product)))
+}
+
+/// Archive a product
+///
+/// Admins only. Withdraws the product from the catalogue (it stays readable by admins, and
+/// orders keep their snapshot of it); `PATCH` with `"status": "active"` brings it back.
+/// Archiving an archived product at its current ETag changes nothing and is 204 again.
+/// `If-Match` is required, as for `PATCH`: 428 without it (or with `*`), 412 when stale.
+#[utoipa::path(
+    operation_id = "archiveProduct",
+    tag = "products",
+    security(("bearer_auth" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The product's id"),
+        ("If-Match" = String, Header, description = "The product's ETag as you read it, e.g. `\"3\"`; required"),
+    ),
+    responses(
+        (status = 204, description = "The product is archived"),
+        (status = 403, description = "`forbidden`: only admins may archive products",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "`precondition_failed`: the product changed since the `If-Match` ETag was read",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 428, description = "`precondition_required`: `If-Match` is missing (or `*`)",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/products/{id}")]
+pub async fn archive(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: PathId,
+    if_match: RequiredIfMatch,
+) -> Result<HttpResponse, ApiError> {
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let expected_version = if_match.expected_version();
+    blocking::run(move || products.archive(actor, ProductId::from_uuid(id.0), expected_version)).await??;
+    let mut response = HttpResponse::NoContent();
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.finish())
+}
+
+/// Adjust stock
+///
+/// Admins only. Adds `delta` units to the product's `on_hand` (negative to remove), with a
+/// reason, and records who did it in the product's audit trail. Adjustments are atomic with
+/// the product: concurrent adjustments never lose an update. `on_hand` may never fall below
+/// the units `reserved` for pending orders: such a delta is refused with
+/// `stock_below_reserved`, whose `errors` entry (pointer `/delta`) says how far it may go.
+/// The product's `version` (and so its `ETag`) changes.
+///
+/// The answer is the adjustment; it has no URL of its own (read it in the product's audit
+/// trail), so there is no `Location`. Never cached (`no-store`).
+#[utoipa::path(
+    operation_id = "createStockAdjustment",
+    tag = "products",
+    security(("bearer_auth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The product's id")),
+    request_body(content = AdjustStockRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The recorded adjustment", body = StockAdjustmentResponse),
+        (status = 403, description = "`forbidden`: only admins may adjust stock",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`stock_below_reserved`: `on_hand` would fall below `reserved`; the `errors` entry \
+            at `/delta` gives `on_hand` and `reserved`",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[post("/products/{id}/stock-adjustments")]
+pub async fn adjust_stock(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    id: PathId,
+    body: ValidJson<AdjustStockRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let Adjustment { delta, reason } = body.into_inner();
+    let (adjustment, _) =
+        blocking::run(move || products.adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)).await??;
+    let mut response = HttpResponse::Created();
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.json(StockAdjustmentResponse::from(&adjustment)))
+}
+
+/// List stock adjustments
+///
+/// Admins only. The product's stock audit trail, newest first: every adjustment with its
+/// delta, reason, the resulting `on_hand`, who made it and when (the first entry, reason
+/// `initial stock`, records the stock the product was created with). Page with `limit` and
+/// `cursor` (or follow the `Link` header); a cursor is valid only for the product it came from.
+#[utoipa::path(
+    operation_id = "listStockAdjustments",
+    tag = "products",
+    security(("bearer_auth" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The product's id"), pagination::PageParams),
+    responses(
+        (status = 200, description = "One page of the audit trail, newest first",
+            body = pagination::PageEnvelope<StockAdjustmentResponse>,
+            headers(
+                ("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+                ("Vary" = String, description = "`Authorization`"),
+            )),
+        (status = 403, description = "`forbidden`: only admins may read the stock audit trail",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/products/{id}/stock-adjustments")]
+pub async fn list_adjustments(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cursors: web::Data<CursorCodec>,
+    caller: Caller,
+    id: PathId,
+    page: ValidQuery<ListAdjustmentsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let product = ProductId::from_uuid(id.0);
+    let page = page.into_inner();
+    let limit = page.limit();
+    let query = page.into_query(&cursors, product)?;
+    let products = state.products.clone();
+    let actor = caller.actor();
+    let page = blocking::run(move || products.list_adjustments(actor, product, &query)).await??;
+    let next_cursor = page
+        .has_more
+        .then(|| page.items.last())
+        .flatten()
+        .map(|last| dto::next_adjustment_cursor(&cursors, product, last.id));
+    let data = page.items.iter().map(StockAdjustmentResponse::from).collect();
+    let mut response = pagination::page_response(&req, data, limit, next_cursor);
+    CachePolicy::PrivateRevalidate.apply_to(&mut response);
+    Ok(response)
+}

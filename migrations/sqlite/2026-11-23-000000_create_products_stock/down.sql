@@ -1,0 +1,2 @@
+DROP TABLE stock_adjustments;
+DROP TABLE products;
