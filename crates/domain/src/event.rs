@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::invoice::InvoiceNumber;
+use crate::order::{CancelReason, OrderId, OrderStatus};
 use crate::product::{ProductId, ProductStatus};
 use crate::user::{Role, UserId};
 
@@ -46,6 +48,33 @@ pub enum DomainEvent {
         actor_id: UserId,
         occurred_at: DateTime<Utc>,
     },
+    OrderPlaced {
+        order_id: OrderId,
+        customer_id: UserId,
+        /// `(product, quantity)` per line: what was reserved.
+        lines: Vec<(ProductId, i64)>,
+        total: i64,
+        occurred_at: DateTime<Utc>,
+    },
+    /// `order.confirmed`, `order.cancelled`, `order.shipped` or `order.delivered`, after `to`.
+    OrderStatusChanged {
+        order_id: OrderId,
+        customer_id: UserId,
+        from: OrderStatus,
+        to: OrderStatus,
+        /// Who moved it; `None` for the server's expiry sweep.
+        actor_id: Option<UserId>,
+        /// Set for cancellations.
+        reason: Option<CancelReason>,
+        occurred_at: DateTime<Utc>,
+    },
+    InvoiceIssued {
+        number: InvoiceNumber,
+        order_id: OrderId,
+        customer_id: UserId,
+        total: i64,
+        occurred_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -56,16 +85,30 @@ impl DomainEvent {
             DomainEvent::ProductCreated { .. } => "product.created",
             DomainEvent::ProductUpdated { .. } => "product.updated",
             DomainEvent::StockAdjusted { .. } => "stock.adjusted",
+            DomainEvent::OrderPlaced { .. } => "order.placed",
+            DomainEvent::OrderStatusChanged { to, .. } => match to {
+                OrderStatus::Pending => "order.placed",
+                OrderStatus::Confirmed => "order.confirmed",
+                OrderStatus::Cancelled => "order.cancelled",
+                OrderStatus::Shipped => "order.shipped",
+                OrderStatus::Delivered => "order.delivered",
+            },
+            DomainEvent::InvoiceIssued { .. } => "invoice.issued",
         }
     }
 
-    /// The `(subject type, subject id)` the event is about.
-    pub fn subject(&self) -> (&'static str, Uuid) {
+    /// The `(subject type, subject id)` the event is about (§2.5 `subject`). Ids are UUIDs
+    /// except for invoices, which are addressed by their number.
+    pub fn subject(&self) -> (&'static str, String) {
         match self {
-            DomainEvent::UserRegistered { user_id, .. } => ("user", user_id.as_uuid()),
+            DomainEvent::UserRegistered { user_id, .. } => ("user", user_id.to_string()),
             DomainEvent::ProductCreated { product_id, .. }
             | DomainEvent::ProductUpdated { product_id, .. }
-            | DomainEvent::StockAdjusted { product_id, .. } => ("product", product_id.as_uuid()),
+            | DomainEvent::StockAdjusted { product_id, .. } => ("product", product_id.to_string()),
+            DomainEvent::OrderPlaced { order_id, .. } | DomainEvent::OrderStatusChanged { order_id, .. } => {
+                ("order", order_id.to_string())
+            }
+            DomainEvent::InvoiceIssued { number, .. } => ("invoice", number.to_string()),
         }
     }
 
@@ -74,7 +117,10 @@ impl DomainEvent {
             DomainEvent::UserRegistered { occurred_at, .. }
             | DomainEvent::ProductCreated { occurred_at, .. }
             | DomainEvent::ProductUpdated { occurred_at, .. }
-            | DomainEvent::StockAdjusted { occurred_at, .. } => *occurred_at,
+            | DomainEvent::StockAdjusted { occurred_at, .. }
+            | DomainEvent::OrderPlaced { occurred_at, .. }
+            | DomainEvent::OrderStatusChanged { occurred_at, .. }
+            | DomainEvent::InvoiceIssued { occurred_at, .. } => *occurred_at,
         }
     }
 }

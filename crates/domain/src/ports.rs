@@ -197,3 +197,81 @@ pub enum NotReady {
 pub trait Readiness: Send + Sync {
     fn check(&self) -> Result<(), NotReady>;
 }
+
+/// An order to place: the requested lines and how to price them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub id: crate::order::OrderId,
+    pub customer_id: UserId,
+    pub request: crate::order::OrderRequest,
+    pub tax_rate: crate::order::TaxRate,
+    pub currency: crate::product::Currency,
+    pub placed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of placing an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    Placed(crate::order::Order),
+    /// Every line that could not be reserved; nothing was reserved.
+    InsufficientStock(Vec<crate::order::Shortfall>),
+    /// Indexes of the lines whose product does not exist or is archived; nothing was reserved.
+    UnavailableProducts(Vec<usize>),
+}
+
+/// A status change, already allowed by the transition table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub order_id: crate::order::OrderId,
+    pub from: crate::order::OrderStatus,
+    pub to: crate::order::OrderStatus,
+    pub effect: crate::order::TransitionEffect,
+    /// Apply only at this version (from `If-Match`); `None` for the expiry sweep, which relies
+    /// on the `status = from` condition alone.
+    pub expected_version: Option<i64>,
+    /// Who moves it; `None` for the server.
+    pub actor_id: Option<UserId>,
+    pub cancel_reason: Option<crate::order::CancelReason>,
+    pub now: DateTime<Utc>,
+}
+
+/// The outcome of a conditional status change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusChangeOutcome {
+    Applied(Box<crate::order::Order>),
+    NotFound,
+    /// The order is no longer at `from` or at the expected version: someone else moved it first.
+    Conflict,
+}
+
+/// Orders, with their reservations and invoices.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait OrderRepository: Send + Sync {
+    /// In one transaction: reserves every line (`UPDATE products SET reserved = reserved + q
+    /// WHERE id = ? AND status = 'active' AND on_hand - reserved >= q`, in product-id order so
+    /// concurrent orders cannot deadlock), snapshots prices, prices the order with
+    /// [`crate::order::price_lines`], inserts it with its lines and `order.placed`. Any short
+    /// or unavailable line rolls everything back and is reported, all of them at once.
+    fn place(&self, order: &NewOrder) -> Result<PlaceOutcome, StoreError>;
+    fn find(&self, id: crate::order::OrderId) -> Result<Option<crate::order::Order>, StoreError>;
+    /// Up to `query.limit + 1` orders after `query.after`.
+    fn list(&self, query: &crate::order::OrderQuery) -> Result<Vec<crate::order::Order>, StoreError>;
+    /// In one transaction: `UPDATE orders SET status = to, version = version + 1 … WHERE id = ?
+    /// AND status = from [AND version = ?]`; then the stock effect (commit or release the
+    /// reservation), the invoice (number from the year's counter row, so numbers are gapless
+    /// and unique across instances) and the events. Zero rows updated → `Conflict` (or
+    /// `NotFound`), and nothing else happens — which is what makes two sweeps, or a sweep and
+    /// a customer, unable to release one reservation twice.
+    fn change_status(&self, change: &StatusChange) -> Result<StatusChangeOutcome, StoreError>;
+    /// Ids of up to `limit` pending orders whose reservation expired at or before `now`.
+    fn expired_pending(&self, now: DateTime<Utc>, limit: u16) -> Result<Vec<crate::order::OrderId>, StoreError>;
+}
+
+/// Issued invoices (read side; they are written by `OrderRepository::change_status`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait InvoiceRepository: Send + Sync {
+    fn find(&self, number: crate::invoice::InvoiceNumber) -> Result<Option<crate::invoice::Invoice>, StoreError>;
+    /// Up to `query.limit + 1` invoices after `query.after`, newest first.
+    fn list(&self, query: &crate::invoice::InvoiceQuery) -> Result<Vec<crate::invoice::Invoice>, StoreError>;
+}

@@ -5,8 +5,6 @@
 //! derived, never stored. Stock changes only through adjustments (an audit trail) and, later,
 //! through orders; a product's PATCH cannot touch it.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -14,34 +12,10 @@ use crate::pagination::{PageLimit, SortDirection};
 use crate::user::UserId;
 use crate::validation::FieldViolation;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductId(Uuid);
-
-impl ProductId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn as_uuid(self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for ProductId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for ProductId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// A product's id.
+    ProductId
+);
 
 /// A stock-keeping unit: 1–64 of `[A-Z0-9-]` after upper-casing, so `abc-1` and `ABC-1` are
 /// the same SKU.

@@ -4,39 +4,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::validation::FieldViolation;
 
-/// A user's id: a UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(Uuid);
-
-impl UserId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    pub fn as_uuid(self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for UserId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::id::uuid_id!(
+    /// A user's id.
+    UserId
+);
 
 /// An email address, trimmed and lower-cased. The check is deliberately modest (one `@`, a
 /// non-empty local part, a dotted domain, no whitespace or control characters, ≤ 254 chars):

@@ -7,6 +7,8 @@
 //! - catalogue reads without a token: `public, max-age=30` and `Vary: Authorization`: any cache
 //!   may keep them briefly, but never serve them to a request that carries a token (an admin
 //!   also sees archived products), nor a token holder's copy to anyone else;
+//! - invoices, which never change once issued: `private, max-age=31536000, immutable` and
+//!   `Vary: Authorization` — the caller's own cache may keep them for a year without asking;
 //! - operational endpoints: `no-store` (a cached health answer is a wrong one).
 
 use actix_web::http::header::{self, HeaderValue};
@@ -23,6 +25,9 @@ pub enum CachePolicy {
     PrivateRevalidate,
     /// Any cache, for [`PUBLIC_MAX_AGE_SECONDS`]; only for requests without a token.
     PublicShortLived,
+    /// Only the caller's own cache, for a year, without revalidating: for representations
+    /// that never change (invoices).
+    PrivateImmutable,
 }
 
 /// How long a shared cache may serve an anonymous catalogue read without revalidating (§1.3).
@@ -41,6 +46,7 @@ impl CachePolicy {
             Self::NoStore => ("no-store", None),
             Self::PrivateRevalidate => ("private, no-cache", Some("Authorization")),
             Self::PublicShortLived => ("public, max-age=30", Some("Authorization")),
+            Self::PrivateImmutable => ("private, max-age=31536000, immutable", Some("Authorization")),
         }
     }
 
@@ -71,7 +77,12 @@ pub fn versioned<T: Serialize>(
     if_none_match: &IfNoneMatch,
     policy: CachePolicy,
 ) -> HttpResponse {
-    let etag = ETag::for_version(version);
+    tagged(ETag::for_version(version), body, if_none_match, policy)
+}
+
+/// A single resource with the strong tag `etag`: 200 with its body, or 304 with no body and
+/// the same tag when `If-None-Match` already names it.
+pub fn tagged<T: Serialize>(etag: ETag, body: &T, if_none_match: &IfNoneMatch, policy: CachePolicy) -> HttpResponse {
     let not_modified = if_none_match.matches(&etag);
     let mut response = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response.insert_header((header::ETAG, etag.header_value()));

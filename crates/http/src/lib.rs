@@ -37,7 +37,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use orderly_domain::ports::Readiness;
-use orderly_domain::services::{ProductService, SessionService, UserService};
+use orderly_domain::services::{OrderService, ProductService, SessionService, UserService};
 
 pub mod blocking;
 pub mod caching;
@@ -86,6 +86,8 @@ pub struct ApiState {
     pub sessions: SessionService,
     /// The catalogue; its currency is the deployment's, which request bodies are checked against.
     pub products: ProductService,
+    /// Orders and their invoices.
+    pub orders: OrderService,
     pub readiness: Arc<dyn Readiness>,
     pub settings: HttpSettings,
 }

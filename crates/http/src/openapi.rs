@@ -55,6 +55,10 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
     servers((url = "/", description = "This server")),
     tags(
         (name = "products", description = "The catalogue: products, their prices and stock, and the stock audit trail"),
+        (name = "orders", description = "Orders: placing them (which reserves stock), reading them, and moving \
+                                         them from pending to confirmed, shipped and delivered, or cancelled"),
+        (name = "invoices", description = "Invoices, issued when an order is confirmed; numbered `YYYY-NNNNNN` and \
+                                           never changed"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
         (name = "auth", description = "Sessions: access and refresh tokens"),
         (name = "operations", description = "Liveness and readiness probes"),
@@ -66,6 +70,9 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
         crate::dto::users::UserSortDto,
         crate::dto::products::ProductSortDto,
         crate::dto::products::ProductStatusDto,
+        crate::dto::orders::OrderSortDto,
+        crate::dto::orders::OrderStatusDto,
+        crate::dto::invoices::InvoiceSortDto,
     )),
 )]
 pub struct ApiDoc;

@@ -23,8 +23,9 @@ use utoipa::ToSchema;
 use orderly_domain::StoreError;
 use orderly_domain::ports::{NotReady, TokenRejected};
 use orderly_domain::services::{
-    AdjustStockError, ChangeProductError, CreateProductError, GetProductError, GetUserError, ListAdjustmentsError,
-    ListUsersError, LoginError, RefreshError, RegisterError, UpdateUserError,
+    AdjustStockError, ChangeOrderError, ChangeProductError, CreateProductError, GetInvoiceError, GetOrderError,
+    GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, PlaceOrderError, RefreshError,
+    RegisterError, UpdateUserError,
 };
 use orderly_domain::validation::FieldViolation;
 
@@ -655,6 +656,92 @@ impl From<ListAdjustmentsError> for ApiError {
             }
             ListAdjustmentsError::NotFound => Self::not_found("no such product"),
             ListAdjustmentsError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<PlaceOrderError> for ApiError {
+    fn from(error: PlaceOrderError) -> Self {
+        match error {
+            PlaceOrderError::InsufficientStock(mut shortfalls) => {
+                shortfalls.sort_by_key(|shortfall| shortfall.line);
+                let detail = match shortfalls.len() {
+                    1 => "1 item cannot be reserved".to_owned(),
+                    n => format!("{n} items cannot be reserved"),
+                };
+                let errors = shortfalls
+                    .iter()
+                    .map(|shortfall| {
+                        FieldError::at_pointer(
+                            json_pointer(&["items", &shortfall.line.to_string(), "quantity"]),
+                            "insufficient_stock",
+                            format!("only {} available", shortfall.available),
+                        )
+                    })
+                    .collect();
+                Self::new(ProblemCode::InsufficientStock, detail).with_errors(errors)
+            }
+            PlaceOrderError::UnavailableProducts(mut lines) => {
+                lines.sort_unstable();
+                let detail = match lines.len() {
+                    1 => "1 item names a product that cannot be ordered".to_owned(),
+                    n => format!("{n} items name products that cannot be ordered"),
+                };
+                let errors = lines
+                    .iter()
+                    .map(|line| {
+                        FieldError::at_pointer(
+                            json_pointer(&["items", &line.to_string(), "product_id"]),
+                            "unavailable_product",
+                            "is not a product of the catalogue, or is archived",
+                        )
+                    })
+                    .collect();
+                Self::validation(errors).with_detail(detail)
+            }
+            PlaceOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<GetOrderError> for ApiError {
+    fn from(error: GetOrderError) -> Self {
+        match error {
+            GetOrderError::NotFound => Self::not_found("no such order"),
+            GetOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ChangeOrderError> for ApiError {
+    fn from(error: ChangeOrderError) -> Self {
+        match error {
+            ChangeOrderError::NotFound => Self::not_found("no such order"),
+            ChangeOrderError::Forbidden { from, to } => {
+                Self::new(ProblemCode::Forbidden, format!("only admins may move an order from {from} to {to}"))
+            }
+            ChangeOrderError::InvalidTransition { from, to } => {
+                Self::new(ProblemCode::InvalidTransition, format!("an order cannot go from {from} to {to}"))
+                    .with_errors(vec![FieldError::at_pointer(
+                        "/status",
+                        "invalid_transition",
+                        format!("cannot follow {from}"),
+                    )])
+            }
+            ChangeOrderError::VersionMismatch => Self::new(
+                ProblemCode::PreconditionFailed,
+                "the order has changed since the ETag in If-Match was read; fetch it again",
+            ),
+            ChangeOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<GetInvoiceError> for ApiError {
+    fn from(error: GetInvoiceError) -> Self {
+        match error {
+            GetInvoiceError::NotFound => Self::not_found("no such invoice"),
+            GetInvoiceError::Store(store) => store.into(),
         }
     }
 }

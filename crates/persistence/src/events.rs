@@ -16,7 +16,7 @@ use crate::timestamps;
 pub struct SerializedEvent {
     pub event_type: &'static str,
     pub subject_type: &'static str,
-    pub subject_id: Uuid,
+    pub subject_id: String,
     pub data: String,
 }
 
@@ -71,6 +71,36 @@ pub fn serialize_event(event: &DomainEvent) -> SerializedEvent {
             "available": on_hand - reserved,
             "actor_id": actor_id.to_string(),
         }),
+        // What was reserved, line by line, and the order's total in minor units.
+        DomainEvent::OrderPlaced { order_id, customer_id, lines, total, occurred_at: _ } => json!({
+            "order_id": order_id.to_string(),
+            "customer_id": customer_id.to_string(),
+            "lines": lines
+                .iter()
+                .map(|(product_id, quantity)| json!({ "product_id": product_id.to_string(), "quantity": quantity }))
+                .collect::<Vec<_>>(),
+            "total": total,
+        }),
+        // `actor_id` is null for the server's expiry sweep; `reason` appears on cancellations.
+        DomainEvent::OrderStatusChanged { order_id, customer_id, from, to, actor_id, reason, occurred_at: _ } => {
+            let mut data = json!({
+                "order_id": order_id.to_string(),
+                "customer_id": customer_id.to_string(),
+                "from": from.as_str(),
+                "to": to.as_str(),
+                "actor_id": actor_id.map(|actor| actor.to_string()),
+            });
+            if let (Some(reason), Some(object)) = (reason, data.as_object_mut()) {
+                object.insert("reason".to_owned(), json!(reason.as_str()));
+            }
+            data
+        }
+        DomainEvent::InvoiceIssued { number, order_id, customer_id, total, occurred_at: _ } => json!({
+            "number": number.to_string(),
+            "order_id": order_id.to_string(),
+            "customer_id": customer_id.to_string(),
+            "total": total,
+        }),
     };
     SerializedEvent { event_type: event.type_name(), subject_type, subject_id, data: data.to_string() }
 }
@@ -93,7 +123,7 @@ pub(crate) fn record(conn: &mut AnyConnection, event: &DomainEvent) -> QueryResu
         id: Uuid::now_v7().to_string(),
         event_type: serialized.event_type,
         subject_type: serialized.subject_type,
-        subject_id: serialized.subject_id.to_string(),
+        subject_id: serialized.subject_id,
         data: &serialized.data,
         occurred_at: timestamps::to_db(event.occurred_at()),
     };
@@ -121,7 +151,7 @@ mod tests {
         let stored = serialize_event(&event);
         assert_eq!(stored.event_type, "user.registered");
         assert_eq!(stored.subject_type, "user");
-        assert_eq!(stored.subject_id, user_id.as_uuid());
+        assert_eq!(stored.subject_id, user_id.to_string());
         let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
         assert_eq!(data, json!({"user_id": user_id.to_string(), "email": "ada@example.com", "role": "customer"}));
     }
@@ -140,7 +170,7 @@ mod tests {
         };
         let stored = serialize_event(&event);
         assert_eq!((stored.event_type, stored.subject_type), ("product.created", "product"));
-        assert_eq!(stored.subject_id, product_id.as_uuid());
+        assert_eq!(stored.subject_id, product_id.to_string());
         let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
         assert_eq!(
             data,
@@ -166,7 +196,7 @@ mod tests {
             occurred_at: Utc::now(),
         };
         let stored = serialize_event(&renamed);
-        assert_eq!((stored.event_type, stored.subject_id), ("product.updated", product_id.as_uuid()));
+        assert_eq!((stored.event_type, stored.subject_id), ("product.updated", product_id.to_string()));
         let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
         assert_eq!(
             data,
@@ -200,7 +230,7 @@ mod tests {
         };
         let stored = serialize_event(&event);
         assert_eq!((stored.event_type, stored.subject_type), ("stock.adjusted", "product"));
-        assert_eq!(stored.subject_id, product_id.as_uuid());
+        assert_eq!(stored.subject_id, product_id.to_string());
         let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
         assert_eq!(
             data,
@@ -214,6 +244,89 @@ mod tests {
                 "available": 6,
                 "actor_id": actor_id.to_string(),
             })
+        );
+    }
+
+    #[test]
+    fn order_events_carry_the_move_the_actor_or_null_and_the_reason_only_when_set() {
+        use orderly_domain::invoice::InvoiceNumber;
+        use orderly_domain::order::{CancelReason, OrderId, OrderStatus};
+
+        let (order_id, customer_id, product_id) = (OrderId::new(), UserId::new(), ProductId::new());
+        let placed = DomainEvent::OrderPlaced {
+            order_id,
+            customer_id,
+            lines: vec![(product_id, 3)],
+            total: 1347,
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&placed);
+        assert_eq!(
+            (stored.event_type, stored.subject_type, stored.subject_id),
+            ("order.placed", "order", order_id.to_string())
+        );
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({
+                "order_id": order_id.to_string(),
+                "customer_id": customer_id.to_string(),
+                "lines": [{"product_id": product_id.to_string(), "quantity": 3}],
+                "total": 1347,
+            })
+        );
+
+        let expired = DomainEvent::OrderStatusChanged {
+            order_id,
+            customer_id,
+            from: OrderStatus::Pending,
+            to: OrderStatus::Cancelled,
+            actor_id: None,
+            reason: Some(CancelReason::Expired),
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&expired);
+        assert_eq!(stored.event_type, "order.cancelled");
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({
+                "order_id": order_id.to_string(),
+                "customer_id": customer_id.to_string(),
+                "from": "pending",
+                "to": "cancelled",
+                "actor_id": null,
+                "reason": "expired",
+            })
+        );
+
+        let admin = UserId::new();
+        let shipped = DomainEvent::OrderStatusChanged {
+            order_id,
+            customer_id,
+            from: OrderStatus::Confirmed,
+            to: OrderStatus::Shipped,
+            actor_id: Some(admin),
+            reason: None,
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&shipped);
+        assert_eq!(stored.event_type, "order.shipped");
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(data["actor_id"], admin.to_string());
+        assert!(data.get("reason").is_none());
+
+        let number = InvoiceNumber::new(2026, 42).unwrap();
+        let issued = DomainEvent::InvoiceIssued { number, order_id, customer_id, total: 1347, occurred_at: Utc::now() };
+        let stored = serialize_event(&issued);
+        assert_eq!(
+            (stored.event_type, stored.subject_type, stored.subject_id.as_str()),
+            ("invoice.issued", "invoice", "2026-000042")
+        );
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({"number": "2026-000042", "order_id": order_id.to_string(), "customer_id": customer_id.to_string(), "total": 1347})
         );
     }
 }

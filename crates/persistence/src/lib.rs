@@ -4,7 +4,8 @@
 //! pool ([`Database`]), the hand-kept diesel schema, row structs, the embedded migrations
 //! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
-//! [`DieselProductRepository`], [`DieselReadiness`]). One code path serves PostgreSQL and
+//! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
+//! [`DieselReadiness`]). One code path serves PostgreSQL and
 //! SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
@@ -16,7 +17,8 @@
 //! - Every state-changing port method is one transaction; a domain event is written in the
 //!   transaction of the change (transactional outbox, [`serialize_event`]).
 //! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?`,
-//!   `WHERE spent_at IS NULL` or `WHERE on_hand + delta >= reserved`), never by locks in this
+//!   `WHERE spent_at IS NULL`, `WHERE on_hand + delta >= reserved`, `WHERE on_hand - reserved >= q`,
+//!   `WHERE status = from`, a per-year invoice counter row), never by locks in this
 //!   process nor by a read-modify-write, so it holds across instances.
 //! - Constraint violations that are business outcomes become domain variants (a taken email is
 //!   `InsertUserError::EmailTaken`), never a 500.
@@ -69,6 +71,7 @@ mod connection;
 mod database;
 mod error;
 mod events;
+mod orders;
 mod products;
 mod readiness;
 mod refresh_tokens;
@@ -82,6 +85,7 @@ pub mod testing;
 
 pub use database::{Database, PoolOptions, PoolStatus};
 pub use events::{SerializedEvent, serialize_event};
+pub use orders::{DieselInvoiceRepository, DieselOrderRepository};
 pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;
 pub use refresh_tokens::DieselRefreshTokenRepository;

@@ -82,11 +82,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        customer_id -> Text,
+        status -> Text,
+        subtotal -> BigInt,
+        tax -> BigInt,
+        total -> BigInt,
+        currency -> Text,
+        invoice_number -> Nullable<Text>,
+        version -> BigInt,
+        placed_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    order_lines (order_id, line_no) {
+        order_id -> Text,
+        line_no -> Integer,
+        product_id -> Text,
+        sku -> Text,
+        name -> Text,
+        quantity -> BigInt,
+        unit_price_amount -> BigInt,
+        line_total_amount -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (number) {
+        number -> Text,
+        order_id -> Text,
+        customer_id -> Text,
+        issued_at -> Timestamp,
+        subtotal -> BigInt,
+        tax -> BigInt,
+        total -> BigInt,
+        currency -> Text,
+    }
+}
+
+diesel::table! {
+    invoice_counters (year) {
+        year -> Integer,
+        last_number -> BigInt,
+    }
+}
+
 diesel::joinable!(refresh_token_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_token_families (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(stock_adjustments -> products (product_id));
 diesel::joinable!(stock_adjustments -> users (actor_id));
+diesel::joinable!(orders -> users (customer_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_lines -> products (product_id));
+diesel::joinable!(invoices -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -94,5 +148,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     events,
     products,
-    stock_adjustments
+    stock_adjustments,
+    orders,
+    order_lines,
+    invoices,
+    invoice_counters
 );

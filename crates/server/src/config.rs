@@ -64,6 +64,8 @@ pub struct Config {
     pub currency: String,
     pub tax_rate_bps: u32,
     pub reservation_ttl: Duration,
+    /// How often this instance sweeps for lapsed reservations.
+    pub sweep_interval: Duration,
     pub redis_url: Option<SecretString>,
     pub problem_type_base: String,
     /// actix worker threads; defaults to the number of cores.
@@ -98,6 +100,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_CURRENCY", "EUR", "the deployment's ISO 4217 currency"),
     ("ORDERLY_TAX_RATE_BPS", "0", "tax rate in basis points (0–10000)"),
     ("ORDERLY_RESERVATION_TTL", "1800", "seconds before a pending order's reservation expires"),
+    (
+        "ORDERLY_SWEEP_INTERVAL",
+        "30",
+        "seconds between this instance's sweeps for expired reservations (safe on every instance)",
+    ),
     ("ORDERLY_REDIS_URL", "—", "optional Redis for shared rate limits"),
     ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
     ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
@@ -210,6 +217,7 @@ impl Config {
         });
         let tax_rate_bps = reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000);
         let reservation_ttl = Duration::from_secs(reader.number("ORDERLY_RESERVATION_TTL", 1800, 1, 31_536_000));
+        let sweep_interval = Duration::from_secs(reader.number("ORDERLY_SWEEP_INTERVAL", 30, 1, 86_400));
         let redis_url = reader.get("ORDERLY_REDIS_URL").map(SecretString::from);
         let problem_type_base =
             reader.parse("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/".to_owned(), |v| {
@@ -248,6 +256,7 @@ impl Config {
             currency,
             tax_rate_bps,
             reservation_ttl,
+            sweep_interval,
             redis_url,
             problem_type_base,
             workers,

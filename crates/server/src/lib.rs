@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod startup;
+pub mod sweep;
 pub mod telemetry;
 
 pub use config::Config;

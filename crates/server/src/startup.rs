@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
+use orderly_domain::order::TaxRate;
 use orderly_domain::ports::{
-    Clock, PasswordHasher, ProductRepository, Readiness, RefreshTokenRepository, SystemClock, TokenService,
-    UserRepository,
+    Clock, InvoiceRepository, OrderRepository, PasswordHasher, ProductRepository, Readiness, RefreshTokenRepository,
+    SystemClock, TokenService, UserRepository,
 };
 use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
-use orderly_domain::services::{ProductService, SessionService, UserService};
+use orderly_domain::services::{OrderPolicy, OrderService, ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_http::{ApiState, HttpSettings};
 use orderly_persistence::{
-    Database, DieselProductRepository, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
+    Database, DieselInvoiceRepository, DieselOrderRepository, DieselProductRepository, DieselReadiness,
+    DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
 };
 use secrecy::ExposeSecret;
 
@@ -28,6 +30,7 @@ pub struct Services {
     pub users: UserService,
     pub sessions: SessionService,
     pub products: ProductService,
+    pub orders: OrderService,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -62,6 +65,7 @@ impl Application {
             users: services.users,
             sessions: services.sessions,
             products: services.products,
+            orders: services.orders.clone(),
             readiness: services.readiness,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -80,6 +84,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
+        actix_web::rt::spawn(crate::sweep::run(services.orders, config.sweep_interval));
         tracing::info!(%address, database = %config.database_url, environment = ?config.environment, "orderly is listening");
         Ok(Self { port: address.port(), server })
     }
@@ -144,6 +149,8 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(database.clone()));
     let refresh_tokens: Arc<dyn RefreshTokenRepository> = Arc::new(DieselRefreshTokenRepository::new(database.clone()));
     let products: Arc<dyn ProductRepository> = Arc::new(DieselProductRepository::new(database.clone()));
+    let orders: Arc<dyn OrderRepository> = Arc::new(DieselOrderRepository::new(database.clone()));
+    let invoices: Arc<dyn InvoiceRepository> = Arc::new(DieselInvoiceRepository::new(database.clone()));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
     let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
     let hasher: Arc<dyn PasswordHasher> =
@@ -159,7 +166,18 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     Ok(Services {
         users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
         sessions: SessionService::new(users, refresh_tokens, hasher, tokens, clock.clone()),
-        products: ProductService::new(products, clock, currency),
+        products: ProductService::new(products, clock.clone(), currency.clone()),
+        orders: OrderService::new(
+            orders,
+            invoices,
+            clock,
+            OrderPolicy {
+                currency,
+                tax_rate: TaxRate::from_basis_points(config.tax_rate_bps)
+                    .ok_or_else(|| anyhow::anyhow!("ORDERLY_TAX_RATE_BPS must be at most 10000"))?,
+                reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
+            },
+        ),
         readiness,
     })
 }

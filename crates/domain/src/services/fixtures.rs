@@ -7,11 +7,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::actor::Actor;
+use crate::invoice::{Invoice, InvoiceNumber};
+use crate::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use crate::ports::MockClock;
 use crate::product::{
     AdjustmentReason, Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
     StockDelta,
 };
+use crate::services::orders::OrderPolicy;
 use crate::user::{Email, Password, PasswordHash, Role, User, UserCredentials, UserId, UserName};
 
 /// The one instant every test lives at.
@@ -145,4 +148,84 @@ pub(crate) fn product() -> Product {
 /// `product()`, archived (which bumped its version to 3).
 pub(crate) fn archived_product() -> Product {
     Product { status: ProductStatus::Archived, version: 3, ..product() }
+}
+
+// ---- orders and invoices --------------------------------------------------------------------
+
+/// The ordering rules every order test runs under: EUR, 20 % tax, a 30-minute reservation.
+pub(crate) fn order_policy() -> OrderPolicy {
+    OrderPolicy {
+        currency: eur(),
+        tax_rate: TaxRate::from_basis_points(2000).unwrap(),
+        reservation_ttl: Duration::minutes(30),
+    }
+}
+
+/// `quantity` units of `product` at its current price.
+pub(crate) fn order_line(product: &Product, quantity: i64) -> OrderLine {
+    OrderLine {
+        product_id: product.id,
+        sku: product.sku.as_str().to_owned(),
+        name: product.name.as_str().to_owned(),
+        quantity: Quantity::parse(quantity).unwrap(),
+        unit_price: product.unit_price.clone(),
+        line_total: price(product.unit_price.amount() * quantity),
+    }
+}
+
+/// `owner`'s pending order for two mugs (25.00 + 20 % tax = 30.00 EUR), placed ten minutes ago
+/// and not yet changed (version 1); its reservation lapses in twenty minutes.
+pub(crate) fn order(owner: &User) -> Order {
+    let placed_at = now() - Duration::minutes(10);
+    Order {
+        id: OrderId::new(),
+        customer_id: owner.id,
+        status: OrderStatus::Pending,
+        items: vec![order_line(&product(), 2)],
+        subtotal: price(2500),
+        tax: price(500),
+        total: price(3000),
+        invoice_number: None,
+        version: 1,
+        placed_at,
+        updated_at: placed_at,
+        expires_at: Some(placed_at + Duration::minutes(30)),
+    }
+}
+
+/// `order(owner)`, moved on to `status` (version 2; confirmed and later orders carry their
+/// invoice number and no longer expire).
+pub(crate) fn order_in(owner: &User, status: OrderStatus) -> Order {
+    let pending = order(owner);
+    match status {
+        OrderStatus::Pending => pending,
+        OrderStatus::Cancelled => Order { status, version: 2, updated_at: now(), expires_at: None, ..pending },
+        OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered => Order {
+            status,
+            version: 2,
+            updated_at: now(),
+            expires_at: None,
+            invoice_number: Some(invoice_number(42)),
+            ..pending
+        },
+    }
+}
+
+/// Number `sequence` of the year the tests live in.
+pub(crate) fn invoice_number(sequence: u32) -> InvoiceNumber {
+    InvoiceNumber::new(InvoiceNumber::year_of(now()), sequence).unwrap()
+}
+
+/// The invoice issued when `order` was confirmed (number 42 of the year).
+pub(crate) fn invoice(order: &Order) -> Invoice {
+    Invoice {
+        number: order.invoice_number.unwrap_or_else(|| invoice_number(42)),
+        order_id: order.id,
+        customer_id: order.customer_id,
+        issued_at: now() - Duration::minutes(1),
+        lines: order.items.clone(),
+        subtotal: order.subtotal.clone(),
+        tax: order.tax.clone(),
+        total: order.total.clone(),
+    }
 }

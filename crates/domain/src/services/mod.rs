@@ -2,6 +2,7 @@
 //! applies the business rules and calls the ports. Services hold their ports as
 //! `Arc<dyn Port>` and are cheap to clone.
 
+pub mod orders;
 pub mod products;
 pub mod sessions;
 pub mod users;
@@ -9,6 +10,7 @@ pub mod users;
 #[cfg(test)]
 mod fixtures;
 
+pub use orders::{ChangeOrderError, GetInvoiceError, GetOrderError, OrderPolicy, OrderService, PlaceOrderError};
 pub use products::{
     AdjustStockError, ChangeProductError, CreateProductError, GetProductError, ListAdjustmentsError, ProductDraft,
     ProductService,

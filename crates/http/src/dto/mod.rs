@@ -9,7 +9,9 @@
 
 pub mod auth;
 pub mod health;
+pub mod invoices;
 pub mod money;
+pub mod orders;
 pub mod patch_field;
 pub mod products;
 pub mod timestamp;

@@ -9,6 +9,14 @@ pub fn serialize<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S
     serializer.serialize_str(&format(time))
 }
 
+/// `#[serde(serialize_with = "timestamp::serialize_option")]`: `null` when absent.
+pub fn serialize_option<S: Serializer>(time: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_str(&format(time)),
+        None => serializer.serialize_none(),
+    }
+}
+
 pub fn format(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

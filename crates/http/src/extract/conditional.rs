@@ -28,8 +28,14 @@ impl ETag {
         Self(format!("\"{version}\""))
     }
 
+    /// The tag of a resource that never changes, so that its key names its one representation
+    /// (an invoice's number). `key` must be header-safe and contain no `"`.
+    pub fn for_immutable(key: &str) -> Self {
+        Self(format!("\"{key}\""))
+    }
+
     pub fn header_value(&self) -> HeaderValue {
-        // Digits and quotes are always a valid header value.
+        // Digits, `-` and quotes are always a valid header value.
         HeaderValue::from_str(&self.0).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
     }
 

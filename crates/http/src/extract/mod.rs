@@ -2,7 +2,7 @@
 //! problem the contract prescribes, so that handlers only ever see valid values.
 //!
 //! - [`caller`] — the authenticated caller (401s), or an optional one for public reads;
-//! - [`path`] — path parameters (400 `invalid_parameter`);
+//! - [`path`] — path parameters: resource ids, invoice numbers (400 `invalid_parameter`);
 //! - [`query`] — query strings (400 `invalid_parameter`);
 //! - [`conditional`] — `If-Match` / `If-None-Match` and the ETag they compare with (428 where
 //!   `If-Match` is required);
@@ -23,5 +23,5 @@ pub mod shape;
 pub use caller::{Caller, OptionalCaller};
 pub use conditional::{ETag, IfMatch, IfNoneMatch, RequiredIfMatch};
 pub use json::{BodyContext, RequestBody, ValidJson};
-pub use path::PathId;
+pub use path::{PathId, PathInvoiceNumber};
 pub use query::{QueryDto, ValidQuery};

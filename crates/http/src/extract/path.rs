@@ -7,6 +7,8 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use uuid::Uuid;
 
+use orderly_domain::invoice::InvoiceNumber;
+
 use crate::problem::{ApiError, FieldError};
 
 /// The `{id}` segment of a resource path, a UUID.
@@ -29,6 +31,31 @@ impl FromRequest for PathId {
                 Self::PARAMETER,
                 "invalid_format",
                 "must be a UUID",
+            )])
+        }))
+    }
+}
+
+/// The `{number}` segment of an invoice's path, `YYYY-NNNNNN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathInvoiceNumber(pub InvoiceNumber);
+
+impl PathInvoiceNumber {
+    /// The name the route template gives the segment.
+    pub const PARAMETER: &'static str = "number";
+}
+
+impl FromRequest for PathInvoiceNumber {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
+        ready(InvoiceNumber::parse(raw).map(PathInvoiceNumber).map_err(|violation| {
+            ApiError::invalid_parameters(vec![FieldError::parameter(
+                Self::PARAMETER,
+                violation.code,
+                violation.message,
             )])
         }))
     }

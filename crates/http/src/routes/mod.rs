@@ -11,6 +11,8 @@ use utoipa_actix_web::{UtoipaApp, scope};
 
 pub mod auth;
 pub mod health;
+pub mod invoices;
+pub mod orders;
 pub mod products;
 pub mod users;
 
@@ -34,6 +36,12 @@ where
             .service(products::archive)
             .service(products::adjust_stock)
             .service(products::list_adjustments)
+            .service(orders::place)
+            .service(orders::list)
+            .service(orders::get)
+            .service(orders::change_status)
+            .service(invoices::list)
+            .service(invoices::get)
             .service(auth::login)
             .service(auth::refresh)
             .service(auth::logout),

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod invoices;
 mod machinery;
 mod openapi;
+mod orders;
 mod products;
 mod support;
 mod users;

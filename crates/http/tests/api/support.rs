@@ -1,5 +1,5 @@
-//! Test wiring: the real `UserService`, `SessionService` and `ProductService` over the domain's
-//! mockall mocks,
+//! Test wiring: the real `UserService`, `SessionService`, `ProductService` and `OrderService`
+//! over the domain's mockall mocks,
 //! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
 
 use std::sync::Arc;
@@ -14,14 +14,16 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use orderly_domain::auth::AccessClaims;
+use orderly_domain::invoice::{Invoice, InvoiceNumber};
+use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    MockPasswordHasher, MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService,
-    MockUserRepository, SystemClock, TokenRejected,
+    MockInvoiceRepository, MockOrderRepository, MockPasswordHasher, MockProductRepository, MockReadiness,
+    MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock, TokenRejected,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
-use orderly_domain::services::{ProductService, SessionService, UserService};
+use orderly_domain::services::{OrderPolicy, OrderService, ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_http::{ApiState, HttpSettings};
 
@@ -86,11 +88,83 @@ pub fn product(id: ProductId, version: i64) -> Product {
     }
 }
 
+pub fn order_id() -> OrderId {
+    OrderId::from_uuid(Uuid::parse_str("0192f5c2-0000-7000-8000-0000000000e1").unwrap())
+}
+
+pub fn money(amount: i64) -> Money {
+    Money::from_stored(amount, eur())
+}
+
+/// A line of `quantity` enamel mugs at 12.50 EUR.
+pub fn order_line(product: ProductId, quantity: i64) -> OrderLine {
+    OrderLine {
+        product_id: product,
+        sku: "MUG-001".to_owned(),
+        name: "Enamel mug".to_owned(),
+        quantity: Quantity::parse(quantity).unwrap(),
+        unit_price: money(1250),
+        line_total: money(1250 * quantity),
+    }
+}
+
+pub fn invoice_number() -> InvoiceNumber {
+    InvoiceNumber::new(2026, 42).unwrap()
+}
+
+/// `customer`'s order of two mugs (25.00 + 20 % tax) as the repository would return it:
+/// pending orders expire 30 minutes after placement, confirmed and later ones have invoice
+/// 2026-000042.
+pub fn order(id: OrderId, customer: UserId, status: OrderStatus, version: i64) -> Order {
+    let placed_at = at(1_795_457_045_123_456);
+    let pending = status == OrderStatus::Pending;
+    let invoiced = matches!(status, OrderStatus::Confirmed | OrderStatus::Shipped | OrderStatus::Delivered);
+    Order {
+        id,
+        customer_id: customer,
+        status,
+        items: vec![order_line(product_id(), 2)],
+        subtotal: money(2500),
+        tax: money(500),
+        total: money(3000),
+        invoice_number: invoiced.then(invoice_number),
+        version,
+        placed_at,
+        updated_at: if pending { placed_at } else { at(1_795_457_600_000_000) },
+        expires_at: pending.then(|| placed_at + chrono::Duration::minutes(30)),
+    }
+}
+
+/// The invoice `number` of `customer`'s order.
+pub fn invoice(number: InvoiceNumber, customer: UserId) -> Invoice {
+    Invoice {
+        number,
+        order_id: order_id(),
+        customer_id: customer,
+        issued_at: at(1_795_457_600_000_000),
+        lines: vec![order_line(product_id(), 2)],
+        subtotal: money(2500),
+        tax: money(500),
+        total: money(3000),
+    }
+}
+
+/// The ordering rules of every test: EUR, 20 % tax, 30-minute reservations.
+pub fn order_policy() -> OrderPolicy {
+    OrderPolicy {
+        currency: eur(),
+        tax_rate: TaxRate::from_basis_points(2000).unwrap(),
+        reservation_ttl: chrono::Duration::minutes(30),
+    }
+}
+
 /// The ports a test may set expectations on. Access tokens are already wired:
 /// [`CUSTOMER_TOKEN`], [`ADMIN_TOKEN`], [`EXPIRED_TOKEN`]; anything else is invalid.
 pub struct Mocks {
     pub users: MockUserRepository,
     pub products: MockProductRepository,
+    pub orders: MockOrderRepository,
+    pub invoices: MockInvoiceRepository,
     pub refresh_tokens: MockRefreshTokenRepository,
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenService,
@@ -109,6 +183,8 @@ impl Mocks {
         Self {
             users: MockUserRepository::new(),
             products: MockProductRepository::new(),
+            orders: MockOrderRepository::new(),
+            invoices: MockInvoiceRepository::new(),
             refresh_tokens: MockRefreshTokenRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens,
@@ -129,7 +205,8 @@ impl Mocks {
                 Arc::new(self.tokens),
                 clock.clone(),
             ),
-            products: ProductService::new(Arc::new(self.products), clock, eur()),
+            products: ProductService::new(Arc::new(self.products), clock.clone(), eur()),
+            orders: OrderService::new(Arc::new(self.orders), Arc::new(self.invoices), clock, order_policy()),
             readiness: Arc::new(self.readiness),
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),

@@ -5,6 +5,7 @@
 mod connections;
 mod fixtures;
 mod migrations;
+mod orders;
 mod products;
 mod refresh_tokens;
 mod users;

@@ -6,6 +6,7 @@
 mod support;
 
 mod operational;
+mod orders;
 mod products;
 mod sessions;
 mod users;

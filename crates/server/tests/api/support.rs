@@ -92,8 +92,13 @@ pub struct Session {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Like `spawn`, with extra or overriding `ORDERLY_*` settings.
+    pub async fn spawn_with(backend: Backend, settings: &[(&'static str, &str)]) -> Option<TestApp> {
         let database = TestDatabase::for_backend(backend)?;
-        let vars: HashMap<&str, String> = HashMap::from([
+        let mut vars: HashMap<&str, String> = HashMap::from([
             ("ORDERLY_BIND", "127.0.0.1:0".to_owned()),
             ("ORDERLY_DATABASE_URL", database.url()),
             ("ORDERLY_DATABASE_POOL_SIZE", "4".to_owned()),
@@ -102,7 +107,11 @@ impl TestApp {
             ("ORDERLY_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
             ("ORDERLY_WORKERS", "1".to_owned()),
             ("ORDERLY_SHUTDOWN_TIMEOUT", "0".to_owned()),
+            ("ORDERLY_TAX_RATE_BPS", "1000".to_owned()),
         ]);
+        for (name, value) in settings {
+            vars.insert(name, (*value).to_owned());
+        }
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid");
         let application = Application::build(config).await.expect("the application starts");
         let address = format!("http://127.0.0.1:{}", application.port());

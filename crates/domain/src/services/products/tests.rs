@@ -122,7 +122,7 @@ fn create_inserts_the_drafted_product_with_a_fresh_id_the_clocks_time_and_a_crea
                 && new.created_at == now()
                 && *event == expected_event
                 && event.type_name() == "product.created"
-                && event.subject() == ("product", new.id.as_uuid())
+                && event.subject() == ("product", new.id.to_string())
         })
         .times(1)
         .returning(|new, _| Ok(inserted(new)));

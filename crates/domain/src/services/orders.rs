@@ -1,0 +1,221 @@
+//! Placing, reading and moving orders (§2.3), reading invoices (§2.4), and the reservation
+//! expiry sweep. Ownership: a customer sees and cancels only their own orders; anyone else's is
+//! "not found", never "forbidden".
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::actor::Actor;
+use crate::error::StoreError;
+use crate::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
+use crate::order::{
+    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, Shortfall, TaxRate,
+    TransitionRefusal, transition,
+};
+use crate::pagination::Page;
+use crate::ports::{
+    Clock, InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, StatusChange, StatusChangeOutcome,
+};
+use crate::product::Currency;
+use crate::user::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    #[error("{} line(s) cannot be reserved", .0.len())]
+    InsufficientStock(Vec<Shortfall>),
+    /// Indexes of lines whose product does not exist or is archived.
+    #[error("{} line(s) name products that cannot be ordered", .0.len())]
+    UnavailableProducts(Vec<usize>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GetOrderError {
+    #[error("order not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeOrderError {
+    #[error("order not found")]
+    NotFound,
+    /// A move in the table that the caller's role may not make.
+    #[error("this role may not move an order from {from} to {to}")]
+    Forbidden { from: OrderStatus, to: OrderStatus },
+    #[error("an order cannot go from {from} to {to}")]
+    InvalidTransition { from: OrderStatus, to: OrderStatus },
+    #[error("the order has changed since it was read")]
+    VersionMismatch,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GetInvoiceError {
+    #[error("invoice not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings of the ordering rules that come from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPolicy {
+    pub currency: Currency,
+    pub tax_rate: TaxRate,
+    /// How long a pending order holds its reservation.
+    pub reservation_ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct OrderService {
+    orders: Arc<dyn OrderRepository>,
+    invoices: Arc<dyn InvoiceRepository>,
+    clock: Arc<dyn Clock>,
+    policy: OrderPolicy,
+}
+
+impl OrderService {
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        invoices: Arc<dyn InvoiceRepository>,
+        clock: Arc<dyn Clock>,
+        policy: OrderPolicy,
+    ) -> Self {
+        Self { orders, invoices, clock, policy }
+    }
+
+    pub fn policy(&self) -> &OrderPolicy {
+        &self.policy
+    }
+
+    /// Any user places an order for themselves; all lines are reserved or none.
+    pub fn place(&self, actor: Actor, request: OrderRequest) -> Result<Order, PlaceOrderError> {
+        let now = self.clock.now();
+        let order = NewOrder {
+            id: OrderId::new(),
+            customer_id: actor.user_id,
+            request,
+            tax_rate: self.policy.tax_rate,
+            currency: self.policy.currency.clone(),
+            placed_at: now,
+            expires_at: now + self.policy.reservation_ttl,
+        };
+        match self.orders.place(&order)? {
+            PlaceOutcome::Placed(order) => Ok(order),
+            PlaceOutcome::InsufficientStock(shortfalls) => Err(PlaceOrderError::InsufficientStock(shortfalls)),
+            PlaceOutcome::UnavailableProducts(lines) => Err(PlaceOrderError::UnavailableProducts(lines)),
+        }
+    }
+
+    pub fn get(&self, actor: Actor, id: OrderId) -> Result<Order, GetOrderError> {
+        match self.orders.find(id)? {
+            Some(order) if order.visible_to(actor) => Ok(order),
+            _ => Err(GetOrderError::NotFound),
+        }
+    }
+
+    /// Customers see their own orders only: a `customer_id` filter naming someone else yields
+    /// an empty page, as if that customer had no orders.
+    pub fn list(&self, actor: Actor, mut query: OrderQuery) -> Result<Page<Order>, StoreError> {
+        if actor.role != Role::Admin {
+            if query.customer_id.is_some_and(|customer| customer != actor.user_id) {
+                return Ok(Page { items: Vec::new(), has_more: false });
+            }
+            query.customer_id = Some(actor.user_id);
+        }
+        let rows = self.orders.list(&query)?;
+        Ok(Page::from_overfetched(rows, query.limit))
+    }
+
+    pub fn next_cursor(page: &Page<Order>) -> Option<OrderCursor> {
+        if page.has_more { page.items.last().map(|o| OrderCursor { placed_at: o.placed_at, id: o.id }) } else { None }
+    }
+
+    /// Moves an order along the transition table, only if it is still at `expected_version`.
+    pub fn change_status(
+        &self,
+        actor: Actor,
+        id: OrderId,
+        to: OrderStatus,
+        expected_version: i64,
+    ) -> Result<Order, ChangeOrderError> {
+        let order = self.orders.find(id)?.filter(|order| order.visible_to(actor)).ok_or(ChangeOrderError::NotFound)?;
+        if order.version != expected_version {
+            return Err(ChangeOrderError::VersionMismatch);
+        }
+        let from = order.status;
+        let effect = transition(from, to, Mover::User(actor)).map_err(|refusal| match refusal {
+            TransitionRefusal::NotInTable => ChangeOrderError::InvalidTransition { from, to },
+            TransitionRefusal::NotPermitted => ChangeOrderError::Forbidden { from, to },
+        })?;
+        let cancel_reason =
+            (to == OrderStatus::Cancelled).then_some(if actor.is_admin() && actor.user_id != order.customer_id {
+                CancelReason::Admin
+            } else {
+                CancelReason::Customer
+            });
+        let change = StatusChange {
+            order_id: id,
+            from,
+            to,
+            effect,
+            expected_version: Some(expected_version),
+            actor_id: Some(actor.user_id),
+            cancel_reason,
+            now: self.clock.now(),
+        };
+        match self.orders.change_status(&change)? {
+            StatusChangeOutcome::Applied(order) => Ok(*order),
+            StatusChangeOutcome::NotFound => Err(ChangeOrderError::NotFound),
+            StatusChangeOutcome::Conflict => Err(ChangeOrderError::VersionMismatch),
+        }
+    }
+
+    /// Cancels up to `batch` pending orders whose reservation has lapsed and returns how many
+    /// this call cancelled. Safe on many instances at once: each cancellation is conditional on
+    /// the order still being pending, so an order another sweep (or its customer) got to first
+    /// is skipped and its reservation is released exactly once.
+    pub fn expire_reservations(&self, batch: u16) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut cancelled = 0;
+        for id in self.orders.expired_pending(now, batch)? {
+            let change = StatusChange {
+                order_id: id,
+                from: OrderStatus::Pending,
+                to: OrderStatus::Cancelled,
+                effect: crate::order::TransitionEffect::ReleaseReservation,
+                expected_version: None,
+                actor_id: None,
+                cancel_reason: Some(CancelReason::Expired),
+                now,
+            };
+            if let StatusChangeOutcome::Applied(_) = self.orders.change_status(&change)? {
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
+    }
+
+    pub fn invoice(&self, actor: Actor, number: InvoiceNumber) -> Result<Invoice, GetInvoiceError> {
+        match self.invoices.find(number)? {
+            Some(invoice) if actor.may_access_owned_by(invoice.customer_id) => Ok(invoice),
+            _ => Err(GetInvoiceError::NotFound),
+        }
+    }
+
+    pub fn invoices(&self, actor: Actor, mut query: InvoiceQuery) -> Result<Page<Invoice>, StoreError> {
+        if actor.role != Role::Admin {
+            query.customer_id = Some(actor.user_id);
+        }
+        let rows = self.invoices.list(&query)?;
+        Ok(Page::from_overfetched(rows, query.limit))
+    }
+}
+
+#[cfg(test)]
+mod tests;

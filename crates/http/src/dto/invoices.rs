@@ -1,0 +1,152 @@
+//! Invoices on the wire (§2.4): the `Invoice` representation (its lines have the order line's
+//! shape) and the collection's query string, whose cursor is keyed by the invoice number:
+//! numbers order like issue times, so the number alone fixes a position.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use orderly_domain::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
+
+use crate::dto::money::MoneyResponse;
+use crate::dto::orders::OrderLineResponse;
+use crate::dto::timestamp;
+use crate::extract::QueryDto;
+use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::problem::FieldError;
+
+/// An invoice, issued when its order was confirmed. Never changes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Invoice, example = json!({
+    "number": "2026-000042",
+    "order_id": "0192f5c2-7000-7c3d-8e9f-0a1b2c3d4e70",
+    "customer_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e5f",
+    "issued_at": "2026-11-23T18:10:00.000Z",
+    "lines": [{
+        "product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60",
+        "sku": "MUG-001",
+        "name": "Enamel mug",
+        "quantity": 2,
+        "unit_price": {"amount": 1250, "currency": "EUR"},
+        "line_total": {"amount": 2500, "currency": "EUR"}
+    }],
+    "subtotal": {"amount": 2500, "currency": "EUR"},
+    "tax": {"amount": 500, "currency": "EUR"},
+    "total": {"amount": 3000, "currency": "EUR"}
+}))]
+pub struct InvoiceResponse {
+    /// `YYYY-NNNNNN`: the year of issue and the invoice's place in that year, starting at 1,
+    /// without gaps.
+    #[schema(pattern = "^[0-9]{4}-[0-9]{6}$", example = "2026-000042")]
+    pub number: String,
+    /// The confirmed order it bills.
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:10:00.000Z")]
+    pub issued_at: DateTime<Utc>,
+    /// The order's lines, as placed.
+    #[schema(min_items = 1, max_items = 50)]
+    pub lines: Vec<OrderLineResponse>,
+    pub subtotal: MoneyResponse,
+    pub tax: MoneyResponse,
+    pub total: MoneyResponse,
+}
+
+impl From<&Invoice> for InvoiceResponse {
+    fn from(invoice: &Invoice) -> Self {
+        Self {
+            number: invoice.number.to_string(),
+            order_id: invoice.order_id.as_uuid(),
+            customer_id: invoice.customer_id.as_uuid(),
+            issued_at: invoice.issued_at,
+            lines: invoice.lines.iter().map(OrderLineResponse::from).collect(),
+            subtotal: MoneyResponse::from(&invoice.subtotal),
+            tax: MoneyResponse::from(&invoice.tax),
+            total: MoneyResponse::from(&invoice.total),
+        }
+    }
+}
+
+/// Sort orders of `GET /v1/invoices`: there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = InvoiceSort)]
+pub enum InvoiceSortDto {
+    /// Newest first (the default, and the only order).
+    #[serde(rename = "-issued_at")]
+    IssuedAtDescending,
+}
+
+/// The collection's name in cursors.
+const INVOICES: &str = "invoices";
+/// The one order of the collection.
+const NEWEST_FIRST: &str = "-issued_at";
+
+/// `GET /v1/invoices`: the sort (there is one) and pagination
+/// (`crate::pagination::PageParams`).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListInvoicesParams {
+    /// Order of the collection: `-issued_at`, newest first, is the only one.
+    #[param(value_type = Option<InvoiceSortDto>)]
+    sort: Option<String>,
+    #[param(ignore)]
+    limit: Option<String>,
+    #[param(ignore)]
+    cursor: Option<String>,
+}
+
+fn scope() -> CursorScope<'static> {
+    CursorScope { collection: INVOICES, sort: NEWEST_FIRST }
+}
+
+impl QueryDto for ListInvoicesParams {
+    type Domain = InvoiceQuery;
+
+    fn try_into_domain(self, cursors: &CursorCodec) -> Result<InvoiceQuery, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.sort.as_deref().is_some_and(|sort| sort != NEWEST_FIRST) {
+            errors.push(FieldError::parameter("sort", "invalid_value", "must be -issued_at"));
+        }
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        let after = self
+            .cursor
+            .as_deref()
+            .filter(|raw| !raw.is_empty())
+            .map(|raw| cursors.decode(scope(), raw).and_then(invoice_cursor))
+            .transpose()
+            .map_err(|error| errors.push(error))
+            .ok()
+            .flatten();
+        match limit {
+            Some(limit) if errors.is_empty() => Ok(InvoiceQuery { customer_id: None, after, limit }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn invoice_cursor(position: CursorPosition) -> Result<InvoiceNumber, FieldError> {
+    InvoiceNumber::parse(&position.key)
+        .map_err(|_| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))
+}
+
+/// The cursor of the page after the invoice `last`.
+pub fn next_cursor(cursors: &CursorCodec, last: InvoiceNumber) -> String {
+    // The number alone is the position: the id part is unused.
+    cursors.encode(scope(), &CursorPosition { key: last.to_string(), id: Uuid::nil() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_hold_the_number() {
+        let codec = CursorCodec::new(b"k");
+        let number = InvoiceNumber::new(2026, 42).unwrap();
+        let cursor = next_cursor(&codec, number);
+        assert_eq!(codec.decode(scope(), &cursor).and_then(invoice_cursor), Ok(number));
+    }
+}

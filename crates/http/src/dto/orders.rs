@@ -1,0 +1,499 @@
+//! Orders on the wire (§2.3): the `Order` representation and its lines (shared with invoices),
+//! the placement body, the status change body, and the collection's query string with its
+//! cursor.
+//!
+//! The placement body names products and quantities only: prices, totals, the customer and the
+//! status are the service's to set, so `unit_price`, `customer_id` or `status` in it are unknown
+//! fields (422), and so is anything but `status` in a status change.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use orderly_domain::order::{
+    LineRequest, Order, OrderCursor, OrderId, OrderLine, OrderQuery, OrderRequest, OrderSort, OrderStatus, Quantity,
+};
+use orderly_domain::pagination::SortDirection;
+use orderly_domain::product::ProductId;
+use orderly_domain::user::UserId;
+use orderly_domain::validation::{FieldViolation, Violations};
+
+use crate::dto::money::MoneyResponse;
+use crate::dto::{required, timestamp};
+use crate::extract::shape;
+use crate::extract::{BodyContext, QueryDto, RequestBody};
+use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::problem::FieldError;
+
+// --- representations -------------------------------------------------------------------------
+
+/// Where an order stands. Moves only along the transition table: `pending` → `confirmed`
+/// (admin) → `shipped` (admin) → `delivered` (admin), or `pending` → `cancelled` (owner,
+/// admin, or the server when the reservation expires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
+pub enum OrderStatusDto {
+    /// Placed; its stock is reserved until `expires_at`.
+    Pending,
+    /// Paid: the reserved stock is committed and the invoice issued.
+    Confirmed,
+    /// Cancelled before confirmation; its reservation was released.
+    Cancelled,
+    /// On its way.
+    Shipped,
+    /// Arrived.
+    Delivered,
+}
+
+impl From<OrderStatus> for OrderStatusDto {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Pending => Self::Pending,
+            OrderStatus::Confirmed => Self::Confirmed,
+            OrderStatus::Cancelled => Self::Cancelled,
+            OrderStatus::Shipped => Self::Shipped,
+            OrderStatus::Delivered => Self::Delivered,
+        }
+    }
+}
+
+/// One line of an order or invoice, with the product's SKU, name and price as they were when
+/// the order was placed (later catalogue changes do not touch it).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OrderLine, example = json!({
+    "product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60",
+    "sku": "MUG-001",
+    "name": "Enamel mug",
+    "quantity": 2,
+    "unit_price": {"amount": 1250, "currency": "EUR"},
+    "line_total": {"amount": 2500, "currency": "EUR"}
+}))]
+pub struct OrderLineResponse {
+    pub product_id: Uuid,
+    /// The product's SKU at placement.
+    #[schema(pattern = "^[A-Z0-9-]{1,64}$", example = "MUG-001")]
+    pub sku: String,
+    /// The product's name at placement.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[schema(minimum = 1, maximum = 1000, example = 2)]
+    pub quantity: i64,
+    /// The price of one unit at placement.
+    pub unit_price: MoneyResponse,
+    /// `unit_price × quantity`.
+    pub line_total: MoneyResponse,
+}
+
+impl From<&OrderLine> for OrderLineResponse {
+    fn from(line: &OrderLine) -> Self {
+        Self {
+            product_id: line.product_id.as_uuid(),
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            quantity: line.quantity.get(),
+            unit_price: MoneyResponse::from(&line.unit_price),
+            line_total: MoneyResponse::from(&line.line_total),
+        }
+    }
+}
+
+/// An order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Order, example = json!({
+    "id": "0192f5c2-7000-7c3d-8e9f-0a1b2c3d4e70",
+    "customer_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e5f",
+    "status": "pending",
+    "items": [{
+        "product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60",
+        "sku": "MUG-001",
+        "name": "Enamel mug",
+        "quantity": 2,
+        "unit_price": {"amount": 1250, "currency": "EUR"},
+        "line_total": {"amount": 2500, "currency": "EUR"}
+    }],
+    "subtotal": {"amount": 2500, "currency": "EUR"},
+    "tax": {"amount": 500, "currency": "EUR"},
+    "total": {"amount": 3000, "currency": "EUR"},
+    "invoice_number": null,
+    "version": 1,
+    "placed_at": "2026-11-23T18:04:05.123Z",
+    "updated_at": "2026-11-23T18:04:05.123Z",
+    "expires_at": "2026-11-23T18:34:05.123Z"
+}))]
+pub struct OrderResponse {
+    /// UUIDv7: ids sort by placement time.
+    pub id: Uuid,
+    /// The customer who placed it.
+    pub customer_id: Uuid,
+    pub status: OrderStatusDto,
+    /// 1–50 lines, each for a different product.
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<OrderLineResponse>,
+    /// Sum of the lines' `line_total`.
+    pub subtotal: MoneyResponse,
+    /// `subtotal` × the deployment's tax rate, rounded half-to-even to the minor unit.
+    pub tax: MoneyResponse,
+    /// `subtotal + tax`.
+    pub total: MoneyResponse,
+    /// The invoice issued on confirmation (`GET /v1/invoices/{number}`); `null` until then.
+    #[schema(required = true, pattern = "^[0-9]{4}-[0-9]{6}$", example = "2026-000042")]
+    pub invoice_number: Option<String>,
+    /// Increases with every change; the `ETag` is this number quoted.
+    #[schema(minimum = 1, example = 1)]
+    pub version: i64,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub placed_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub updated_at: DateTime<Utc>,
+    /// While `pending`: when the reservation lapses and the server cancels the order.
+    /// `null` once the order has left `pending`.
+    #[serde(serialize_with = "timestamp::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true, example = "2026-11-23T18:34:05.123Z")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Order> for OrderResponse {
+    fn from(order: &Order) -> Self {
+        Self {
+            id: order.id.as_uuid(),
+            customer_id: order.customer_id.as_uuid(),
+            status: order.status.into(),
+            items: order.items.iter().map(OrderLineResponse::from).collect(),
+            subtotal: MoneyResponse::from(&order.subtotal),
+            tax: MoneyResponse::from(&order.tax),
+            total: MoneyResponse::from(&order.total),
+            invoice_number: order.invoice_number.map(|number| number.to_string()),
+            version: order.version,
+            placed_at: order.placed_at,
+            updated_at: order.updated_at,
+            expires_at: order.expires_at,
+        }
+    }
+}
+
+// --- request bodies --------------------------------------------------------------------------
+
+/// `POST /v1/orders`: what to order. Prices, totals and the customer are set by the service.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [
+    {"product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60", "quantity": 2},
+    {"product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e61", "quantity": 1}
+]}))]
+pub struct PlaceOrderRequest {
+    /// 1–50 lines, each for a different product.
+    // Each line is checked on its own (`PlaceOrderLine`), so that the faults of every line are
+    // reported, each at its index, however many lines are at fault.
+    #[schema(value_type = Vec<PlaceOrderLine>, required = true, min_items = 1, max_items = 50)]
+    items: Option<Vec<Value>>,
+}
+
+/// One line of a new order.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60", "quantity": 2}))]
+pub struct PlaceOrderLine {
+    /// An active product of the catalogue; each product at most once per order.
+    #[schema(value_type = Uuid, required = true)]
+    product_id: Option<String>,
+    /// Units to order, 1–1000.
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 1000, example = 2)]
+    quantity: Option<i64>,
+}
+
+impl PlaceOrderLine {
+    /// The line at `index`, every fault recorded at `/items/{index}/…`.
+    fn parse(item: Value, index: usize, violations: &mut Violations) -> Option<LineRequest> {
+        let at = |violation: FieldViolation| violation.within(&index.to_string()).within(ITEMS);
+        let (dto, faults) = shape::deserialize_collecting::<PlaceOrderLine>(item);
+        let faulty: Vec<String> = faults.iter().filter_map(|fault| fault.path.first().cloned()).collect();
+        let clean = faults.is_empty();
+        for fault in faults {
+            let mut path = vec![ITEMS.to_owned(), index.to_string()];
+            path.extend(fault.path);
+            violations.push(FieldViolation { path, code: fault.code, message: fault.message });
+        }
+        let line = dto?;
+        // A field already reported for its shape is not reported again as missing.
+        let missing = |field: &str| (!faulty.iter().any(|f| f == field)).then(|| at(required(field)));
+        let product_id = match line.product_id {
+            None => {
+                missing("product_id").into_iter().for_each(|violation| violations.push(violation));
+                None
+            }
+            Some(raw) => match raw.parse::<Uuid>() {
+                Ok(id) => Some(ProductId::from_uuid(id)),
+                Err(_) => {
+                    violations.push(at(FieldViolation::new("product_id", "invalid_format", "must be a UUID")));
+                    None
+                }
+            },
+        };
+        let quantity = match line.quantity {
+            None => {
+                missing("quantity").into_iter().for_each(|violation| violations.push(violation));
+                None
+            }
+            Some(raw) => violations.check(Quantity::parse(raw).map_err(at)),
+        };
+        match (product_id, quantity) {
+            (Some(product_id), Some(quantity)) if clean => Some(LineRequest { product_id, quantity }),
+            _ => None,
+        }
+    }
+}
+
+const ITEMS: &str = "items";
+
+impl RequestBody for PlaceOrderRequest {
+    type Domain = OrderRequest;
+
+    fn try_into_domain(self, _: &BodyContext) -> Result<OrderRequest, Vec<FieldViolation>> {
+        let Some(items) = self.items else { return Err(vec![required(ITEMS)]) };
+        let mut violations = Violations::new();
+        if items.is_empty() || items.len() > OrderRequest::MAX_LINES {
+            violations.push(FieldViolation::new(
+                ITEMS,
+                "invalid_length",
+                format!("must have between 1 and {} lines", OrderRequest::MAX_LINES),
+            ));
+        }
+        // (index in the request, line) of every line that parsed.
+        let parsed: Vec<(usize, LineRequest)> = items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, item)| PlaceOrderLine::parse(item, index, &mut violations).map(|line| (index, line)))
+            .collect();
+        // The domain's rules over the lines (no product twice) run on the lines that parsed,
+        // so a duplicate is reported alongside the faults of other lines; its pointers are
+        // mapped back to the lines' indexes in the request.
+        match OrderRequest::new(parsed.iter().map(|(_, line)| *line).collect()) {
+            Ok(request) if violations.is_empty() => Ok(request),
+            Ok(_) => Err(violations.into_vec()),
+            Err(domain) => {
+                let reported = !violations.is_empty();
+                for mut violation in domain {
+                    let line = violation.path.get(1).and_then(|segment| segment.parse::<usize>().ok());
+                    match line.and_then(|line| parsed.get(line)) {
+                        Some((index, _)) => violation.path[1] = index.to_string(),
+                        // The number of lines, already checked on the request as sent.
+                        None if reported => continue,
+                        None => {}
+                    }
+                    violations.push(violation);
+                }
+                Err(violations.into_vec())
+            }
+        }
+    }
+}
+
+/// `PATCH /v1/orders/{id}`: the status to move the order to; nothing else of an order can be
+/// changed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "cancelled"}))]
+pub struct ChangeOrderStatusRequest {
+    /// The new status, a move of the transition table: `cancelled` (owner or admin, from
+    /// `pending`), `confirmed` (admin, from `pending`), `shipped` (admin, from `confirmed`),
+    /// `delivered` (admin, from `shipped`).
+    #[schema(value_type = OrderStatusDto, required = true)]
+    status: Option<String>,
+}
+
+impl RequestBody for ChangeOrderStatusRequest {
+    type Domain = OrderStatus;
+
+    fn try_into_domain(self, _: &BodyContext) -> Result<OrderStatus, Vec<FieldViolation>> {
+        let raw = self.status.ok_or_else(|| vec![required("status")])?;
+        OrderStatus::parse(&raw, "status").map_err(|violation| vec![violation])
+    }
+}
+
+// --- the collection's query string -----------------------------------------------------------
+
+/// Sort orders of `GET /v1/orders`. Ties are broken by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OrderSort)]
+pub enum OrderSortDto {
+    /// Newest first (the default).
+    #[serde(rename = "-placed_at")]
+    PlacedAtDescending,
+    /// Oldest first.
+    #[serde(rename = "placed_at")]
+    PlacedAt,
+}
+
+/// The collection's name in cursors.
+const ORDERS: &str = "orders";
+
+/// The `sort` value as clients write it; what a cursor is bound to.
+pub fn sort_name(sort: OrderSort) -> &'static str {
+    match sort.0 {
+        SortDirection::Descending => "-placed_at",
+        SortDirection::Ascending => "placed_at",
+    }
+}
+
+/// `GET /v1/orders` filters and sort (pagination: `crate::pagination::PageParams`).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersParams {
+    /// Only orders with this status.
+    #[param(value_type = Option<OrderStatusDto>)]
+    status: Option<String>,
+    /// Admins: only this customer's orders. Customers always get their own orders only, so
+    /// another customer's id gives them an empty page (and their own id changes nothing).
+    #[param(value_type = Option<Uuid>)]
+    customer_id: Option<String>,
+    /// Order of the collection (default `-placed_at`, newest first); a cursor is only valid
+    /// with the sort it was issued for.
+    #[param(value_type = Option<OrderSortDto>)]
+    sort: Option<String>,
+    #[param(ignore)]
+    limit: Option<String>,
+    #[param(ignore)]
+    cursor: Option<String>,
+}
+
+impl QueryDto for ListOrdersParams {
+    type Domain = OrderQuery;
+
+    fn try_into_domain(self, cursors: &CursorCodec) -> Result<OrderQuery, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let status = match self.status.as_deref().map(|raw| OrderStatus::parse(raw, "status")).transpose() {
+            Ok(status) => status,
+            Err(violation) => {
+                errors.push(FieldError::from_parameter_violation(violation));
+                None
+            }
+        };
+        let customer_id = match self.customer_id.as_deref().map(str::parse::<Uuid>).transpose() {
+            Ok(id) => id.map(UserId::from_uuid),
+            Err(_) => {
+                errors.push(FieldError::parameter("customer_id", "invalid_format", "must be a UUID"));
+                None
+            }
+        };
+        let sort = match self.sort.as_deref() {
+            None | Some("-placed_at") => Some(OrderSort(SortDirection::Descending)),
+            Some("placed_at") => Some(OrderSort(SortDirection::Ascending)),
+            Some(_) => {
+                errors.push(FieldError::parameter("sort", "invalid_value", "must be one of: -placed_at, placed_at"));
+                None
+            }
+        };
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        // A cursor can only be checked against a known sort.
+        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
+            (Some(sort), Some(raw)) => {
+                let scope = CursorScope { collection: ORDERS, sort: sort_name(sort) };
+                cursors.decode(scope, raw).and_then(order_cursor).map_err(|error| errors.push(error)).ok()
+            }
+            _ => None,
+        };
+        match (sort, limit) {
+            (Some(sort), Some(limit)) if errors.is_empty() => {
+                Ok(OrderQuery { status, customer_id, sort, after, limit })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+fn order_cursor(position: CursorPosition) -> Result<OrderCursor, FieldError> {
+    let placed_at = position
+        .key
+        .parse::<i64>()
+        .ok()
+        .and_then(|micros| Utc.timestamp_micros(micros).single())
+        .ok_or_else(|| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))?;
+    Ok(OrderCursor { placed_at, id: OrderId::from_uuid(position.id) })
+}
+
+/// The cursor of the page after `last`, in `sort` order.
+pub fn next_cursor(cursors: &CursorCodec, sort: OrderSort, last: OrderCursor) -> String {
+    let position = CursorPosition { key: last.placed_at.timestamp_micros().to_string(), id: last.id.as_uuid() };
+    cursors.encode(CursorScope { collection: ORDERS, sort: sort_name(sort) }, &position)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn context() -> BodyContext {
+        BodyContext { currency: orderly_domain::product::Currency::parse("EUR").unwrap() }
+    }
+
+    fn faults(body: Value) -> Vec<(String, &'static str)> {
+        let (dto, shape) = shape::deserialize_collecting::<PlaceOrderRequest>(body);
+        assert!(shape.is_empty(), "{shape:?}");
+        let mut found: Vec<(String, &'static str)> = dto
+            .unwrap()
+            .try_into_domain(&context())
+            .unwrap_err()
+            .into_iter()
+            .map(|violation| (violation.path.join("/"), violation.code))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn duplicates_keep_their_index_among_faulty_lines() {
+        let id = Uuid::now_v7().to_string();
+        let found = faults(json!({"items": [
+            {"product_id": "nope", "quantity": 1},
+            {"product_id": id, "quantity": 0},
+            {"product_id": id, "quantity": 1},
+            {"product_id": Uuid::now_v7().to_string(), "quantity": 2},
+            {"product_id": id, "quantity": 3, "unit_price": 1},
+            {"quantity": "x"},
+            7,
+            {"product_id": id, "quantity": 5},
+        ]}));
+        assert_eq!(
+            found,
+            vec![
+                ("items/0/product_id".to_owned(), "invalid_format"),
+                ("items/1/quantity".to_owned(), "out_of_range"),
+                ("items/4/unit_price".to_owned(), "unknown_field"),
+                ("items/5/product_id".to_owned(), "required"),
+                ("items/5/quantity".to_owned(), "invalid_type"),
+                ("items/6".to_owned(), "invalid_type"),
+                ("items/7/product_id".to_owned(), "duplicate"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_needs_one_to_fifty_lines() {
+        assert_eq!(faults(json!({"items": []})), vec![("items".to_owned(), "invalid_length")]);
+        assert_eq!(faults(json!({})), vec![("items".to_owned(), "required")]);
+        let line = || json!({"product_id": Uuid::now_v7().to_string(), "quantity": 1});
+        let lines: Vec<Value> = (0..51).map(|_| line()).collect();
+        assert_eq!(faults(json!({"items": lines})), vec![("items".to_owned(), "invalid_length")]);
+        let lines: Vec<Value> = (0..50).map(|_| line()).collect();
+        let (dto, _) = shape::deserialize_collecting::<PlaceOrderRequest>(json!({"items": lines}));
+        assert_eq!(dto.unwrap().try_into_domain(&context()).unwrap().lines().len(), 50);
+    }
+
+    #[test]
+    fn cursors_round_trip_through_their_sort() {
+        let codec = CursorCodec::new(b"k");
+        let last = OrderCursor { placed_at: Utc.timestamp_micros(1_795_457_045_123_456).unwrap(), id: OrderId::new() };
+        for sort in [OrderSort(SortDirection::Descending), OrderSort(SortDirection::Ascending)] {
+            let cursor = next_cursor(&codec, sort, last);
+            let scope = CursorScope { collection: ORDERS, sort: sort_name(sort) };
+            assert_eq!(codec.decode(scope, &cursor).and_then(order_cursor), Ok(last));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `/v1/invoices` (§2.4): the invoices issued when orders were confirmed, addressed by their
+//! number. Customers see their own, admins all; someone else's invoice is `not_found`. An
+//! invoice never changes, so one read may be kept by the caller's cache for a year.
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+
+use crate::ApiState;
+use crate::blocking;
+use crate::caching::{self, CachePolicy};
+use crate::dto::invoices::{self as dto, InvoiceResponse, ListInvoicesParams};
+use crate::extract::{Caller, ETag, IfNoneMatch, PathInvoiceNumber, ValidQuery};
+use crate::pagination::{self, CursorCodec};
+use crate::problem::{ApiError, ProblemDetails};
+
+/// List invoices
+///
+/// Customers see their own invoices, admins everyone's; newest first (`sort=-issued_at`, the
+/// only order). Page with `limit` and `cursor` (or follow the `Link` header). Private
+/// (`private, no-cache`): the page grows as orders are confirmed.
+#[utoipa::path(
+    operation_id = "listInvoices",
+    tag = "invoices",
+    security(("bearer_auth" = [])),
+    params(ListInvoicesParams, pagination::PageParams),
+    responses(
+        (status = 200, description = "One page of invoices, newest first",
+            body = pagination::PageEnvelope<InvoiceResponse>,
+            headers(
+                ("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+                ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
+            )),
+    )
+)]
+#[get("/invoices")]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+    cursors: web::Data<CursorCodec>,
+    caller: Caller,
+    query: ValidQuery<ListInvoicesParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = query.limit;
+    let orders = state.orders.clone();
+    let actor = caller.actor();
+    let page = blocking::run(move || orders.invoices(actor, query)).await??;
+    let next_cursor =
+        page.has_more.then(|| page.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.number));
+    let data = page.items.iter().map(InvoiceResponse::from).collect();
+    let mut response = pagination::page_response(&req, data, limit, next_cursor);
+    CachePolicy::PrivateRevalidate.apply_to(&mut response);
+    Ok(response)
+}
+
+/// One invoice
+///
+/// The owner's or any invoice for an admin; someone else's invoice is `not_found`. Invoices
+/// never change: the strong `ETag` is the number, quoted, and the answer may be kept by the
+/// caller's own cache for a year without revalidating
+/// (`Cache-Control: private, max-age=31536000, immutable`). `If-None-Match` with the tag is
+/// answered 304 without a body.
+#[utoipa::path(
+    operation_id = "getInvoice",
+    tag = "invoices",
+    security(("bearer_auth" = [])),
+    params(
+        ("number" = String, Path, description = "The invoice's number, `YYYY-NNNNNN`", example = "2026-000042",
+            pattern = "^[0-9]{4}-[0-9]{6}$"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a copy you hold; answered 304 when still current"),
+    ),
+    responses(
+        (status = 200, description = "The invoice", body = InvoiceResponse,
+            headers(
+                ("ETag" = String, description = "Strong entity tag of the invoice: its number, quoted, e.g. `\"2026-000042\"`"),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+                ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
+            )),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
+            headers(
+                ("ETag" = String, description = "The entity tag"),
+                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+                ("Vary" = String, description = "`Authorization`"),
+            )),
+        (status = 400, description = "`invalid_parameter`: `number` is not of the form `YYYY-NNNNNN` \
+            (`errors[0].parameter` is `number`), or `If-None-Match` is not a list of entity tags",
+            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invoice, or another customer's",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/invoices/{number}")]
+pub async fn get(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    number: PathInvoiceNumber,
+    if_none_match: IfNoneMatch,
+) -> Result<HttpResponse, ApiError> {
+    let orders = state.orders.clone();
+    let actor = caller.actor();
+    let invoice = blocking::run(move || orders.invoice(actor, number.0)).await??;
+    let etag = ETag::for_immutable(&invoice.number.to_string());
+    Ok(caching::tagged(etag, &InvoiceResponse::from(&invoice), &if_none_match, CachePolicy::PrivateImmutable))
+}

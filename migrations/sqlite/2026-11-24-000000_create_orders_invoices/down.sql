@@ -1,0 +1,4 @@
+DROP TABLE invoice_counters;
+DROP TABLE invoices;
+DROP TABLE order_lines;
+DROP TABLE orders;
