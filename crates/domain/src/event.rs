@@ -124,3 +124,53 @@ impl DomainEvent {
         }
     }
 }
+
+/// Every event type the feed can carry, for the `type` filter.
+pub const EVENT_TYPES: [&str; 10] = [
+    "user.registered",
+    "product.created",
+    "product.updated",
+    "stock.adjusted",
+    "order.placed",
+    "order.confirmed",
+    "order.cancelled",
+    "order.shipped",
+    "order.delivered",
+    "invoice.issued",
+];
+
+/// An event as the feed serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub id: Uuid,
+    /// Position in commit order: a later-committing transaction always gets a higher number,
+    /// so a consumer that resumes after the last position it saw misses nothing.
+    pub position: i64,
+    pub type_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub subject_type: String,
+    pub subject_id: String,
+    /// The event's payload as stored: a JSON object, passed through untouched.
+    pub data_json: String,
+}
+
+/// `GET /v1/events`: oldest first, after a position, optionally one type.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventQuery {
+    pub type_name: Option<&'static str>,
+    pub after: Option<i64>,
+    pub limit: crate::pagination::PageLimit,
+}
+
+impl EventQuery {
+    /// Validates a `type` filter against the known event types.
+    pub fn parse_type(raw: &str) -> Result<&'static str, crate::validation::FieldViolation> {
+        EVENT_TYPES.into_iter().find(|known| *known == raw).ok_or_else(|| {
+            crate::validation::FieldViolation::new(
+                "type",
+                "invalid_value",
+                format!("must be one of: {}", EVENT_TYPES.join(", ")),
+            )
+        })
+    }
+}

@@ -275,3 +275,11 @@ pub trait InvoiceRepository: Send + Sync {
     /// Up to `query.limit + 1` invoices after `query.after`, newest first.
     fn list(&self, query: &crate::invoice::InvoiceQuery) -> Result<Vec<crate::invoice::Invoice>, StoreError>;
 }
+
+/// The outbox, read as a feed in commit order.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait EventFeed: Send + Sync {
+    /// Up to `query.limit + 1` events with a position greater than `query.after`, in position
+    /// order.
+    fn list(&self, query: &crate::event::EventQuery) -> Result<Vec<crate::event::FeedEvent>, StoreError>;
+}

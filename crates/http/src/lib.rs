@@ -37,7 +37,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
 use orderly_domain::ports::Readiness;
-use orderly_domain::services::{OrderService, ProductService, SessionService, UserService};
+use orderly_domain::services::{EventService, OrderService, ProductService, SessionService, UserService};
 
 pub mod blocking;
 pub mod caching;
@@ -88,6 +88,8 @@ pub struct ApiState {
     pub products: ProductService,
     /// Orders and their invoices.
     pub orders: OrderService,
+    /// The event feed (the outbox, read in commit order).
+    pub events: EventService,
     pub readiness: Arc<dyn Readiness>,
     pub settings: HttpSettings,
 }

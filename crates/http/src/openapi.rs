@@ -59,6 +59,8 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
                                          them from pending to confirmed, shipped and delivered, or cancelled"),
         (name = "invoices", description = "Invoices, issued when an order is confirmed; numbered `YYYY-NNNNNN` and \
                                            never changed"),
+        (name = "events", description = "The event feed: every state change, in commit order, for consumers that \
+                                         poll it with their last cursor"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
         (name = "auth", description = "Sessions: access and refresh tokens"),
         (name = "operations", description = "Liveness and readiness probes"),
@@ -73,6 +75,7 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
         crate::dto::orders::OrderSortDto,
         crate::dto::orders::OrderStatusDto,
         crate::dto::invoices::InvoiceSortDto,
+        crate::dto::events::EventTypeDto,
     )),
 )]
 pub struct ApiDoc;

@@ -13,7 +13,7 @@
 //! parent (`products/{id}/stock-adjustments`), so a cursor cannot be carried to a sibling.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -175,10 +175,16 @@ pub fn page_response<T: Serialize + ToSchema>(
 ) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = &next_cursor {
-        response.insert_header((header::LINK, format!("<{}>; rel=\"next\"", next_url(req, cursor))));
+        link_next(req, &mut response, cursor);
     }
     let has_more = next_cursor.is_some();
     response.json(PageEnvelope { data, page: PageInfo { limit: limit.get(), next_cursor, has_more } })
+}
+
+/// Sets `Link: <next>; rel="next"`, the URL of this request with `cursor` in place of the one
+/// sent. For collections whose envelope differs (the event feed); others use [`page_response`].
+pub fn link_next(req: &HttpRequest, response: &mut HttpResponseBuilder, cursor: &str) {
+    response.insert_header((header::LINK, format!("<{}>; rel=\"next\"", next_url(req, cursor))));
 }
 
 /// The full URL of the next page: this request's URL with `cursor` replaced, every other

@@ -24,8 +24,8 @@ use orderly_domain::StoreError;
 use orderly_domain::ports::{NotReady, TokenRejected};
 use orderly_domain::services::{
     AdjustStockError, ChangeOrderError, ChangeProductError, CreateProductError, GetInvoiceError, GetOrderError,
-    GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, PlaceOrderError, RefreshError,
-    RegisterError, UpdateUserError,
+    GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, PlaceOrderError, ReadFeedError,
+    RefreshError, RegisterError, UpdateUserError,
 };
 use orderly_domain::validation::FieldViolation;
 
@@ -742,6 +742,15 @@ impl From<GetInvoiceError> for ApiError {
         match error {
             GetInvoiceError::NotFound => Self::not_found("no such invoice"),
             GetInvoiceError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ReadFeedError> for ApiError {
+    fn from(error: ReadFeedError) -> Self {
+        match error {
+            ReadFeedError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may read the event feed"),
+            ReadFeedError::Store(store) => store.into(),
         }
     }
 }

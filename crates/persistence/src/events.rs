@@ -1,14 +1,55 @@
-//! The transactional outbox: domain events become rows of `events` inside the transaction of
-//! the change that caused them, so the feed never shows a change that was rolled back, nor
-//! misses one that was committed.
+//! The transactional outbox and the event feed (§2.5).
+//!
+//! Domain events become rows of `events` inside the transaction of the change that caused them,
+//! so the feed never shows a change that was rolled back, nor misses one that was committed.
+//! Every repository writes them through [`insert_events`], the one place that inserts into
+//! `events`.
+//!
+//! ## The ordering key: `position`, handed out in commit order
+//!
+//! The feed is served by `position` (1, 2, 3, ...), and a consumer resumes with `position >
+//! last seen`. That is only correct if no event can ever commit *behind* a position a reader has
+//! already seen. A sequence or autoincrement taken at insert time does not give that on
+//! PostgreSQL: T1 takes 5, T2 takes 6 and commits first, a reader sees 6 and moves past 5, then
+//! T1 commits 5, which that reader never sees.
+//!
+//! So positions come from a one-row counter, `event_positions`, taken as the **last step** of
+//! the writer's transaction:
+//!
+//! ```sql
+//! UPDATE event_positions SET last_position = last_position + :n WHERE id = 1 RETURNING last_position
+//! ```
+//!
+//! and the transaction's `n` events get the `n` consecutive positions ending there.
+//!
+//! - **PostgreSQL**: the UPDATE row-locks the counter until the writer commits or rolls back. A
+//!   second writer's UPDATE waits for that lock and, under READ COMMITTED, then re-reads the
+//!   committed counter. PostgreSQL makes a transaction visible to new snapshots before it
+//!   releases its locks, so by the time the second writer holds a position, every lower position
+//!   is committed and visible (or was rolled back, and the counter with it). A reader's
+//!   statement that sees position p therefore sees everything below p, and nothing can commit
+//!   at or below p afterwards.
+//! - **SQLite**: one writer at a time (`BEGIN IMMEDIATE`), and WAL readers see whole commits, so
+//!   positions are handed out in commit order by construction; the same statement serves.
+//!
+//! A rolled-back transaction rolls its counter update back too, so positions have no gaps.
+//!
+//! Taking the counter last keeps its lock short (it serialises only the tail of each writing
+//! transaction, never its conditional updates) and keeps one global lock order: rows (users,
+//! products, orders) → the invoice counter → the event counter. No transaction waits for
+//! anything while holding the event counter, so it cannot be part of a deadlock.
 
 use diesel::prelude::*;
-use orderly_domain::event::DomainEvent;
+use orderly_domain::StoreError;
+use orderly_domain::event::{DomainEvent, EventQuery, FeedEvent};
+use orderly_domain::ports::EventFeed;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::connection::AnyConnection;
-use crate::schema::events;
+use crate::database::Database;
+use crate::error::{corrupt_row, query_failed};
+use crate::schema::{event_positions, events};
 use crate::timestamps;
 
 /// A domain event in its stored form. `data` is a JSON object, the `data` of the feed.
@@ -114,21 +155,99 @@ struct NewEventRow<'a> {
     subject_id: String,
     data: &'a str,
     occurred_at: chrono::NaiveDateTime,
+    position: i64,
 }
 
-/// Writes `event` with a fresh UUIDv7 id. Call it inside the transaction of the change.
-pub(crate) fn record(conn: &mut AnyConnection, event: &DomainEvent) -> QueryResult<()> {
-    let serialized = serialize_event(event);
-    let row = NewEventRow {
-        id: Uuid::now_v7().to_string(),
-        event_type: serialized.event_type,
-        subject_type: serialized.subject_type,
-        subject_id: serialized.subject_id,
-        data: &serialized.data,
-        occurred_at: timestamps::to_db(event.occurred_at()),
-    };
-    diesel::insert_into(events::table).values(&row).execute(conn)?;
-    Ok(())
+/// Writes `events`, in this order, with fresh UUIDv7 ids and consecutive positions, and returns
+/// the positions they got (empty for no events).
+///
+/// Call it inside the write transaction of the change, as its **last write**: it takes the
+/// event counter's lock, which is held until that transaction ends (see the module docs for why
+/// this makes positions follow commit order).
+pub(crate) fn insert_events(conn: &mut AnyConnection, events: &[DomainEvent]) -> QueryResult<Vec<i64>> {
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let last = diesel::update(event_positions::table.filter(event_positions::id.eq(1)))
+        .set(event_positions::last_position.eq(event_positions::last_position + count))
+        .returning(event_positions::last_position)
+        .get_result::<i64>(conn)?;
+    let first = last - count + 1;
+    for (position, event) in (first..=last).zip(events) {
+        let serialized = serialize_event(event);
+        let row = NewEventRow {
+            id: Uuid::now_v7().to_string(),
+            event_type: serialized.event_type,
+            subject_type: serialized.subject_type,
+            subject_id: serialized.subject_id,
+            data: &serialized.data,
+            occurred_at: timestamps::to_db(event.occurred_at()),
+            position,
+        };
+        // One statement per event: `MultiConnection` cannot send a multi-row insert.
+        diesel::insert_into(events::table).values(&row).execute(conn)?;
+    }
+    Ok((first..=last).collect())
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    id: String,
+    event_type: String,
+    subject_type: String,
+    subject_id: String,
+    data: String,
+    occurred_at: chrono::NaiveDateTime,
+    position: i64,
+}
+
+impl EventRow {
+    fn into_feed(self) -> Result<FeedEvent, StoreError> {
+        let id = Uuid::parse_str(&self.id).map_err(|error| corrupt_row("event", error))?;
+        Ok(FeedEvent {
+            id,
+            position: self.position,
+            type_name: self.event_type,
+            occurred_at: timestamps::from_db(self.occurred_at),
+            subject_type: self.subject_type,
+            subject_id: self.subject_id,
+            data_json: self.data,
+        })
+    }
+}
+
+/// The outbox read as a feed, in position (commit) order. Served by the unique index on
+/// `position`, or `(type, position)` with the type filter.
+#[derive(Debug, Clone)]
+pub struct DieselEventFeed {
+    db: Database,
+}
+
+impl DieselEventFeed {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl EventFeed for DieselEventFeed {
+    fn list(&self, query: &EventQuery) -> Result<Vec<FeedEvent>, StoreError> {
+        let mut select = events::table.select(EventRow::as_select()).into_boxed();
+        if let Some(type_name) = query.type_name {
+            select = select.filter(events::event_type.eq(type_name));
+        }
+        if let Some(after) = query.after {
+            select = select.filter(events::position.gt(after));
+        }
+        let mut conn = self.db.connection()?;
+        let rows = select
+            .order(events::position.asc())
+            .limit(i64::from(query.limit.get()) + 1)
+            .load::<EventRow>(&mut conn)
+            .map_err(|error| query_failed(error, "reading the event feed"))?;
+        rows.into_iter().map(EventRow::into_feed).collect()
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
 //! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
-//! [`DieselReadiness`]). One code path serves PostgreSQL and
+//! [`DieselEventFeed`], [`DieselReadiness`]). One code path serves PostgreSQL and
 //! SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
@@ -15,7 +15,9 @@
 //! ## Rules every repository here follows
 //!
 //! - Every state-changing port method is one transaction; a domain event is written in the
-//!   transaction of the change (transactional outbox, [`serialize_event`]).
+//!   transaction of the change (transactional outbox, [`serialize_event`]), as its last write,
+//!   through `events::insert_events`, which hands out the feed's `position` in commit order
+//!   (see the `events` module).
 //! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?`,
 //!   `WHERE spent_at IS NULL`, `WHERE on_hand + delta >= reserved`, `WHERE on_hand - reserved >= q`,
 //!   `WHERE status = from`, a per-year invoice counter row), never by locks in this
@@ -84,7 +86,7 @@ mod users;
 pub mod testing;
 
 pub use database::{Database, PoolOptions, PoolStatus};
-pub use events::{SerializedEvent, serialize_event};
+pub use events::{DieselEventFeed, SerializedEvent, serialize_event};
 pub use orders::{DieselInvoiceRepository, DieselOrderRepository};
 pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;

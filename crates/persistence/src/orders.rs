@@ -404,7 +404,7 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec
         total: totals.total.amount(),
         occurred_at: timestamps::from_db(now),
     };
-    events::record(conn, &event)?;
+    events::insert_events(conn, &[event])?;
     Ok((row, line_rows))
 }
 
@@ -494,9 +494,9 @@ fn change_in(
             });
         }
     }
-    for event in &recorded {
-        events::record(conn, event)?;
-    }
+    // Last write: the event counter's lock is taken after the order, product and invoice
+    // counter rows (one lock order everywhere), and held only for the rest of the commit.
+    events::insert_events(conn, &recorded)?;
     find_order(conn, &id)?.ok_or_else(|| Abort::unexpected(format!("order {id} vanished while it was changed")))
 }
 

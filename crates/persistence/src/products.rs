@@ -430,7 +430,7 @@ impl ProductRepository for DieselProductRepository {
             if let Some(adjustment) = &initial_stock {
                 diesel::insert_into(stock_adjustments::table).values(adjustment).execute(conn)?;
             }
-            events::record(conn, event)
+            events::insert_events(conn, std::slice::from_ref(event)).map(drop)
         })
         .map_err(|error| {
             if is_sku_taken(&error) {
@@ -511,7 +511,7 @@ impl ProductRepository for DieselProductRepository {
                     .get_result::<bool>(conn)?;
                 return Ok(if exists { UpdateOutcome::VersionMismatch } else { UpdateOutcome::NotFound });
             };
-            events::record(conn, event)?;
+            events::insert_events(conn, std::slice::from_ref(event))?;
             Ok(UpdateOutcome::Updated(updated))
         })
         .map_err(|error| query_failed(error, "updating a product"))?;
@@ -559,7 +559,7 @@ impl ProductRepository for DieselProductRepository {
                     actor_id: actor,
                     occurred_at: timestamps::from_db(now),
                 };
-                events::record(conn, &event)?;
+                events::insert_events(conn, &[event])?;
                 Ok(Ok((product, adjustment)))
             })
             .map_err(|error| query_failed(error, "adjusting stock"))?;

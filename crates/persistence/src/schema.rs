@@ -49,6 +49,15 @@ diesel::table! {
         subject_id -> Text,
         data -> Text,
         occurred_at -> Timestamp,
+        position -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// One row (`id = 1`): the last event position handed out (see `events.rs`).
+    event_positions (id) {
+        id -> Integer,
+        last_position -> BigInt,
     }
 }
 
@@ -152,5 +161,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     order_lines,
     invoices,
-    invoice_counters
+    invoice_counters,
+    event_positions
 );

@@ -20,9 +20,11 @@ use diesel::prelude::*;
 use orderly_domain::product::ProductQuery;
 use uuid::Uuid;
 
-use crate::connection::AnyConnection;
+use orderly_domain::event::DomainEvent;
+
+use crate::connection::{AnyConnection, write_transaction};
 use crate::database::{Database, PoolOptions};
-use crate::schema::events;
+use crate::schema::{event_positions, events};
 pub use crate::url::Backend;
 use crate::url::DatabaseUrl;
 
@@ -112,11 +114,11 @@ impl TestDatabase {
         self.url.clone()
     }
 
-    /// Every row of the event outbox, oldest id first.
+    /// Every row of the event outbox, in position (commit) order.
     pub fn recorded_events(&self) -> Vec<RecordedEvent> {
         let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
         let rows = events::table
-            .order(events::id.asc())
+            .order(events::position.asc())
             .select((
                 events::id,
                 events::event_type,
@@ -124,19 +126,59 @@ impl TestDatabase {
                 events::subject_id,
                 events::data,
                 events::occurred_at,
+                events::position,
             ))
-            .load::<(String, String, String, String, String, chrono::NaiveDateTime)>(&mut conn)
+            .load::<(String, String, String, String, String, chrono::NaiveDateTime, i64)>(&mut conn)
             .unwrap_or_else(|error| panic!("cannot read the events table: {error}"));
         rows.into_iter()
-            .map(|(id, event_type, subject_type, subject_id, data, occurred_at)| RecordedEvent {
+            .map(|(id, event_type, subject_type, subject_id, data, occurred_at, position)| RecordedEvent {
                 id,
                 event_type,
                 subject_type,
                 subject_id,
                 data: serde_json::from_str(&data).unwrap_or_else(|error| panic!("event data is not JSON: {error}")),
                 occurred_at: occurred_at.and_utc(),
+                position,
             })
             .collect()
+    }
+
+    /// The last event position handed out (the `event_positions` counter).
+    pub fn last_event_position(&self) -> i64 {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        event_positions::table
+            .filter(event_positions::id.eq(1))
+            .select(event_positions::last_position)
+            .first::<i64>(&mut conn)
+            .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
+    }
+
+    /// A slow writer, to provoke the race the feed's ordering key must survive: in one write
+    /// transaction, writes `events` exactly as every repository does (the same
+    /// `insert_events`, as the last write), then runs `while_open` (e.g. a sleep, or checks of
+    /// what other connections see meanwhile) before committing, as a transaction delayed
+    /// between its last statement and its commit would be. Returns the positions the events got.
+    pub fn write_events_holding(&self, events: &[DomainEvent], while_open: impl FnOnce()) -> Vec<i64> {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        write_transaction(&mut conn, |conn| {
+            let positions = crate::events::insert_events(conn, events)?;
+            while_open();
+            Ok::<_, diesel::result::Error>(positions)
+        })
+        .unwrap_or_else(|error| panic!("writing events slowly failed: {error}"))
+    }
+
+    /// A writer that fails after writing its events: `insert_events` in a write transaction
+    /// that then rolls back. Returns the positions the events had been given.
+    pub fn write_events_then_roll_back(&self, events: &[DomainEvent]) -> Vec<i64> {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        let mut given = Vec::new();
+        let outcome = write_transaction(&mut conn, |conn| {
+            given = crate::events::insert_events(conn, events)?;
+            Err::<(), _>(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(matches!(outcome, Err(diesel::result::Error::RollbackTransaction)), "{outcome:?}");
+        given
     }
 
     /// Runs one SQL statement (e.g. to set up state no port can create yet, such as
@@ -341,6 +383,8 @@ pub struct RecordedEvent {
     pub subject_id: String,
     pub data: serde_json::Value,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// The feed position: consecutive from 1, in commit order.
+    pub position: i64,
 }
 
 impl Drop for TestDatabase {

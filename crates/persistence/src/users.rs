@@ -173,7 +173,7 @@ impl UserRepository for DieselUserRepository {
         // on SQLite the write lock is taken before anything is read.
         write_transaction(&mut conn, |conn| {
             diesel::insert_into(users::table).values(&row).execute(conn)?;
-            events::record(conn, event)
+            events::insert_events(conn, std::slice::from_ref(event)).map(drop)
         })
         .map_err(|error| {
             if is_email_taken(&error) {

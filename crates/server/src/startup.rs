@@ -13,12 +13,12 @@ use orderly_domain::ports::{
 };
 use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
-use orderly_domain::services::{OrderPolicy, OrderService, ProductService, SessionService, UserService};
+use orderly_domain::services::{EventService, OrderPolicy, OrderService, ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_http::{ApiState, HttpSettings};
 use orderly_persistence::{
-    Database, DieselInvoiceRepository, DieselOrderRepository, DieselProductRepository, DieselReadiness,
-    DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
+    Database, DieselEventFeed, DieselInvoiceRepository, DieselOrderRepository, DieselProductRepository,
+    DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
 };
 use secrecy::ExposeSecret;
 
@@ -31,6 +31,7 @@ pub struct Services {
     pub sessions: SessionService,
     pub products: ProductService,
     pub orders: OrderService,
+    pub events: EventService,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -66,6 +67,7 @@ impl Application {
             sessions: services.sessions,
             products: services.products,
             orders: services.orders.clone(),
+            events: services.events,
             readiness: services.readiness,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -151,6 +153,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let products: Arc<dyn ProductRepository> = Arc::new(DieselProductRepository::new(database.clone()));
     let orders: Arc<dyn OrderRepository> = Arc::new(DieselOrderRepository::new(database.clone()));
     let invoices: Arc<dyn InvoiceRepository> = Arc::new(DieselInvoiceRepository::new(database.clone()));
+    let events = EventService::new(Arc::new(DieselEventFeed::new(database.clone())));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
     let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
     let hasher: Arc<dyn PasswordHasher> =
@@ -178,6 +181,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
                 reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
             },
         ),
+        events,
         readiness,
     })
 }

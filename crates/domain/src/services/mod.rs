@@ -2,6 +2,7 @@
 //! applies the business rules and calls the ports. Services hold their ports as
 //! `Arc<dyn Port>` and are cheap to clone.
 
+pub mod events;
 pub mod orders;
 pub mod products;
 pub mod sessions;
@@ -10,6 +11,7 @@ pub mod users;
 #[cfg(test)]
 mod fixtures;
 
+pub use events::{EventService, ReadFeedError};
 pub use orders::{ChangeOrderError, GetInvoiceError, GetOrderError, OrderPolicy, OrderService, PlaceOrderError};
 pub use products::{
     AdjustStockError, ChangeProductError, CreateProductError, GetProductError, ListAdjustmentsError, ProductDraft,

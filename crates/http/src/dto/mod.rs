@@ -8,6 +8,7 @@
 //! `required` and non-nullable where the contract does.
 
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod invoices;
 pub mod money;

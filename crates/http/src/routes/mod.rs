@@ -10,6 +10,7 @@ use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa_actix_web::{UtoipaApp, scope};
 
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod invoices;
 pub mod orders;
@@ -42,6 +43,7 @@ where
             .service(orders::change_status)
             .service(invoices::list)
             .service(invoices::get)
+            .service(events::list)
             .service(auth::login)
             .service(auth::refresh)
             .service(auth::logout),

@@ -1,4 +1,5 @@
-//! Test wiring: the real `UserService`, `SessionService`, `ProductService` and `OrderService`
+//! Test wiring: the real `UserService`, `SessionService`, `ProductService`, `OrderService` and
+//! `EventService`
 //! over the domain's mockall mocks,
 //! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
 
@@ -17,13 +18,13 @@ use orderly_domain::auth::AccessClaims;
 use orderly_domain::invoice::{Invoice, InvoiceNumber};
 use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    MockInvoiceRepository, MockOrderRepository, MockPasswordHasher, MockProductRepository, MockReadiness,
-    MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock, TokenRejected,
+    MockEventFeed, MockInvoiceRepository, MockOrderRepository, MockPasswordHasher, MockProductRepository,
+    MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock, TokenRejected,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
-use orderly_domain::services::{OrderPolicy, OrderService, ProductService, SessionService, UserService};
+use orderly_domain::services::{EventService, OrderPolicy, OrderService, ProductService, SessionService, UserService};
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_http::{ApiState, HttpSettings};
 
@@ -165,6 +166,7 @@ pub struct Mocks {
     pub products: MockProductRepository,
     pub orders: MockOrderRepository,
     pub invoices: MockInvoiceRepository,
+    pub events: MockEventFeed,
     pub refresh_tokens: MockRefreshTokenRepository,
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenService,
@@ -185,6 +187,7 @@ impl Mocks {
             products: MockProductRepository::new(),
             orders: MockOrderRepository::new(),
             invoices: MockInvoiceRepository::new(),
+            events: MockEventFeed::new(),
             refresh_tokens: MockRefreshTokenRepository::new(),
             hasher: MockPasswordHasher::new(),
             tokens,
@@ -207,6 +210,7 @@ impl Mocks {
             ),
             products: ProductService::new(Arc::new(self.products), clock.clone(), eur()),
             orders: OrderService::new(Arc::new(self.orders), Arc::new(self.invoices), clock, order_policy()),
+            events: EventService::new(Arc::new(self.events)),
             readiness: Arc::new(self.readiness),
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),

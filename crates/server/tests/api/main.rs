@@ -5,6 +5,7 @@
 
 mod support;
 
+mod events;
 mod operational;
 mod orders;
 mod products;
