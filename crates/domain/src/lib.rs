@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod event;
 mod id;
+pub mod idempotency;
 pub mod invoice;
 pub mod order;
 pub mod pagination;

@@ -283,3 +283,18 @@ pub trait EventFeed: Send + Sync {
     /// order.
     fn list(&self, query: &crate::event::EventQuery) -> Result<Vec<crate::event::FeedEvent>, StoreError>;
 }
+
+/// Runs a request at most once per idempotency key (see [`crate::idempotency`]).
+pub trait IdempotentExecutor: Send + Sync {
+    /// Claims `claim`'s key and, if it is new, runs `execute` inside one database transaction
+    /// that every repository call made by `execute` on this thread joins, recording the
+    /// response in that same transaction when `execute` answers `Committed`.
+    fn run(
+        &self,
+        claim: &crate::idempotency::IdempotencyClaim,
+        execute: &mut dyn FnMut() -> crate::idempotency::Execution,
+    ) -> Result<crate::idempotency::IdempotentOutcome, StoreError>;
+
+    /// Deletes records older than `older_than`; returns how many.
+    fn purge(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError>;
+}

@@ -18,7 +18,8 @@
 //! 3. [`extract`] — the handler's inputs: caller (required or optional), path id, query,
 //!    conditional headers, body;
 //! 4. [`dto`] — request bodies and query strings become domain values (`try_into_domain`);
-//! 5. [`blocking`] — the one domain service call runs on the blocking pool;
+//! 5. [`blocking`] — the one domain service call runs on the blocking pool; a `POST` that
+//!    creates something runs it through [`idempotency`], which honours `Idempotency-Key`;
 //! 6. [`dto`] again — the domain result becomes a response body; [`pagination`] wraps
 //!    collections; [`caching`] sets `Cache-Control` and answers conditional GETs;
 //! 7. on failure: domain error → [`problem::ApiError`] → problem+json ([`problem`],
@@ -36,7 +37,7 @@ use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
-use orderly_domain::ports::Readiness;
+use orderly_domain::ports::{IdempotentExecutor, Readiness};
 use orderly_domain::services::{EventService, OrderService, ProductService, SessionService, UserService};
 
 pub mod blocking;
@@ -44,6 +45,7 @@ pub mod caching;
 pub mod dto;
 pub mod extract;
 pub mod fallback;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
@@ -91,6 +93,8 @@ pub struct ApiState {
     /// The event feed (the outbox, read in commit order).
     pub events: EventService,
     pub readiness: Arc<dyn Readiness>,
+    /// Runs `Idempotency-Key` requests at most once per (caller, key) ([`idempotency`]).
+    pub idempotency: Arc<dyn IdempotentExecutor>,
     pub settings: HttpSettings,
 }
 

@@ -10,7 +10,10 @@
 //!    a body also 400 `malformed_json`, 413, 415 and 422; one with parameters 400
 //!    `invalid_parameter`; one with a security requirement 401. It also documents the
 //!    `X-Request-Id` header on every request and response, the bearer scheme, and `security: []`
-//!    on operations anyone may call.
+//!    on operations anyone may call. Every `POST` gets the `Idempotency-Key` header parameter;
+//!    the operations whose outcomes are stored (`idempotency::STORED_OPERATIONS`) also get
+//!    `Idempotency-Replayed` on their successes, 409 `idempotency_in_progress` and 422
+//!    `idempotency_key_reused`.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -18,11 +21,13 @@ use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ArrayItems, Components, Object, Schema, Type};
+use utoipa::openapi::schema::{ArrayItems, Components, Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, HeaderBuilder, Ref, RefOr, Required};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::extract::idempotency_key::IDEMPOTENCY_KEY;
+use crate::idempotency::{IDEMPOTENCY_REPLAYED, STORED_OPERATIONS};
 use crate::problem::{FieldError, PROBLEM_JSON, ProblemCode, ProblemDetails};
 
 /// Where the document is served.
@@ -156,7 +161,24 @@ const SERVICE_UNAVAILABLE: MachineryResponse = MachineryResponse {
     header: Some(("Retry-After", "Seconds to wait before retrying")),
 };
 
-const ALL_MACHINERY: [&MachineryResponse; 9] = [
+/// 422 of the operations that store their outcomes: body validation or a reused key.
+const VALIDATION_FAILED_OR_KEY_REUSED: MachineryResponse = MachineryResponse {
+    name: "ValidationFailedOrKeyReused",
+    status: "422",
+    description: "`validation_failed`: the body breaks the schema or a field rule; `errors` lists every fault \
+                  with a JSON Pointer. Or `idempotency_key_reused`: the `Idempotency-Key` was already used with a \
+                  different request (method, path or body); send a new key for a new request",
+    header: None,
+};
+
+/// 409 `idempotency_in_progress`, as a description to add to an operation's own 409.
+const IDEMPOTENCY_IN_PROGRESS: &str = "`idempotency_in_progress`: the first request with this `Idempotency-Key` is \
+    still running; retry after `Retry-After` seconds to get its outcome";
+/// 422 `idempotency_key_reused`, as a description to add to an operation's own 422.
+const IDEMPOTENCY_KEY_REUSED: &str = "`idempotency_key_reused`: the `Idempotency-Key` was already used with a \
+    different request (method, path or body); send a new key for a new request";
+
+const ALL_MACHINERY: [&MachineryResponse; 10] = [
     &MALFORMED_JSON,
     &BAD_REQUEST,
     &INVALID_PARAMETER,
@@ -166,6 +188,7 @@ const ALL_MACHINERY: [&MachineryResponse; 9] = [
     &VALIDATION_FAILED,
     &INTERNAL_ERROR,
     &SERVICE_UNAVAILABLE,
+    &VALIDATION_FAILED_OR_KEY_REUSED,
 ];
 
 /// Completes the document assembled from the routes (step 3 above).
@@ -182,6 +205,13 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
              otherwise a new UUIDv7. Quote it when reporting a problem.",
         )),
     );
+    components.headers.insert(
+        IDEMPOTENCY_REPLAYED.to_owned(),
+        RefOr::T(string_header(
+            "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`, sent \
+             again byte for byte (its `request_id`, if a problem, is the earlier request's); absent otherwise.",
+        )),
+    );
     for machinery in ALL_MACHINERY {
         components.responses.insert(machinery.name.to_owned(), RefOr::T(problem_response(machinery)));
     }
@@ -189,6 +219,9 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     reference_inlined_components(components);
 
     for item in api.paths.paths.values_mut() {
+        if let Some(post) = &mut item.post {
+            document_idempotency(post);
+        }
         let operations =
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
         for operation in operations.into_iter().flatten() {
@@ -201,7 +234,11 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 fn complete_operation(operation: &mut Operation) {
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.iter().flatten().any(|parameter| match parameter {
-        RefOr::T(parameter) => parameter.parameter_in != ParameterIn::Header || parameter.name.starts_with("If-"),
+        RefOr::T(parameter) => {
+            parameter.parameter_in != ParameterIn::Header
+                || parameter.name.starts_with("If-")
+                || parameter.name == IDEMPOTENCY_KEY
+        }
         RefOr::Ref(_) => true,
     });
     let secured = operation.security.as_ref().is_some_and(|security| !security.is_empty());
@@ -242,6 +279,78 @@ fn complete_operation(operation: &mut Operation) {
     // Say so explicitly when an operation needs no token (`security: []`).
     operation.security.get_or_insert_with(Vec::new);
     operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(request_id_parameter()));
+}
+
+/// `Idempotency-Key` on a `POST`, and for the operations that store their outcomes what a
+/// key adds to the answers (§1.4).
+fn document_idempotency(operation: &mut Operation) {
+    let stored = operation.operation_id.as_deref().is_some_and(|id| STORED_OPERATIONS.contains(&id));
+    operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(idempotency_key_parameter(stored)));
+    if !stored {
+        return;
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, response) in responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+            response.headers.insert(IDEMPOTENCY_REPLAYED.to_owned(), RefOr::Ref(header_ref(IDEMPOTENCY_REPLAYED)));
+        }
+    }
+    match responses.get_mut("409") {
+        Some(RefOr::T(conflict)) => {
+            conflict.description = format!("{}. Or {IDEMPOTENCY_IN_PROGRESS}", conflict.description);
+            conflict.headers.insert(
+                "Retry-After".to_owned(),
+                RefOr::T(string_header("Seconds to wait before retrying, with `idempotency_in_progress`")),
+            );
+        }
+        _ => {
+            let conflict = problem_response(&MachineryResponse {
+                name: "IdempotencyInProgress",
+                status: "409",
+                description: IDEMPOTENCY_IN_PROGRESS,
+                header: Some(("Retry-After", "Seconds to wait before retrying")),
+            });
+            responses.insert("409".to_owned(), RefOr::T(conflict));
+        }
+    }
+    match responses.get_mut("422") {
+        Some(RefOr::T(unprocessable)) => {
+            unprocessable.description = format!("{}. Or {IDEMPOTENCY_KEY_REUSED}", unprocessable.description);
+        }
+        _ => {
+            responses
+                .insert("422".to_owned(), RefOr::Ref(Ref::from_response_name(VALIDATION_FAILED_OR_KEY_REUSED.name)));
+        }
+    }
+}
+
+fn idempotency_key_parameter(stored: bool) -> Parameter {
+    let description = if stored {
+        "Makes retrying safe (§1.4): 1–255 printable ASCII characters, e.g. a UUID; anything else is 400 \
+         `invalid_parameter`. The first request with this key (per caller) runs; the same request again (same \
+         method, path and body) within 24 hours gets the first answer again, byte for byte, with \
+         `Idempotency-Replayed: true`, and changes nothing. Refusals (4xx) are stored too; server failures (5xx) \
+         are not, so a retry runs again. The key with a different request is 422 `idempotency_key_reused`; \
+         while the first request is still running, 409 `idempotency_in_progress`."
+    } else {
+        "Accepted and checked (1–255 printable ASCII characters; anything else is 400 `invalid_parameter`) but \
+         not stored: this operation's answers carry credentials, which are never kept for replay, so a retry \
+         runs again."
+    };
+    ParameterBuilder::new()
+        .name(IDEMPOTENCY_KEY)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[\\x20-\\x7E]+$"))
+                .examples([serde_json::json!("0192f5c2-7b1e-7c3a-9f2d-1a2b3c4d5e6f")]),
+        ))
+        .build()
 }
 
 /// utoipa inlines the type argument of a generic schema (`PageEnvelope<UserResponse>` gets a

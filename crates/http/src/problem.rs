@@ -34,6 +34,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECONDS: u32 = 5;
+/// Seconds a client should wait before retrying a request whose key is still in progress.
+const IDEMPOTENCY_RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
 /// status, title and `type` URI.
@@ -399,6 +401,26 @@ impl ApiError {
                 .with_cause(cause);
         error.retry_after = Some(RETRY_AFTER_SECONDS);
         error
+    }
+
+    /// 409 `idempotency_in_progress` with `Retry-After`: the first request with this
+    /// `Idempotency-Key` is still executing (§1.4).
+    pub fn idempotency_in_progress() -> Self {
+        let mut error = Self::new(
+            ProblemCode::IdempotencyInProgress,
+            "a request with this Idempotency-Key is still being processed; retry after Retry-After seconds",
+        );
+        error.retry_after = Some(IDEMPOTENCY_RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// 422 `idempotency_key_reused`: the `Idempotency-Key` was first sent with another request
+    /// (another method, path or body) (§1.4).
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            ProblemCode::IdempotencyKeyReused,
+            "this Idempotency-Key was already used with a different request; use a new key for a new request",
+        )
     }
 
     /// A bare 500; `cause` is logged, never shown.

@@ -94,26 +94,52 @@ impl CustomizeConnection<AnyConnection, r2d2::Error> for SqliteConnectionSetup {
 /// busy timeout): a deferred transaction that reads first and writes later can fail with
 /// `SQLITE_BUSY` at once, since SQLite cannot upgrade a stale read snapshot. On PostgreSQL it is
 /// an ordinary `BEGIN`; correctness there comes from conditional statements and row locks.
+///
+/// On a connection that is already in a transaction (the ambient transaction of an idempotent
+/// request, see `idempotency.rs`) it is a savepoint inside it: `work` commits or rolls back
+/// with the enclosing transaction, and a failure rolls back only `work`'s own statements.
 pub(crate) fn write_transaction<T, E, F>(conn: &mut AnyConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    match conn {
-        AnyConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
-        AnyConnection::Postgresql(_) => <AnyConnection as Connection>::TransactionManager::begin_transaction(conn)?,
-    }
+    begin_write(conn)?;
     // The same tail as diesel's own `transaction`: the state lives in the inner connection, so
     // the multi-connection's commit and rollback apply to either kind of begin.
     match work(&mut *conn) {
         Ok(value) => {
-            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            commit(conn)?;
             Ok(value)
         }
-        Err(work_error) => match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+        Err(work_error) => match rollback(conn) {
             // A broken manager after a failure: the original error says more.
             Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(work_error),
             Err(rollback_error) => Err(rollback_error.into()),
         },
     }
+}
+
+/// Begins what [`write_transaction`] runs in: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on
+/// PostgreSQL, or a savepoint when `conn` is already in a transaction. End it with [`commit`]
+/// or [`rollback`].
+pub(crate) fn begin_write(conn: &mut AnyConnection) -> QueryResult<()> {
+    let nested = <AnyConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
+    match conn {
+        AnyConnection::Sqlite(sqlite) if !nested => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")
+        }
+        _ => <AnyConnection as Connection>::TransactionManager::begin_transaction(conn),
+    }
+}
+
+/// Commits the innermost transaction (or releases the savepoint) begun by [`begin_write`].
+pub(crate) fn commit(conn: &mut AnyConnection) -> QueryResult<()> {
+    <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
+}
+
+/// Rolls back the innermost transaction (or to the savepoint) begun by [`begin_write`].
+pub(crate) fn rollback(conn: &mut AnyConnection) -> QueryResult<()> {
+    <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
 }

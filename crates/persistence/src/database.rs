@@ -1,6 +1,29 @@
-//! The database handle: the connection pool for the chosen backend, and its migrations.
+//! The database handle: the connection pool for the chosen backend, and its migrations; and
+//! the one place every repository gets its connection from ([`Database::connection`]), which
+//! honours the thread's *ambient transaction*.
+//!
+//! ## The ambient transaction
+//!
+//! An idempotent request (§1.4) must commit its change and its stored response in one
+//! transaction, yet the use case only sees the domain's ports, which know nothing of
+//! transactions (and must not: the port stays free of transaction and connection types). So
+//! [`crate::DieselIdempotentExecutor`] opens the transaction on a pooled connection, moves that
+//! connection into a thread-local slot for this [`Database`], and runs the use case. Every
+//! repository call on this thread meanwhile gets *that* connection from
+//! [`Database::connection`] (lent out and put back when the call's handle drops), so its
+//! reads see the transaction's writes and its own `write_transaction` becomes a savepoint
+//! inside it. The executor then takes the connection back, records the response and commits,
+//! or rolls everything back.
+//!
+//! This works because all persistence is synchronous and an async caller runs a whole use case
+//! in one closure on one blocking thread (`actix_web::web::block`): the slot is never seen by
+//! another request. A guard empties the slot when the use case returns or panics, and a slot
+//! belongs to one database (pool), so other databases on the same thread are untouched.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -49,6 +72,102 @@ pub struct PoolStatus {
 
 pub(crate) type Connection = PooledConnection<AnyConnectionManager>;
 
+/// Tells databases (pools) apart; clones share their original's id.
+static NEXT_DATABASE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The ambient transaction of this thread, if an idempotent request is executing on it.
+    static AMBIENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
+}
+
+/// A connection in a transaction, installed for one database.
+struct Ambient {
+    database_id: u64,
+    /// `None` while lent to a repository call.
+    connection: Option<Connection>,
+}
+
+/// A connection as a repository gets it: its own from the pool, or the thread's ambient one
+/// (returned to the slot on drop). Derefs to the connection either way.
+pub(crate) struct DbConnection {
+    connection: Option<Connection>,
+    ambient: bool,
+}
+
+impl Deref for DbConnection {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match &self.connection {
+            Some(connection) => connection,
+            None => unreachable!("a connection handle holds its connection until dropped"),
+        }
+    }
+}
+
+impl DerefMut for DbConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.connection {
+            Some(connection) => connection,
+            None => unreachable!("a connection handle holds its connection until dropped"),
+        }
+    }
+}
+
+impl Drop for DbConnection {
+    fn drop(&mut self) {
+        if self.ambient {
+            let connection = self.connection.take();
+            // `try_with`: during thread teardown the slot may be gone; the connection then
+            // simply drops (and r2d2 discards it if it is in a transaction on a panic).
+            let _ = AMBIENT.try_with(|slot| {
+                if let Some(ambient) = slot.borrow_mut().as_mut() {
+                    ambient.connection = connection;
+                }
+            });
+        }
+    }
+}
+
+/// Keeps a connection installed as this thread's ambient transaction; [`finish`](Self::finish)
+/// takes it back. Dropped without `finish` (a panic in the use case), it empties the slot and
+/// drops the connection, whose open transaction then dies with it (r2d2 discards connections
+/// dropped while panicking).
+pub(crate) struct AmbientGuard {
+    installed: bool,
+}
+
+impl AmbientGuard {
+    /// Whether this thread has an ambient transaction open (an idempotent request executing).
+    pub(crate) fn is_open() -> bool {
+        AMBIENT.with(|slot| slot.borrow().is_some())
+    }
+
+    /// Installs `connection` (already in a transaction) as this thread's ambient one for `db`.
+    /// The caller checks [`is_open`](Self::is_open) first: one ambient transaction per thread.
+    pub(crate) fn install(db: &Database, connection: Connection) -> AmbientGuard {
+        AMBIENT.with(|slot| *slot.borrow_mut() = Some(Ambient { database_id: db.id, connection: Some(connection) }));
+        AmbientGuard { installed: true }
+    }
+
+    /// Uninstalls the ambient transaction and hands its connection back.
+    pub(crate) fn finish(mut self) -> Result<Connection, StoreError> {
+        self.installed = false;
+        AMBIENT.with(|slot| slot.borrow_mut().take()).and_then(|ambient| ambient.connection).ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("the ambient transaction's connection was not returned"))
+        })
+    }
+}
+
+impl Drop for AmbientGuard {
+    fn drop(&mut self) {
+        if self.installed {
+            let ambient = AMBIENT.try_with(|slot| slot.borrow_mut().take()).ok().flatten();
+            drop(ambient);
+        }
+    }
+}
+
 /// The database: a pool of connections to one backend. Cheap to clone (clones share the pool).
 ///
 /// All work is synchronous; callers on an async runtime run it on a blocking pool.
@@ -56,6 +175,8 @@ pub(crate) type Connection = PooledConnection<AnyConnectionManager>;
 pub struct Database {
     pool: Pool<AnyConnectionManager>,
     backend: Backend,
+    /// Which ambient transaction belongs to this pool (see the module docs).
+    id: u64,
 }
 
 impl fmt::Debug for Database {
@@ -99,7 +220,8 @@ impl Database {
             // The first connection above proved the settings; the rest open in the background.
             .build_unchecked(manager);
         tracing::info!(database = %url, backend = %url.backend(), max_size = options.max_size, "database pool ready");
-        Ok(Database { pool, backend: url.backend() })
+        let id = NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Database { pool, backend: url.backend(), id })
     }
 
     pub fn backend(&self) -> Backend {
@@ -149,8 +271,28 @@ impl Database {
         pending_migrations(&mut conn)
     }
 
-    /// A connection from the pool, or `Unavailable` after the acquire timeout.
-    pub(crate) fn connection(&self) -> Result<Connection, StoreError> {
+    /// The connection for a repository call: this thread's ambient transaction if one is open
+    /// for this database (see the module docs), otherwise one from the pool (`Unavailable`
+    /// after the acquire timeout).
+    pub(crate) fn connection(&self) -> Result<DbConnection, StoreError> {
+        let ambient = AMBIENT.with(|slot| match slot.borrow_mut().as_mut() {
+            Some(ambient) if ambient.database_id == self.id => match ambient.connection.take() {
+                Some(connection) => Ok(Some(connection)),
+                // Lent out already: a second handle would have to escape the transaction.
+                None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                    "the ambient transaction's connection is already in use on this thread"
+                ))),
+            },
+            _ => Ok(None),
+        })?;
+        match ambient {
+            Some(connection) => Ok(DbConnection { connection: Some(connection), ambient: true }),
+            None => Ok(DbConnection { connection: Some(self.pooled_connection()?), ambient: false }),
+        }
+    }
+
+    /// A connection of its own from the pool, ignoring any ambient transaction.
+    pub(crate) fn pooled_connection(&self) -> Result<Connection, StoreError> {
         self.pool.get().map_err(pool_unavailable)
     }
 }

@@ -244,7 +244,7 @@ impl EventFeed for DieselEventFeed {
         let rows = select
             .order(events::position.asc())
             .limit(i64::from(query.limit.get()) + 1)
-            .load::<EventRow>(&mut conn)
+            .load::<EventRow>(&mut *conn)
             .map_err(|error| query_failed(error, "reading the event feed"))?;
         rows.into_iter().map(EventRow::into_feed).collect()
     }

@@ -5,7 +5,7 @@
 //! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
 //! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
-//! [`DieselEventFeed`], [`DieselReadiness`]). One code path serves PostgreSQL and
+//! [`DieselEventFeed`], [`DieselIdempotentExecutor`], [`DieselReadiness`]). One code path serves PostgreSQL and
 //! SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
@@ -27,6 +27,9 @@
 //! - Failures to reach the database are `StoreError::Unavailable` (a 503 the client may retry);
 //!   anything else is `StoreError::Unexpected`. Top-level error messages name the operation
 //!   only; the driver's text, which may quote SQL, stays in the cause chain for the logs.
+//! - Repositories get their connection from `Database::connection`, which joins the thread's
+//!   ambient transaction when an idempotent request is executing (see the `database` and
+//!   `idempotency` modules); their own transactions then become savepoints inside it.
 //! - All work is synchronous diesel. Async callers run it on a blocking pool
 //!   (`actix_web::web::block`), never on a runtime worker.
 //!
@@ -73,6 +76,7 @@ mod connection;
 mod database;
 mod error;
 mod events;
+mod idempotency;
 mod orders;
 mod products;
 mod readiness;
@@ -87,6 +91,7 @@ pub mod testing;
 
 pub use database::{Database, PoolOptions, PoolStatus};
 pub use events::{DieselEventFeed, SerializedEvent, serialize_event};
+pub use idempotency::DieselIdempotentExecutor;
 pub use orders::{DieselInvoiceRepository, DieselOrderRepository};
 pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;

@@ -595,7 +595,7 @@ impl OrderRepository for DieselOrderRepository {
         let mut conn = self.db.connection()?;
         let rows = select
             .limit(i64::from(query.limit.get()) + 1)
-            .load::<OrderRow>(&mut conn)
+            .load::<OrderRow>(&mut *conn)
             .and_then(|rows| with_lines(&mut conn, rows))
             .map_err(|error| query_failed(error, "listing orders"))?;
         rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
@@ -619,7 +619,7 @@ impl OrderRepository for DieselOrderRepository {
             .order((orders::expires_at.asc(), orders::id.asc()))
             .limit(i64::from(limit))
             .select(orders::id)
-            .load::<String>(&mut conn)
+            .load::<String>(&mut *conn)
             .map_err(|error| query_failed(error, "listing expired orders"))?;
         ids.iter().map(|id| parse_uuid("order", id).map(OrderId::from_uuid)).collect()
     }
@@ -658,7 +658,7 @@ impl InvoiceRepository for DieselInvoiceRepository {
         let found = invoices::table
             .filter(invoices::number.eq(number.to_string()))
             .select(InvoiceRow::as_select())
-            .first::<InvoiceRow>(&mut conn)
+            .first::<InvoiceRow>(&mut *conn)
             .optional()
             .and_then(|row| invoices_with_lines(&mut conn, row.into_iter().collect()))
             .map_err(|error| query_failed(error, "reading an invoice"))?;
@@ -680,7 +680,7 @@ impl InvoiceRepository for DieselInvoiceRepository {
         let rows = select
             .order(invoices::number.desc())
             .limit(i64::from(query.limit.get()) + 1)
-            .load::<InvoiceRow>(&mut conn)
+            .load::<InvoiceRow>(&mut *conn)
             .and_then(|rows| invoices_with_lines(&mut conn, rows))
             .map_err(|error| query_failed(error, "listing invoices"))?;
         rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()

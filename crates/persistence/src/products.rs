@@ -458,7 +458,7 @@ impl ProductRepository for DieselProductRepository {
         let row = products::table
             .filter(products::id.eq(id.to_string()))
             .select(ProductRow::as_select())
-            .first::<ProductRow>(&mut conn)
+            .first::<ProductRow>(&mut *conn)
             .optional()
             .map_err(|error| query_failed(error, "reading a product"))?;
         row.map(ProductRow::into_domain).transpose()
@@ -600,7 +600,7 @@ impl ProductRepository for DieselProductRepository {
         let rows = select
             .order(stock_adjustments::id.desc())
             .limit(i64::from(query.limit.get()) + 1)
-            .load::<AdjustmentRow>(&mut conn)
+            .load::<AdjustmentRow>(&mut *conn)
             .map_err(|error| query_failed(error, "listing stock adjustments"))?;
         rows.into_iter().map(AdjustmentRow::into_domain).collect()
     }

@@ -29,7 +29,7 @@ impl Readiness for DieselReadiness {
     fn check(&self) -> Result<(), NotReady> {
         let mut conn = self.db.connection().map_err(unreachable)?;
         diesel::select(1.into_sql::<Integer>())
-            .get_result::<i32>(&mut conn)
+            .get_result::<i32>(&mut *conn)
             .map_err(|error| NotReady::DatabaseUnreachable(anyhow::Error::new(error).context("SELECT 1 failed")))?;
         match pending_migrations(&mut conn).map_err(unreachable)? {
             0 => Ok(()),

@@ -119,7 +119,7 @@ impl RefreshTokenRepository for DieselRefreshTokenRepository {
                 tokens::spent_at,
                 families::revoked_at,
             ))
-            .first::<StoredTokenRow>(&mut conn)
+            .first::<StoredTokenRow>(&mut *conn)
             .optional()
             .map_err(|error| query_failed(error, "reading a refresh token"))?;
         row.map(StoredTokenRow::into_domain).transpose()
@@ -162,7 +162,7 @@ impl RefreshTokenRepository for DieselRefreshTokenRepository {
             families::table.filter(families::id.eq(family_id.to_string())).filter(families::revoked_at.is_null()),
         )
         .set(families::revoked_at.eq(Some(timestamps::to_db(now))))
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .map(drop)
         .map_err(|error| query_failed(error, "revoking a refresh-token family"))
     }

@@ -164,3 +164,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     invoice_counters,
     event_positions
 );
+
+diesel::table! {
+    /// Idempotency-Key records (§1.4); see `idempotency.rs`.
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        state -> Text,
+        response_status -> Nullable<Integer>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Binary>,
+        created_at -> Timestamp,
+        locked_until -> Timestamp,
+    }
+}

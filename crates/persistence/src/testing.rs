@@ -128,7 +128,7 @@ impl TestDatabase {
                 events::occurred_at,
                 events::position,
             ))
-            .load::<(String, String, String, String, String, chrono::NaiveDateTime, i64)>(&mut conn)
+            .load::<(String, String, String, String, String, chrono::NaiveDateTime, i64)>(&mut *conn)
             .unwrap_or_else(|error| panic!("cannot read the events table: {error}"));
         rows.into_iter()
             .map(|(id, event_type, subject_type, subject_id, data, occurred_at, position)| RecordedEvent {
@@ -149,7 +149,7 @@ impl TestDatabase {
         event_positions::table
             .filter(event_positions::id.eq(1))
             .select(event_positions::last_position)
-            .first::<i64>(&mut conn)
+            .first::<i64>(&mut *conn)
             .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
     }
 
@@ -181,11 +181,25 @@ impl TestDatabase {
         given
     }
 
+    /// How many rows `table` holds (`table` is trusted test input).
+    pub fn count_rows(&self, table: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut *conn)
+            .unwrap_or_else(|error| panic!("cannot count the rows of {table}: {error}"))
+            .n
+    }
+
     /// Runs one SQL statement (e.g. to set up state no port can create yet, such as
     /// `products.reserved` before orders exist) and returns the number of rows it touched.
     pub fn execute(&self, sql: &str) -> usize {
         let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        diesel::sql_query(sql).execute(&mut conn).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"))
+        diesel::sql_query(sql).execute(&mut *conn).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"))
     }
 
     /// The statement [`ProductRepository::list`](orderly_domain::ports::ProductRepository::list)

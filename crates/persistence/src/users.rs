@@ -138,7 +138,7 @@ impl DieselUserRepository {
         let mut conn = self.db.connection()?;
         let row = filter(users::table.into_boxed())
             .select(CredentialsRow::as_select())
-            .first::<CredentialsRow>(&mut conn)
+            .first::<CredentialsRow>(&mut *conn)
             .optional()
             .map_err(|error| query_failed(error, operation))?;
         row.map(CredentialsRow::into_domain).transpose()
@@ -199,7 +199,7 @@ impl UserRepository for DieselUserRepository {
         let row = users::table
             .filter(users::id.eq(id.to_string()))
             .select(UserRow::as_select())
-            .first::<UserRow>(&mut conn)
+            .first::<UserRow>(&mut *conn)
             .optional()
             .map_err(|error| query_failed(error, "reading a user"))?;
         row.map(UserRow::into_domain).transpose()
@@ -311,7 +311,7 @@ impl UserRepository for DieselUserRepository {
         let mut conn = self.db.connection()?;
         let rows = select
             .limit(i64::from(query.limit.get()) + 1)
-            .load::<UserRow>(&mut conn)
+            .load::<UserRow>(&mut *conn)
             .map_err(|error| query_failed(error, "listing users"))?;
         rows.into_iter().map(UserRow::into_domain).collect()
     }

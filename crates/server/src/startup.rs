@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
 use orderly_domain::order::TaxRate;
+use orderly_domain::ports::IdempotentExecutor;
 use orderly_domain::ports::{
     Clock, InvoiceRepository, OrderRepository, PasswordHasher, ProductRepository, Readiness, RefreshTokenRepository,
     SystemClock, TokenService, UserRepository,
@@ -17,8 +18,8 @@ use orderly_domain::services::{EventService, OrderPolicy, OrderService, ProductS
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_http::{ApiState, HttpSettings};
 use orderly_persistence::{
-    Database, DieselEventFeed, DieselInvoiceRepository, DieselOrderRepository, DieselProductRepository,
-    DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
+    Database, DieselEventFeed, DieselIdempotentExecutor, DieselInvoiceRepository, DieselOrderRepository,
+    DieselProductRepository, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
 };
 use secrecy::ExposeSecret;
 
@@ -32,6 +33,7 @@ pub struct Services {
     pub products: ProductService,
     pub orders: OrderService,
     pub events: EventService,
+    pub idempotency: Arc<dyn IdempotentExecutor>,
     pub readiness: Arc<dyn Readiness>,
 }
 
@@ -68,6 +70,7 @@ impl Application {
             products: services.products,
             orders: services.orders.clone(),
             events: services.events,
+            idempotency: services.idempotency.clone(),
             readiness: services.readiness,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -86,7 +89,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.listen(listener)?.run();
-        actix_web::rt::spawn(crate::sweep::run(services.orders, config.sweep_interval));
+        actix_web::rt::spawn(crate::sweep::run(services.orders, services.idempotency, config.sweep_interval));
         tracing::info!(%address, database = %config.database_url, environment = ?config.environment, "orderly is listening");
         Ok(Self { port: address.port(), server })
     }
@@ -154,6 +157,9 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let orders: Arc<dyn OrderRepository> = Arc::new(DieselOrderRepository::new(database.clone()));
     let invoices: Arc<dyn InvoiceRepository> = Arc::new(DieselInvoiceRepository::new(database.clone()));
     let events = EventService::new(Arc::new(DieselEventFeed::new(database.clone())));
+    // A claimed key whose request died is taken over after this long.
+    let idempotency: Arc<dyn IdempotentExecutor> =
+        Arc::new(DieselIdempotentExecutor::new(database.clone(), chrono::Duration::seconds(60)));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
     let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
     let hasher: Arc<dyn PasswordHasher> =
@@ -182,6 +188,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
             },
         ),
         events,
+        idempotency,
         readiness,
     })
 }

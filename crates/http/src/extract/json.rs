@@ -15,7 +15,7 @@ use actix_web::body::{BodyStream, to_bytes_limited};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::{Method, header};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -78,6 +78,7 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok());
         let payload = payload.take();
+        let req = req.clone();
         Box::pin(async move {
             media_type?;
             if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
@@ -88,10 +89,17 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
                 Ok(Err(PayloadError::Overflow)) | Err(_) => return Err(too_large()),
                 Ok(Err(_)) => return Err(ApiError::malformed_json("the request body could not be read completely")),
             };
+            req.extensions_mut().insert(RawBody(bytes.clone()));
             parse::<T>(&bytes, &context?).map(ValidJson)
         })
     }
 }
+
+/// The body's bytes exactly as they arrived, kept in the request's extensions once read (a
+/// cheap reference-counted copy): an `Idempotency-Key`'s fingerprint covers them
+/// (`crate::idempotency`).
+#[derive(Debug, Clone)]
+pub struct RawBody(pub web::Bytes);
 
 fn too_large() -> ApiError {
     ApiError::new(ProblemCode::PayloadTooLarge, format!("request bodies are limited to {} KiB", MAX_BODY_BYTES / 1024))

@@ -6,6 +6,7 @@
 //! - [`query`] — query strings (400 `invalid_parameter`);
 //! - [`conditional`] — `If-Match` / `If-None-Match` and the ETag they compare with (428 where
 //!   `If-Match` is required);
+//! - [`idempotency_key`] — the `Idempotency-Key` header (400 `invalid_parameter`);
 //! - [`json`] — request bodies (415, 413, 400 `malformed_json`, 422);
 //! - [`shape`] — collecting every serde-level fault of a body or query (used by the two above),
 //!   nested objects included ([`shape::NestedObject`]).
@@ -15,6 +16,7 @@
 
 pub mod caller;
 pub mod conditional;
+pub mod idempotency_key;
 pub mod json;
 pub mod path;
 pub mod query;
@@ -22,6 +24,7 @@ pub mod shape;
 
 pub use caller::{Caller, OptionalCaller};
 pub use conditional::{ETag, IfMatch, IfNoneMatch, RequiredIfMatch};
-pub use json::{BodyContext, RequestBody, ValidJson};
+pub use idempotency_key::IdempotencyKeyHeader;
+pub use json::{BodyContext, RawBody, RequestBody, ValidJson};
 pub use path::{PathId, PathInvoiceNumber};
 pub use query::{QueryDto, ValidQuery};

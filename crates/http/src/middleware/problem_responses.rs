@@ -24,6 +24,9 @@ pub async fn render(
     // that escapes as `Err` rather than as an error response is left to actix, which renders
     // it with `ApiError::error_response`. Handlers, extractors and the fallback never do that.
     match next.call(req).await? {
+        // Rendered with this request's context already (and possibly stored for replays,
+        // `crate::idempotency`): sent as it is.
+        response if response.response().extensions().contains::<Rendered>() => Ok(response.map_into_left_body()),
         response if response.status().is_client_error() || response.status().is_server_error() => {
             let (request, mut response) = response.into_parts();
             let problem = match response.error() {
@@ -73,12 +76,38 @@ fn problem_for_status(req: &HttpRequest, status: StatusCode) -> Option<HttpRespo
 }
 
 fn respond(req: &HttpRequest, error: &ApiError) -> HttpResponse {
-    let request_id = RequestId::of(req);
-    log(error, &request_id);
-    let base = req
-        .app_data::<web::Data<ApiState>>()
-        .map_or(crate::DEFAULT_PROBLEM_TYPE_BASE, |state| state.settings.problem_type_base.as_str());
-    error.render(&error.problem(base, req.path(), &request_id))
+    ProblemContext::of(req).render(error)
+}
+
+/// Marks a response whose problem body (if any) is already final: this middleware passes it
+/// through untouched. Set by `crate::idempotency` on the responses it sends, whose bodies are
+/// rendered (with [`ProblemContext`]) on the blocking thread and stored for replays.
+#[derive(Debug, Clone, Copy)]
+pub struct Rendered;
+
+/// What rendering a problem needs from the request (`instance`, `request_id`, the `type`
+/// base), captured so that a problem can be rendered away from the request, e.g. on the
+/// blocking pool. Rendering logs server faults, as this middleware does.
+#[derive(Debug, Clone)]
+pub struct ProblemContext {
+    type_base: String,
+    instance: String,
+    request_id: String,
+}
+
+impl ProblemContext {
+    pub fn of(req: &HttpRequest) -> Self {
+        let type_base = req
+            .app_data::<web::Data<ApiState>>()
+            .map_or(crate::DEFAULT_PROBLEM_TYPE_BASE, |state| state.settings.problem_type_base.as_str());
+        Self { type_base: type_base.to_owned(), instance: req.path().to_owned(), request_id: RequestId::of(req) }
+    }
+
+    /// The problem response for `error`, exactly as this middleware would send it.
+    pub fn render(&self, error: &ApiError) -> HttpResponse {
+        log(error, &self.request_id);
+        error.render(&error.problem(&self.type_base, &self.instance, &self.request_id))
+    }
 }
 
 fn log(error: &ApiError, request_id: &str) {

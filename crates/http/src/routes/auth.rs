@@ -1,5 +1,7 @@
 //! `/v1/auth` (§1.6, §2.1): logging in, refreshing and logging out. Token responses are never
 //! cached. Logging in runs argon2, which is why it goes to the blocking pool like the rest.
+//! `Idempotency-Key` is validated here but never stored (`crate::idempotency`): token
+//! responses must not be kept for replay.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, HttpResponseBuilder, post, web};
@@ -8,13 +10,16 @@ use crate::ApiState;
 use crate::blocking;
 use crate::caching::CachePolicy;
 use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, RefreshTokenRequest, TokenPairResponse};
-use crate::extract::ValidJson;
+use crate::extract::{IdempotencyKeyHeader, ValidJson};
 use crate::problem::{ApiError, ProblemDetails};
 
 /// Log in
 ///
 /// Exchanges an email and password for an access token and a refresh token. Unknown email,
 /// wrong password and deactivated account all get the same `invalid_credentials` answer.
+///
+/// An `Idempotency-Key` is checked (400 when malformed) but not stored: the answer carries
+/// live tokens, which are never kept for replay. A retry logs in again (a new pair).
 #[utoipa::path(
     operation_id = "createToken",
     tag = "auth",
@@ -26,7 +31,11 @@ use crate::problem::{ApiError, ProblemDetails};
     )
 )]
 #[post("/auth/tokens")]
-pub async fn login(state: web::Data<ApiState>, body: ValidJson<LoginRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn login(
+    state: web::Data<ApiState>,
+    _not_stored: IdempotencyKeyHeader,
+    body: ValidJson<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
     let sessions = state.sessions.clone();
     let pair = blocking::run(move || sessions.login(&email, &password)).await??;
@@ -37,6 +46,10 @@ pub async fn login(state: web::Data<ApiState>, body: ValidJson<LoginRequest>) ->
 ///
 /// Spends a refresh token for a new pair. Each refresh token works once: presenting a spent
 /// one again ends every session descended from the same login.
+///
+/// An `Idempotency-Key` is checked (400 when malformed) but not stored: the answer carries
+/// live tokens, which are never kept for replay. A retry presents the (now spent) token again,
+/// so after a lost answer, log in again rather than retry.
 #[utoipa::path(
     operation_id = "refreshToken",
     tag = "auth",
@@ -51,6 +64,7 @@ pub async fn login(state: web::Data<ApiState>, body: ValidJson<LoginRequest>) ->
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<ApiState>,
+    _not_stored: IdempotencyKeyHeader,
     body: ValidJson<RefreshTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let PresentedRefreshToken(token) = body.into_inner();
@@ -63,6 +77,9 @@ pub async fn refresh(
 ///
 /// Ends the session the refresh token belongs to (its whole family). Always 204, also for a
 /// token that is unknown or already revoked.
+///
+/// An `Idempotency-Key` is checked (400 when malformed) but not stored: the request carries a
+/// live refresh token, which is never kept. Retrying is harmless: the answer is 204 again.
 #[utoipa::path(
     operation_id = "logout",
     tag = "auth",
@@ -74,6 +91,7 @@ pub async fn refresh(
 #[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<ApiState>,
+    _not_stored: IdempotencyKeyHeader,
     body: ValidJson<RefreshTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let PresentedRefreshToken(token) = body.into_inner();

@@ -13,7 +13,8 @@ use crate::ApiState;
 use crate::blocking;
 use crate::caching::{self, CachePolicy};
 use crate::dto::orders::{self as dto, ChangeOrderStatusRequest, ListOrdersParams, OrderResponse, PlaceOrderRequest};
-use crate::extract::{Caller, ETag, IfNoneMatch, PathId, RequiredIfMatch, ValidJson, ValidQuery};
+use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, PathId, RequiredIfMatch, ValidJson, ValidQuery};
+use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
 
@@ -55,19 +56,22 @@ use crate::problem::{ApiError, ProblemDetails};
 )]
 #[post("/orders")]
 pub async fn place(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Caller,
+    key: IdempotencyKeyHeader,
     body: ValidJson<PlaceOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let orders = state.orders.clone();
     let actor = caller.actor();
     let request = body.into_inner();
-    let order = blocking::run(move || orders.place(actor, request)).await??;
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, format!("/v1/orders/{}", order.id)));
-    response.insert_header((header::ETAG, ETag::for_version(order.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(OrderResponse::from(&order)))
+    idempotency::respond(&req, &state, key, Some(actor), move || {
+        let order = orders.place(actor, request)?;
+        Ok(Reply::created(&OrderResponse::from(&order))?
+            .location(format!("/v1/orders/{}", order.id))
+            .etag(ETag::for_version(order.version)))
+    })
+    .await
 }
 
 /// List orders

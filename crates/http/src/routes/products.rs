@@ -16,7 +16,10 @@ use crate::dto::products::{
     self as dto, AdjustStockRequest, Adjustment, CreateProductRequest, ListAdjustmentsParams, ListProductsParams,
     ProductResponse, StockAdjustmentResponse, UpdateProductRequest,
 };
-use crate::extract::{Caller, ETag, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson, ValidQuery};
+use crate::extract::{
+    Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson, ValidQuery,
+};
+use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
 
@@ -150,19 +153,22 @@ pub async fn get(
 )]
 #[post("/products")]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Caller,
+    key: IdempotencyKeyHeader,
     body: ValidJson<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let products = state.products.clone();
     let actor = caller.actor();
     let draft = body.into_inner();
-    let product = blocking::run(move || products.create(actor, draft)).await??;
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, format!("/v1/products/{}", product.id)));
-    response.insert_header((header::ETAG, ETag::for_version(product.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(ProductResponse::from(&product)))
+    idempotency::respond(&req, &state, key, Some(actor), move || {
+        let product = products.create(actor, draft)?;
+        Ok(Reply::created(&ProductResponse::from(&product))?
+            .location(format!("/v1/products/{}", product.id))
+            .etag(ETag::for_version(product.version)))
+    })
+    .await
 }
 
 /// Change a product
@@ -294,19 +300,21 @@ pub async fn archive(
 )]
 #[post("/products/{id}/stock-adjustments")]
 pub async fn adjust_stock(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,
+    key: IdempotencyKeyHeader,
     body: ValidJson<AdjustStockRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let products = state.products.clone();
     let actor = caller.actor();
     let Adjustment { delta, reason } = body.into_inner();
-    let (adjustment, _) =
-        blocking::run(move || products.adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)).await??;
-    let mut response = HttpResponse::Created();
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(StockAdjustmentResponse::from(&adjustment)))
+    idempotency::respond(&req, &state, key, Some(actor), move || {
+        let (adjustment, _) = products.adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)?;
+        Reply::created(&StockAdjustmentResponse::from(&adjustment))
+    })
+    .await
 }
 
 /// List stock adjustments

@@ -13,7 +13,8 @@ use crate::caching::{self, CachePolicy};
 use crate::dto::users::{
     self as dto, ListUsersParams, RegisterUserRequest, Registration, UpdateUserRequest, UserResponse,
 };
-use crate::extract::{Caller, ETag, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery};
+use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery};
+use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
 
@@ -34,16 +35,19 @@ use crate::problem::{ApiError, ProblemDetails};
 )]
 #[post("/users")]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<ApiState>,
+    key: IdempotencyKeyHeader,
     body: ValidJson<RegisterUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let Registration { email, name, password } = body.into_inner();
     let users = state.users.clone();
-    let user = blocking::run(move || users.register(email, name, password)).await??;
-    let mut response = HttpResponse::Created();
-    response.insert_header((header::LOCATION, format!("/v1/users/{}", user.id)));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(UserResponse::from(&user)))
+    // No caller: registration keys are scoped `Anonymous`.
+    idempotency::respond(&req, &state, key, None, move || {
+        let user = users.register(email, name, password)?;
+        Ok(Reply::created(&UserResponse::from(&user))?.location(format!("/v1/users/{}", user.id)))
+    })
+    .await
 }
 
 /// The caller

@@ -4,6 +4,7 @@
 
 mod auth;
 mod events;
+mod idempotency;
 mod invoices;
 mod machinery;
 mod openapi;

@@ -134,3 +134,50 @@ async fn the_router_serves_exactly_the_documented_operations() {
         }
     }
 }
+
+/// §1.4: every POST takes `Idempotency-Key`; the four that store their outcomes document the
+/// replay header, 409 `idempotency_in_progress` and 422 `idempotency_key_reused`.
+#[test]
+fn every_post_documents_idempotency() {
+    let document = document();
+    let stored = ["registerUser", "createProduct", "createStockAdjustment", "placeOrder"];
+    let mut seen = Vec::new();
+    for (method, path, operation) in operations(&document) {
+        let name = format!("{method} {path}");
+        let key = operation["parameters"]
+            .as_array()
+            .and_then(|parameters| parameters.iter().find(|p| p["name"] == "Idempotency-Key"));
+        if method != "POST" {
+            assert!(key.is_none(), "{name}: Idempotency-Key only on POST");
+            continue;
+        }
+        let key = key.unwrap_or_else(|| panic!("{name}: Idempotency-Key"));
+        assert_eq!((key["in"].clone(), key["required"].clone()), (Value::from("header"), Value::from(false)), "{name}");
+        assert_eq!((key["schema"]["minLength"].clone(), key["schema"]["maxLength"].clone()), (1.into(), 255.into()));
+        assert!(key["description"].as_str().is_some_and(|d| !d.is_empty()), "{name}");
+        let responses = operation["responses"].as_object().unwrap();
+        let described = |status: &str, text: &str| {
+            resolve(&document, &responses[status])["description"].as_str().is_some_and(|d| d.contains(text))
+        };
+        assert!(described("400", "invalid_parameter"), "{name}: 400 for a malformed key");
+        let id = operation["operationId"].as_str().unwrap();
+        if stored.contains(&id) {
+            seen.push(id.to_owned());
+            assert!(described("409", "idempotency_in_progress"), "{name}: 409");
+            assert!(described("422", "idempotency_key_reused"), "{name}: 422");
+            assert!(resolve(&document, &responses["409"])["headers"].get("Retry-After").is_some(), "{name}");
+            for (status, response) in responses.iter().filter(|(status, _)| status.starts_with('2')) {
+                let headers = &resolve(&document, response)["headers"];
+                assert!(headers.get("Idempotency-Replayed").is_some(), "{name} {status}: Idempotency-Replayed");
+            }
+        } else {
+            assert!(key["description"].as_str().unwrap().contains("not stored"), "{name}");
+            assert!(!described("422", "idempotency_key_reused"), "{name}");
+        }
+    }
+    seen.sort();
+    let mut expected = stored.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert_eq!(orderly_http::idempotency::STORED_OPERATIONS.len(), stored.len());
+}

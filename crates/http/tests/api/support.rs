@@ -3,7 +3,8 @@
 //! over the domain's mockall mocks,
 //! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -15,11 +16,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use orderly_domain::auth::AccessClaims;
+use orderly_domain::idempotency::{
+    Execution, IdempotencyClaim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, StoredResponse,
+};
 use orderly_domain::invoice::{Invoice, InvoiceNumber};
 use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    MockEventFeed, MockInvoiceRepository, MockOrderRepository, MockPasswordHasher, MockProductRepository,
-    MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository, SystemClock, TokenRejected,
+    IdempotentExecutor, MockEventFeed, MockInvoiceRepository, MockOrderRepository, MockPasswordHasher,
+    MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository,
+    SystemClock, TokenRejected,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
@@ -171,6 +176,8 @@ pub struct Mocks {
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenService,
     pub readiness: MockReadiness,
+    /// An in-memory executor; clone it before `into_state` to inspect or seed it.
+    pub idempotency: FakeIdempotency,
 }
 
 impl Mocks {
@@ -192,6 +199,7 @@ impl Mocks {
             hasher: MockPasswordHasher::new(),
             tokens,
             readiness: MockReadiness::new(),
+            idempotency: FakeIdempotency::default(),
         }
     }
 
@@ -212,6 +220,7 @@ impl Mocks {
             orders: OrderService::new(Arc::new(self.orders), Arc::new(self.invoices), clock, order_policy()),
             events: EventService::new(Arc::new(self.events)),
             readiness: Arc::new(self.readiness),
+            idempotency: Arc::new(self.idempotency),
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),
                 cursor_key: b"test cursor key".to_vec(),
@@ -364,5 +373,80 @@ impl std::io::Write for ThreadCapture {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// The idempotency protocol in memory (`orderly_domain::idempotency`): claim, run the closure
+/// for a new key, store 2xx and 4xx outcomes, release the claim on 5xx.
+#[derive(Clone, Default)]
+pub struct FakeIdempotency {
+    records: Arc<Mutex<HashMap<(IdempotencyScope, String), IdempotencyRecord>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyRecord {
+    InProgress { fingerprint: String },
+    Done { fingerprint: String, response: StoredResponse },
+}
+
+impl FakeIdempotency {
+    /// Marks `key` of `scope` as claimed by a request that is still running.
+    pub fn seed_in_progress(&self, scope: IdempotencyScope, key: &str) {
+        self.records
+            .lock()
+            .unwrap()
+            .insert((scope, key.to_owned()), IdempotencyRecord::InProgress { fingerprint: String::new() });
+    }
+
+    pub fn record(&self, scope: IdempotencyScope, key: &str) -> Option<IdempotencyRecord> {
+        self.records.lock().unwrap().get(&(scope, key.to_owned())).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+}
+
+impl IdempotentExecutor for FakeIdempotency {
+    fn run(
+        &self,
+        claim: &IdempotencyClaim,
+        execute: &mut dyn FnMut() -> Execution,
+    ) -> Result<IdempotentOutcome, orderly_domain::StoreError> {
+        let id = (claim.scope.clone(), IdempotencyKey::as_str(&claim.key).to_owned());
+        {
+            let mut records = self.records.lock().unwrap();
+            match records.get(&id) {
+                Some(IdempotencyRecord::InProgress { .. }) => return Ok(IdempotentOutcome::InProgress),
+                Some(IdempotencyRecord::Done { fingerprint, .. }) if *fingerprint != claim.fingerprint => {
+                    return Ok(IdempotentOutcome::KeyReused);
+                }
+                Some(IdempotencyRecord::Done { response, .. }) => {
+                    return Ok(IdempotentOutcome::Replayed(response.clone()));
+                }
+                None => {
+                    records
+                        .insert(id.clone(), IdempotencyRecord::InProgress { fingerprint: claim.fingerprint.clone() });
+                }
+            }
+        }
+        let execution = execute();
+        let mut records = self.records.lock().unwrap();
+        match execution {
+            Execution::Committed(response) | Execution::Refused(response) => {
+                let done =
+                    IdempotencyRecord::Done { fingerprint: claim.fingerprint.clone(), response: response.clone() };
+                records.insert(id, done);
+                Ok(IdempotentOutcome::Executed(response))
+            }
+            Execution::Failed(response) => {
+                records.remove(&id);
+                Ok(IdempotentOutcome::Executed(response))
+            }
+        }
+    }
+
+    fn purge(&self, _older_than: DateTime<Utc>) -> Result<usize, orderly_domain::StoreError> {
+        Ok(0)
     }
 }

@@ -5,6 +5,7 @@
 mod connections;
 mod events;
 mod fixtures;
+mod idempotency;
 mod migrations;
 mod orders;
 mod products;

@@ -6,6 +6,7 @@
 mod support;
 
 mod events;
+mod idempotency;
 mod operational;
 mod orders;
 mod products;

@@ -1,0 +1,351 @@
+//! Idempotency-Key records (§1.4) in `idempotency_keys`: the [`IdempotentExecutor`] port.
+//!
+//! One row per (scope, key). The protocol of [`orderly_domain::idempotency`], statement by
+//! statement:
+//!
+//! 1. **Claim**, before any work, in short transactions of its own. The row is read first
+//!    without a lock (on SQLite in WAL mode this does not wait behind a request that is
+//!    executing, so a repeat learns "in progress" at once): a different fingerprint is
+//!    `KeyReused`, a completed row is `Replayed`, an unexpired `in_progress` row is
+//!    `InProgress`. No row: `INSERT ... ON CONFLICT DO NOTHING` with state `in_progress` and
+//!    `locked_until = now + lease`; of racing inserts exactly one writes a row, the others
+//!    read again and see it. An `in_progress` row whose lease ran out belongs to a request
+//!    that died: it is taken over with `UPDATE ... SET locked_until = now + lease WHERE ...
+//!    AND state = 'in_progress' AND locked_until <= now`, which only one taker can win.
+//!    The `locked_until` a claim was given identifies it from then on.
+//! 2. **Execute** in one write transaction (SQLite: `BEGIN IMMEDIATE`) installed as the
+//!    thread's ambient transaction (see [`crate::Database`]), so every repository call the use
+//!    case makes joins it. `Committed` completes the row (`UPDATE ... SET state = 'completed',
+//!    response_... WHERE ... AND state = 'in_progress' AND locked_until = <ours>`) in that same
+//!    transaction and commits: the change and its stored response exist together or not at all.
+//!    `Refused` rolls the work back and stores the response in a transaction of its own.
+//!    `Failed` rolls back and deletes the claim, so a retry executes again.
+//! 3. If the completion or the commit fails, everything is rolled back, the claim is deleted
+//!    and the error returned. If the claim was lost meanwhile (its lease expired and another
+//!    request took it over, or it was purged), the work is rolled back and the answer is
+//!    `InProgress`: the other request is the one that executes.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use orderly_domain::StoreError;
+use orderly_domain::idempotency::{Execution, IdempotencyClaim, IdempotentOutcome, StoredResponse};
+use orderly_domain::ports::IdempotentExecutor;
+
+use crate::connection::{AnyConnection, begin_write, commit, rollback, write_transaction};
+use crate::database::{AmbientGuard, Database};
+use crate::error::{corrupt_row, query_failed};
+use crate::schema::idempotency_keys;
+use crate::timestamps;
+
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+
+/// How often a claim re-reads a row that changed under it (inserted, taken over, released)
+/// before answering `InProgress`.
+const CLAIM_ATTEMPTS: usize = 5;
+
+/// The [`IdempotentExecutor`] over `idempotency_keys`.
+#[derive(Debug, Clone)]
+pub struct DieselIdempotentExecutor {
+    db: Database,
+    /// How long a claim is its holder's before another request may take it over.
+    lease: chrono::Duration,
+    /// Test hook: make the completion write fail (see `failing_completion_for_tests`).
+    fail_completion: bool,
+}
+
+impl DieselIdempotentExecutor {
+    /// `lease` must outlast any request (e.g. 60 s): a claim older than that is presumed dead
+    /// and may be taken over by a retry. Non-positive leases are treated as one second.
+    pub fn new(db: Database, lease: chrono::Duration) -> Self {
+        let lease = if lease <= chrono::Duration::zero() { chrono::Duration::seconds(1) } else { lease };
+        Self { db, lease, fail_completion: false }
+    }
+
+    /// For tests: an executor whose completion write (the `UPDATE` that stores a committed
+    /// response) fails, to prove that the use case's changes are rolled back with it.
+    #[cfg(feature = "testing")]
+    pub fn failing_completion_for_tests(mut self) -> Self {
+        self.fail_completion = true;
+        self
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = idempotency_keys)]
+struct KeyRow {
+    fingerprint: String,
+    state: String,
+    response_status: Option<i32>,
+    response_headers: Option<String>,
+    response_body: Option<Vec<u8>>,
+    locked_until: NaiveDateTime,
+}
+
+/// The claim this request holds: the row and the lease it was given.
+struct Held {
+    scope: String,
+    key: String,
+    locked_until: NaiveDateTime,
+}
+
+enum Claimed {
+    Held(Held),
+    Answer(IdempotentOutcome),
+}
+
+enum Seen {
+    Answer(IdempotentOutcome),
+    /// In progress, but its lease ran out.
+    Abandoned,
+}
+
+impl KeyRow {
+    fn judge(self, fingerprint: &str, now: NaiveDateTime) -> Result<Seen, StoreError> {
+        if self.fingerprint != fingerprint {
+            return Ok(Seen::Answer(IdempotentOutcome::KeyReused));
+        }
+        match self.state.as_str() {
+            COMPLETED => Ok(Seen::Answer(IdempotentOutcome::Replayed(self.into_response()?))),
+            IN_PROGRESS if self.locked_until > now => Ok(Seen::Answer(IdempotentOutcome::InProgress)),
+            IN_PROGRESS => Ok(Seen::Abandoned),
+            other => Err(corrupt_row("idempotency key", format!("unknown state {other:?}"))),
+        }
+    }
+
+    fn into_response(self) -> Result<StoredResponse, StoreError> {
+        let (Some(status), Some(headers), Some(body)) =
+            (self.response_status, self.response_headers, self.response_body)
+        else {
+            return Err(corrupt_row("idempotency key", "a completed key without its response"));
+        };
+        let status = u16::try_from(status).map_err(|error| corrupt_row("idempotency key", error))?;
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(&headers).map_err(|error| corrupt_row("idempotency key", error))?;
+        Ok(StoredResponse { status, headers, body })
+    }
+}
+
+fn find(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<Option<KeyRow>> {
+    idempotency_keys::table
+        .filter(idempotency_keys::scope.eq(scope))
+        .filter(idempotency_keys::key.eq(key))
+        .select(KeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// `idempotency_keys` filtered to one key, as `held_row` selects it.
+type HeldRow<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<idempotency_keys::table, diesel::dsl::Eq<idempotency_keys::scope, &'a str>>,
+            diesel::dsl::Eq<idempotency_keys::key, &'a str>,
+        >,
+        diesel::dsl::Eq<idempotency_keys::state, &'static str>,
+    >,
+    diesel::dsl::Eq<idempotency_keys::locked_until, NaiveDateTime>,
+>;
+
+/// The row of the held claim, only while it is still in progress under our lease.
+fn held_row(held: &Held) -> HeldRow<'_> {
+    idempotency_keys::table
+        .filter(idempotency_keys::scope.eq(held.scope.as_str()))
+        .filter(idempotency_keys::key.eq(held.key.as_str()))
+        .filter(idempotency_keys::state.eq(IN_PROGRESS))
+        .filter(idempotency_keys::locked_until.eq(held.locked_until))
+}
+
+/// Stores `response` on the held claim; the number of rows updated (0: the claim was lost).
+fn complete(conn: &mut AnyConnection, held: &Held, response: &StoredResponse) -> Result<usize, StoreError> {
+    let headers = serde_json::to_string(&response.headers)
+        .map_err(|error| StoreError::Unexpected(anyhow::Error::new(error).context("encoding response headers")))?;
+    complete_with(conn, held, response, headers).map_err(|error| query_failed(error, "storing an idempotent response"))
+}
+
+fn complete_with(
+    conn: &mut AnyConnection,
+    held: &Held,
+    response: &StoredResponse,
+    headers: String,
+) -> QueryResult<usize> {
+    diesel::update(held_row(held))
+        .set((
+            idempotency_keys::state.eq(COMPLETED),
+            idempotency_keys::response_status.eq(Some(i32::from(response.status))),
+            idempotency_keys::response_headers.eq(Some(headers)),
+            idempotency_keys::response_body.eq(Some(response.body.as_slice())),
+        ))
+        .execute(conn)
+}
+
+impl DieselIdempotentExecutor {
+    fn claim(&self, conn: &mut AnyConnection, claim: &IdempotencyClaim) -> Result<Claimed, StoreError> {
+        let scope = claim.scope.to_string();
+        let key = claim.key.as_str();
+        let now = timestamps::to_db(claim.now);
+        let locked_until = timestamps::to_db(claim.now + self.lease);
+        let held = || Held { scope: scope.clone(), key: key.to_owned(), locked_until };
+        for _ in 0..CLAIM_ATTEMPTS {
+            let seen = find(conn, &scope, key).map_err(|error| query_failed(error, "reading an idempotency key"))?;
+            match seen.map(|row| row.judge(&claim.fingerprint, now)).transpose()? {
+                Some(Seen::Answer(outcome)) => return Ok(Claimed::Answer(outcome)),
+                Some(Seen::Abandoned) => {
+                    let taken = write_transaction(conn, |conn| {
+                        diesel::update(
+                            idempotency_keys::table
+                                .filter(idempotency_keys::scope.eq(&scope))
+                                .filter(idempotency_keys::key.eq(key))
+                                .filter(idempotency_keys::fingerprint.eq(&claim.fingerprint))
+                                .filter(idempotency_keys::state.eq(IN_PROGRESS))
+                                .filter(idempotency_keys::locked_until.le(now)),
+                        )
+                        .set(idempotency_keys::locked_until.eq(locked_until))
+                        .execute(conn)
+                    })
+                    .map_err(|error| query_failed(error, "taking over an idempotency key"))?;
+                    if taken == 1 {
+                        tracing::info!(scope = %scope, "took over an idempotency key whose request died");
+                        return Ok(Claimed::Held(held()));
+                    }
+                }
+                None => {
+                    let inserted = write_transaction(conn, |conn| {
+                        diesel::insert_into(idempotency_keys::table)
+                            .values((
+                                idempotency_keys::scope.eq(&scope),
+                                idempotency_keys::key.eq(key),
+                                idempotency_keys::fingerprint.eq(&claim.fingerprint),
+                                idempotency_keys::state.eq(IN_PROGRESS),
+                                idempotency_keys::created_at.eq(now),
+                                idempotency_keys::locked_until.eq(locked_until),
+                            ))
+                            .execute(conn)
+                    });
+                    match inserted {
+                        Ok(_) => return Ok(Claimed::Held(held())),
+                        // Another request inserted it first (on PostgreSQL after waiting for
+                        // its commit): read it again.
+                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                        Err(error) => return Err(query_failed(error, "claiming an idempotency key")),
+                    }
+                }
+            }
+        }
+        // The row keeps changing under us: another request is busy with this key.
+        Ok(Claimed::Answer(IdempotentOutcome::InProgress))
+    }
+
+    /// Deletes the held claim, so that a retry executes again. Best effort: if it fails, the
+    /// lease runs out and a retry takes the claim over.
+    fn release(conn: &mut AnyConnection, held: &Held) {
+        let released = diesel::delete(held_row(held)).execute(conn);
+        if let Err(error) = released {
+            tracing::warn!(error = %error, "could not release an idempotency key; it frees itself when its lease ends");
+        }
+    }
+
+    /// Rolls back the work transaction, logging a failure (the connection is then discarded
+    /// by the pool as broken).
+    fn roll_back(conn: &mut AnyConnection) {
+        if let Err(error) = rollback(conn) {
+            tracing::warn!(error = %error, "could not roll back an idempotent request");
+        }
+    }
+}
+
+impl IdempotentExecutor for DieselIdempotentExecutor {
+    fn run(
+        &self,
+        claim: &IdempotencyClaim,
+        execute: &mut dyn FnMut() -> Execution,
+    ) -> Result<IdempotentOutcome, StoreError> {
+        if AmbientGuard::is_open() {
+            // An idempotent request inside another could not have a transaction of its own.
+            return Err(StoreError::Unexpected(anyhow::anyhow!(
+                "an idempotent request is already executing on this thread"
+            )));
+        }
+        let mut conn = self.db.pooled_connection()?;
+        let held = match self.claim(&mut conn, claim)? {
+            Claimed::Held(held) => held,
+            Claimed::Answer(outcome) => return Ok(outcome),
+        };
+
+        if let Err(error) = begin_write(&mut conn) {
+            Self::release(&mut conn, &held);
+            return Err(query_failed(error, "beginning an idempotent request"));
+        }
+        let guard = AmbientGuard::install(&self.db, conn);
+        // Every repository call in here runs on `conn`, inside the transaction. A panic drops
+        // the guard, which drops the connection and with it the transaction; the claim then
+        // stays until its lease ends.
+        let execution = execute();
+        let mut conn = guard.finish()?;
+
+        match execution {
+            Execution::Committed(response) => {
+                let completed = if self.fail_completion {
+                    Err(StoreError::Unexpected(anyhow::anyhow!("storing an idempotent response (failing test hook)")))
+                } else {
+                    complete(&mut conn, &held, &response)
+                };
+                match completed {
+                    Ok(1) => match commit(&mut conn) {
+                        Ok(()) => Ok(IdempotentOutcome::Executed(response)),
+                        Err(error) => {
+                            // diesel leaves the transaction ended or marks it for rollback;
+                            // either way nothing of it was committed.
+                            let _ = rollback(&mut conn);
+                            Self::release(&mut conn, &held);
+                            Err(query_failed(error, "committing an idempotent request"))
+                        }
+                    },
+                    Ok(_) => {
+                        // Our lease expired and another request took the key over (or it was
+                        // purged): that request executes; this one must leave no trace.
+                        Self::roll_back(&mut conn);
+                        tracing::warn!(scope = %held.scope, "an idempotent request outlived its lease; rolled back");
+                        Ok(IdempotentOutcome::InProgress)
+                    }
+                    Err(error) => {
+                        Self::roll_back(&mut conn);
+                        Self::release(&mut conn, &held);
+                        Err(error)
+                    }
+                }
+            }
+            Execution::Refused(response) => {
+                Self::roll_back(&mut conn);
+                let stored = serde_json::to_string(&response.headers)
+                    .map_err(|error| {
+                        StoreError::Unexpected(anyhow::Error::new(error).context("encoding response headers"))
+                    })
+                    .and_then(|headers| {
+                        write_transaction(&mut conn, |conn| complete_with(conn, &held, &response, headers))
+                            .map_err(|error| query_failed(error, "storing a refused idempotent response"))
+                    });
+                if let Err(error) = stored {
+                    // The refusal changed nothing, so it is still the right answer; a retry
+                    // executes again once the claim is released.
+                    tracing::warn!(error = %format!("{error:#}"), "could not store a refused idempotent response");
+                    Self::release(&mut conn, &held);
+                }
+                Ok(IdempotentOutcome::Executed(response))
+            }
+            Execution::Failed(response) => {
+                Self::roll_back(&mut conn);
+                Self::release(&mut conn, &held);
+                Ok(IdempotentOutcome::Executed(response))
+            }
+        }
+    }
+
+    fn purge(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut conn = self.db.connection()?;
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(timestamps::to_db(older_than))))
+            .execute(&mut *conn)
+            .map_err(|error| query_failed(error, "purging idempotency keys"))
+    }
+}
