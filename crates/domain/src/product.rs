@@ -115,17 +115,7 @@ impl ProductName {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(FieldViolation::new(Self::FIELD, "required", "must not be empty"));
-        }
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(FieldViolation::new(Self::FIELD, "too_long", "must be at most 200 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(FieldViolation::new(Self::FIELD, "invalid_characters", "must not contain control characters"));
-        }
-        Ok(Self(name.to_owned()))
+        crate::validation::single_line_text(raw, Self::FIELD, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -96,21 +96,7 @@ impl UserName {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(FieldViolation::new(Self::FIELD, "required", "must not be empty"));
-        }
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(FieldViolation::new(
-                Self::FIELD,
-                "too_long",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(FieldViolation::new(Self::FIELD, "invalid_characters", "must not contain control characters"));
-        }
-        Ok(Self(name.to_owned()))
+        crate::validation::single_line_text(raw, Self::FIELD, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

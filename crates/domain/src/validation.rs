@@ -25,6 +25,22 @@ impl FieldViolation {
     }
 }
 
+/// The rule shared by single-line names (people, products): trimmed, 1 to `max_chars`
+/// characters (not bytes), no control characters. Returns the trimmed text.
+pub(crate) fn single_line_text(raw: &str, field: &str, max_chars: usize) -> Result<String, FieldViolation> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(FieldViolation::new(field, "required", "must not be empty"));
+    }
+    if text.chars().count() > max_chars {
+        return Err(FieldViolation::new(field, "too_long", format!("must be at most {max_chars} characters")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldViolation::new(field, "invalid_characters", "must not contain control characters"));
+    }
+    Ok(text.to_owned())
+}
+
 /// Accumulates violations while an input is converted into domain values.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
