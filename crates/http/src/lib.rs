@@ -13,7 +13,8 @@
 //!
 //! ## Following a request
 //!
-//! 1. [`middleware`] — request id, security headers, telemetry span, problem rendering, HEAD;
+//! 1. [`middleware`] — request id, security headers, request metrics, telemetry span, rate
+//!    limiting ([`rate_limit`]: a refused request ends here, as a 429), problem rendering, HEAD;
 //! 2. [`routes`] — the handler for the route (registered with its OpenAPI description);
 //! 3. [`extract`] — the handler's inputs: caller (required or optional), path id, query,
 //!    conditional headers, body;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
@@ -42,14 +43,18 @@ use orderly_domain::services::{EventService, OrderService, ProductService, Sessi
 
 pub mod blocking;
 pub mod caching;
+pub mod client_address;
+pub mod deprecation;
 pub mod dto;
 pub mod extract;
 pub mod fallback;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 
 /// The default base of problem `type` URIs.
@@ -63,12 +68,22 @@ pub struct HttpSettings {
     /// HMAC-SHA256 key that signs pagination cursors. Keep it secret and stable across
     /// instances, or cursors issued by one instance are refused by another.
     pub cursor_key: Vec<u8>,
+    /// Reverse proxies whose `X-Forwarded-*` headers are believed; empty = the TCP peer is the
+    /// client and forwarding headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed by CORS; empty = CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 impl HttpSettings {
-    /// Settings with the default problem type base.
+    /// Settings with the default problem type base, no trusted proxy and CORS off.
     pub fn new(cursor_key: Vec<u8>) -> Self {
-        Self { problem_type_base: DEFAULT_PROBLEM_TYPE_BASE.to_owned(), cursor_key }
+        Self {
+            problem_type_base: DEFAULT_PROBLEM_TYPE_BASE.to_owned(),
+            cursor_key,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -77,6 +92,8 @@ impl std::fmt::Debug for HttpSettings {
         f.debug_struct("HttpSettings")
             .field("problem_type_base", &self.problem_type_base)
             .field("cursor_key", &"***")
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -95,6 +112,10 @@ pub struct ApiState {
     pub readiness: Arc<dyn Readiness>,
     /// Runs `Idempotency-Key` requests at most once per (caller, key) ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotentExecutor>,
+    /// Token buckets per caller and for logins ([`rate_limit`]).
+    pub rate_limits: rate_limit::RateLimits,
+    /// What `GET /metrics` renders ([`metrics`]); `None` when no recorder is installed.
+    pub metrics: metrics::SharedMetrics,
     pub settings: HttpSettings,
 }
 
@@ -111,12 +132,35 @@ pub fn app(
         InitError = (),
     >,
 > {
+    app_with(state, deprecation::DEPRECATED_OPERATIONS)
+}
+
+/// [`app`] with another list of deprecated operations: how the deprecation mechanism is
+/// tested while nothing in v1 is deprecated.
+pub fn app_with(
+    state: ApiState,
+    deprecated: &'static [deprecation::Deprecation],
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     let (app, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
-    let api = openapi::finish(api);
+    let mut api = openapi::finish(api);
+    let unmatched = deprecation::mark_in_document(&mut api, deprecated);
+    if !unmatched.is_empty() {
+        tracing::error!(?unmatched, "deprecation entries that name no documented operation");
+    }
     let route_table = fallback::RouteTable::new(&api, &openapi::UNDOCUMENTED_ROUTES);
     let cursors = pagination::CursorCodec::new(&state.settings.cursor_key);
+    let cors = middleware::cors::policy(&state.settings.cors_origins);
 
     app.app_data(web::Data::new(state))
+        .app_data(web::Data::new(deprecation::Deprecations(deprecated)))
         .app_data(web::Data::new(cursors))
         .app_data(web::Data::new(route_table))
         .configure(|config| openapi::serve(config, api))
@@ -124,13 +168,22 @@ pub fn app(
         // Registered innermost first; see `middleware` for why this order.
         .wrap(from_fn(middleware::head::route_as_get))
         .wrap(from_fn(middleware::problem_responses::render))
+        .wrap(from_fn(rate_limit::enforce))
+        .wrap(from_fn(deprecation::announce))
         .wrap(TracingLogger::<middleware::telemetry::OrderlyRootSpan>::new())
+        .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
+        .wrap(from_fn(middleware::cors::render_refusals))
         .wrap(from_fn(middleware::security_headers::apply))
+        // Outside everything but the request id, so that every answer is counted, CORS
+        // preflights and refusals included.
+        .wrap(from_fn(middleware::metrics::record))
         .wrap(from_fn(middleware::request_id::assign))
 }
 
 /// The OpenAPI document `/openapi.json` serves (also printed by `orderly openapi`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
-    openapi::finish(api)
+    let mut api = openapi::finish(api);
+    deprecation::mark_in_document(&mut api, deprecation::DEPRECATED_OPERATIONS);
+    api
 }

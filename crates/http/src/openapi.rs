@@ -6,11 +6,12 @@
 //! 2. the routes — `crate::routes::register` adds every operation from its `#[utoipa::path]`,
 //!    which lists the statuses specific to that operation;
 //! 3. [`finish`] — adds the statuses the *machinery* can return on an operation, derived from
-//!    what the operation has: every one may fail with 500 and (except liveness) 503; one with
-//!    a body also 400 `malformed_json`, 413, 415 and 422; one with parameters 400
-//!    `invalid_parameter`; one with a security requirement 401. It also documents the
-//!    `X-Request-Id` header on every request and response, the bearer scheme, and `security: []`
-//!    on operations anyone may call. Every `POST` gets the `Idempotency-Key` header parameter;
+//!    what the operation has: every one may fail with 500, 429 (rate limiting, with
+//!    `Retry-After`) and (except liveness) 503; one with a body also 400 `malformed_json`, 413,
+//!    415 and 422; one with parameters 400 `invalid_parameter`; one with a security requirement
+//!    401. It also documents the `X-Request-Id` header on every request and response, the
+//!    `RateLimit-Policy` and `RateLimit` headers on every response, the bearer scheme, and
+//!    `security: []` on operations anyone may call. Every `POST` gets the `Idempotency-Key` header parameter;
 //!    the operations whose outcomes are stored (`idempotency::STORED_OPERATIONS`) also get
 //!    `Idempotency-Replayed` on their successes, 409 `idempotency_in_progress` and 422
 //!    `idempotency_key_reused`.
@@ -43,8 +44,13 @@ pub const UNDOCUMENTED_ROUTES: [(&str, &[&str]); 3] =
 pub const BEARER_AUTH: &str = "bearer_auth";
 
 const X_REQUEST_ID: &str = "X-Request-Id";
-/// Operations that never touch the store, so cannot answer 503.
-const WITHOUT_STORE: [&str; 1] = ["getHealth"];
+/// The IETF RateLimit fields (`crate::rate_limit`), on every response while limits are on.
+const RATE_LIMIT_POLICY: &str = "RateLimit-Policy";
+const RATE_LIMIT: &str = "RateLimit";
+const RETRY_AFTER: &str = "Retry-After";
+/// Operations that never touch the store, so cannot answer 503. (`/metrics` reads the pool's
+/// state, which is in memory, not the database.)
+const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
 
 /// The static part of the document.
 #[derive(OpenApi)]
@@ -68,7 +74,7 @@ const WITHOUT_STORE: [&str; 1] = ["getHealth"];
                                          poll it with their last cursor"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
         (name = "auth", description = "Sessions: access and refresh tokens"),
-        (name = "operations", description = "Liveness and readiness probes"),
+        (name = "operations", description = "Liveness and readiness probes, and Prometheus metrics"),
     ),
     components(schemas(
         ProblemDetails,
@@ -161,6 +167,16 @@ const SERVICE_UNAVAILABLE: MachineryResponse = MachineryResponse {
     header: Some(("Retry-After", "Seconds to wait before retrying")),
 };
 
+/// 429: every operation, whatever its route, counts against the caller's bucket.
+const RATE_LIMITED: MachineryResponse = MachineryResponse {
+    name: "RateLimited",
+    status: "429",
+    description: "`rate_limited`: this caller (the user of a valid token, otherwise the client address) has used \
+                  its requests for now — or, on `POST /v1/auth/tokens`, this address its logins; retry after \
+                  `Retry-After` seconds. `RateLimit` shows which policy is exhausted",
+    header: None,
+};
+
 /// 422 of the operations that store their outcomes: body validation or a reused key.
 const VALIDATION_FAILED_OR_KEY_REUSED: MachineryResponse = MachineryResponse {
     name: "ValidationFailedOrKeyReused",
@@ -212,9 +228,13 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
              again byte for byte (its `request_id`, if a problem, is the earlier request's); absent otherwise.",
         )),
     );
+    document_rate_limit_headers(components);
     for machinery in ALL_MACHINERY {
         components.responses.insert(machinery.name.to_owned(), RefOr::T(problem_response(machinery)));
     }
+    let mut rate_limited = problem_response(&RATE_LIMITED);
+    rate_limited.headers.insert(RETRY_AFTER.to_owned(), RefOr::Ref(header_ref(RETRY_AFTER)));
+    components.responses.insert(RATE_LIMITED.name.to_owned(), RefOr::T(rate_limited));
 
     reference_inlined_components(components);
 
@@ -257,7 +277,7 @@ fn complete_operation(operation: &mut Operation) {
     if has_body {
         machinery.extend([&PAYLOAD_TOO_LARGE, &UNSUPPORTED_MEDIA_TYPE, &VALIDATION_FAILED]);
     }
-    machinery.push(&INTERNAL_ERROR);
+    machinery.extend([&RATE_LIMITED, &INTERNAL_ERROR]);
     if touches_store {
         machinery.push(&SERVICE_UNAVAILABLE);
     }
@@ -266,6 +286,7 @@ fn complete_operation(operation: &mut Operation) {
     for response in responses.values_mut() {
         if let RefOr::T(response) = response {
             response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
+            insert_rate_limit_headers(response);
         }
     }
     for machinery in machinery {
@@ -414,10 +435,44 @@ fn problem_response(machinery: &MachineryResponse) -> Response {
         .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("ProblemDetails"))))
         .build();
     response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
+    insert_rate_limit_headers(&mut response);
     if let Some((name, description)) = machinery.header {
         response.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
     }
     response
+}
+
+/// The RateLimit fields and `Retry-After`, as header components (`crate::rate_limit`).
+fn document_rate_limit_headers(components: &mut Components) {
+    let headers = [
+        (
+            RATE_LIMIT_POLICY,
+            "The rate-limit policies applied to this request (IETF RateLimit header fields draft): \
+             `\"default\";q=600;w=60` is `q` requests per `w` seconds per caller (the user of a valid token, \
+             otherwise the client address); `POST /v1/auth/tokens` also lists `\"login\";q=10;w=60`, per client \
+             address. Absent while rate limiting is off, and for a policy whose store could not be reached (the \
+             request was not limited by it).",
+        ),
+        (
+            RATE_LIMIT,
+            "What is left of each policy in `RateLimit-Policy`, in the same order: `\"default\";r=599;t=1` is `r` \
+             requests left after this one and `t` whole seconds until the full quota is available again.",
+        ),
+        (
+            RETRY_AFTER,
+            "Whole seconds to wait before retrying (at least 1): with `rate_limited`, until the policy that refused \
+             has a request available again.",
+        ),
+    ];
+    for (name, description) in headers {
+        components.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
+    }
+}
+
+fn insert_rate_limit_headers(response: &mut Response) {
+    for name in [RATE_LIMIT_POLICY, RATE_LIMIT] {
+        response.headers.insert(name.to_owned(), RefOr::Ref(header_ref(name)));
+    }
 }
 
 fn string_header(description: &str) -> Header {

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use ipnet::IpNet;
 use serde::Serialize;
 use sha2::Sha256;
 use utoipa::{IntoParams, ToSchema};
@@ -24,6 +25,8 @@ use uuid::Uuid;
 
 use orderly_domain::pagination::PageLimit;
 
+use crate::ApiState;
+use crate::client_address;
 use crate::problem::FieldError;
 
 /// The query parameter holding the page size.
@@ -188,9 +191,16 @@ pub fn link_next(req: &HttpRequest, response: &mut HttpResponseBuilder, cursor: 
 }
 
 /// The full URL of the next page: this request's URL with `cursor` replaced, every other
-/// parameter kept exactly as the client wrote it.
+/// parameter kept exactly as the client wrote it. Scheme and host are the ones the client
+/// used; forwarding headers count only from a trusted proxy ([`client_address::request_origin`]).
 fn next_url(req: &HttpRequest, cursor: &str) -> String {
-    let info = req.connection_info();
+    let trusted_proxies =
+        req.app_data::<web::Data<ApiState>>().map_or(&[][..], |state| state.settings.trusted_proxies.as_slice());
+    next_url_behind(req, trusted_proxies, cursor)
+}
+
+fn next_url_behind(req: &HttpRequest, trusted_proxies: &[IpNet], cursor: &str) -> String {
+    let origin = client_address::request_origin(req, trusted_proxies);
     let mut query: Vec<&str> = req
         .query_string()
         .split('&')
@@ -204,7 +214,7 @@ fn next_url(req: &HttpRequest, cursor: &str) -> String {
         .collect();
     let cursor_pair = format!("{CURSOR}={cursor}");
     query.push(&cursor_pair);
-    format!("{}://{}{}?{}", info.scheme(), info.host(), req.path(), query.join("&"))
+    format!("{}://{}{}?{}", origin.scheme, origin.host, req.path(), query.join("&"))
 }
 
 #[cfg(test)]
@@ -256,6 +266,25 @@ mod tests {
         assert!(codec.decode(scope, &cursor).is_ok());
         let sibling = CursorScope { collection: &sibling, sort: "-created_at" };
         assert_eq!(codec.decode(sibling, &cursor).unwrap_err().code, "invalid_cursor");
+    }
+
+    #[test]
+    fn next_urls_keep_the_query_and_take_the_host_only_from_trusted_proxies() {
+        let request = actix_web::test::TestRequest::get()
+            .uri("/v1/users?limit=5&cursor=old&sort=-created_at")
+            .peer_addr("203.0.113.7:50000".parse().unwrap())
+            .insert_header((header::HOST, "orderly.internal:8080"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .to_http_request();
+        let untrusted = next_url_behind(&request, &[], "next");
+        assert_eq!(untrusted, "http://orderly.internal:8080/v1/users?limit=5&sort=-created_at&cursor=next");
+        // Also through `next_url`, which finds no trusted proxy without `ApiState`.
+        assert_eq!(next_url(&request, "next"), untrusted);
+
+        let proxies: Vec<IpNet> = vec!["203.0.113.0/24".parse().unwrap()];
+        let trusted = next_url_behind(&request, &proxies, "next");
+        assert_eq!(trusted, "https://evil.example/v1/users?limit=5&sort=-created_at&cursor=next");
     }
 
     #[test]

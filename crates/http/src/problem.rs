@@ -403,6 +403,17 @@ impl ApiError {
         error
     }
 
+    /// 429 `rate_limited` with `Retry-After`: a rate-limit bucket of the caller is empty and
+    /// the next token arrives in `retry_after_seconds` (§1.5, `crate::rate_limit`).
+    pub fn rate_limited(retry_after_seconds: u32) -> Self {
+        let mut error = Self::new(
+            ProblemCode::RateLimited,
+            "too many requests; retry after Retry-After seconds (the RateLimit header says what is left)",
+        );
+        error.retry_after = Some(retry_after_seconds);
+        error
+    }
+
     /// 409 `idempotency_in_progress` with `Retry-After`: the first request with this
     /// `Idempotency-Key` is still executing (§1.4).
     pub fn idempotency_in_progress() -> Self {

@@ -3,6 +3,8 @@
 //! This module holds only `AnyConnection` and its pool plumbing: `#[derive(MultiConnection)]`
 //! generates `MultiBackend` and friends next to the enum, so nothing else lives here.
 
+use std::time::Duration;
+
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
@@ -64,28 +66,47 @@ impl ManageConnection for AnyConnectionManager {
     }
 }
 
-/// Per-connection SQLite settings. Only `journal_mode` persists in the file (set once, at
-/// start-up); everything else must be repeated on every new connection.
+/// Settings every pooled connection gets when it is opened, because they live in the session,
+/// not in the database.
+///
+/// - SQLite: only `journal_mode` persists in the file (set once, at start-up); the busy
+///   timeout, foreign keys and sync mode must be repeated on every connection.
+/// - PostgreSQL: `statement_timeout`, so that no statement (a runaway query, one stuck behind a
+///   lock) holds a pooled connection and a request thread longer than that; it fails instead,
+///   and the failure is a retryable 503 (see `error.rs`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SqliteConnectionSetup;
+pub(crate) struct ConnectionSetup {
+    /// `None` leaves the server's own setting (by default: no limit).
+    pub(crate) statement_timeout: Option<Duration>,
+}
 
-impl SqliteConnectionSetup {
-    pub(crate) fn apply(conn: &mut AnyConnection) -> QueryResult<()> {
-        if let AnyConnection::Sqlite(sqlite) = conn {
-            sqlite.batch_execute(&format!(
+impl ConnectionSetup {
+    pub(crate) fn apply(&self, conn: &mut AnyConnection) -> QueryResult<()> {
+        match conn {
+            AnyConnection::Sqlite(sqlite) => sqlite.batch_execute(&format!(
                 // Foreign keys are off by default in SQLite builds other than the bundled one.
                 // NORMAL is durable with WAL except for the last commits on power loss.
                 "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-            ))?;
+            )),
+            AnyConnection::Postgresql(pg) => match self.statement_timeout {
+                Some(timeout) => pg.batch_execute(&statement_timeout_sql(timeout)),
+                None => Ok(()),
+            },
         }
-        Ok(())
     }
 }
 
-impl CustomizeConnection<AnyConnection, r2d2::Error> for SqliteConnectionSetup {
+impl CustomizeConnection<AnyConnection, r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
-        Self::apply(conn).map_err(r2d2::Error::QueryError)
+        self.apply(conn).map_err(r2d2::Error::QueryError)
     }
+}
+
+/// `SET statement_timeout` in whole milliseconds. Zero means no limit (as in PostgreSQL); a
+/// shorter-than-a-millisecond timeout rounds up to 1 ms rather than down to "no limit".
+pub(crate) fn statement_timeout_sql(timeout: Duration) -> String {
+    let millis = if timeout.is_zero() { 0 } else { timeout.as_millis().clamp(1, i32::MAX as u128) };
+    format!("SET statement_timeout = {millis}")
 }
 
 /// Runs `work` in one transaction that intends to write.

@@ -34,8 +34,9 @@ use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use orderly_domain::StoreError;
 
-use crate::connection::{AnyConnection, AnyConnectionManager, ConnectTarget, SqliteConnectionSetup};
+use crate::connection::{AnyConnection, AnyConnectionManager, ConnectTarget, ConnectionSetup, statement_timeout_sql};
 use crate::error::{pool_unavailable, query_failed};
+use crate::metrics::{PoolEventMetrics, publish_pool_gauges};
 use crate::url::{Backend, DatabaseUrl};
 
 /// One folder per backend, with the same migration names; both are compiled into the binary.
@@ -53,11 +54,16 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a caller waits for a free connection before getting `StoreError::Unavailable`.
     pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout` of every pooled connection: a statement running longer
+    /// is cancelled and the call fails as `StoreError::Unavailable`. `None` keeps the server's
+    /// setting. Ignored on SQLite, whose only wait (for the write lock) is the busy timeout.
+    /// Migrations run without it (see [`Database::run_migrations`]).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_size: 10, acquire_timeout: Duration::from_secs(5) }
+        Self { max_size: 10, acquire_timeout: Duration::from_secs(5), statement_timeout: Some(Duration::from_secs(5)) }
     }
 }
 
@@ -175,6 +181,8 @@ impl Drop for AmbientGuard {
 pub struct Database {
     pool: Pool<AnyConnectionManager>,
     backend: Backend,
+    /// What every pooled connection is set up with; migrations lift the statement timeout.
+    setup: ConnectionSetup,
     /// Which ambient transaction belongs to this pool (see the module docs).
     id: u64,
 }
@@ -189,19 +197,24 @@ impl Database {
     /// Opens a pool on the backend that `url` names. One connection is made at once, so a
     /// wrong host, password or path fails here with the driver's own explanation; SQLite
     /// creates the file if it is missing (but not its directory) and is switched to WAL.
+    ///
+    /// A PostgreSQL URL gets libpq's connect timeout and TCP keep-alives unless it sets them
+    /// ([`crate::LIBPQ_DEFAULTS`]), so a dead server is noticed in bounded time.
     pub fn connect(url: &DatabaseUrl, options: PoolOptions) -> anyhow::Result<Database> {
-        let target = match url.backend() {
-            Backend::Postgres => ConnectTarget::Postgres(url.expose().into_owned()),
-            Backend::Sqlite => ConnectTarget::Sqlite(url.expose().into_owned()),
+        let target = match url {
+            DatabaseUrl::Postgres(postgres) => ConnectTarget::Postgres(postgres.with_connection_defaults()),
+            DatabaseUrl::Sqlite(_) => ConnectTarget::Sqlite(url.expose().into_owned()),
         };
+        let setup = ConnectionSetup { statement_timeout: options.statement_timeout };
         let manager = AnyConnectionManager::new(target);
 
         let mut first = manager.connect().with_context(|| match url.backend() {
             Backend::Postgres => format!("could not connect to PostgreSQL at {url}"),
             Backend::Sqlite => format!("could not open the SQLite database {url} (does its directory exist?)"),
         })?;
+        // Proves the settings work (a bad statement timeout fails here, not on every check-out).
+        setup.apply(&mut first).context("could not configure the database connection")?;
         if url.backend() == Backend::Sqlite {
-            SqliteConnectionSetup::apply(&mut first).context("could not configure the SQLite connection")?;
             // WAL lets readers run beside the writer; the mode is stored in the file, so once
             // is enough. It needs a moment of exclusive access, hence before the pool exists.
             first.batch_execute("PRAGMA journal_mode = WAL").context("could not switch SQLite to WAL mode")?;
@@ -215,13 +228,14 @@ impl Database {
             // a proxy timed them out) are replaced instead of failing a request: the service
             // recovers without a restart.
             .test_on_check_out(true)
-            .connection_customizer(Box::new(SqliteConnectionSetup))
+            .connection_customizer(Box::new(setup))
             .error_handler(Box::new(LogPoolErrors))
+            .event_handler(Box::new(PoolEventMetrics))
             // The first connection above proved the settings; the rest open in the background.
             .build_unchecked(manager);
         tracing::info!(database = %url, backend = %url.backend(), max_size = options.max_size, "database pool ready");
         let id = NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Database { pool, backend: url.backend(), id })
+        Ok(Database { pool, backend: url.backend(), setup, id })
     }
 
     pub fn backend(&self) -> Backend {
@@ -237,21 +251,30 @@ impl Database {
         }
     }
 
+    /// Sets the pool gauges (`db_pool_connections`, `db_pool_idle_connections`,
+    /// `db_pool_max_connections`) to the pool's state now. Call it right before rendering
+    /// metrics: r2d2 has no event for a connection opening in the background, so the gauges
+    /// are read when they are wanted rather than tracked.
+    pub fn publish_pool_gauges(&self) {
+        publish_pool_gauges(self.status());
+    }
+
     /// Applies the pending migrations of this backend, returning how many ran.
+    ///
+    /// On PostgreSQL this runs without the pool's statement timeout: waiting for the migration
+    /// lock while another instance migrates, or building an index on a large table, may
+    /// rightly take longer. The connection gets the timeout back before it returns to the pool.
     pub fn run_migrations(&self) -> anyhow::Result<usize> {
         let mut conn = self.pool.get().context("no database connection available to run migrations")?;
         let applied = match &mut *conn {
             AnyConnection::Postgresql(pg) => {
-                diesel::sql_query("SELECT pg_advisory_lock($1)")
-                    .bind::<BigInt, _>(POSTGRES_MIGRATION_LOCK)
-                    .execute(pg)
-                    .context("could not take the migration lock")?;
-                let result = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|versions| versions.len());
-                let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-                    .bind::<BigInt, _>(POSTGRES_MIGRATION_LOCK)
-                    .execute(pg);
-                let applied = result.map_err(|error| anyhow::anyhow!(error))?;
-                unlocked.context("could not release the migration lock")?;
+                pg.batch_execute(&statement_timeout_sql(Duration::ZERO))
+                    .context("could not lift the statement timeout for migrations")?;
+                let migrated = migrate_postgres(pg);
+                // Whatever happened, the connection goes back to the pool with its timeout.
+                let restored = self.setup.apply(&mut conn);
+                let applied = migrated?;
+                restored.context("could not restore the statement timeout after migrating")?;
                 applied
             }
             AnyConnection::Sqlite(sqlite) => sqlite
@@ -297,6 +320,21 @@ impl Database {
     }
 }
 
+/// Applies PostgreSQL's pending migrations under an advisory lock, so that instances starting
+/// together migrate one after the other (diesel's harness does not lock).
+fn migrate_postgres(pg: &mut diesel::PgConnection) -> anyhow::Result<usize> {
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(POSTGRES_MIGRATION_LOCK)
+        .execute(pg)
+        .context("could not take the migration lock")?;
+    let result = pg.run_pending_migrations(POSTGRES_MIGRATIONS).map(|versions| versions.len());
+    let unlocked =
+        diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(POSTGRES_MIGRATION_LOCK).execute(pg);
+    let applied = result.map_err(|error| anyhow::anyhow!(error))?;
+    unlocked.context("could not release the migration lock")?;
+    Ok(applied)
+}
+
 pub(crate) fn pending_migrations(conn: &mut AnyConnection) -> Result<usize, StoreError> {
     let pending = match conn {
         AnyConnection::Postgresql(pg) => pg.pending_migrations(POSTGRES_MIGRATIONS).map(|m| m.len()),
@@ -316,5 +354,54 @@ struct LogPoolErrors;
 impl r2d2::HandleError<r2d2::Error> for LogPoolErrors {
     fn handle_error(&self, error: r2d2::Error) {
         tracing::warn!(error = %error, "database connection failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        statement_timeout: String,
+    }
+
+    fn statement_timeout_of(db: &Database) -> String {
+        let mut conn = db.connection().unwrap();
+        diesel::sql_query("SHOW statement_timeout").get_result::<Setting>(&mut *conn).unwrap().statement_timeout
+    }
+
+    const BOUNDED: PoolOptions = PoolOptions {
+        max_size: 1,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Some(Duration::from_millis(250)),
+    };
+
+    /// Every pooled connection has the timeout, a statement that outlives it fails as
+    /// `Unavailable`, and migrations (which run without it) hand the connection back with it.
+    #[test]
+    fn postgres_connections_carry_the_statement_timeout_except_while_migrating() {
+        let Some(empty) = TestDatabase::unmigrated(Backend::Postgres) else { return };
+        // One connection, so the migrating one is the one checked afterwards.
+        let db = Database::connect(&DatabaseUrl::parse(&empty.url()).unwrap(), BOUNDED).unwrap();
+        assert_eq!(statement_timeout_of(&db), "250ms");
+
+        assert!(db.run_migrations().unwrap() >= 1);
+        assert_eq!(statement_timeout_of(&db), "250ms");
+
+        let mut conn = db.connection().unwrap();
+        let slow = diesel::sql_query("SELECT pg_sleep(1)").execute(&mut *conn).unwrap_err();
+        assert!(matches!(query_failed(slow, "sleeping"), StoreError::Unavailable(_)));
+
+        let unbounded = Database::connect(
+            &DatabaseUrl::parse(&empty.url()).unwrap(),
+            PoolOptions { statement_timeout: None, ..BOUNDED },
+        )
+        .unwrap();
+        assert_eq!(statement_timeout_of(&unbounded), "0");
     }
 }

@@ -1,8 +1,9 @@
 //! # orderly-persistence — the database adapter
 //!
 //! Owns everything SQL: the choice of backend from the URL ([`DatabaseUrl`]), the connection
-//! pool ([`Database`]), the hand-kept diesel schema, row structs, the embedded migrations
-//! (`migrations/postgres` and `migrations/sqlite`, same names), and the repositories that
+//! pool ([`Database`]) with its time bounds and [`metrics`], the hand-kept diesel schema, row
+//! structs, the embedded migrations (`migrations/postgres` and `migrations/sqlite`, same
+//! names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
 //! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
 //! [`DieselEventFeed`], [`DieselIdempotentExecutor`], [`DieselReadiness`]). One code path serves PostgreSQL and
@@ -77,6 +78,7 @@ mod database;
 mod error;
 mod events;
 mod idempotency;
+pub mod metrics;
 mod orders;
 mod products;
 mod readiness;
@@ -96,5 +98,5 @@ pub use orders::{DieselInvoiceRepository, DieselOrderRepository};
 pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;
 pub use refresh_tokens::DieselRefreshTokenRepository;
-pub use url::{Backend, DatabaseUrl, PostgresUrl, UnsupportedDatabaseUrl};
+pub use url::{Backend, DatabaseUrl, LIBPQ_DEFAULTS, PostgresUrl, UnsupportedDatabaseUrl};
 pub use users::DieselUserRepository;

@@ -34,7 +34,11 @@ pub const POSTGRES_URL_VAR: &str = "ORDERLY_TEST_POSTGRES_URL";
 pub const REQUIRE_POSTGRES_VAR: &str = "ORDERLY_TEST_REQUIRE_POSTGRES";
 
 /// Enough connections for the concurrency tests (8 racing threads) to each hold one.
-const TEST_POOL: PoolOptions = PoolOptions { max_size: 8, acquire_timeout: Duration::from_secs(30) };
+const TEST_POOL: PoolOptions = PoolOptions {
+    max_size: 8,
+    acquire_timeout: Duration::from_secs(30),
+    statement_timeout: Some(Duration::from_secs(30)),
+};
 
 /// A database that exists for one test: created empty, migrated, and removed on drop (the
 /// SQLite file with its temporary directory; the PostgreSQL database with `DROP DATABASE ...

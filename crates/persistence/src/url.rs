@@ -50,6 +50,63 @@ impl PostgresUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The URI to hand libpq: the operator's own, plus [`LIBPQ_DEFAULTS`] for every parameter
+    /// the operator did not set (in the URI, or for `connect_timeout` in `PGCONNECT_TIMEOUT`,
+    /// which a URI parameter would silently override).
+    pub(crate) fn with_connection_defaults(&self) -> String {
+        let connect_timeout_from_env = std::env::var_os("PGCONNECT_TIMEOUT").is_some();
+        add_missing_parameters(&self.0, connect_timeout_from_env)
+    }
+}
+
+/// libpq parameters that bound how long a dead or unreachable server can hold a thread. libpq's
+/// own defaults wait forever: no connect timeout, and on a half-open connection (the server's
+/// host vanished without closing the socket) a query waits on the kernel's TCP retransmission
+/// and keep-alive timers, which take minutes to hours.
+///
+/// - `connect_timeout`: a connection attempt gives up after 5 s (per host address);
+/// - `keepalives*`: an idle connection is probed after 15 s, every 5 s, and declared dead after
+///   3 unanswered probes, ~30 s in all — the pool's check-out ping then fails fast;
+/// - `tcp_user_timeout`: data sent but unacknowledged for 30 s (a request to a vanished host)
+///   fails the connection, where keep-alives alone do not apply.
+pub const LIBPQ_DEFAULTS: [(&str, &str); 6] = [
+    ("connect_timeout", "5"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "15"),
+    ("keepalives_interval", "5"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "30000"),
+];
+
+/// Appends each of [`LIBPQ_DEFAULTS`] whose key the URI's query does not already name.
+fn add_missing_parameters(url: &str, connect_timeout_from_env: bool) -> String {
+    // A fragment means nothing to libpq; keep it last, where it was.
+    let (url, fragment) = match url.split_once('#') {
+        Some((url, fragment)) => (url, Some(fragment)),
+        None => (url, None),
+    };
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let set_by_operator = |key: &str| {
+        query.split('&').any(|pair| pair.split('=').next().is_some_and(|name| name.eq_ignore_ascii_case(key)))
+            || (key == "connect_timeout" && connect_timeout_from_env)
+    };
+    let mut with_defaults = url.to_owned();
+    for (key, value) in LIBPQ_DEFAULTS.into_iter().filter(|(key, _)| !set_by_operator(key)) {
+        if !with_defaults.contains('?') {
+            with_defaults.push('?');
+        } else if !with_defaults.ends_with(['?', '&']) {
+            with_defaults.push('&');
+        }
+        with_defaults.push_str(key);
+        with_defaults.push('=');
+        with_defaults.push_str(value);
+    }
+    if let Some(fragment) = fragment {
+        with_defaults.push('#');
+        with_defaults.push_str(fragment);
+    }
+    with_defaults
 }
 
 impl fmt::Display for PostgresUrl {
@@ -255,6 +312,27 @@ mod tests {
             assert!(DatabaseUrl::parse(raw).is_err(), "{raw:?}");
         }
         assert!(DatabaseUrl::parse("postgres:localhost/db").is_err());
+    }
+
+    #[test]
+    fn libpq_defaults_are_added_unless_the_operator_set_them() {
+        let all = "connect_timeout=5&keepalives=1&keepalives_idle=15&keepalives_interval=5&keepalives_count=3\
+                   &tcp_user_timeout=30000";
+        assert_eq!(add_missing_parameters("postgres://u:p@h/db", false), format!("postgres://u:p@h/db?{all}"));
+        assert_eq!(
+            add_missing_parameters("postgres://h/db?sslmode=require", false),
+            format!("postgres://h/db?sslmode=require&{all}")
+        );
+        assert_eq!(add_missing_parameters("postgres://h/db?", false), format!("postgres://h/db?{all}"));
+
+        let operator = "postgres://h/db?Connect_Timeout=20&keepalives_idle=300&tcp_user_timeout=0";
+        assert_eq!(
+            add_missing_parameters(operator, false),
+            format!("{operator}&keepalives=1&keepalives_interval=5&keepalives_count=3")
+        );
+        // `PGCONNECT_TIMEOUT` would lose to a URI parameter, so none is added.
+        assert!(!add_missing_parameters("postgres://h/db", true).contains("connect_timeout"));
+        assert_eq!(add_missing_parameters("postgres://h/db#x", false), format!("postgres://h/db?{all}#x"));
     }
 
     #[test]

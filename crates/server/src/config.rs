@@ -57,7 +57,7 @@ pub struct Config {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub admin: Option<AdminBootstrapConfig>,
-    /// Requests per minute per caller; 0 turns the limit off. Enforced from issue #5 on.
+    /// Requests per minute per caller; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
     /// Login attempts per minute per client address; 0 turns the limit off.
     pub login_rate_limit_per_minute: u32,
@@ -66,7 +66,20 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// How often this instance sweeps for lapsed reservations.
     pub sweep_interval: Duration,
+    /// Where shared rate-limit buckets live; `None` keeps them in this process.
     pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key this deployment writes (several deployments may share a Redis).
+    pub redis_key_prefix: String,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed by CORS; empty = CORS off (no `Access-Control-*` headers).
+    pub cors_origins: Vec<String>,
+    /// PostgreSQL `statement_timeout`: no statement runs longer than this.
+    pub statement_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
+    /// How long a client has to send its request head before the connection is closed (408).
+    pub client_request_timeout: Duration,
     pub problem_type_base: String,
     /// actix worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
@@ -95,8 +108,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_ADMIN_EMAIL", "—", "first admin's email, created at start-up if absent (needs the password)"),
     ("ORDERLY_ADMIN_PASSWORD", "—", "first admin's password (12–128 characters)"),
     ("ORDERLY_ADMIN_NAME", "Administrator", "first admin's display name"),
-    ("ORDERLY_RATE_LIMIT", "600", "requests per minute per caller; 0 = off (enforced from the rate-limit release on)"),
-    ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins per minute per client address; 0 = off (idem)"),
+    ("ORDERLY_RATE_LIMIT", "600", "requests per minute per caller (user id, else client address); 0 = off"),
+    ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins per minute per client address; 0 = off"),
     ("ORDERLY_CURRENCY", "EUR", "the deployment's ISO 4217 currency"),
     ("ORDERLY_TAX_RATE_BPS", "0", "tax rate in basis points (0–10000)"),
     ("ORDERLY_RESERVATION_TTL", "1800", "seconds before a pending order's reservation expires"),
@@ -105,7 +118,25 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "30",
         "seconds between this instance's sweeps for expired reservations (safe on every instance)",
     ),
-    ("ORDERLY_REDIS_URL", "—", "optional Redis for shared rate limits"),
+    (
+        "ORDERLY_REDIS_URL",
+        "— (buckets in process)",
+        "`redis://…`: rate-limit buckets shared by every instance; unreachable = limits fail open",
+    ),
+    ("ORDERLY_REDIS_KEY_PREFIX", "orderly:", "prefix of every Redis key Orderly writes"),
+    (
+        "ORDERLY_TRUSTED_PROXIES",
+        "— (none)",
+        "comma-separated IPs/CIDRs of reverse proxies whose `X-Forwarded-*` headers are believed",
+    ),
+    (
+        "ORDERLY_CORS_ORIGINS",
+        "— (CORS off)",
+        "comma-separated browser origins allowed by CORS, e.g. `https://app.example`",
+    ),
+    ("ORDERLY_STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL `statement_timeout`: the longest any statement may run"),
+    ("ORDERLY_KEEP_ALIVE", "75", "seconds an idle keep-alive connection stays open (keep above the proxy's)"),
+    ("ORDERLY_CLIENT_TIMEOUT_MS", "10000", "time a client has to send its request head (slow-loris guard)"),
     ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
     ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
     ("ORDERLY_SHUTDOWN_TIMEOUT", "30", "seconds in-flight requests get to finish on SIGTERM/SIGINT"),
@@ -218,7 +249,49 @@ impl Config {
         let tax_rate_bps = reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000);
         let reservation_ttl = Duration::from_secs(reader.number("ORDERLY_RESERVATION_TTL", 1800, 1, 31_536_000));
         let sweep_interval = Duration::from_secs(reader.number("ORDERLY_SWEEP_INTERVAL", 30, 1, 86_400));
-        let redis_url = reader.get("ORDERLY_REDIS_URL").map(SecretString::from);
+        let redis_url = reader.parse_opt("ORDERLY_REDIS_URL", |v| {
+            if v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("redis+unix://") {
+                Ok(SecretString::from(v.to_owned()))
+            } else {
+                Err("must be a `redis://` or `rediss://` URL".into())
+            }
+        });
+        let redis_key_prefix = reader.get("ORDERLY_REDIS_KEY_PREFIX").unwrap_or_else(|| "orderly:".into());
+        let trusted_proxies = reader
+            .parse_opt("ORDERLY_TRUSTED_PROXIES", |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| {
+                        item.parse::<ipnet::IpNet>()
+                            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| format!("`{item}` is not an IP address or CIDR block"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_default();
+        let cors_origins = reader
+            .parse_opt("ORDERLY_CORS_ORIGINS", |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|origin| {
+                        let valid_scheme = origin.starts_with("https://") || origin.starts_with("http://");
+                        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+                        if valid_scheme && !host.is_empty() && !host.contains('/') && origin != "*" {
+                            Ok(origin.to_owned())
+                        } else {
+                            Err(format!("`{origin}` is not an origin such as https://app.example (no path, no `*`)"))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_default();
+        let statement_timeout =
+            Duration::from_millis(reader.number("ORDERLY_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000));
+        let keep_alive = Duration::from_secs(reader.number("ORDERLY_KEEP_ALIVE", 75, 0, 3600));
+        let client_request_timeout =
+            Duration::from_millis(reader.number("ORDERLY_CLIENT_TIMEOUT_MS", 10_000, 100, 600_000));
         let problem_type_base =
             reader.parse("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/".to_owned(), |v| {
                 if v.starts_with("https://") || v.starts_with("http://") {
@@ -258,6 +331,12 @@ impl Config {
             reservation_ttl,
             sweep_interval,
             redis_url,
+            redis_key_prefix,
+            trusted_proxies,
+            cors_origins,
+            statement_timeout,
+            keep_alive,
+            client_request_timeout,
             problem_type_base,
             workers,
             shutdown_timeout,
@@ -390,6 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_take_addresses_and_cidr_blocks() {
+        let configured = config(&[("ORDERLY_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
+        let proxies: Vec<String> = configured.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        let error = config(&[("ORDERLY_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local")]).unwrap_err();
+        assert!(error.0[0].contains("`proxy.local` is not an IP address"), "{error}");
+        assert!(config(&[]).unwrap().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_takes_exact_origins() {
+        assert!(config(&[]).unwrap().cors_origins.is_empty());
+        let config_with = config(&[("ORDERLY_CORS_ORIGINS", "https://app.example, http://localhost:3000")]).unwrap();
+        assert_eq!(config_with.cors_origins, ["https://app.example", "http://localhost:3000"]);
+        for bad in ["*", "app.example", "https://app.example/path"] {
+            let error = config(&[("ORDERLY_CORS_ORIGINS", bad)]).unwrap_err();
+            assert!(error.0[0].starts_with("ORDERLY_CORS_ORIGINS"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn redis_url_must_be_a_redis_url() {
+        assert!(config(&[("ORDERLY_REDIS_URL", "redis://127.0.0.1:6379/0")]).unwrap().redis_url.is_some());
+        let error = config(&[("ORDERLY_REDIS_URL", "127.0.0.1:6379")]).unwrap_err();
+        assert!(error.0[0].starts_with("ORDERLY_REDIS_URL"), "{error}");
+    }
+
+    #[test]
     fn admin_email_without_password_is_an_error() {
         let error = config(&[("ORDERLY_ADMIN_EMAIL", "root@example.com")]).unwrap_err();
         assert!(error.0[0].starts_with("ORDERLY_ADMIN_PASSWORD"));
@@ -412,12 +519,18 @@ mod tests {
 
 #[cfg(test)]
 mod readme_tests {
-    /// The README's configuration table is the operator's reference; it must name every variable.
+    /// The README's and the operations guide's configuration tables are the operator's
+    /// reference; each must name every variable.
     #[test]
-    fn readme_documents_every_variable() {
-        let readme = include_str!("../../../README.md");
-        for (name, _, _) in super::VARIABLES {
-            assert!(readme.contains(&format!("| `{name}` |")), "README's configuration table lacks {name}");
+    fn readme_and_operations_guide_document_every_variable() {
+        let documents = [
+            ("README.md", include_str!("../../../README.md")),
+            ("docs/operations.md", include_str!("../../../docs/operations.md")),
+        ];
+        for (document, text) in documents {
+            for (name, _, _) in super::VARIABLES {
+                assert!(text.contains(&format!("| `{name}` |")), "{document}'s configuration table lacks {name}");
+            }
         }
     }
 }

@@ -54,6 +54,9 @@ impl Application {
             );
         }
         let database = connect_and_migrate(&config).await?;
+        // Once per process; every application built in it shares the recorder.
+        let metrics: orderly_http::metrics::SharedMetrics = crate::metrics::install()
+            .map(|handle| crate::metrics::PrometheusMetrics::new(handle, database.clone()) as _);
         let services = build_services(&config, database)?;
         if let Some(admin) = config.admin.clone() {
             let users = services.users.clone();
@@ -72,9 +75,26 @@ impl Application {
             events: services.events,
             idempotency: services.idempotency.clone(),
             readiness: services.readiness,
+            // Built once, outside the worker factory, so every worker shares the same buckets.
+            rate_limits: {
+                use orderly_http::rate_limit::{Quotas, RateLimits};
+                let quotas = Quotas {
+                    requests_per_minute: config.rate_limit_per_minute,
+                    logins_per_minute: config.login_rate_limit_per_minute,
+                };
+                match &config.redis_url {
+                    // Lazily connected: Redis may be down now; checks fail open until it is up.
+                    Some(url) => RateLimits::redis(quotas, url.expose_secret(), &config.redis_key_prefix)
+                        .context("ORDERLY_REDIS_URL is not a usable Redis URL")?,
+                    None => RateLimits::in_process(quotas),
+                }
+            },
+            metrics,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
                 cursor_key: config.cursor_key(),
+                trusted_proxies: config.trusted_proxies.clone(),
+                cors_origins: config.cors_origins.clone(),
             },
         };
         let mut server = actix_web::HttpServer::new(move || orderly_http::app(state.clone()))
@@ -83,8 +103,10 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             // A client gets this long to send its request head; slow-loris connections are cut.
-            .client_request_timeout(std::time::Duration::from_secs(10))
-            .keep_alive(std::time::Duration::from_secs(75));
+            .client_request_timeout(config.client_request_timeout)
+            // Longer than the proxy's upstream keep-alive, so the proxy, not Orderly, closes idle
+            // connections and never sends a request on a connection Orderly is closing.
+            .keep_alive(config.keep_alive);
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
@@ -137,7 +159,11 @@ async fn shutdown_signal() -> &'static str {
 /// Opens the pool and applies pending migrations, off the async thread.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
     let url = config.database_url.clone();
-    let options = PoolOptions { max_size: config.database_pool_size, acquire_timeout: config.database_acquire_timeout };
+    let options = PoolOptions {
+        max_size: config.database_pool_size,
+        acquire_timeout: config.database_acquire_timeout,
+        statement_timeout: Some(config.statement_timeout),
+    };
     actix_web::rt::task::spawn_blocking(move || {
         let database =
             Database::connect(&url, options).with_context(|| format!("cannot connect to the database at {url}"))?;

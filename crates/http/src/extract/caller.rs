@@ -93,7 +93,7 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
 }
 
 /// The token of a `Bearer` credential (scheme case-insensitive, RFC 6750 `b64token` syntax).
-fn bearer_token(header_value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header_value: &str) -> Option<&str> {
     let (scheme, token) = header_value.trim().split_once(' ')?;
     let token = token.trim_start();
     let b64token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');

@@ -5,12 +5,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, HttpResponseBuilder, post, web};
+use orderly_domain::services::LoginError;
 
 use crate::ApiState;
 use crate::blocking;
 use crate::caching::CachePolicy;
 use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, RefreshTokenRequest, TokenPairResponse};
 use crate::extract::{IdempotencyKeyHeader, ValidJson};
+use crate::metrics::AUTH_FAILED_LOGINS_TOTAL;
 use crate::problem::{ApiError, ProblemDetails};
 
 /// Log in
@@ -38,7 +40,17 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
     let sessions = state.sessions.clone();
-    let pair = blocking::run(move || sessions.login(&email, &password)).await??;
+    let pair = match blocking::run(move || sessions.login(&email, &password)).await? {
+        Ok(pair) => pair,
+        Err(error) => {
+            // Counted here, not in the domain: the domain knows no metrics. A rising rate is
+            // credential stuffing or a broken client; the login rate limit caps it per address.
+            if matches!(error, LoginError::InvalidCredentials) {
+                metrics::counter!(AUTH_FAILED_LOGINS_TOTAL).increment(1);
+            }
+            return Err(error.into());
+        }
+    };
     Ok(token_response().json(TokenPairResponse::from(pair)))
 }
 

@@ -1,5 +1,7 @@
-//! Operational endpoints (§3): liveness and readiness.
+//! Operational endpoints (§3): liveness, readiness and metrics. None of them is under `/v1`:
+//! they are for the platform (probes, scrapers), not for API consumers.
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 
 use crate::ApiState;
@@ -46,4 +48,33 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
     let mut response = HttpResponse::Ok();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.json(Readiness { status: ReadinessStatus::Ready }))
+}
+
+/// Metrics
+///
+/// The process's metrics in the Prometheus text format: requests by method, route template and
+/// status (count and latency histogram), the database pool, failed logins, rate limiting and
+/// the background sweep. Meant for a scraper on the internal network; 404 on an instance
+/// without metrics.
+#[utoipa::path(
+    operation_id = "getMetrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics, in the Prometheus text exposition format 0.0.4",
+            body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "`not_found`: this instance does not collect metrics",
+            body = crate::problem::ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let Some(source) = state.metrics.clone() else {
+        return Err(ApiError::not_found("metrics are not collected on this instance"));
+    };
+    // Rendering formats every series (and refreshes the pool gauges): CPU work that grows with
+    // the number of series, kept off the async worker like any other blocking call.
+    let text = blocking::run(move || source.render()).await?;
+    let mut response = HttpResponse::Ok();
+    CachePolicy::NoStore.apply(&mut response);
+    Ok(response.insert_header((header::CONTENT_TYPE, crate::metrics::PROMETHEUS_TEXT)).body(text))
 }

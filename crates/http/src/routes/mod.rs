@@ -22,7 +22,7 @@ pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    app.service(health::healthz).service(health::readyz).service(
+    app.service(health::healthz).service(health::readyz).service(health::metrics).service(
         scope::scope("/v1")
             .service(users::register)
             // `/users/me` before `/users/{id}`, or `me` would be taken for an id.

@@ -3,13 +3,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod cors_and_deprecation;
 mod events;
 mod idempotency;
 mod invoices;
 mod machinery;
+mod observability;
 mod openapi;
 mod orders;
 mod products;
+mod rate_limit;
 mod support;
 mod users;
 mod wire;

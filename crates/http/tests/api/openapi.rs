@@ -46,7 +46,7 @@ fn the_document_describes_itself() {
 fn every_operation_is_fully_described() {
     let document = document();
     let operations = operations(&document);
-    assert_eq!(operations.len(), 24);
+    assert_eq!(operations.len(), 25);
     for (method, path, operation) in operations {
         let name = format!("{method} {path}");
         for field in ["summary", "description", "operationId"] {
@@ -62,11 +62,18 @@ fn every_operation_is_fully_described() {
         }
         let responses = operation["responses"].as_object().unwrap();
         assert!(responses.contains_key("500"), "{name}: 500");
-        assert!(!responses.contains_key("429"), "{name}: rate limiting is not implemented yet");
+        assert!(responses.contains_key("429"), "{name}: every request counts against a rate limit");
+        let rate_limited = resolve(&document, &responses["429"]);
+        for header in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
+            assert!(rate_limited["headers"].get(header).is_some(), "{name} 429: {header}");
+        }
         for (status, response) in responses {
             let response = resolve(&document, response);
             assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} {status}: description");
             assert!(response["headers"].get("X-Request-Id").is_some(), "{name} {status}: X-Request-Id");
+            for header in ["RateLimit-Policy", "RateLimit"] {
+                assert!(response["headers"].get(header).is_some(), "{name} {status}: {header}");
+            }
             if status.starts_with('4') || status.starts_with('5') {
                 let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
                 assert_eq!(schema, "#/components/schemas/ProblemDetails", "{name} {status}: problem schema");
@@ -115,7 +122,10 @@ fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
 #[actix_web::test]
 async fn the_router_serves_exactly_the_documented_operations() {
     let document = document();
-    let app = actix_web::test::init_service(orderly_http::app(Mocks::new().into_state())).await;
+    let mut state = Mocks::new().into_state();
+    // Without a recorder `/metrics` is 404 by design; with one it serves.
+    state.metrics = Some(std::sync::Arc::new(crate::observability::FixedMetrics("")));
+    let app = actix_web::test::init_service(orderly_http::app(state)).await;
     for (method, path, _) in operations(&document) {
         let uri = path.replace("{id}", &other_id().to_string()).replace("{number}", "2026-000042");
         let method = Method::from_bytes(method.as_bytes()).unwrap();

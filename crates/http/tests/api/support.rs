@@ -221,9 +221,11 @@ impl Mocks {
             events: EventService::new(Arc::new(self.events)),
             readiness: Arc::new(self.readiness),
             idempotency: Arc::new(self.idempotency),
+            rate_limits: orderly_http::rate_limit::RateLimits::off(),
+            metrics: None,
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),
-                cursor_key: b"test cursor key".to_vec(),
+                ..HttpSettings::new(b"test cursor key".to_vec())
             },
         }
     }

@@ -10,7 +10,11 @@ use orderly_persistence::{Backend, Database, DatabaseUrl, DieselReadiness, Diese
 
 use crate::fixtures::{at, insert_user};
 
-const QUICK: PoolOptions = PoolOptions { max_size: 2, acquire_timeout: Duration::from_secs(1) };
+const QUICK: PoolOptions = PoolOptions {
+    max_size: 2,
+    acquire_timeout: Duration::from_secs(1),
+    statement_timeout: Some(Duration::from_secs(5)),
+};
 
 orderly_persistence::backend_tests! {
     fn the_url_of_a_test_database_connects_to_it(db: &TestDatabase) {

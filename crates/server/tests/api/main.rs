@@ -7,8 +7,10 @@ mod support;
 
 mod events;
 mod idempotency;
+mod metrics;
 mod operational;
 mod orders;
 mod products;
+mod rate_limit;
 mod sessions;
 mod users;
