@@ -14,7 +14,8 @@
 //!    `security: []` on operations anyone may call. Every `POST` gets the `Idempotency-Key` header parameter;
 //!    the operations whose outcomes are stored (`idempotency::STORED_OPERATIONS`) also get
 //!    `Idempotency-Replayed` on their successes, 409 `idempotency_in_progress` and 422
-//!    `idempotency_key_reused`.
+//!    `idempotency_key_reused`. Machinery responses that no operation refers to are left out
+//!    (no unused components, as Redocly's lint requires).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -248,7 +249,40 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             complete_operation(operation);
         }
     }
+    drop_unused_responses(&mut api);
     api
+}
+
+/// Drops the machinery responses that no operation refers to: e.g. `MalformedJson` while every
+/// operation with a body also has parameters (each `POST` takes `Idempotency-Key`). Linters
+/// (Redocly's `no-unused-components`) flag an unused component, and it documents nothing.
+fn drop_unused_responses(api: &mut utoipa::openapi::OpenApi) {
+    let mut used = std::collections::BTreeSet::new();
+    for item in api.paths.paths.values() {
+        let operations = [
+            &item.get,
+            &item.put,
+            &item.post,
+            &item.delete,
+            &item.options,
+            &item.head,
+            &item.patch,
+            &item.trace,
+            &item.query,
+        ];
+        let operations = operations.into_iter().flatten().chain(item.additional_operations.values());
+        for response in operations.flat_map(|operation| operation.responses.responses.values()) {
+            if let RefOr::Ref(reference) = response {
+                used.insert(reference.ref_location.clone());
+            }
+        }
+    }
+    let machinery: Vec<&str> = ALL_MACHINERY.iter().chain([&&RATE_LIMITED]).map(|machinery| machinery.name).collect();
+    if let Some(components) = &mut api.components {
+        components.responses.retain(|name, _| {
+            !machinery.contains(&name.as_str()) || used.contains(&format!("#/components/responses/{name}"))
+        });
+    }
 }
 
 fn complete_operation(operation: &mut Operation) {

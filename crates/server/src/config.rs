@@ -257,36 +257,20 @@ impl Config {
             }
         });
         let redis_key_prefix = reader.get("ORDERLY_REDIS_KEY_PREFIX").unwrap_or_else(|| "orderly:".into());
-        let trusted_proxies = reader
-            .parse_opt("ORDERLY_TRUSTED_PROXIES", |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(|item| {
-                        item.parse::<ipnet::IpNet>()
-                            .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                            .map_err(|_| format!("`{item}` is not an IP address or CIDR block"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap_or_default();
-        let cors_origins = reader
-            .parse_opt("ORDERLY_CORS_ORIGINS", |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(|origin| {
-                        let valid_scheme = origin.starts_with("https://") || origin.starts_with("http://");
-                        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
-                        if valid_scheme && !host.is_empty() && !host.contains('/') && origin != "*" {
-                            Ok(origin.to_owned())
-                        } else {
-                            Err(format!("`{origin}` is not an origin such as https://app.example (no path, no `*`)"))
-                        }
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap_or_default();
+        let trusted_proxies = reader.list("ORDERLY_TRUSTED_PROXIES", |item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR block"))
+        });
+        let cors_origins = reader.list("ORDERLY_CORS_ORIGINS", |origin| {
+            let valid_scheme = origin.starts_with("https://") || origin.starts_with("http://");
+            let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+            if valid_scheme && !host.is_empty() && !host.contains('/') {
+                Ok(origin.to_owned())
+            } else {
+                Err(format!("`{origin}` is not an origin such as https://app.example (no path, no `*`)"))
+            }
+        });
         let statement_timeout =
             Duration::from_millis(reader.number("ORDERLY_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000));
         let keep_alive = Duration::from_secs(reader.number("ORDERLY_KEEP_ALIVE", 75, 0, 3600));
@@ -390,6 +374,15 @@ impl Reader<'_> {
 
     fn parse<T>(&mut self, name: &str, default: T, parse: impl Fn(&str) -> Result<T, String>) -> T {
         self.parse_opt(name, parse).unwrap_or(default)
+    }
+
+    /// A comma-separated list (blank items ignored); empty when unset. One bad item is a
+    /// problem naming that item.
+    fn list<T>(&mut self, name: &str, parse_item: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
+        self.parse_opt(name, |value| {
+            value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(&parse_item).collect()
+        })
+        .unwrap_or_default()
     }
 
     fn number<T>(&mut self, name: &str, default: T, min: T, max: T) -> T

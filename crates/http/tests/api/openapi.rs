@@ -32,6 +32,62 @@ fn the_document_matches_the_snapshot() {
     });
 }
 
+/// The published contract, exactly as `orderly openapi` prints it.
+const PUBLISHED: &str = include_str!("../../../../docs/openapi.json");
+const REGENERATE: &str = "cargo run -q -p orderly -- openapi > docs/openapi.json";
+
+/// `docs/openapi.json` is the published contract: a change to the API must change it in the
+/// same commit (and so shows in review), and CI fails while the two differ.
+#[test]
+fn the_published_contract_is_the_generated_document() {
+    let published: Value = serde_json::from_str(PUBLISHED)
+        .unwrap_or_else(|error| panic!("docs/openapi.json is not JSON ({error}); regenerate it with `{REGENERATE}`"));
+    let generated = document();
+    let mut differences = Vec::new();
+    differing_pointers(&published, &generated, String::new(), &mut differences);
+    assert!(
+        differences.is_empty(),
+        "docs/openapi.json (the published contract) differs from the generated document at {} place(s), \
+         first: {:?}.\nIf the API change is intended, regenerate it with `{REGENERATE}` and commit it.",
+        differences.len(),
+        &differences[..differences.len().min(10)],
+    );
+    // Same values; the bytes must agree too, as `orderly openapi` prints them (pretty, one newline).
+    let printed = format!("{}\n", serde_json::to_string_pretty(&orderly_http::openapi()).unwrap());
+    assert!(
+        PUBLISHED == printed,
+        "docs/openapi.json has the right content but not the layout `orderly openapi` prints; regenerate it \
+         with `{REGENERATE}`"
+    );
+}
+
+/// JSON Pointers of where `a` and `b` differ (a key or item present in one only, or a different
+/// value), at most a few hundred.
+fn differing_pointers(a: &Value, b: &Value, at: String, into: &mut Vec<String>) {
+    if into.len() >= 200 || a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let pointer = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match (a.get(key), b.get(key)) {
+                    (Some(a), Some(b)) => differing_pointers(a, b, pointer, into),
+                    (Some(_), None) => into.push(format!("{pointer} (only in docs/openapi.json)")),
+                    (None, _) => into.push(format!("{pointer} (only in the generated document)")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (index, (a, b)) in a.iter().zip(b).enumerate() {
+                differing_pointers(a, b, format!("{at}/{index}"), into);
+            }
+        }
+        _ => into.push(if at.is_empty() { "/".to_owned() } else { at }),
+    }
+}
+
 #[test]
 fn the_document_describes_itself() {
     let document = document();
