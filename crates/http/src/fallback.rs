@@ -43,25 +43,41 @@ impl Template {
         Self { segments, methods }
     }
 
-    fn matches(&self, path: &str) -> bool {
+    /// How specifically this template matches `path`, segment by segment (a literal beats a
+    /// parameter, which beats a tail), or `None` when it does not match at all.
+    fn match_specificity(&self, path: &str) -> Option<Vec<Specificity>> {
         let mut parts = path.trim_start_matches('/').split('/');
+        let mut specificity = Vec::with_capacity(self.segments.len());
         for segment in &self.segments {
             match segment {
-                Segment::Tail => return true,
+                Segment::Tail => {
+                    specificity.push(Specificity::Tail);
+                    return Some(specificity);
+                }
                 Segment::Literal(literal) => {
                     if parts.next() != Some(literal.as_str()) {
-                        return false;
+                        return None;
                     }
+                    specificity.push(Specificity::Literal);
                 }
                 Segment::Parameter => {
                     if parts.next().is_none_or(str::is_empty) {
-                        return false;
+                        return None;
                     }
+                    specificity.push(Specificity::Parameter);
                 }
             }
         }
-        parts.next().is_none()
+        parts.next().is_none().then_some(specificity)
     }
+}
+
+/// How one segment of a template matched, least specific first (so `Ord` ranks them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Specificity {
+    Tail,
+    Parameter,
+    Literal,
 }
 
 /// Which methods each path template takes.
@@ -90,14 +106,23 @@ impl RouteTable {
     }
 
     /// The methods `path` takes, in canonical order with HEAD wherever GET is; empty when no
-    /// route has this path. Several templates can match one path (`/v1/users/me` and
-    /// `/v1/users/{id}`); the router tries them all, so their methods are united.
+    /// route has this path. Where several templates match, the most specific wins, as in
+    /// OpenAPI's path matching: `/v1/users/me` takes only what `/v1/users/me` declares, not
+    /// the methods of `/v1/users/{id}` (the router sends those to a 405 too, see
+    /// `routes::register`).
     pub fn allowed_methods(&self, path: &str) -> Vec<&'static str> {
-        let mut methods: Vec<&'static str> = self
+        let matching: Vec<(Vec<Specificity>, &Template)> = self
             .templates
             .iter()
-            .filter(|template| template.matches(path))
-            .flat_map(|template| template.methods.iter().copied())
+            .filter_map(|template| template.match_specificity(path).map(|specificity| (specificity, template)))
+            .collect();
+        let Some(best) = matching.iter().map(|(specificity, _)| specificity).max() else {
+            return Vec::new();
+        };
+        let mut methods: Vec<&'static str> = matching
+            .iter()
+            .filter(|(specificity, _)| specificity == best)
+            .flat_map(|(_, template)| template.methods.iter().copied())
             .collect();
         if methods.contains(&"GET") {
             methods.push("HEAD");
@@ -138,8 +163,14 @@ mod tests {
     fn methods_are_listed_in_canonical_order_with_head() {
         assert_eq!(table().allowed_methods("/v1/users"), vec!["GET", "HEAD", "POST"]);
         assert_eq!(table().allowed_methods("/v1/users/123"), vec!["GET", "HEAD", "PATCH"]);
-        assert_eq!(table().allowed_methods("/v1/users/me"), vec!["GET", "HEAD", "PATCH"]);
         assert_eq!(table().allowed_methods("/docs/a/b.js"), vec!["GET", "HEAD"]);
+    }
+
+    #[test]
+    fn a_literal_segment_beats_a_parameter() {
+        // `/v1/users/me` declares GET only; `PATCH /v1/users/{id}` must not leak into its Allow.
+        assert_eq!(table().allowed_methods("/v1/users/me"), vec!["GET", "HEAD"]);
+        assert_eq!(table().allowed_methods("/v1/users/mee"), vec!["GET", "HEAD", "PATCH"]);
     }
 
     #[test]

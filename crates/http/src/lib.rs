@@ -48,6 +48,7 @@ pub mod deprecation;
 pub mod dto;
 pub mod extract;
 pub mod fallback;
+pub mod field_rules;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
@@ -151,6 +152,7 @@ pub fn app_with(
 > {
     let (app, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
     let mut api = openapi::finish(api);
+    openapi::describe_currency(&mut api, state.products.currency().as_str());
     let unmatched = deprecation::mark_in_document(&mut api, deprecated);
     if !unmatched.is_empty() {
         tracing::error!(?unmatched, "deprecation entries that name no documented operation");
@@ -180,10 +182,21 @@ pub fn app_with(
         .wrap(from_fn(middleware::request_id::assign))
 }
 
-/// The OpenAPI document `/openapi.json` serves (also printed by `orderly openapi`).
+/// The OpenAPI document `/openapi.json` serves on a deployment whose currency is `EUR` (the
+/// default): the published contract, `docs/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi_for_currency(DEFAULT_CURRENCY)
+}
+
+/// The currency of a deployment that does not configure one (`ORDERLY_CURRENCY`).
+pub const DEFAULT_CURRENCY: &str = "EUR";
+
+/// The OpenAPI document `/openapi.json` serves on a deployment whose currency is `currency`
+/// (also printed by `orderly openapi`).
+pub fn openapi_for_currency(currency: &str) -> utoipa::openapi::OpenApi {
     let (_, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
     let mut api = openapi::finish(api);
+    openapi::describe_currency(&mut api, currency);
     deprecation::mark_in_document(&mut api, deprecation::DEPRECATED_OPERATIONS);
     api
 }

@@ -20,6 +20,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -28,6 +29,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, HeaderBuilder, Ref, RefOr, Required};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::extract::conditional::{CONDITION_PATTERN, REQUIRED_CONDITION_PATTERN};
 use crate::extract::idempotency_key::IDEMPOTENCY_KEY;
 use crate::idempotency::{IDEMPOTENCY_REPLAYED, STORED_OPERATIONS};
 use crate::problem::{FieldError, PROBLEM_JSON, ProblemCode, ProblemDetails};
@@ -249,8 +251,206 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             complete_operation(operation);
         }
     }
+    document_links(&mut api);
+    crate::field_rules::describe(&mut api);
     drop_unused_responses(&mut api);
     api
+}
+
+/// One OpenAPI link: from a response of `from` to the operation `to`, with the values it
+/// takes from that exchange (runtime expressions, OpenAPI §4.8.20.4).
+struct LinkSpec {
+    from: (&'static str, &'static str),
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+    /// A request body for `to`, as JSON whose strings may be runtime expressions.
+    body: Option<&'static str>,
+    description: &'static str,
+}
+
+const NEW_ID: (&str, &str) = ("path.id", "$response.body#/id");
+const SAME_ID: (&str, &str) = ("path.id", "$request.path.id");
+const READ_ETAG: (&str, &str) = ("header.If-Match", "$response.header.ETag");
+
+/// How one answer leads to the next request: a client (or a stateful fuzzer) follows these
+/// to read what it created, change it with the ETag it was given, and from a confirmed order
+/// to its invoice.
+const LINKS: &[LinkSpec] = &[
+    LinkSpec {
+        from: ("createProduct", "201"),
+        name: "GetProduct",
+        to: "getProduct",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Read the product just created",
+    },
+    LinkSpec {
+        from: ("createProduct", "201"),
+        name: "UpdateProduct",
+        to: "updateProduct",
+        parameters: &[NEW_ID, READ_ETAG],
+        body: None,
+        description: "Change it, with the ETag of this version",
+    },
+    LinkSpec {
+        from: ("createProduct", "201"),
+        name: "ArchiveProduct",
+        to: "archiveProduct",
+        parameters: &[NEW_ID, READ_ETAG],
+        body: None,
+        description: "Archive it, with the ETag of this version",
+    },
+    LinkSpec {
+        from: ("createProduct", "201"),
+        name: "AdjustStock",
+        to: "createStockAdjustment",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Add or remove stock",
+    },
+    LinkSpec {
+        from: ("createProduct", "201"),
+        name: "ListStockAdjustments",
+        to: "listStockAdjustments",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Its stock audit trail",
+    },
+    LinkSpec {
+        from: ("getProduct", "200"),
+        name: "UpdateProduct",
+        to: "updateProduct",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Change the product, with the ETag just read",
+    },
+    LinkSpec {
+        from: ("getProduct", "200"),
+        name: "ArchiveProduct",
+        to: "archiveProduct",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Archive the product, with the ETag just read",
+    },
+    LinkSpec {
+        from: ("updateProduct", "200"),
+        name: "GetProduct",
+        to: "getProduct",
+        parameters: &[SAME_ID],
+        body: None,
+        description: "Read the changed product",
+    },
+    LinkSpec {
+        from: ("createStockAdjustment", "201"),
+        name: "GetProduct",
+        to: "getProduct",
+        parameters: &[SAME_ID],
+        body: None,
+        description: "Read the product's new stock",
+    },
+    LinkSpec {
+        from: ("createStockAdjustment", "201"),
+        name: "PlaceOrder",
+        to: "placeOrder",
+        parameters: &[],
+        body: Some(r#"{"items": [{"product_id": "$request.path.id", "quantity": 1}]}"#),
+        description: "Order one unit of the product now in stock",
+    },
+    LinkSpec {
+        from: ("placeOrder", "201"),
+        name: "GetOrder",
+        to: "getOrder",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Read the order just placed",
+    },
+    LinkSpec {
+        from: ("placeOrder", "201"),
+        name: "ChangeOrderStatus",
+        to: "changeOrderStatus",
+        parameters: &[NEW_ID, READ_ETAG],
+        body: None,
+        description: "Confirm or cancel it, with the ETag of this version",
+    },
+    LinkSpec {
+        from: ("getOrder", "200"),
+        name: "ChangeOrderStatus",
+        to: "changeOrderStatus",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Move the order on, with the ETag just read",
+    },
+    LinkSpec {
+        from: ("changeOrderStatus", "200"),
+        name: "GetOrder",
+        to: "getOrder",
+        parameters: &[SAME_ID],
+        body: None,
+        description: "Read the order in its new status",
+    },
+    LinkSpec {
+        from: ("changeOrderStatus", "200"),
+        name: "GetInvoice",
+        to: "getInvoice",
+        parameters: &[("path.number", "$response.body#/invoice_number")],
+        body: None,
+        description: "Read the invoice issued when the order was confirmed (`invoice_number` is null before)",
+    },
+    LinkSpec {
+        from: ("registerUser", "201"),
+        name: "GetUser",
+        to: "getUser",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Read the account just registered",
+    },
+    LinkSpec {
+        from: ("getUser", "200"),
+        name: "UpdateUser",
+        to: "updateUser",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Change the account, with the ETag just read",
+    },
+];
+
+/// Adds [`LINKS`] to the responses they start from.
+fn document_links(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            let Some(id) = operation.operation_id.clone() else { continue };
+            for spec in LINKS.iter().filter(|spec| spec.from.0 == id) {
+                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(spec.from.1) else { continue };
+                let mut link = LinkBuilder::new().operation_id(spec.to).description(spec.description);
+                for (name, expression) in spec.parameters {
+                    link = link.parameter(*name, *expression);
+                }
+                let body = spec.body.and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
+                link = link.request_body(body);
+                response.links.insert(spec.name.to_owned(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// States the deployment's one currency (§1: "one currency per deployment") where requests
+/// name a currency: `MoneyInput.currency` is `enum: [code]`, so the document served by a
+/// deployment says exactly which code its request bodies take (any other is 422
+/// `unsupported_currency`). Responses keep the general ISO 4217 shape.
+pub fn describe_currency(api: &mut utoipa::openapi::OpenApi, code: &str) {
+    let Some(components) = &mut api.components else { return };
+    let Some(RefOr::T(Schema::Object(money))) = components.schemas.get_mut("MoneyInput") else { return };
+    let Some(RefOr::T(Schema::Object(currency))) = money.properties.get_mut("currency") else { return };
+    currency.pattern = None;
+    currency.enum_values = Some(vec![serde_json::Value::from(code)]);
+    currency.example = None;
+    currency.description = Some(format!(
+        "ISO 4217 code of the deployment's one currency: `{code}` on this server (`ORDERLY_CURRENCY`); \
+         another code is 422 `unsupported_currency`."
+    ));
 }
 
 /// Drops the machinery responses that no operation refers to: e.g. `MalformedJson` while every
@@ -331,9 +531,35 @@ fn complete_operation(operation: &mut Operation) {
     if let Some(RefOr::T(body)) = &mut operation.request_body {
         require_body(body);
     }
+    document_condition_syntax(operation);
     // Say so explicitly when an operation needs no token (`security: []`).
     operation.security.get_or_insert_with(Vec::new);
     operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(request_id_parameter()));
+}
+
+/// The entity-tag list syntax of `If-Match` / `If-None-Match` (RFC 9110 §13.1), as a
+/// `pattern`, so that a client (or a fuzzer) knows which values are well formed: anything
+/// else is 400 `invalid_parameter`. Where `If-Match` is required, `*` is not a version, and
+/// is answered 428, so the pattern leaves it out.
+fn document_condition_syntax(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else { continue };
+        if parameter.parameter_in != ParameterIn::Header
+            || !(parameter.name.eq_ignore_ascii_case("If-Match")
+                || parameter.name.eq_ignore_ascii_case("If-None-Match"))
+        {
+            continue;
+        }
+        let required = parameter.name.eq_ignore_ascii_case("If-Match") && parameter.required == Required::True;
+        let pattern = if required { REQUIRED_CONDITION_PATTERN } else { CONDITION_PATTERN };
+        parameter.schema = Some(RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .examples([serde_json::json!("\"3\"")])
+                .build(),
+        )));
+    }
 }
 
 /// `Idempotency-Key` on a `POST`, and for the operations that store their outcomes what a

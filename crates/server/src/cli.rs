@@ -55,7 +55,15 @@ pub enum UsersCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            let document = serde_json::to_string_pretty(&orderly_http::openapi())?;
+            // The document this deployment serves: only the currency is configurable in it.
+            let currency = match std::env::var("ORDERLY_CURRENCY") {
+                Ok(code) => orderly_domain::product::Currency::parse(&code)
+                    .map_err(|violation| anyhow::anyhow!("ORDERLY_CURRENCY {}", violation.message))?
+                    .as_str()
+                    .to_owned(),
+                Err(_) => orderly_http::DEFAULT_CURRENCY.to_owned(),
+            };
+            let document = serde_json::to_string_pretty(&orderly_http::openapi_for_currency(&currency))?;
             println!("{document}");
             Ok(())
         }

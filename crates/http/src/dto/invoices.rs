@@ -38,7 +38,10 @@ use crate::problem::FieldError;
 pub struct InvoiceResponse {
     /// `YYYY-NNNNNN`: the year of issue and the invoice's place in that year, starting at 1,
     /// without gaps.
-    #[schema(pattern = "^[0-9]{4}-[0-9]{6}$", example = "2026-000042")]
+    #[schema(
+        pattern = "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$",
+        example = "2026-000042"
+    )]
     pub number: String,
     /// The confirmed order it bills.
     pub order_id: Uuid,

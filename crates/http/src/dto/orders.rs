@@ -139,7 +139,11 @@ pub struct OrderResponse {
     /// `subtotal + tax`.
     pub total: MoneyResponse,
     /// The invoice issued on confirmation (`GET /v1/invoices/{number}`); `null` until then.
-    #[schema(required = true, pattern = "^[0-9]{4}-[0-9]{6}$", example = "2026-000042")]
+    #[schema(
+        required = true,
+        pattern = "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$",
+        example = "2026-000042"
+    )]
     pub invoice_number: Option<String>,
     /// Increases with every change; the `ETag` is this number quoted.
     #[schema(minimum = 1, example = 1)]

@@ -71,26 +71,52 @@ fn parse_condition(name: &HeaderName, req: &HttpRequest) -> Result<Option<Condit
             "must be * or a list of entity tags such as \"3\"",
         )])
     };
-    let mut tags = Vec::new();
-    for value in values {
-        let text = value.to_str().map_err(|_| invalid())?;
-        for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-            if item == "*" {
-                return Ok(Some(Condition::Any));
-            }
-            let (weak, quoted) = match item.strip_prefix("W/") {
-                Some(rest) => (true, rest),
-                None => (false, item),
-            };
-            let opaque = quoted
-                .strip_prefix('"')
-                .and_then(|rest| rest.strip_suffix('"'))
-                .filter(|opaque| !opaque.contains('"'))
-                .ok_or_else(invalid)?;
-            tags.push(EntityTag { weak, opaque: opaque.to_owned() });
-        }
+    // Several header lines are one comma-separated list (RFC 9110 §5.3).
+    let lines = values.iter().map(|value| value.to_str()).collect::<Result<Vec<_>, _>>().map_err(|_| invalid())?;
+    parse_list(&lines.join(", ")).ok_or_else(invalid).map(Some)
+}
+
+/// The syntax [`parse_list`] accepts, as the OpenAPI document states it (`pattern` of the
+/// `If-None-Match` and optional `If-Match` parameters). A test checks the two agree.
+pub const CONDITION_PATTERN: &str =
+    r#"^(\*|(,[ \t,]*)?(W/)?"[!#-~]*"([ \t]*,[ \t,]*(W/)?"[!#-~]*")*([ \t]*,([ \t,]*,)?)?)$"#;
+/// [`CONDITION_PATTERN`] without `*`: the `If-Match` of operations that require a version.
+pub const REQUIRED_CONDITION_PATTERN: &str =
+    r#"^(,[ \t,]*)?(W/)?"[!#-~]*"([ \t]*,[ \t,]*(W/)?"[!#-~]*")*([ \t]*,([ \t,]*,)?)?$"#;
+
+/// RFC 9110 §13.1.1: `"*"` alone, or `1#entity-tag` where `entity-tag = [ "W/" ] DQUOTE
+/// *etagc DQUOTE` and `etagc` is any visible ASCII character but `"` (obs-text is refused:
+/// no tag of ours uses it). A comma inside the quotes is part of the tag; empty list elements
+/// are skipped, as the list rule requires. `None` when the value is not that syntax. (HTTP
+/// has already trimmed the value's leading and trailing whitespace.)
+fn parse_list(text: &str) -> Option<Condition> {
+    let is_separator = |c: char| c == ',' || c == ' ' || c == '\t';
+    if text == "*" {
+        return Some(Condition::Any);
     }
-    if tags.is_empty() { Err(invalid()) } else { Ok(Some(Condition::Tags(tags))) }
+    let mut tags = Vec::new();
+    let mut rest = text.trim_start_matches(is_separator);
+    while !rest.is_empty() {
+        let (weak, quoted) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let inner = quoted.strip_prefix('"')?;
+        let close = inner.find('"')?;
+        let opaque = &inner[..close];
+        if !opaque.bytes().all(|byte| byte == 0x21 || (0x23..=0x7e).contains(&byte)) {
+            return None;
+        }
+        tags.push(EntityTag { weak, opaque: opaque.to_owned() });
+        let after = &inner[close + 1..];
+        let trimmed = after.trim_start_matches([' ', '\t']);
+        // Tags are separated by a comma; anything else after a tag is not the syntax.
+        if !trimmed.is_empty() && !trimmed.starts_with(',') {
+            return None;
+        }
+        rest = trimmed.trim_start_matches(is_separator);
+    }
+    if tags.is_empty() { None } else { Some(Condition::Tags(tags)) }
 }
 
 /// `If-None-Match`: answer 304 when the current ETag matches.
@@ -246,5 +272,57 @@ mod tests {
         assert!(if_none_match("*").matches(&current));
         assert!(!if_none_match("\"4\"").matches(&current));
         assert!(!IfNoneMatch::default().matches(&current));
+    }
+
+    #[test]
+    fn entity_tag_lists_follow_rfc_9110() {
+        let tags = |text: &str| -> Vec<(bool, String)> {
+            match parse_list(text) {
+                Some(Condition::Tags(tags)) => tags.into_iter().map(|tag| (tag.weak, tag.opaque)).collect(),
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        };
+        assert_eq!(tags("\"a,b\""), vec![(false, "a,b".to_owned())], "a comma inside quotes is part of the tag");
+        assert_eq!(tags(", \"1\",, W/\"2\" ,"), vec![(false, "1".to_owned()), (true, "2".to_owned())]);
+        assert_eq!(tags("\"\""), vec![(false, String::new())]);
+        assert_eq!(parse_list("*"), Some(Condition::Any));
+        for invalid in
+            ["", ",", "*, \"1\"", "\"1\", *", "\"1\" \"2\"", "\"1", "1", "w/\"1\"", "\"a b\"", "\"é\"", "W/ \"1\""]
+        {
+            assert_eq!(parse_list(invalid), None, "{invalid:?}");
+        }
+    }
+
+    /// Header values built from the pieces entity-tag lists are made of, so that valid and
+    /// nearly valid lists are both common.
+    fn condition_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop::sample::select(vec![
+            "\"", "\"", "\"1\"", "W/", "*", ",", ", ", " ", "\t", "a", "~", "!", "#", "é", "w/", "W", "\"~\"",
+            "\"a,b\"", "\"é\"",
+        ]);
+        prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        /// The documented pattern and the parser agree on every value HTTP can deliver (no
+        /// leading or trailing whitespace), so the OpenAPI document states exactly what is
+        /// accepted: a fuzzer's schema-valid value is never refused, nor an invalid one taken.
+        #[test]
+        fn the_documented_pattern_is_what_the_parser_accepts(text in condition_like()) {
+            proptest::prop_assume!(text == text.trim_matches([' ', '\t']));
+            let documented = regex::Regex::new(CONDITION_PATTERN).unwrap();
+            proptest::prop_assert_eq!(documented.is_match(&text), parse_list(&text).is_some());
+            let required = regex::Regex::new(REQUIRED_CONDITION_PATTERN).unwrap();
+            proptest::prop_assert_eq!(required.is_match(&text), matches!(parse_list(&text), Some(Condition::Tags(_))));
+        }
+
+        #[test]
+        fn every_value_the_pattern_generates_is_accepted(text in CONDITION_PATTERN.trim_start_matches('^').trim_end_matches('$')) {
+            proptest::prop_assume!(text == text.trim_matches([' ', '\t']));
+            proptest::prop_assert!(parse_list(&text).is_some());
+        }
     }
 }

@@ -134,13 +134,14 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
     if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Err(ApiError::malformed_json(format!("the request body is nested deeper than {MAX_DEPTH} levels")));
     }
-    let value: Value = serde_json::from_str(text).map_err(|error| {
+    let mut value: Value = serde_json::from_str(text).map_err(|error| {
         ApiError::malformed_json(format!(
             "the request body is not valid JSON (line {}, column {})",
             error.line(),
             error.column()
         ))
     })?;
+    integral_numbers_as_integers(&mut value);
 
     let (dto, shape_faults) = shape::deserialize_collecting::<T>(value);
     let mut errors: Vec<FieldError> = shape_faults
@@ -168,6 +169,30 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
     match domain {
         Some(domain) if errors.is_empty() => Ok(domain),
         _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// JSON Schema's `integer` is any number with a zero fractional part (2020-12 §6.1.1), so
+/// `685.0` and `1e3` are integers to every client that reads the OpenAPI document; serde
+/// would refuse them for an `i64`. The API has no fractional fields ("never floats", §1), so
+/// every integral number in range becomes an integer before the shape is checked; `685.5` or
+/// one beyond `i64` stays as it is and is refused by the field.
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if !number.is_i64() && !number.is_u64() => {
+            if let Some(float) = number.as_f64()
+                && float.fract() == 0.0
+                && float >= i64::MIN as f64
+                && float < i64::MAX as f64
+            {
+                // In range and integral, so the conversion is exact.
+                let integer = float as i64;
+                *value = Value::from(integer);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
     }
 }
 
@@ -205,6 +230,20 @@ fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integral_numbers_are_integers_as_json_schema_says() {
+        let mut value: Value =
+            serde_json::from_str(r#"{"a": 685.0, "b": [1e3, -0.0, 2.5, 1e300], "c": {"d": 7, "e": "8.0"}}"#).unwrap();
+        integral_numbers_as_integers(&mut value);
+        assert_eq!(value["a"].as_i64(), Some(685));
+        assert_eq!(value["b"][0].as_i64(), Some(1000));
+        assert_eq!(value["b"][1].as_i64(), Some(0));
+        assert!(value["b"][2].is_f64(), "a fraction stays a fraction");
+        assert!(value["b"][3].is_f64(), "out of i64 range stays as it is");
+        assert_eq!(value["c"]["d"].as_i64(), Some(7));
+        assert_eq!(value["c"]["e"], "8.0", "strings are not numbers");
+    }
 
     #[test]
     fn depth_counts_brackets_outside_strings() {

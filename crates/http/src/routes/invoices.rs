@@ -66,7 +66,7 @@ pub async fn list(
     security(("bearer_auth" = [])),
     params(
         ("number" = String, Path, description = "The invoice's number, `YYYY-NNNNNN`", example = "2026-000042",
-            pattern = "^[0-9]{4}-[0-9]{6}$"),
+            pattern = "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$"),
         ("If-None-Match" = Option<String>, Header, description = "ETag of a copy you hold; answered 304 when still current"),
     ),
     responses(

@@ -7,7 +7,10 @@
 //! documenting it, and the fallback's method table is read off the same document.
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
+use actix_web::web;
 use utoipa_actix_web::{UtoipaApp, scope};
+
+use crate::fallback;
 
 pub mod auth;
 pub mod events;
@@ -27,6 +30,9 @@ where
             .service(users::register)
             // `/users/me` before `/users/{id}`, or `me` would be taken for an id.
             .service(users::me)
+            // Any other method on `/users/me` is a 405 naming GET, not a PATCH of the user
+            // whose id is "me" (400): the literal path is its own resource (`fallback`).
+            .map(|scope| scope.service(web::resource("/users/me").default_service(web::to(fallback::answer))))
             .service(users::list)
             .service(users::get)
             .service(users::update)

@@ -40,10 +40,19 @@ async fn trace_connect_options_and_made_up_methods_are_405_too() {
     for method in [Method::TRACE, Method::CONNECT, Method::OPTIONS, Method::from_bytes(b"BREW").unwrap()] {
         let reply = send(Mocks::new(), with_method(method.clone(), "/v1/users/me")).await;
         reply.problem(405, "method_not_allowed");
-        assert_eq!(reply.header(header::ALLOW), Some("GET, HEAD, PATCH"), "{method}");
+        // `/v1/users/me` is its own resource: the methods of `/v1/users/{id}` are not its.
+        assert_eq!(reply.header(header::ALLOW), Some("GET, HEAD"), "{method}");
     }
     let reply = send(Mocks::new(), with_method(Method::TRACE, "/healthz")).await;
     assert_eq!(reply.header(header::ALLOW), Some("GET, HEAD"));
+}
+
+#[actix_web::test]
+async fn patch_of_users_me_is_a_405_not_a_bad_user_id() {
+    let reply = send(Mocks::new(), with_method(Method::PATCH, "/v1/users/me")).await;
+    let problem = reply.problem(405, "method_not_allowed");
+    assert_eq!(reply.header(header::ALLOW), Some("GET, HEAD"));
+    assert!(problem["detail"].as_str().unwrap().starts_with("PATCH"), "{problem}");
 }
 
 #[actix_web::test]

@@ -425,6 +425,23 @@ async fn initial_stock_and_a_description_are_passed_on() {
 }
 
 #[actix_web::test]
+async fn integers_written_with_a_zero_fraction_are_integers_as_json_schema_says() {
+    let mut mocks = Mocks::new();
+    mocks
+        .products
+        .expect_insert()
+        .withf(|new, _| new.unit_price.amount() == 1250 && new.on_hand == 1000)
+        .returning(|new, _| Ok(product(new.id, 1)));
+    let body = r#"{"sku":"MUG-3","name":"Mug","unit_price":{"amount":1250.0,"currency":"EUR"},"initial_stock":1e3}"#;
+    let reply = send(mocks, create(ADMIN_TOKEN, body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+
+    let fraction = r#"{"sku":"MUG-3","name":"Mug","unit_price":{"amount":12.5,"currency":"EUR"}}"#;
+    let problem = send(Mocks::new(), create(ADMIN_TOKEN, fraction)).await.problem(422, "validation_failed");
+    assert_eq!(problem["errors"][0]["pointer"], "/unit_price/amount", "{problem}");
+}
+
+#[actix_web::test]
 async fn creating_is_for_admins_only() {
     send(Mocks::new(), create(CUSTOMER_TOKEN, NEW_PRODUCT)).await.problem(403, "forbidden");
     let reply = send(Mocks::new(), json_request(Method::POST, "/v1/products", NEW_PRODUCT)).await;

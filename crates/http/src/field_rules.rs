@@ -1,0 +1,250 @@
+//! The domain's text rules stated in the OpenAPI document, so that a client (or a fuzzer) can
+//! tell a well-formed value from one that will be refused with 422 (or 400 for `q`).
+//!
+//! utoipa takes a `pattern` only as a literal in the DTO attributes, so the patterns live here,
+//! next to the tests that hold each of them to the domain rule it describes
+//! (`orderly_domain::product::ProductName::parse` and friends): a pattern that accepted what the
+//! domain refuses would send fuzzers' "valid" values to a 422, one that refused what the domain
+//! accepts would hide real input. [`describe`] writes them into the document.
+
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{OpenApi, RefOr};
+
+/// Any character but a control character (`char::is_control`: U+0000–U+001F, U+007F–U+009F).
+macro_rules! line_char {
+    () => {
+        r"[^\u0000-\u001F\u007F-\u009F]"
+    };
+}
+/// Any character but a control character other than tab, line feed and carriage return.
+macro_rules! text_char {
+    () => {
+        r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]"
+    };
+}
+/// A character that is neither a control character nor whitespace (`char::is_whitespace`), so
+/// that the value is not empty once trimmed.
+macro_rules! visible_char {
+    () => {
+        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    };
+}
+
+/// Whitespace (`char::is_whitespace`), which the domain trims from both ends of a name or reason
+/// before its other rules; some of it (tab, line breaks, U+0085) is control characters too.
+macro_rules! whitespace_char {
+    () => {
+        r"[\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    };
+}
+
+/// Names of people and products: once trimmed, not empty and no control characters.
+pub const SINGLE_LINE_TEXT: &str = concat!(
+    "^",
+    whitespace_char!(),
+    "*",
+    visible_char!(),
+    "(",
+    line_char!(),
+    "*",
+    visible_char!(),
+    ")?",
+    whitespace_char!(),
+    "*$"
+);
+/// A stock adjustment's reason: once trimmed, not empty; line breaks and tabs allowed inside,
+/// no other control characters.
+pub const MULTI_LINE_TEXT: &str = concat!(
+    "^",
+    whitespace_char!(),
+    "*",
+    visible_char!(),
+    "(",
+    text_char!(),
+    "*",
+    visible_char!(),
+    ")?",
+    whitespace_char!(),
+    "*$"
+);
+/// A product description: may be empty; line breaks and tabs allowed, no other control characters.
+pub const DESCRIPTION_TEXT: &str = concat!("^", text_char!(), "*$");
+/// The catalogue search `q`: no control characters.
+pub const SEARCH_TEXT: &str = concat!("^", line_char!(), "*$");
+/// A new password: anything but NUL.
+pub const PASSWORD_TEXT: &str = r"^[^\u0000]*$";
+
+/// An invoice number (`InvoiceNumber`): a year from 1000 and a sequence from 000001.
+pub const INVOICE_NUMBER: &str =
+    "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$";
+
+/// (component schema, property, pattern) for request bodies.
+const BODY_PATTERNS: [(&str, &str, &str); 8] = [
+    ("CreateProductRequest", "name", SINGLE_LINE_TEXT),
+    ("UpdateProductRequest", "name", SINGLE_LINE_TEXT),
+    ("RegisterUserRequest", "name", SINGLE_LINE_TEXT),
+    ("UpdateUserRequest", "name", SINGLE_LINE_TEXT),
+    ("CreateProductRequest", "description", DESCRIPTION_TEXT),
+    ("UpdateProductRequest", "description", DESCRIPTION_TEXT),
+    ("AdjustStockRequest", "reason", MULTI_LINE_TEXT),
+    ("RegisterUserRequest", "password", PASSWORD_TEXT),
+];
+/// Password fields that must be new passwords (the rule above applies to them too).
+const NEW_PASSWORD_FIELDS: [(&str, &str); 1] = [("UpdateUserRequest", "password")];
+/// (operationId, query parameter, pattern).
+const QUERY_PATTERNS: [(&str, &str, &str); 1] = [("listProducts", "q", SEARCH_TEXT)];
+/// Largest stock adjustment either way (`AdjustStockRequest.delta`).
+const MAX_DELTA: i64 = 1_000_000_000;
+
+/// Writes the patterns into `api`; states that a stock adjustment's `delta` is never zero and
+/// that `current_password` comes only with a new `password`.
+pub fn describe(api: &mut OpenApi) {
+    if let Some(components) = &mut api.components {
+        if let Some(RefOr::T(Schema::Object(update_user))) = components.schemas.get_mut("UpdateUserRequest") {
+            // utoipa models no `dependentRequired` (JSON Schema 2020-12 §6.5.4), but writes its
+            // extensions map flat into the schema object, so the keyword goes through it.
+            update_user
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("dependentRequired".to_owned(), serde_json::json!({"current_password": ["password"]}));
+        }
+        let body_rules =
+            BODY_PATTERNS.iter().copied().chain(NEW_PASSWORD_FIELDS.iter().map(|(s, p)| (*s, *p, PASSWORD_TEXT)));
+        for (schema, property, pattern) in body_rules {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
+            if let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) {
+                field.pattern = Some(pattern.to_owned());
+            }
+        }
+        if let Some(RefOr::T(Schema::Object(adjustment))) = components.schemas.get_mut("AdjustStockRequest")
+            && let Some(RefOr::T(Schema::Object(delta))) = adjustment.properties.get_mut("delta")
+        {
+            let description = delta.description.clone();
+            let side = |minimum: i64, maximum: i64| {
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(delta.format.clone())
+                    .minimum(Some(minimum))
+                    .maximum(Some(maximum))
+            };
+            let one_of = OneOfBuilder::new()
+                .item(side(-MAX_DELTA, -1))
+                .item(side(1, MAX_DELTA))
+                .description(description)
+                .build();
+            adjustment.properties.insert("delta".to_owned(), RefOr::T(Schema::OneOf(one_of)));
+        }
+    }
+    for item in api.paths.paths.values_mut() {
+        let Some(get) = &mut item.get else { continue };
+        let Some(id) = get.operation_id.clone() else { continue };
+        for (_, name, pattern) in QUERY_PATTERNS.iter().filter(|(operation, _, _)| *operation == id) {
+            for parameter in get.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && parameter.parameter_in == ParameterIn::Query
+                    && parameter.name == *name
+                    && let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema
+                {
+                    schema.pattern = Some((*pattern).to_owned());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderly_domain::product::{AdjustmentReason, Description, ProductName};
+    use orderly_domain::user::{Password, UserName};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Short strings (so no length rule decides) of the characters the rules are about:
+    /// controls, tab and line breaks, ASCII and Unicode whitespace, and ordinary characters.
+    fn text() -> impl Strategy<Value = String> {
+        let pieces = vec![
+            "\0", "\u{1}", "\u{1f}", "\u{7f}", "\u{85}", "\u{9f}", "\t", "\n", "\r", "\u{b}", " ", "\u{a0}",
+            "\u{2003}", "\u{3000}", "\u{feff}", "a", "Z", "é", "€", "-", "😀", "\u{a1}",
+        ];
+        prop::collection::vec(prop::sample::select(pieces), 0..6).prop_map(|pieces| pieces.concat())
+    }
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        regex::Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn names_match_the_single_line_rule(text in text()) {
+            prop_assert_eq!(matches(SINGLE_LINE_TEXT, &text), ProductName::parse(&text).is_ok());
+            prop_assert_eq!(matches(SINGLE_LINE_TEXT, &text), UserName::parse(&text).is_ok());
+        }
+
+        #[test]
+        fn reasons_match_the_multi_line_rule(text in text()) {
+            prop_assert_eq!(matches(MULTI_LINE_TEXT, &text), AdjustmentReason::parse(&text).is_ok());
+        }
+
+        #[test]
+        fn descriptions_match_their_rule(text in text()) {
+            prop_assert_eq!(matches(DESCRIPTION_TEXT, &text), Description::parse(&text).is_ok());
+        }
+
+        #[test]
+        fn passwords_refuse_only_nul(text in text()) {
+            // Padded to the minimum length, so only the characters decide.
+            let password = format!("{text}long-enough-pw");
+            prop_assert_eq!(matches(PASSWORD_TEXT, &password), Password::parse(&password, "password").is_ok());
+        }
+
+        #[test]
+        fn search_refuses_control_characters(text in text()) {
+            prop_assume!(!text.is_empty());
+            prop_assert_eq!(matches(SEARCH_TEXT, &text), !text.chars().any(char::is_control));
+        }
+    }
+
+    fn invoice_like() -> impl Strategy<Value = String> {
+        prop_oneof!["[0-9]{4}-[0-9]{6}", "[01]{4}-0{5}[0-9]", "[0-9]{3,5}-[0-9]{5,7}", "[0-9a-]{0,12}",]
+    }
+
+    proptest! {
+        #[test]
+        fn invoice_numbers_match_their_rule(text in invoice_like()) {
+            let parsed = orderly_domain::invoice::InvoiceNumber::parse(&text).is_ok();
+            prop_assert_eq!(matches(INVOICE_NUMBER, &text), parsed);
+        }
+    }
+
+    #[test]
+    fn the_document_carries_the_patterns() {
+        let document = serde_json::to_value(crate::openapi()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        for (schema, property, pattern) in BODY_PATTERNS {
+            assert_eq!(schemas[schema]["properties"][property]["pattern"], pattern, "{schema}.{property}");
+        }
+        assert_eq!(schemas["UpdateUserRequest"]["properties"]["password"]["pattern"], PASSWORD_TEXT);
+        let delta = &schemas["AdjustStockRequest"]["properties"]["delta"]["oneOf"];
+        assert_eq!(delta[0]["maximum"], -1);
+        assert_eq!(delta[1]["minimum"], 1);
+        let q = document["paths"]["/v1/products"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|parameter| parameter["name"] == "q")
+            .unwrap();
+        assert_eq!(q["schema"]["pattern"], SEARCH_TEXT);
+        assert_eq!(schemas["Order"]["properties"]["invoice_number"]["pattern"], INVOICE_NUMBER);
+        assert_eq!(schemas["Invoice"]["properties"]["number"]["pattern"], INVOICE_NUMBER);
+        let number = &document["paths"]["/v1/invoices/{number}"]["get"]["parameters"][0];
+        assert_eq!(number["schema"]["pattern"], INVOICE_NUMBER);
+        assert_eq!(
+            schemas["UpdateUserRequest"]["dependentRequired"],
+            serde_json::json!({"current_password": ["password"]})
+        );
+    }
+}
