@@ -21,6 +21,9 @@ STATE_DEPENDENT = {
         ("idempotency_key_reused", None, "header:Idempotency-Key"),
         ("validation_failed", "unavailable_product", "/items/"),
         ("validation_failed", "incorrect", "/current_password"),
+        # A delta that would take on_hand above the cap (1,000,000,000 units): valid or not
+        # depending on the stock it meets.
+        ("validation_failed", "out_of_range", "/delta"),
         # Depends on who calls: users changing their own password must send the current one,
         # an admin resetting someone else's need not (§2.1), so the schema cannot require it.
         ("validation_failed", "required", "/current_password"),

@@ -39,7 +39,10 @@ macro_rules! whitespace_char {
     };
 }
 
-/// Names of people and products: once trimmed, not empty and no control characters.
+/// Names of people and products: once trimmed, 1–200 characters and no control characters.
+/// The length is of the trimmed name, so it is stated in the pattern (a visible character, at
+/// most 198 more, a visible last one), not as `maxLength`: surrounding whitespace is allowed
+/// and trimmed.
 pub const SINGLE_LINE_TEXT: &str = concat!(
     "^",
     whitespace_char!(),
@@ -47,14 +50,14 @@ pub const SINGLE_LINE_TEXT: &str = concat!(
     visible_char!(),
     "(",
     line_char!(),
-    "*",
+    "{0,198}",
     visible_char!(),
     ")?",
     whitespace_char!(),
     "*$"
 );
-/// A stock adjustment's reason: once trimmed, not empty; line breaks and tabs allowed inside,
-/// no other control characters.
+/// A stock adjustment's reason: once trimmed, 1–500 characters; line breaks and tabs allowed
+/// inside, no other control characters.
 pub const MULTI_LINE_TEXT: &str = concat!(
     "^",
     whitespace_char!(),
@@ -62,7 +65,7 @@ pub const MULTI_LINE_TEXT: &str = concat!(
     visible_char!(),
     "(",
     text_char!(),
-    "*",
+    "{0,498}",
     visible_char!(),
     ")?",
     whitespace_char!(),
@@ -115,6 +118,11 @@ pub fn describe(api: &mut OpenApi) {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
             if let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) {
                 field.pattern = Some(pattern.to_owned());
+                if pattern == SINGLE_LINE_TEXT || pattern == MULTI_LINE_TEXT {
+                    // The pattern bounds the trimmed length; `maxLength` would count the
+                    // whitespace the domain trims, and refuse names the service takes.
+                    field.max_length = None;
+                }
             }
         }
         if let Some(RefOr::T(Schema::Object(adjustment))) = components.schemas.get_mut("AdjustStockRequest")
@@ -171,8 +179,34 @@ mod tests {
         prop::collection::vec(prop::sample::select(pieces), 0..6).prop_map(|pieces| pieces.concat())
     }
 
-    fn matches(pattern: &str, text: &str) -> bool {
-        regex::Regex::new(pattern).unwrap().is_match(text)
+    /// Whether `pattern` matches `text`; each pattern is compiled once (they are large).
+    fn matches(pattern: &'static str, text: &str) -> bool {
+        static COMPILED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<&'static str, regex::Regex>>> =
+            std::sync::LazyLock::new(Default::default);
+        let regex = COMPILED
+            .lock()
+            .unwrap()
+            .entry(pattern)
+            .or_insert_with(|| regex::RegexBuilder::new(pattern).size_limit(1 << 26).build().unwrap())
+            .clone();
+        regex.is_match(text)
+    }
+
+    #[test]
+    fn lengths_are_of_the_trimmed_text() {
+        let padded = |core: &str| format!(" \t\u{3000}{core}\n \u{85}");
+        for (limit, pattern, domain) in [
+            (200, SINGLE_LINE_TEXT, (|text: &str| ProductName::parse(text).is_ok()) as fn(&str) -> bool),
+            (200, SINGLE_LINE_TEXT, |text: &str| UserName::parse(text).is_ok()),
+            (500, MULTI_LINE_TEXT, |text: &str| AdjustmentReason::parse(text).is_ok()),
+        ] {
+            for length in [1, 2, limit - 1, limit, limit + 1] {
+                let core: String = (0..length).map(|i| if i % 7 == 3 && i + 1 != length { ' ' } else { 'é' }).collect();
+                let text = padded(&core);
+                assert_eq!(matches(pattern, &text), length <= limit, "length {length}");
+                assert_eq!(domain(&text), length <= limit, "length {length}");
+            }
+        }
     }
 
     proptest! {
@@ -225,7 +259,11 @@ mod tests {
         let document = serde_json::to_value(crate::openapi()).unwrap();
         let schemas = &document["components"]["schemas"];
         for (schema, property, pattern) in BODY_PATTERNS {
-            assert_eq!(schemas[schema]["properties"][property]["pattern"], pattern, "{schema}.{property}");
+            let field = &schemas[schema]["properties"][property];
+            assert_eq!(field["pattern"], pattern, "{schema}.{property}");
+            if pattern == SINGLE_LINE_TEXT || pattern == MULTI_LINE_TEXT {
+                assert!(field.get("maxLength").is_none(), "{schema}.{property} counts untrimmed whitespace");
+            }
         }
         assert_eq!(schemas["UpdateUserRequest"]["properties"]["password"]["pattern"], PASSWORD_TEXT);
         let delta = &schemas["AdjustStockRequest"]["properties"]["delta"]["oneOf"];
