@@ -17,7 +17,8 @@
 
 mod access_token;
 mod password;
+mod permits;
 mod refresh_token;
 
 pub use access_token::{JwtSettings, JwtTokenService};
-pub use password::Argon2PasswordHasher;
+pub use password::{Argon2PasswordHasher, default_max_concurrent};

@@ -201,10 +201,20 @@ fn with_lines(conn: &mut AnyConnection, rows: Vec<OrderRow>) -> QueryResult<Vec<
         .collect())
 }
 
+/// One order with its lines, in one query (one round trip: this is every order read's path):
+/// the order's columns come once per line, and an order always has lines, but a left join
+/// keeps the order even if it had none.
 fn find_order(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<(OrderRow, Vec<OrderLineRow>)>> {
-    let row =
-        orders::table.filter(orders::id.eq(id)).select(OrderRow::as_select()).first::<OrderRow>(conn).optional()?;
-    Ok(with_lines(conn, row.into_iter().collect())?.pop())
+    let rows = orders::table
+        .left_join(order_lines::table)
+        .filter(orders::id.eq(id))
+        .order(order_lines::line_no.asc())
+        .select((OrderRow::as_select(), Option::<OrderLineRow>::as_select()))
+        .load::<(OrderRow, Option<OrderLineRow>)>(conn)?;
+    let mut rows = rows.into_iter();
+    let Some((order, first_line)) = rows.next() else { return Ok(None) };
+    let lines = first_line.into_iter().chain(rows.filter_map(|(_, line)| line)).collect();
+    Ok(Some((order, lines)))
 }
 
 /// What a line's reservation found.

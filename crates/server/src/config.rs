@@ -83,6 +83,8 @@ pub struct Config {
     pub problem_type_base: String,
     /// actix worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// Password hashes computed at once; defaults to the number of cores.
+    pub password_hash_concurrency: Option<usize>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
 }
@@ -139,6 +141,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_CLIENT_TIMEOUT_MS", "10000", "time a client has to send its request head (slow-loris guard)"),
     ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
     ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
+    (
+        "ORDERLY_PASSWORD_HASH_CONCURRENCY",
+        "number of cores",
+        "password hashes (argon2id: ~30 ms of a core and 19 MiB each) computed at once; further logins and registrations wait their turn",
+    ),
     ("ORDERLY_SHUTDOWN_TIMEOUT", "30", "seconds in-flight requests get to finish on SIGTERM/SIGINT"),
 ];
 
@@ -288,6 +295,11 @@ impl Config {
             Ok(n) if (1..=256).contains(&n) => Ok(n),
             _ => Err("must be a whole number from 1 to 256".into()),
         });
+        let password_hash_concurrency =
+            reader.parse_opt("ORDERLY_PASSWORD_HASH_CONCURRENCY", |v| match v.parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 256".into()),
+            });
         let shutdown_timeout = Duration::from_secs(reader.number("ORDERLY_SHUTDOWN_TIMEOUT", 30, 0, 3600));
 
         if !reader.problems.is_empty() {
@@ -323,6 +335,7 @@ impl Config {
             client_request_timeout,
             problem_type_base,
             workers,
+            password_hash_concurrency,
             shutdown_timeout,
         })
     }
@@ -453,6 +466,17 @@ mod tests {
             config(&[("ORDERLY_BIND", "nowhere"), ("ORDERLY_DATABASE_POOL_SIZE", "0"), ("ORDERLY_LOG_FORMAT", "xml")])
                 .unwrap_err();
         assert_eq!(error.0.len(), 3, "{error}");
+    }
+
+    #[test]
+    fn password_hash_concurrency_defaults_to_the_cores_and_is_bounded() {
+        assert_eq!(config(&[]).unwrap().password_hash_concurrency, None);
+        let one = config(&[("ORDERLY_PASSWORD_HASH_CONCURRENCY", "1")]).unwrap();
+        assert_eq!(one.password_hash_concurrency, Some(1));
+        for bad in ["0", "257", "two"] {
+            let error = config(&[("ORDERLY_PASSWORD_HASH_CONCURRENCY", bad)]).unwrap_err();
+            assert!(error.0[0].starts_with("ORDERLY_PASSWORD_HASH_CONCURRENCY"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -188,8 +188,13 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         Arc::new(DieselIdempotentExecutor::new(database.clone(), chrono::Duration::seconds(60)));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
     let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
-    let hasher: Arc<dyn PasswordHasher> =
-        Arc::new(Argon2PasswordHasher::new().context("cannot set up password hashing")?);
+    let hash_concurrency = config
+        .password_hash_concurrency
+        .and_then(std::num::NonZeroUsize::new)
+        .unwrap_or_else(orderly_auth::default_max_concurrent);
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(
+        Argon2PasswordHasher::with_max_concurrent(hash_concurrency).context("cannot set up password hashing")?,
+    );
     let tokens: Arc<dyn TokenService> = Arc::new(JwtTokenService::new(JwtSettings {
         secret: config.jwt_secret.expose_secret().as_bytes().to_vec().into(),
         issuer: config.jwt_issuer.clone(),
