@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::invoice::InvoiceNumber;
 use crate::order::{CancelReason, OrderId, OrderStatus};
+use crate::payment::{PaymentId, PaymentStatus};
 use crate::product::{ProductId, ProductStatus};
 use crate::user::{Role, UserId};
 
@@ -75,6 +76,17 @@ pub enum DomainEvent {
         total: i64,
         occurred_at: DateTime<Utc>,
     },
+    /// `payment.succeeded`, `payment.failed` or `payment.refunded`, after `status`.
+    PaymentSettled {
+        payment_id: PaymentId,
+        order_id: OrderId,
+        customer_id: UserId,
+        status: PaymentStatus,
+        amount: i64,
+        /// Set for failures: the failure's code.
+        failure_code: Option<String>,
+        occurred_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -94,6 +106,12 @@ impl DomainEvent {
                 OrderStatus::Delivered => "order.delivered",
             },
             DomainEvent::InvoiceIssued { .. } => "invoice.issued",
+            DomainEvent::PaymentSettled { status, .. } => match status {
+                PaymentStatus::Succeeded => "payment.succeeded",
+                PaymentStatus::Refunded => "payment.refunded",
+                // A payment is never settled to `processing`; if it were, it did not succeed.
+                PaymentStatus::Failed | PaymentStatus::Processing => "payment.failed",
+            },
         }
     }
 
@@ -109,6 +127,7 @@ impl DomainEvent {
                 ("order", order_id.to_string())
             }
             DomainEvent::InvoiceIssued { number, .. } => ("invoice", number.to_string()),
+            DomainEvent::PaymentSettled { payment_id, .. } => ("payment", payment_id.to_string()),
         }
     }
 
@@ -120,13 +139,14 @@ impl DomainEvent {
             | DomainEvent::StockAdjusted { occurred_at, .. }
             | DomainEvent::OrderPlaced { occurred_at, .. }
             | DomainEvent::OrderStatusChanged { occurred_at, .. }
-            | DomainEvent::InvoiceIssued { occurred_at, .. } => *occurred_at,
+            | DomainEvent::InvoiceIssued { occurred_at, .. }
+            | DomainEvent::PaymentSettled { occurred_at, .. } => *occurred_at,
         }
     }
 }
 
 /// Every event type the feed can carry, for the `type` filter.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 13] = [
     "user.registered",
     "product.created",
     "product.updated",
@@ -137,6 +157,9 @@ pub const EVENT_TYPES: [&str; 10] = [
     "order.shipped",
     "order.delivered",
     "invoice.issued",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.refunded",
 ];
 
 /// An event as the feed serves it.

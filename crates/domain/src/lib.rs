@@ -22,6 +22,7 @@ pub mod idempotency;
 pub mod invoice;
 pub mod order;
 pub mod pagination;
+pub mod payment;
 pub mod ports;
 pub mod product;
 pub mod services;

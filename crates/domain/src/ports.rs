@@ -286,10 +286,21 @@ pub trait EventFeed: Send + Sync {
 
 /// Runs a request at most once per idempotency key (see [`crate::idempotency`]).
 pub trait IdempotentExecutor: Send + Sync {
-    /// Claims `claim`'s key and, if it is new, runs `execute` inside one database transaction
-    /// that every repository call made by `execute` on this thread joins, recording the
-    /// response in that same transaction when `execute` answers `Committed`.
+    /// Claims `claim`'s key and, if it is new, runs `execute` inside one database transaction,
+    /// handing it the [`Repositories`] bound to that transaction, and records the response in
+    /// the same transaction when `execute` answers `Committed`.
     fn run(
+        &self,
+        claim: &crate::idempotency::IdempotencyClaim,
+        execute: &mut dyn FnMut(&Repositories) -> crate::idempotency::Execution,
+    ) -> Result<crate::idempotency::IdempotentOutcome, StoreError>;
+
+    /// For a use case that runs in phases of its own (one that calls another service and so
+    /// may hold no transaction across the call): claims the key, runs `execute` with no
+    /// transaction open, and then records its response in a short transaction. A use case run
+    /// this way makes its own changes resumable (its recovery point is keyed by the request),
+    /// so a retry after a crash between its last phase and the record finds them.
+    fn run_in_phases(
         &self,
         claim: &crate::idempotency::IdempotencyClaim,
         execute: &mut dyn FnMut() -> crate::idempotency::Execution,
@@ -297,4 +308,315 @@ pub trait IdempotentExecutor: Send + Sync {
 
     /// Deletes records older than `older_than`; returns how many.
     fn purge(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units of work
+// ---------------------------------------------------------------------------------------------
+
+/// Every repository, as one place sees them: the pool (each call is a transaction of its own)
+/// or one [`UnitOfWork`]'s transaction (every call joins it). Cheap to clone.
+///
+/// A service is built over the pool's set and re-bound to a transaction's set with its
+/// `within` method, so a use case that must be atomic across repositories says so where it
+/// runs, instead of finding a transaction in hidden state.
+#[derive(Clone)]
+pub struct Repositories {
+    pub users: std::sync::Arc<dyn UserRepository>,
+    pub refresh_tokens: std::sync::Arc<dyn RefreshTokenRepository>,
+    pub products: std::sync::Arc<dyn ProductRepository>,
+    pub orders: std::sync::Arc<dyn OrderRepository>,
+    pub invoices: std::sync::Arc<dyn InvoiceRepository>,
+    pub payments: std::sync::Arc<dyn PaymentRepository>,
+    pub jobs: std::sync::Arc<dyn JobQueue>,
+}
+
+/// Runs work in one database transaction with [`Repositories`] bound to it.
+///
+/// The adapter begins a write transaction, hands `work` the repositories bound to it, and
+/// commits when `work` answers `Ok(true)`; `Ok(false)` or an error rolls everything back. No
+/// provider or other remote call may be made inside `work`: a transaction holds a pooled
+/// connection (and on SQLite the write lock) for as long as it is open.
+pub trait UnitOfWork: Send + Sync {
+    fn run(&self, work: &mut dyn FnMut(&Repositories) -> Result<bool, StoreError>) -> Result<(), StoreError>;
+}
+
+/// Runs `work` as one unit of work and returns its result: committed when it is `Ok`, rolled
+/// back when it is `Err`.
+pub fn in_transaction<T, E>(
+    unit_of_work: &dyn UnitOfWork,
+    mut work: impl FnMut(&Repositories) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let mut result = None;
+    unit_of_work.run(&mut |repositories| {
+        let outcome = work(repositories);
+        let commit = outcome.is_ok();
+        result = Some(outcome);
+        Ok(commit)
+    })?;
+    result.unwrap_or_else(|| {
+        Err(E::from(StoreError::Unexpected(anyhow::anyhow!("a unit of work ended without running its work"))))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+// ---------------------------------------------------------------------------------------------
+
+/// Why a payment attempt could not be inserted.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertPaymentError {
+    /// Another attempt of this order is `processing` (one at a time per order).
+    #[error("another payment of this order is processing")]
+    AlreadyProcessing,
+    /// The order is no longer `pending` (checked under the order row's lock, so the expiry
+    /// sweep and a payment cannot both win).
+    #[error("the order is not pending")]
+    OrderNotPending,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Payment attempts and the provider events already applied.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PaymentRepository: Send + Sync {
+    /// Inserts a `processing` attempt, only while its order is `pending`: the order's row is
+    /// locked by the same transaction (a no-op `UPDATE ... WHERE status = 'pending'`), so the
+    /// expiry sweep's cancellation and this insert are serialised. At most one attempt per
+    /// order may be `processing`: a second is `AlreadyProcessing`, decided by the database, so
+    /// it holds across instances.
+    fn insert(&self, payment: &crate::payment::NewPayment) -> Result<crate::payment::Payment, InsertPaymentError>;
+    fn find(&self, id: crate::payment::PaymentId) -> Result<Option<crate::payment::Payment>, StoreError>;
+    /// The attempt a request with this `request_key` created for this order, if any.
+    fn find_by_request_key(
+        &self,
+        order_id: crate::order::OrderId,
+        request_key: &str,
+    ) -> Result<Option<crate::payment::Payment>, StoreError>;
+    /// The attempt the provider knows by `reference` (e.g. a PaymentIntent id).
+    fn find_by_reference(&self, provider: &str, reference: &str)
+    -> Result<Option<crate::payment::Payment>, StoreError>;
+    /// Up to `query.limit + 1` attempts of one order, newest first.
+    fn list(&self, query: &crate::payment::PaymentQuery) -> Result<Vec<crate::payment::Payment>, StoreError>;
+    /// Records the provider's reference of a `processing` attempt (before anything that can
+    /// move money is sent). `false` if the attempt is no longer `processing`.
+    fn record_reference(
+        &self,
+        id: crate::payment::PaymentId,
+        reference: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Moves the attempt from `settlement.from` to `settlement.to` only if it is still at
+    /// `from` (in the same statement), and records `event` with it. `None`: it was not at
+    /// `from` any more (someone else settled it first) and nothing was written.
+    fn settle(
+        &self,
+        settlement: &crate::payment::PaymentSettlement,
+        event: &DomainEvent,
+    ) -> Result<Option<crate::payment::Payment>, StoreError>;
+    /// Records that the provider's event `event_id` has been applied. `false` if it had been
+    /// already (a duplicate delivery), in which case the caller must not apply it again.
+    fn mark_provider_event_applied(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Whether the order has an attempt in `processing` (the expiry sweep leaves it alone).
+    fn has_processing(&self, order_id: crate::order::OrderId) -> Result<bool, StoreError>;
+}
+
+/// What a provider said about a charge, after the adapter checked that its answer is about
+/// the expected attempt, amount and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeState {
+    /// Created and not confirmed: no money has moved.
+    AwaitingConfirmation,
+    /// Confirmed, outcome still pending at the provider.
+    Processing,
+    Succeeded,
+    /// Declined or otherwise failed; no money moved.
+    Failed(crate::payment::PaymentFailure),
+    /// Cancelled at the provider; no money moved.
+    Canceled,
+}
+
+/// The provider's view of one charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCharge {
+    /// The provider's id for it (Stripe: `pi_…`).
+    pub reference: String,
+    pub state: ChargeState,
+}
+
+/// A charge to create: everything the provider is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub expected: crate::payment::ExpectedCharge,
+    pub order_id: crate::order::OrderId,
+    pub payment_method: crate::payment::PaymentMethodToken,
+    /// The HTTP request id that started it, passed to the provider as metadata.
+    pub request_id: Option<String>,
+}
+
+/// Why a provider call gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider could not be reached: the request was never sent (connection refused,
+    /// connect timeout, DNS), so nothing happened there.
+    #[error("the payment provider could not be reached")]
+    Unreachable(#[source] anyhow::Error),
+    /// The request was sent and no answer came within the timeout: it may or may not have
+    /// taken effect.
+    #[error("the payment provider did not answer in time")]
+    TimedOut(#[source] anyhow::Error),
+    /// The provider answered something that fails Orderly's checks (status, media type, shape,
+    /// amount, currency, reference): not a success, outcome unknown.
+    #[error("the payment provider's answer cannot be trusted")]
+    Untrustworthy(#[source] anyhow::Error),
+}
+
+impl ProviderError {
+    /// Whether money may have moved: only `Unreachable` proves nothing was sent.
+    pub fn outcome_unknown(&self) -> bool {
+        !matches!(self, ProviderError::Unreachable(_))
+    }
+}
+
+/// A provider event, verified (signature and age) and parsed by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    /// The provider's event id: applied at most once.
+    pub id: String,
+    pub kind: ProviderEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEventKind {
+    /// A charge changed state: the charge as the event describes it, and the facts it claims
+    /// (attempt id from the metadata, amount, currency), still to be checked against the
+    /// recorded attempt.
+    Charge { charge: ProviderCharge, payment_id: Option<crate::payment::PaymentId>, amount: i64, currency: String },
+    /// Any other event type: acknowledged and ignored.
+    Other { type_name: String },
+}
+
+/// Why an inbound provider event was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventRejected {
+    #[error("the signature is missing, wrong or too old")]
+    InvalidSignature,
+    #[error("the event is not one the provider sends: {0}")]
+    Malformed(String),
+}
+
+/// The payment provider (Stripe's PaymentIntents in production, localstripe in tests).
+///
+/// Every call that can move money carries an idempotency key derived from the attempt id,
+/// and the flow never depends on the provider honouring it: money moves only on
+/// [`confirm`](Self::confirm), which is sent only for a charge whose reference was recorded
+/// first, so a crash or retry finds the charge again instead of creating another. Calls
+/// block their thread for at most the configured timeout; no transaction is open around them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PaymentProvider: Send + Sync {
+    /// The provider's name, stored on each attempt (e.g. `stripe`).
+    fn name(&self) -> &'static str;
+    /// Creates an unconfirmed charge. Moves no money; retried freely (same key).
+    fn create(&self, request: &ChargeRequest) -> Result<ProviderCharge, ProviderError>;
+    /// Confirms the charge with the payment method: this is what moves money.
+    fn confirm(&self, reference: &str, request: &ChargeRequest) -> Result<ProviderCharge, ProviderError>;
+    /// Reads the charge's state now. Safe to repeat.
+    fn retrieve(
+        &self,
+        reference: &str,
+        expected: &crate::payment::ExpectedCharge,
+    ) -> Result<ProviderCharge, ProviderError>;
+    /// Refunds a succeeded charge in full. Safe to repeat: a charge refunded already is
+    /// reported as refunded, never refunded twice.
+    fn refund(&self, reference: &str, expected: &crate::payment::ExpectedCharge) -> Result<(), ProviderError>;
+    /// Verifies an inbound event (signature over the raw body, age) and parses it.
+    // The named lifetime is for mockall, which cannot mock an elided one inside `Option`.
+    #[allow(clippy::needless_lifetimes)]
+    fn verify_event<'a>(
+        &self,
+        signature: Option<&'a str>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ProviderEvent, EventRejected>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durable background jobs
+// ---------------------------------------------------------------------------------------------
+
+/// What a job does; its `subject` says to what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Ask the provider how a `processing` payment ended, and settle it.
+    ReconcilePayment,
+    /// Refund a payment that succeeded for an order that could no longer be confirmed.
+    RefundPayment,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [JobKind::ReconcilePayment, JobKind::RefundPayment];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::ReconcilePayment => "reconcile_payment",
+            JobKind::RefundPayment => "refund_payment",
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+}
+
+/// A job to schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub subject: Uuid,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A job a worker has claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub subject: Uuid,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The queue's state, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobQueueStats {
+    /// Jobs waiting (due or not).
+    pub depth: u64,
+    /// How long the oldest due job has been due.
+    pub oldest_due_age: Option<chrono::Duration>,
+}
+
+/// A durable queue of background work in the database: it survives restarts, and any instance
+/// may work it, each job by one worker at a time.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait JobQueue: Send + Sync {
+    /// Schedules a job (inside the caller's unit of work when the queue is bound to one, so
+    /// the job exists exactly when the change that needs it does).
+    fn enqueue(&self, job: &NewJob) -> Result<(), StoreError>;
+    /// Claims one due job (`run_at <= now`, not claimed by a live worker): it is this worker's
+    /// until `now + lease`; a worker that dies loses it when the lease ends.
+    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<Job>, StoreError>;
+    /// The job is done: removes it.
+    fn complete(&self, id: Uuid) -> Result<(), StoreError>;
+    /// The attempt failed: counts it and makes the job due again at `run_at`.
+    fn retry_at(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
+    fn stats(&self, now: DateTime<Utc>) -> Result<JobQueueStats, StoreError>;
 }

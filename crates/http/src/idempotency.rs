@@ -29,7 +29,7 @@
 //! JSON), 413, 415, 422 from the body's shape — are answered before any claim is made, so
 //! they are never stored: nothing was executed, and a corrected retry with the same key runs.
 //!
-//! Only the four `POST`s in [`STORED_OPERATIONS`] use this. The `/v1/auth` `POST`s validate
+//! Only the `POST`s in [`STORED_OPERATIONS`] use this (paying through [`respond_in_phases`]). The `/v1/auth` `POST`s validate
 //! the header but never store: their answers carry live credentials, which would otherwise
 //! sit in the database in plain text for 24 hours.
 
@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 
 use orderly_domain::Actor;
 use orderly_domain::idempotency::{Execution, IdempotencyClaim, IdempotencyScope, IdempotentOutcome, StoredResponse};
+use orderly_domain::ports::Repositories;
 
 use crate::ApiState;
 use crate::blocking;
@@ -55,7 +56,8 @@ pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
 
 /// The operations whose outcomes are stored under their `Idempotency-Key` (the OpenAPI
 /// document describes replays, 409 and 422 for these).
-pub const STORED_OPERATIONS: [&str; 4] = ["registerUser", "createProduct", "createStockAdjustment", "placeOrder"];
+pub const STORED_OPERATIONS: [&str; 5] =
+    ["registerUser", "createProduct", "createStockAdjustment", "placeOrder", "payOrder"];
 
 /// The headers that belong to an outcome, and are stored and replayed with it.
 const OUTCOME_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
@@ -72,9 +74,18 @@ pub struct Reply {
 impl Reply {
     /// 201 with `body` as JSON.
     pub fn created(body: &impl Serialize) -> Result<Self, ApiError> {
+        Self::with_status(StatusCode::CREATED, body)
+    }
+
+    /// 202 with `body` as JSON: accepted, the outcome still open.
+    pub fn accepted(body: &impl Serialize) -> Result<Self, ApiError> {
+        Self::with_status(StatusCode::ACCEPTED, body)
+    }
+
+    fn with_status(status: StatusCode, body: &impl Serialize) -> Result<Self, ApiError> {
         let body = serde_json::to_vec(body)
             .map_err(|error| ApiError::internal(anyhow::Error::new(error).context("serialising a response")))?;
-        Ok(Self { status: StatusCode::CREATED, location: None, etag: None, body })
+        Ok(Self { status, location: None, etag: None, body })
     }
 
     /// With a `Location` header (the path of the new resource).
@@ -104,6 +115,10 @@ impl Reply {
 /// Runs `work` — the use case and the rendering of its success — once, honouring the
 /// request's `Idempotency-Key` (see the module documentation). `actor` is the authenticated
 /// caller, if any: it scopes the key.
+///
+/// `work` is handed the repositories its use case must use (`service.within(repositories)`):
+/// with a key, those of the executor's transaction, so the change and its stored response
+/// commit together; without one, the pool's.
 pub async fn respond<W>(
     req: &HttpRequest,
     state: &ApiState,
@@ -112,31 +127,75 @@ pub async fn respond<W>(
     work: W,
 ) -> Result<HttpResponse, ApiError>
 where
-    W: FnOnce() -> Result<Reply, ApiError> + Send + 'static,
+    W: FnOnce(&Repositories) -> Result<Reply, ApiError> + Send + 'static,
 {
-    let Some(key) = key.into_inner() else {
-        let reply = blocking::run(work).await??;
+    let Some(claim) = claim(req, key, actor) else {
+        let repositories = state.repositories.clone();
+        let reply = blocking::run(move || work(&repositories)).await??;
         return Ok(send(&reply.into_stored(), false));
-    };
-    let claim = IdempotencyClaim {
-        scope: actor.map_or(IdempotencyScope::Anonymous, |actor| IdempotencyScope::User(actor.user_id)),
-        key,
-        fingerprint: fingerprint(req),
-        now: chrono::Utc::now(),
     };
     let context = ProblemContext::of(req);
     let executor = state.idempotency.clone();
     let outcome = blocking::run(move || {
         let mut work = Some(work);
-        executor.run(&claim, &mut || {
+        executor.run(&claim, &mut |repositories| {
             let result = match work.take() {
-                Some(work) => work(),
+                Some(work) => work(repositories),
                 None => Err(ApiError::internal(anyhow::anyhow!("the idempotent executor ran a request twice"))),
             };
             execution(result, &context)
         })
     })
     .await??;
+    answer(outcome)
+}
+
+/// [`respond`] for a use case that runs in phases of its own and must not run inside one
+/// transaction (paying: the provider is called between its transactions). `work` is handed
+/// the request's key as `scope:key`, its recovery point: a retry with the same key after a
+/// crash resumes what the first request recorded instead of starting again.
+pub async fn respond_in_phases<W>(
+    req: &HttpRequest,
+    state: &ApiState,
+    key: IdempotencyKeyHeader,
+    actor: Option<Actor>,
+    work: W,
+) -> Result<HttpResponse, ApiError>
+where
+    W: FnOnce(Option<String>) -> Result<Reply, ApiError> + Send + 'static,
+{
+    let Some(claim) = claim(req, key, actor) else {
+        let reply = blocking::run(move || work(None)).await??;
+        return Ok(send(&reply.into_stored(), false));
+    };
+    let context = ProblemContext::of(req);
+    let executor = state.idempotency.clone();
+    let outcome = blocking::run(move || {
+        let request_key = format!("{}:{}", claim.scope, claim.key.as_str());
+        let mut work = Some(work);
+        executor.run_in_phases(&claim, &mut || {
+            let result = match work.take() {
+                Some(work) => work(Some(request_key.clone())),
+                None => Err(ApiError::internal(anyhow::anyhow!("the idempotent executor ran a request twice"))),
+            };
+            execution(result, &context)
+        })
+    })
+    .await??;
+    answer(outcome)
+}
+
+/// The claim of a request that carries a key.
+fn claim(req: &HttpRequest, key: IdempotencyKeyHeader, actor: Option<Actor>) -> Option<IdempotencyClaim> {
+    Some(IdempotencyClaim {
+        scope: actor.map_or(IdempotencyScope::Anonymous, |actor| IdempotencyScope::User(actor.user_id)),
+        key: key.into_inner()?,
+        fingerprint: fingerprint(req),
+        now: chrono::Utc::now(),
+    })
+}
+
+fn answer(outcome: IdempotentOutcome) -> Result<HttpResponse, ApiError> {
     match outcome {
         IdempotentOutcome::Executed(response) => Ok(send(&response, false)),
         IdempotentOutcome::Replayed(response) => Ok(send(&response, true)),

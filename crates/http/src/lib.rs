@@ -38,8 +38,10 @@ use actix_web::{App, web};
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 
-use orderly_domain::ports::{IdempotentExecutor, Readiness};
-use orderly_domain::services::{EventService, OrderService, ProductService, SessionService, UserService};
+use orderly_domain::ports::{IdempotentExecutor, Readiness, Repositories};
+use orderly_domain::services::{
+    EventService, OrderService, PaymentService, ProductService, SessionService, UserService,
+};
 
 pub mod blocking;
 pub mod caching;
@@ -110,6 +112,11 @@ pub struct ApiState {
     pub orders: OrderService,
     /// The event feed (the outbox, read in commit order).
     pub events: EventService,
+    /// Paying orders through the payment provider, and its events.
+    pub payments: PaymentService,
+    /// The repositories over the pool: what a use case runs with when no unit of work of an
+    /// idempotent request is open ([`idempotency::respond`]).
+    pub repositories: Repositories,
     pub readiness: Arc<dyn Readiness>,
     /// Runs `Idempotency-Key` requests at most once per (caller, key) ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotentExecutor>,

@@ -73,6 +73,8 @@ const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
                                          them from pending to confirmed, shipped and delivered, or cancelled"),
         (name = "invoices", description = "Invoices, issued when an order is confirmed; numbered `YYYY-NNNNNN` and \
                                            never changed"),
+        (name = "payments", description = "Paying orders through the payment provider, the attempts, and the \
+                                           provider's signed event notifications"),
         (name = "events", description = "The event feed: every state change, in commit order, for consumers that \
                                          poll it with their last cursor"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
@@ -90,6 +92,7 @@ const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
         crate::dto::orders::OrderStatusDto,
         crate::dto::invoices::InvoiceSortDto,
         crate::dto::events::EventTypeDto,
+        crate::dto::payments::PaymentStatusDto,
     )),
 )]
 pub struct ApiDoc;
@@ -615,8 +618,8 @@ fn idempotency_key_parameter(stored: bool) -> Parameter {
          while the first request is still running, 409 `idempotency_in_progress`."
     } else {
         "Accepted and checked (1–255 printable ASCII characters; anything else is 400 `invalid_parameter`) but \
-         not stored: this operation's answers carry credentials, which are never kept for replay, so a retry \
-         runs again."
+         not stored, so a retry runs again: this operation's answers either carry credentials, which are never \
+         kept for replay, or are safe to repeat by themselves."
     };
     ParameterBuilder::new()
         .name(IDEMPOTENCY_KEY)

@@ -21,11 +21,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use orderly_domain::StoreError;
-use orderly_domain::ports::{NotReady, TokenRejected};
+use orderly_domain::ports::{EventRejected, NotReady, TokenRejected};
 use orderly_domain::services::{
-    AdjustStockError, ChangeOrderError, ChangeProductError, CreateProductError, GetInvoiceError, GetOrderError,
-    GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, PlaceOrderError, ReadFeedError,
-    RefreshError, RegisterError, UpdateUserError,
+    AdjustStockError, ApplyEventError, ChangeOrderError, ChangeProductError, CreateProductError, GetInvoiceError,
+    GetOrderError, GetPaymentError, GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError,
+    PayError, PlaceOrderError, ReadFeedError, RefreshError, RegisterError, UpdateUserError,
 };
 use orderly_domain::validation::FieldViolation;
 
@@ -64,11 +64,17 @@ pub enum ProblemCode {
     RateLimited,
     InternalError,
     ServiceUnavailable,
+    InvalidSignature,
+    PaymentDeclined,
+    PaymentInProgress,
+    PaymentsDisabled,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
 }
 
 impl ProblemCode {
     /// Every code, in the order of the contract's table.
-    pub const ALL: [ProblemCode; 22] = [
+    pub const ALL: [ProblemCode; 28] = [
         Self::MalformedJson,
         Self::InvalidParameter,
         Self::Unauthenticated,
@@ -91,6 +97,12 @@ impl ProblemCode {
         Self::RateLimited,
         Self::InternalError,
         Self::ServiceUnavailable,
+        Self::InvalidSignature,
+        Self::PaymentDeclined,
+        Self::PaymentInProgress,
+        Self::PaymentsDisabled,
+        Self::PaymentProviderError,
+        Self::PaymentProviderUnavailable,
     ];
 
     /// The stable machine-readable key, as it appears in `code`.
@@ -118,12 +130,19 @@ impl ProblemCode {
             Self::RateLimited => "rate_limited",
             Self::InternalError => "internal_error",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::InvalidSignature => "invalid_signature",
+            Self::PaymentDeclined => "payment_declined",
+            Self::PaymentInProgress => "payment_in_progress",
+            Self::PaymentsDisabled => "payments_disabled",
+            Self::PaymentProviderError => "payment_provider_error",
+            Self::PaymentProviderUnavailable => "payment_provider_unavailable",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson | Self::InvalidParameter => StatusCode::BAD_REQUEST,
+            Self::MalformedJson | Self::InvalidParameter | Self::InvalidSignature => StatusCode::BAD_REQUEST,
+            Self::PaymentDeclined => StatusCode::PAYMENT_REQUIRED,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -133,7 +152,9 @@ impl ProblemCode {
             | Self::InsufficientStock
             | Self::InvalidTransition
             | Self::StockBelowReserved
-            | Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            | Self::IdempotencyInProgress
+            | Self::PaymentInProgress
+            | Self::PaymentsDisabled => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,7 +162,8 @@ impl ProblemCode {
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServiceUnavailable | Self::PaymentProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentProviderError => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -170,6 +192,12 @@ impl ProblemCode {
             Self::RateLimited => "Rate limited",
             Self::InternalError => "Internal error",
             Self::ServiceUnavailable => "Service unavailable",
+            Self::InvalidSignature => "Invalid signature",
+            Self::PaymentDeclined => "Payment declined",
+            Self::PaymentInProgress => "Payment in progress",
+            Self::PaymentsDisabled => "Payments disabled",
+            Self::PaymentProviderError => "Payment provider error",
+            Self::PaymentProviderUnavailable => "Payment provider unavailable",
         }
     }
 
@@ -766,6 +794,88 @@ impl From<ChangeOrderError> for ApiError {
                 "the order has changed since the ETag in If-Match was read; fetch it again",
             ),
             ChangeOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<PayError> for ApiError {
+    fn from(error: PayError) -> Self {
+        match error {
+            PayError::NotFound => Self::not_found("no such order"),
+            PayError::Disabled => Self::new(
+                ProblemCode::PaymentsDisabled,
+                "payments are not enabled on this deployment; an admin confirms orders instead",
+            ),
+            PayError::NotPayable(status) => {
+                Self::new(ProblemCode::InvalidTransition, format!("an order that is {status} cannot be paid"))
+            }
+            PayError::InProgress => {
+                let mut error = Self::new(
+                    ProblemCode::PaymentInProgress,
+                    "another payment of this order is processing; wait for its outcome (GET the order's payments)",
+                );
+                error.retry_after = Some(RETRY_AFTER_SECONDS);
+                error
+            }
+            PayError::Declined(payment) => {
+                let (code, message) =
+                    payment.failure.as_ref().map_or(("card_declined", "the payment was declined"), |failure| {
+                        (failure.code.as_str(), failure.message.as_str())
+                    });
+                Self::new(
+                    ProblemCode::PaymentDeclined,
+                    format!("the payment was declined ({code}); payment {} records it", payment.id),
+                )
+                .with_errors(vec![FieldError::at_pointer("/payment_method", code, message)])
+            }
+            PayError::ProviderUnavailable => {
+                let mut error = Self::new(
+                    ProblemCode::PaymentProviderUnavailable,
+                    "the payment provider could not be reached; nothing was charged, retry later",
+                );
+                error.retry_after = Some(RETRY_AFTER_SECONDS);
+                error
+            }
+            PayError::ProviderUntrustworthy(payment) => Self::new(
+                ProblemCode::PaymentProviderError,
+                format!(
+                    "the payment provider's answer could not be trusted; payment {} stays processing and is \
+                     settled by Orderly (GET it to see the outcome)",
+                    payment.id
+                ),
+            ),
+            PayError::OrderChangedDuringPayment(status) => Self::new(
+                ProblemCode::InvalidTransition,
+                format!("the order became {status} while it was being paid; the payment is being refunded"),
+            ),
+            PayError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<GetPaymentError> for ApiError {
+    fn from(error: GetPaymentError) -> Self {
+        match error {
+            GetPaymentError::NotFound => Self::not_found("no such payment"),
+            GetPaymentError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ApplyEventError> for ApiError {
+    fn from(error: ApplyEventError) -> Self {
+        match error {
+            ApplyEventError::Disabled => {
+                Self::new(ProblemCode::PaymentsDisabled, "payments are not enabled on this deployment")
+            }
+            ApplyEventError::Rejected(EventRejected::InvalidSignature) => Self::new(
+                ProblemCode::InvalidSignature,
+                "the event's signature is missing, wrong or too old; nothing was applied",
+            ),
+            ApplyEventError::Rejected(EventRejected::Malformed(_)) => {
+                Self::malformed_json("the signed event is not an event of the payment provider; nothing was applied")
+            }
+            ApplyEventError::Store(store) => store.into(),
         }
     }
 }

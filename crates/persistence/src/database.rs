@@ -1,29 +1,20 @@
 //! The database handle: the connection pool for the chosen backend, and its migrations; and
-//! the one place every repository gets its connection from ([`Database::connection`]), which
-//! honours the thread's *ambient transaction*.
+//! the one place every repository gets its connection from ([`Database::connection`]).
 //!
-//! ## The ambient transaction
+//! ## Bound to a unit of work
 //!
-//! An idempotent request (§1.4) must commit its change and its stored response in one
-//! transaction, yet the use case only sees the domain's ports, which know nothing of
-//! transactions (and must not: the port stays free of transaction and connection types). So
-//! [`crate::DieselIdempotentExecutor`] opens the transaction on a pooled connection, moves that
-//! connection into a thread-local slot for this [`Database`], and runs the use case. Every
-//! repository call on this thread meanwhile gets *that* connection from
-//! [`Database::connection`] (lent out and put back when the call's handle drops), so its
-//! reads see the transaction's writes and its own `write_transaction` becomes a savepoint
-//! inside it. The executor then takes the connection back, records the response and commits,
-//! or rolls everything back.
-//!
-//! This works because all persistence is synchronous and an async caller runs a whole use case
-//! in one closure on one blocking thread (`actix_web::web::block`): the slot is never seen by
-//! another request. A guard empties the slot when the use case returns or panics, and a slot
-//! belongs to one database (pool), so other databases on the same thread are untouched.
+//! A `Database` is either the pool itself — each repository call checks a connection out —
+//! or a handle **bound to one transaction** ([`Database::bound_to`]), made by
+//! [`crate::DieselUnitOfWork`] and [`crate::DieselIdempotentExecutor`] for the repositories
+//! they hand a use case: every call through such a handle borrows that transaction's
+//! connection (and puts it back when the call's handle drops), so its reads see the
+//! transaction's writes and its own `write_transaction` becomes a savepoint inside it. Which
+//! one a repository has is decided where it is built, never found in hidden per-thread state:
+//! a use case sees the unit of work it was handed.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -78,26 +69,16 @@ pub struct PoolStatus {
 
 pub(crate) type Connection = PooledConnection<AnyConnectionManager>;
 
-/// Tells databases (pools) apart; clones share their original's id.
-static NEXT_DATABASE_ID: AtomicU64 = AtomicU64::new(1);
+/// The connection of a unit of work's transaction, shared by the repositories bound to it.
+/// `None` while lent to a repository call, and once the unit of work has taken it back.
+pub(crate) type TransactionSlot = Arc<Mutex<Option<Connection>>>;
 
-thread_local! {
-    /// The ambient transaction of this thread, if an idempotent request is executing on it.
-    static AMBIENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
-}
-
-/// A connection in a transaction, installed for one database.
-struct Ambient {
-    database_id: u64,
-    /// `None` while lent to a repository call.
-    connection: Option<Connection>,
-}
-
-/// A connection as a repository gets it: its own from the pool, or the thread's ambient one
-/// (returned to the slot on drop). Derefs to the connection either way.
+/// A connection as a repository gets it: its own from the pool, or the transaction's one
+/// (returned to its slot on drop). Derefs to the connection either way.
 pub(crate) struct DbConnection {
     connection: Option<Connection>,
-    ambient: bool,
+    /// Where a lent transaction connection goes back to.
+    home: Option<TransactionSlot>,
 }
 
 impl Deref for DbConnection {
@@ -122,54 +103,8 @@ impl DerefMut for DbConnection {
 
 impl Drop for DbConnection {
     fn drop(&mut self) {
-        if self.ambient {
-            let connection = self.connection.take();
-            // `try_with`: during thread teardown the slot may be gone; the connection then
-            // simply drops (and r2d2 discards it if it is in a transaction on a panic).
-            let _ = AMBIENT.try_with(|slot| {
-                if let Some(ambient) = slot.borrow_mut().as_mut() {
-                    ambient.connection = connection;
-                }
-            });
-        }
-    }
-}
-
-/// Keeps a connection installed as this thread's ambient transaction; [`finish`](Self::finish)
-/// takes it back. Dropped without `finish` (a panic in the use case), it empties the slot and
-/// drops the connection, whose open transaction then dies with it (r2d2 discards connections
-/// dropped while panicking).
-pub(crate) struct AmbientGuard {
-    installed: bool,
-}
-
-impl AmbientGuard {
-    /// Whether this thread has an ambient transaction open (an idempotent request executing).
-    pub(crate) fn is_open() -> bool {
-        AMBIENT.with(|slot| slot.borrow().is_some())
-    }
-
-    /// Installs `connection` (already in a transaction) as this thread's ambient one for `db`.
-    /// The caller checks [`is_open`](Self::is_open) first: one ambient transaction per thread.
-    pub(crate) fn install(db: &Database, connection: Connection) -> AmbientGuard {
-        AMBIENT.with(|slot| *slot.borrow_mut() = Some(Ambient { database_id: db.id, connection: Some(connection) }));
-        AmbientGuard { installed: true }
-    }
-
-    /// Uninstalls the ambient transaction and hands its connection back.
-    pub(crate) fn finish(mut self) -> Result<Connection, StoreError> {
-        self.installed = false;
-        AMBIENT.with(|slot| slot.borrow_mut().take()).and_then(|ambient| ambient.connection).ok_or_else(|| {
-            StoreError::Unexpected(anyhow::anyhow!("the ambient transaction's connection was not returned"))
-        })
-    }
-}
-
-impl Drop for AmbientGuard {
-    fn drop(&mut self) {
-        if self.installed {
-            let ambient = AMBIENT.try_with(|slot| slot.borrow_mut().take()).ok().flatten();
-            drop(ambient);
+        if let Some(home) = &self.home {
+            *home.lock().unwrap_or_else(PoisonError::into_inner) = self.connection.take();
         }
     }
 }
@@ -183,8 +118,8 @@ pub struct Database {
     backend: Backend,
     /// What every pooled connection is set up with; migrations lift the statement timeout.
     setup: ConnectionSetup,
-    /// Which ambient transaction belongs to this pool (see the module docs).
-    id: u64,
+    /// Set on a handle bound to a unit of work's transaction (see the module docs).
+    transaction: Option<TransactionSlot>,
 }
 
 impl fmt::Debug for Database {
@@ -234,8 +169,7 @@ impl Database {
             // The first connection above proved the settings; the rest open in the background.
             .build_unchecked(manager);
         tracing::info!(database = %url, backend = %url.backend(), max_size = options.max_size, "database pool ready");
-        let id = NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Database { pool, backend: url.backend(), setup, id })
+        Ok(Database { pool, backend: url.backend(), setup, transaction: None })
     }
 
     pub fn backend(&self) -> Backend {
@@ -294,29 +228,30 @@ impl Database {
         pending_migrations(&mut conn)
     }
 
-    /// The connection for a repository call: this thread's ambient transaction if one is open
-    /// for this database (see the module docs), otherwise one from the pool (`Unavailable`
-    /// after the acquire timeout).
+    /// The connection for a repository call: the bound transaction's, or one from the pool
+    /// (`Unavailable` after the acquire timeout).
     pub(crate) fn connection(&self) -> Result<DbConnection, StoreError> {
-        let ambient = AMBIENT.with(|slot| match slot.borrow_mut().as_mut() {
-            Some(ambient) if ambient.database_id == self.id => match ambient.connection.take() {
-                Some(connection) => Ok(Some(connection)),
-                // Lent out already: a second handle would have to escape the transaction.
-                None => Err(StoreError::Unexpected(anyhow::anyhow!(
-                    "the ambient transaction's connection is already in use on this thread"
-                ))),
-            },
-            _ => Ok(None),
-        })?;
-        match ambient {
-            Some(connection) => Ok(DbConnection { connection: Some(connection), ambient: true }),
-            None => Ok(DbConnection { connection: Some(self.pooled_connection()?), ambient: false }),
+        let Some(slot) = &self.transaction else {
+            return Ok(DbConnection { connection: Some(self.pooled_connection()?), home: None });
+        };
+        match slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(connection) => Ok(DbConnection { connection: Some(connection), home: Some(slot.clone()) }),
+            // Lent out already (a second handle would escape the transaction), or the unit of
+            // work is over and a repository outlived it.
+            None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                "the unit of work's connection is in use or its transaction has ended"
+            ))),
         }
     }
 
-    /// A connection of its own from the pool, ignoring any ambient transaction.
+    /// A connection of its own from the pool, also on a bound handle.
     pub(crate) fn pooled_connection(&self) -> Result<Connection, StoreError> {
         self.pool.get().map_err(pool_unavailable)
+    }
+
+    /// A handle on the same pool whose repository calls all use the connection in `slot`.
+    pub(crate) fn bound_to(&self, slot: TransactionSlot) -> Database {
+        Database { transaction: Some(slot), ..self.clone() }
     }
 }
 

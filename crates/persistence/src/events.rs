@@ -142,6 +142,25 @@ pub fn serialize_event(event: &DomainEvent) -> SerializedEvent {
             "customer_id": customer_id.to_string(),
             "total": total,
         }),
+        // `amount` in minor units of the order's currency. `failure_code` is always present:
+        // the failure's code for `payment.failed`, null otherwise (one shape for every
+        // payment event, as `actor_id` is on order events).
+        DomainEvent::PaymentSettled {
+            payment_id,
+            order_id,
+            customer_id,
+            status,
+            amount,
+            failure_code,
+            occurred_at: _,
+        } => json!({
+            "payment_id": payment_id.to_string(),
+            "order_id": order_id.to_string(),
+            "customer_id": customer_id.to_string(),
+            "status": status.as_str(),
+            "amount": amount,
+            "failure_code": failure_code,
+        }),
     };
     SerializedEvent { event_type: event.type_name(), subject_type, subject_id, data: data.to_string() }
 }
@@ -447,5 +466,45 @@ mod tests {
             data,
             json!({"number": "2026-000042", "order_id": order_id.to_string(), "customer_id": customer_id.to_string(), "total": 1347})
         );
+    }
+
+    #[test]
+    fn payment_settled_is_stored_under_its_status_with_the_failure_code_or_null() {
+        use orderly_domain::order::OrderId;
+        use orderly_domain::payment::{PaymentId, PaymentStatus};
+
+        let (payment_id, order_id, customer_id) = (PaymentId::new(), OrderId::new(), UserId::new());
+        let settled = |status: PaymentStatus, failure_code: Option<&str>| DomainEvent::PaymentSettled {
+            payment_id,
+            order_id,
+            customer_id,
+            status,
+            amount: 1347,
+            failure_code: failure_code.map(str::to_owned),
+            occurred_at: Utc::now(),
+        };
+        let stored = serialize_event(&settled(PaymentStatus::Succeeded, None));
+        assert_eq!(
+            (stored.event_type, stored.subject_type, stored.subject_id.clone()),
+            ("payment.succeeded", "payment", payment_id.to_string())
+        );
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!(
+            data,
+            json!({
+                "payment_id": payment_id.to_string(),
+                "order_id": order_id.to_string(),
+                "customer_id": customer_id.to_string(),
+                "status": "succeeded",
+                "amount": 1347,
+                "failure_code": null,
+            })
+        );
+
+        let stored = serialize_event(&settled(PaymentStatus::Failed, Some("card_declined")));
+        assert_eq!(stored.event_type, "payment.failed");
+        let data: serde_json::Value = serde_json::from_str(&stored.data).unwrap();
+        assert_eq!((data["status"].as_str(), data["failure_code"].as_str()), (Some("failed"), Some("card_declined")));
+        assert_eq!(serialize_event(&settled(PaymentStatus::Refunded, None)).event_type, "payment.refunded");
     }
 }

@@ -13,9 +13,9 @@
 //!    that died: it is taken over with `UPDATE ... SET locked_until = now + lease WHERE ...
 //!    AND state = 'in_progress' AND locked_until <= now`, which only one taker can win.
 //!    The `locked_until` a claim was given identifies it from then on.
-//! 2. **Execute** in one write transaction (SQLite: `BEGIN IMMEDIATE`) installed as the
-//!    thread's ambient transaction (see [`crate::Database`]), so every repository call the use
-//!    case makes joins it. `Committed` completes the row (`UPDATE ... SET state = 'completed',
+//! 2. **Execute** in one write transaction (SQLite: `BEGIN IMMEDIATE`): the use case is handed
+//!    the repositories bound to it (see [`crate::unit_of_work`]), so every repository call it
+//!    makes joins it. `Committed` completes the row (`UPDATE ... SET state = 'completed',
 //!    response_... WHERE ... AND state = 'in_progress' AND locked_until = <ours>`) in that same
 //!    transaction and commits: the change and its stored response exist together or not at all.
 //!    `Refused` rolls the work back and stores the response in a transaction of its own.
@@ -24,19 +24,28 @@
 //!    and the error returned. If the claim was lost meanwhile (its lease expired and another
 //!    request took it over, or it was purged), the work is rolled back and the answer is
 //!    `InProgress`: the other request is the one that executes.
+//!
+//! A use case that runs in phases of its own (paying: no transaction may be open while the
+//! provider is called) uses [`IdempotentExecutor::run_in_phases`] instead: the same claim, the
+//! use case runs with no transaction open, and its response is stored afterwards in a short
+//! transaction of its own. Between its last phase and that record a crash can leave the key
+//! claimed without a response; a retry after the lease takes it over and runs the use case
+//! again, which finds its own recovery point (the payment attempt recorded under the request's
+//! key) and answers from it instead of starting over.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use orderly_domain::StoreError;
 use orderly_domain::idempotency::{Execution, IdempotencyClaim, IdempotentOutcome, StoredResponse};
-use orderly_domain::ports::IdempotentExecutor;
+use orderly_domain::ports::{IdempotentExecutor, Repositories};
 
 use crate::connection::{AnyConnection, begin_write, commit, rollback, write_transaction};
-use crate::database::{AmbientGuard, Database};
+use crate::database::Database;
 use crate::error::{corrupt_row, query_failed};
 use crate::schema::idempotency_keys;
 use crate::timestamps;
+use crate::unit_of_work::with_bound_repositories;
 
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
@@ -259,14 +268,8 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
     fn run(
         &self,
         claim: &IdempotencyClaim,
-        execute: &mut dyn FnMut() -> Execution,
+        execute: &mut dyn FnMut(&Repositories) -> Execution,
     ) -> Result<IdempotentOutcome, StoreError> {
-        if AmbientGuard::is_open() {
-            // An idempotent request inside another could not have a transaction of its own.
-            return Err(StoreError::Unexpected(anyhow::anyhow!(
-                "an idempotent request is already executing on this thread"
-            )));
-        }
         let mut conn = self.db.pooled_connection()?;
         let held = match self.claim(&mut conn, claim)? {
             Claimed::Held(held) => held,
@@ -277,12 +280,11 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
             Self::release(&mut conn, &held);
             return Err(query_failed(error, "beginning an idempotent request"));
         }
-        let guard = AmbientGuard::install(&self.db, conn);
-        // Every repository call in here runs on `conn`, inside the transaction. A panic drops
-        // the guard, which drops the connection and with it the transaction; the claim then
-        // stays until its lease ends.
-        let execution = execute();
-        let mut conn = guard.finish()?;
+        // Every repository call of the use case runs on `conn`, inside the transaction. A
+        // panic drops the connection and with it the transaction; the claim then stays until
+        // its lease ends.
+        let (execution, conn) = with_bound_repositories(&self.db, conn, execute);
+        let mut conn = conn?;
 
         match execution {
             Execution::Committed(response) => {
@@ -318,24 +320,54 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
             }
             Execution::Refused(response) => {
                 Self::roll_back(&mut conn);
-                let stored = serde_json::to_string(&response.headers)
+                Ok(self.store_refusal(&mut conn, &held, response))
+            }
+            Execution::Failed(response) => {
+                Self::roll_back(&mut conn);
+                Self::release(&mut conn, &held);
+                Ok(IdempotentOutcome::Executed(response))
+            }
+        }
+    }
+
+    fn run_in_phases(
+        &self,
+        claim: &IdempotencyClaim,
+        execute: &mut dyn FnMut() -> Execution,
+    ) -> Result<IdempotentOutcome, StoreError> {
+        let held = {
+            let mut conn = self.db.pooled_connection()?;
+            match self.claim(&mut conn, claim)? {
+                Claimed::Held(held) => held,
+                Claimed::Answer(outcome) => return Ok(outcome),
+            }
+        };
+        // No connection is held while the use case runs its phases (it checks out its own).
+        let execution = execute();
+        let mut conn = self.db.pooled_connection()?;
+        match execution {
+            Execution::Committed(response) => {
+                let completed = serde_json::to_string(&response.headers)
                     .map_err(|error| {
                         StoreError::Unexpected(anyhow::Error::new(error).context("encoding response headers"))
                     })
                     .and_then(|headers| {
                         write_transaction(&mut conn, |conn| complete_with(conn, &held, &response, headers))
-                            .map_err(|error| query_failed(error, "storing a refused idempotent response"))
+                            .map_err(|error| query_failed(error, "storing a phased idempotent response"))
                     });
-                if let Err(error) = stored {
-                    // The refusal changed nothing, so it is still the right answer; a retry
-                    // executes again once the claim is released.
-                    tracing::warn!(error = %format!("{error:#}"), "could not store a refused idempotent response");
-                    Self::release(&mut conn, &held);
+                match completed {
+                    Ok(1) => {}
+                    Ok(_) => tracing::warn!(scope = %held.scope, "a phased idempotent request outlived its lease"),
+                    // The change is committed; only its replay is missing. The claim's lease
+                    // runs out, and a retry then resumes the use case from its recovery point.
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "could not store a phased idempotent response")
+                    }
                 }
                 Ok(IdempotentOutcome::Executed(response))
             }
+            Execution::Refused(response) => Ok(self.store_refusal(&mut conn, &held, response)),
             Execution::Failed(response) => {
-                Self::roll_back(&mut conn);
                 Self::release(&mut conn, &held);
                 Ok(IdempotentOutcome::Executed(response))
             }
@@ -347,5 +379,23 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
         diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(timestamps::to_db(older_than))))
             .execute(&mut *conn)
             .map_err(|error| query_failed(error, "purging idempotency keys"))
+    }
+}
+
+impl DieselIdempotentExecutor {
+    /// Stores a refusal for replays, in a transaction of its own; it changed nothing, so it is
+    /// the answer even when storing fails (the claim is then released and a retry runs again).
+    fn store_refusal(&self, conn: &mut AnyConnection, held: &Held, response: StoredResponse) -> IdempotentOutcome {
+        let stored = serde_json::to_string(&response.headers)
+            .map_err(|error| StoreError::Unexpected(anyhow::Error::new(error).context("encoding response headers")))
+            .and_then(|headers| {
+                write_transaction(conn, |conn| complete_with(conn, held, &response, headers))
+                    .map_err(|error| query_failed(error, "storing a refused idempotent response"))
+            });
+        if let Err(error) = stored {
+            tracing::warn!(error = %format!("{error:#}"), "could not store a refused idempotent response");
+            Self::release(conn, held);
+        }
+        IdempotentOutcome::Executed(response)
     }
 }

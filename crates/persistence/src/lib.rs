@@ -6,7 +6,8 @@
 //! names), and the repositories that
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
 //! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
-//! [`DieselEventFeed`], [`DieselIdempotentExecutor`], [`DieselReadiness`]). One code path serves PostgreSQL and
+//! [`DieselEventFeed`], [`DieselIdempotentExecutor`], [`DieselReadiness`],
+//! [`DieselPaymentRepository`], [`DieselJobQueue`]). One code path serves PostgreSQL and
 //! SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
@@ -28,9 +29,10 @@
 //! - Failures to reach the database are `StoreError::Unavailable` (a 503 the client may retry);
 //!   anything else is `StoreError::Unexpected`. Top-level error messages name the operation
 //!   only; the driver's text, which may quote SQL, stays in the cause chain for the logs.
-//! - Repositories get their connection from `Database::connection`, which joins the thread's
-//!   ambient transaction when an idempotent request is executing (see the `database` and
-//!   `idempotency` modules); their own transactions then become savepoints inside it.
+//! - Repositories get their connection from `Database::connection`: from the pool, or, when
+//!   the repository was built over a handle bound to a unit of work (see the `database` and
+//!   [`unit_of_work`] modules), that transaction's connection; their own transactions then
+//!   become savepoints inside it.
 //! - All work is synchronous diesel. Async callers run it on a blocking pool
 //!   (`actix_web::web::block`), never on a runtime worker.
 //!
@@ -78,13 +80,16 @@ mod database;
 mod error;
 mod events;
 mod idempotency;
+mod jobs;
 pub mod metrics;
 mod orders;
+mod payments;
 mod products;
 mod readiness;
 mod refresh_tokens;
 mod schema;
 mod timestamps;
+pub mod unit_of_work;
 mod url;
 mod users;
 
@@ -94,9 +99,12 @@ pub mod testing;
 pub use database::{Database, PoolOptions, PoolStatus};
 pub use events::{DieselEventFeed, SerializedEvent, serialize_event};
 pub use idempotency::DieselIdempotentExecutor;
+pub use jobs::DieselJobQueue;
 pub use orders::{DieselInvoiceRepository, DieselOrderRepository};
+pub use payments::DieselPaymentRepository;
 pub use products::{DieselProductRepository, INITIAL_STOCK_REASON};
 pub use readiness::DieselReadiness;
 pub use refresh_tokens::DieselRefreshTokenRepository;
+pub use unit_of_work::{DieselUnitOfWork, repositories};
 pub use url::{Backend, DatabaseUrl, LIBPQ_DEFAULTS, PostgresUrl, UnsupportedDatabaseUrl};
 pub use users::DieselUserRepository;

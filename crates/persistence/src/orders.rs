@@ -22,6 +22,10 @@
 //!   with `UPDATE orders SET status = to ... WHERE id = ? AND status = from [AND version = ?]`;
 //!   only the transaction that matched the row touches stock. A second cancellation (another
 //!   sweep instance, the customer) matches nothing and changes nothing: `Conflict`.
+//! - **The sweep never expires an order whose payment is `processing`** (§2.6).
+//!   `expired_pending` skips such orders (`NOT EXISTS` a processing payment), and a change with
+//!   `CancelReason::Expired` checks again after its `UPDATE` holds the order's row lock, and
+//!   rolls back as `Conflict` if one exists (see `change_in`).
 //! - **Gapless, unique invoice numbers.** The confirming transaction takes the next number from
 //!   a per-year counter row with `INSERT ... ON CONFLICT (year) DO UPDATE SET last_number =
 //!   last_number + 1 RETURNING last_number`: the row lock serialises concurrent confirmations
@@ -40,10 +44,11 @@ use orderly_domain::StoreError;
 use orderly_domain::event::DomainEvent;
 use orderly_domain::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
 use orderly_domain::order::{
-    LineRequest, Order, OrderId, OrderLine, OrderQuery, OrderStatus, ProductSnapshot, Quantity, Shortfall,
-    TransitionEffect, price_lines,
+    CancelReason, LineRequest, Order, OrderId, OrderLine, OrderQuery, OrderStatus, ProductSnapshot, Quantity,
+    Shortfall, TransitionEffect, price_lines,
 };
 use orderly_domain::pagination::SortDirection;
+use orderly_domain::payment::PaymentStatus;
 use orderly_domain::ports::{
     InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, StatusChange, StatusChangeOutcome,
 };
@@ -54,7 +59,7 @@ use uuid::Uuid;
 use crate::connection::{AnyConnection, write_transaction};
 use crate::database::Database;
 use crate::error::{corrupt_row, query_failed};
-use crate::schema::{invoice_counters, invoices, order_lines, orders, products};
+use crate::schema::{invoice_counters, invoices, order_lines, orders, payments, products};
 use crate::{events, timestamps};
 
 /// How many times a line's reservation `UPDATE` runs when the follow-up read says the line
@@ -449,6 +454,23 @@ fn change_in(
         let outcome = if exists { StatusChangeOutcome::Conflict } else { StatusChangeOutcome::NotFound };
         return Err(Abort::Outcome(Box::new(outcome)));
     };
+    // The expiry sweep never expires an order whose payment is `processing` (§2.6): money may
+    // be moving for it. Checked by a new statement after the UPDATE above holds the order's row
+    // lock: inserting an attempt takes that lock first (`payments::insert_in`), so on
+    // PostgreSQL (READ COMMITTED: each statement sees what committed before it) this sees every
+    // attempt whose transaction got the lock first, and one that comes later finds the order
+    // cancelled. On SQLite there is one writer. The rollback releases nothing, writes no event.
+    if change.cancel_reason == Some(CancelReason::Expired) {
+        let processing = diesel::select(diesel::dsl::exists(
+            payments::table
+                .filter(payments::order_id.eq(&id))
+                .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
+        ))
+        .get_result::<bool>(conn)?;
+        if processing {
+            return Err(Abort::Outcome(Box::new(StatusChangeOutcome::Conflict)));
+        }
+    }
     let customer = UserId::from_uuid(parse_uuid("order", &customer_id).map_err(Abort::Store)?);
 
     let mut recorded = vec![DomainEvent::OrderStatusChanged {
@@ -626,6 +648,12 @@ impl OrderRepository for DieselOrderRepository {
         let ids = orders::table
             .filter(orders::status.eq(OrderStatus::Pending.as_str()))
             .filter(orders::expires_at.le(timestamps::to_db(now)))
+            // Not while a payment is `processing` (§2.6); `change_status` checks again.
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                payments::table
+                    .filter(payments::order_id.eq(orders::id))
+                    .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
+            )))
             .order((orders::expires_at.asc(), orders::id.asc()))
             .limit(i64::from(limit))
             .select(orders::id)

@@ -141,6 +141,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Payment attempts (§2.6); see `payments.rs`.
+    payments (id) {
+        id -> Text,
+        order_id -> Text,
+        customer_id -> Text,
+        status -> Text,
+        amount -> BigInt,
+        currency -> Text,
+        provider -> Text,
+        provider_reference -> Nullable<Text>,
+        failure_code -> Nullable<Text>,
+        failure_message -> Nullable<Text>,
+        request_key -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Provider events already applied (each at most once); see `payments.rs`.
+    provider_events (provider, event_id) {
+        provider -> Text,
+        event_id -> Text,
+        applied_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Durable background jobs; see `jobs.rs`.
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        subject -> Text,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(refresh_token_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_token_families (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -150,6 +192,8 @@ diesel::joinable!(orders -> users (customer_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> products (product_id));
 diesel::joinable!(invoices -> orders (order_id));
+diesel::joinable!(payments -> orders (order_id));
+diesel::joinable!(payments -> users (customer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -162,7 +206,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_lines,
     invoices,
     invoice_counters,
-    event_positions
+    event_positions,
+    payments,
+    provider_events,
+    jobs
 );
 
 diesel::table! {

@@ -96,11 +96,13 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
         Password::parse(password.expose_secret(), "password").map_err(|v| anyhow::anyhow!("password {}", v.message))?;
 
     let database = connect_and_migrate(&config).await?;
-    let services = build_services(&config, database)?;
-    let outcome = actix_web::rt::task::spawn_blocking(move || services.users.bootstrap_admin(email, name, password))
-        .await
-        .context("admin creation task failed")?
-        .context("cannot create the admin")?;
+    let outcome = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<AdminBootstrap> {
+        // Built off the async thread, like the server does (the payment client is blocking).
+        let services = build_services(&config, database)?;
+        services.users.bootstrap_admin(email, name, password).context("cannot create the admin")
+    })
+    .await
+    .context("admin creation task failed")??;
     match outcome {
         AdminBootstrap::Created(user) => println!("admin {} created with id {}", user.email.as_str(), user.id),
         AdminBootstrap::AlreadyExists(user) if user.role == Role::Admin => {

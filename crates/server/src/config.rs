@@ -87,7 +87,34 @@ pub struct Config {
     pub password_hash_concurrency: Option<usize>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// The payment provider (§2.6); `None` turns payments off.
+    pub payments: Option<StripeConfig>,
+    /// Each provider call gives up after this long (`ORDERLY_PAYMENT_TIMEOUT_MS`).
+    pub payment_timeout: Duration,
+    /// How often each instance looks for due background jobs.
+    pub job_poll_interval: Duration,
 }
+
+/// `ORDERLY_PAYMENT_PROVIDER=stripe` and its settings.
+#[derive(Clone)]
+pub struct StripeConfig {
+    pub api_base: String,
+    pub secret_key: SecretString,
+    pub webhook_secret: SecretString,
+}
+
+impl fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .field("secret_key", &"***")
+            .field("webhook_secret", &"***")
+            .finish()
+    }
+}
+
+/// Stripe's own API.
+pub const STRIPE_API_BASE: &str = "https://api.stripe.com";
 
 /// Every variable Orderly reads, for the README table and for `--help`.
 pub const VARIABLES: &[(&str, &str, &str)] = &[
@@ -147,6 +174,20 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "password hashes (argon2id: ~30 ms of a core and 19 MiB each) computed at once; further logins and registrations wait their turn",
     ),
     ("ORDERLY_SHUTDOWN_TIMEOUT", "30", "seconds in-flight requests get to finish on SIGTERM/SIGINT"),
+    ("ORDERLY_PAYMENT_PROVIDER", "none", "`none` (payments off: 409 `payments_disabled`) or `stripe`"),
+    ("ORDERLY_STRIPE_API_BASE", STRIPE_API_BASE, "base URL of Stripe's API (tests: a localstripe)"),
+    ("ORDERLY_STRIPE_SECRET_KEY", "—", "Stripe secret key (`sk_…`); required with `stripe`"),
+    (
+        "ORDERLY_STRIPE_WEBHOOK_SECRET",
+        "—",
+        "secret of `Stripe-Signature` on `POST /v1/payment-events`; required with `stripe`",
+    ),
+    ("ORDERLY_PAYMENT_TIMEOUT_MS", "10000", "total time one provider call may take before it is given up as unknown"),
+    (
+        "ORDERLY_JOB_POLL_INTERVAL_MS",
+        "1000",
+        "how often each instance looks for due background jobs (reconciliation, refunds)",
+    ),
 ];
 
 /// Minimum JWT secret length in production: HS256 keys shorter than the hash are weak.
@@ -301,6 +342,41 @@ impl Config {
                 _ => Err("must be a whole number from 1 to 256".into()),
             });
         let shutdown_timeout = Duration::from_secs(reader.number("ORDERLY_SHUTDOWN_TIMEOUT", 30, 0, 3600));
+        let payments = match reader.get("ORDERLY_PAYMENT_PROVIDER").as_deref() {
+            None | Some("none") => None,
+            Some("stripe") => {
+                let api_base = reader.parse("ORDERLY_STRIPE_API_BASE", STRIPE_API_BASE.to_owned(), |v| {
+                    if v.starts_with("https://") || v.starts_with("http://") {
+                        Ok(v.trim_end_matches('/').to_owned())
+                    } else {
+                        Err("must be an http(s) URL".into())
+                    }
+                });
+                let secret_key = reader.get("ORDERLY_STRIPE_SECRET_KEY");
+                let webhook_secret = reader.get("ORDERLY_STRIPE_WEBHOOK_SECRET");
+                if secret_key.is_none() {
+                    reader.problem("ORDERLY_STRIPE_SECRET_KEY", "is required with ORDERLY_PAYMENT_PROVIDER=stripe");
+                }
+                if webhook_secret.is_none() {
+                    reader.problem("ORDERLY_STRIPE_WEBHOOK_SECRET", "is required with ORDERLY_PAYMENT_PROVIDER=stripe");
+                }
+                match (secret_key, webhook_secret) {
+                    (Some(secret_key), Some(webhook_secret)) => Some(StripeConfig {
+                        api_base,
+                        secret_key: secret_key.into(),
+                        webhook_secret: webhook_secret.into(),
+                    }),
+                    _ => None,
+                }
+            }
+            Some(_) => {
+                reader.problem("ORDERLY_PAYMENT_PROVIDER", "must be none or stripe");
+                None
+            }
+        };
+        let payment_timeout = Duration::from_millis(reader.number("ORDERLY_PAYMENT_TIMEOUT_MS", 10_000, 100, 120_000));
+        let job_poll_interval =
+            Duration::from_millis(reader.number("ORDERLY_JOB_POLL_INTERVAL_MS", 1000, 10, 3_600_000));
 
         if !reader.problems.is_empty() {
             return Err(ConfigError(reader.problems));
@@ -337,6 +413,9 @@ impl Config {
             workers,
             password_hash_concurrency,
             shutdown_timeout,
+            payments,
+            payment_timeout,
+            job_poll_interval,
         })
     }
 

@@ -25,6 +25,12 @@ use orderly_persistence::metrics::{
     DB_POOL_WAIT_SECONDS,
 };
 
+use orderly_payments::metrics::{
+    PAYMENT_PROVIDER_EVENTS_TOTAL, PAYMENT_PROVIDER_REQUEST_DURATION_SECONDS, PAYMENT_PROVIDER_REQUESTS_TOTAL,
+    PAYMENT_PROVIDER_RETRIES_TOTAL,
+};
+
+use crate::jobs::{JOB_QUEUE_DEPTH, JOB_QUEUE_OLDEST_DUE_SECONDS, JOBS_RUN_TOTAL};
 use crate::sweep::{IDEMPOTENCY_RECORDS_PURGED_TOTAL, SWEEP_CANCELLED_ORDERS_TOTAL, SWEEP_RUNS_TOTAL};
 
 /// Request latency buckets, in seconds: from 1 ms (a cached read) to 10 s (past any client's
@@ -96,6 +102,30 @@ fn describe_all() {
         "Pending orders the sweep cancelled because their reservation lapsed"
     );
     describe_counter!(IDEMPOTENCY_RECORDS_PURGED_TOTAL, "Idempotency records the sweep deleted after 24 hours");
+    describe_counter!(
+        JOBS_RUN_TOTAL,
+        "Background jobs worked by this instance, by kind and outcome (done, retried, failed)"
+    );
+    describe_gauge!(JOB_QUEUE_DEPTH, "Background jobs waiting in the queue, due or not");
+    describe_gauge!(
+        JOB_QUEUE_OLDEST_DUE_SECONDS,
+        Unit::Seconds,
+        "How long the oldest due background job has been waiting (0 when none is due)"
+    );
+    describe_counter!(
+        PAYMENT_PROVIDER_REQUESTS_TOTAL,
+        "Calls to the payment provider, by operation (create, confirm, retrieve, refund) and outcome"
+    );
+    describe_histogram!(
+        PAYMENT_PROVIDER_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time one call to the payment provider took, retries included, by operation"
+    );
+    describe_counter!(PAYMENT_PROVIDER_RETRIES_TOTAL, "Payment-provider requests sent again, by operation and reason");
+    describe_counter!(
+        PAYMENT_PROVIDER_EVENTS_TOTAL,
+        "Inbound payment-provider events, by outcome of their verification"
+    );
 }
 
 /// Counters appear on `/metrics` only once touched. Touching the ones without open-ended

@@ -7,19 +7,21 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
 use orderly_domain::order::TaxRate;
-use orderly_domain::ports::IdempotentExecutor;
 use orderly_domain::ports::{
-    Clock, InvoiceRepository, OrderRepository, PasswordHasher, ProductRepository, Readiness, RefreshTokenRepository,
-    SystemClock, TokenService, UserRepository,
+    Clock, IdempotentExecutor, PasswordHasher, PaymentProvider, Readiness, Repositories, SystemClock, TokenService,
+    UnitOfWork,
 };
 use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
-use orderly_domain::services::{EventService, OrderPolicy, OrderService, ProductService, SessionService, UserService};
+use orderly_domain::services::{
+    EventService, JobWorker, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
+    UserService,
+};
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_http::{ApiState, HttpSettings};
+use orderly_payments::{StripeProvider, StripeSettings};
 use orderly_persistence::{
-    Database, DieselEventFeed, DieselIdempotentExecutor, DieselInvoiceRepository, DieselOrderRepository,
-    DieselProductRepository, DieselReadiness, DieselRefreshTokenRepository, DieselUserRepository, PoolOptions,
+    Database, DieselEventFeed, DieselIdempotentExecutor, DieselReadiness, DieselUnitOfWork, PoolOptions,
 };
 use secrecy::ExposeSecret;
 
@@ -33,6 +35,10 @@ pub struct Services {
     pub products: ProductService,
     pub orders: OrderService,
     pub events: EventService,
+    pub payments: PaymentService,
+    pub jobs: JobWorker,
+    /// The repositories over the pool (each call its own transaction).
+    pub repositories: Repositories,
     pub idempotency: Arc<dyn IdempotentExecutor>,
     pub readiness: Arc<dyn Readiness>,
 }
@@ -57,7 +63,14 @@ impl Application {
         // Once per process; every application built in it shares the recorder.
         let metrics: orderly_http::metrics::SharedMetrics = crate::metrics::install()
             .map(|handle| crate::metrics::PrometheusMetrics::new(handle, database.clone()) as _);
-        let services = build_services(&config, database)?;
+        // Off the async thread: the payment provider's blocking HTTP client must not be made
+        // (or used) on a runtime worker.
+        let services = {
+            let config = config.clone();
+            actix_web::rt::task::spawn_blocking(move || build_services(&config, database))
+                .await
+                .context("building the services failed")??
+        };
         if let Some(admin) = config.admin.clone() {
             let users = services.users.clone();
             actix_web::rt::task::spawn_blocking(move || bootstrap_admin(&users, &admin))
@@ -73,6 +86,8 @@ impl Application {
             products: services.products,
             orders: services.orders.clone(),
             events: services.events,
+            payments: services.payments,
+            repositories: services.repositories,
             idempotency: services.idempotency.clone(),
             readiness: services.readiness,
             // Built once, outside the worker factory, so every worker shares the same buckets.
@@ -112,6 +127,7 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         actix_web::rt::spawn(crate::sweep::run(services.orders, services.idempotency, config.sweep_interval));
+        actix_web::rt::spawn(crate::jobs::run(services.jobs, config.job_poll_interval));
         tracing::info!(%address, database = %config.database_url, environment = ?config.environment, "orderly is listening");
         Ok(Self { port: address.port(), server })
     }
@@ -177,11 +193,8 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
 
 /// Builds every adapter and service. The only place that knows which adapter serves which port.
 pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Services> {
-    let users: Arc<dyn UserRepository> = Arc::new(DieselUserRepository::new(database.clone()));
-    let refresh_tokens: Arc<dyn RefreshTokenRepository> = Arc::new(DieselRefreshTokenRepository::new(database.clone()));
-    let products: Arc<dyn ProductRepository> = Arc::new(DieselProductRepository::new(database.clone()));
-    let orders: Arc<dyn OrderRepository> = Arc::new(DieselOrderRepository::new(database.clone()));
-    let invoices: Arc<dyn InvoiceRepository> = Arc::new(DieselInvoiceRepository::new(database.clone()));
+    let repositories = orderly_persistence::repositories(&database);
+    let unit_of_work: Arc<dyn UnitOfWork> = Arc::new(DieselUnitOfWork::new(database.clone()));
     let events = EventService::new(Arc::new(DieselEventFeed::new(database.clone())));
     // A claimed key whose request died is taken over after this long.
     let idempotency: Arc<dyn IdempotentExecutor> =
@@ -203,25 +216,75 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         refresh_token_ttl: chrono::Duration::from_std(config.refresh_token_ttl)?,
     }));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let orders = OrderService::new(
+        repositories.orders.clone(),
+        repositories.invoices.clone(),
+        clock.clone(),
+        OrderPolicy {
+            currency: currency.clone(),
+            tax_rate: TaxRate::from_basis_points(config.tax_rate_bps)
+                .ok_or_else(|| anyhow::anyhow!("ORDERLY_TAX_RATE_BPS must be at most 10000"))?,
+            reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
+        },
+    );
+    let provider = payment_provider(config)?;
+    // A request calls the provider at most a few times, each bounded by the timeout; the
+    // first reconciliation waits well past that, so it never races a live request.
+    let provider_budget = chrono::Duration::from_std(config.payment_timeout)? * (STRIPE_MAX_ATTEMPTS as i32 * 2 + 2);
+    let payment_policy = PaymentPolicy { reconcile_after: provider_budget, ..PaymentPolicy::default() };
+    let payments = PaymentService::new(
+        repositories.clone(),
+        unit_of_work,
+        provider,
+        orders.clone(),
+        clock.clone(),
+        payment_policy,
+    );
+    let jobs = JobWorker::new(
+        repositories.jobs.clone(),
+        payments.clone(),
+        clock.clone(),
+        // Longer than any job can take (a few provider calls), so a live job is never taken over.
+        provider_budget + chrono::Duration::seconds(60),
+    );
     Ok(Services {
-        users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
-        sessions: SessionService::new(users, refresh_tokens, hasher, tokens, clock.clone()),
-        products: ProductService::new(products, clock.clone(), currency.clone()),
-        orders: OrderService::new(
-            orders,
-            invoices,
-            clock,
-            OrderPolicy {
-                currency,
-                tax_rate: TaxRate::from_basis_points(config.tax_rate_bps)
-                    .ok_or_else(|| anyhow::anyhow!("ORDERLY_TAX_RATE_BPS must be at most 10000"))?,
-                reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
-            },
+        users: UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()),
+        sessions: SessionService::new(
+            repositories.users.clone(),
+            repositories.refresh_tokens.clone(),
+            hasher,
+            tokens,
+            clock.clone(),
         ),
+        products: ProductService::new(repositories.products.clone(), clock, currency),
+        orders,
         events,
+        payments,
+        jobs,
+        repositories,
         idempotency,
         readiness,
     })
+}
+
+/// How often the Stripe adapter tries a call that is safe to repeat.
+const STRIPE_MAX_ATTEMPTS: u32 = 3;
+
+/// The configured payment provider, or `None` when payments are off.
+fn payment_provider(config: &Config) -> anyhow::Result<Option<Arc<dyn PaymentProvider>>> {
+    let Some(stripe) = &config.payments else { return Ok(None) };
+    let provider = StripeProvider::new(StripeSettings {
+        api_base: stripe.api_base.clone(),
+        secret_key: stripe.secret_key.clone(),
+        webhook_secret: stripe.webhook_secret.clone(),
+        timeout: config.payment_timeout,
+        connect_timeout: config.payment_timeout.min(std::time::Duration::from_secs(3)),
+        max_attempts: STRIPE_MAX_ATTEMPTS,
+        signature_tolerance: chrono::Duration::minutes(5),
+    })
+    .context("cannot set up the Stripe payment provider")?;
+    tracing::info!(api_base = %stripe.api_base, "payments through Stripe");
+    Ok(Some(Arc::new(provider)))
 }
 
 /// Creates the configured first admin unless an account with that email exists.

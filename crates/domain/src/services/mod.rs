@@ -3,7 +3,9 @@
 //! `Arc<dyn Port>` and are cheap to clone.
 
 pub mod events;
+pub mod jobs;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod sessions;
 pub mod users;
@@ -12,7 +14,12 @@ pub mod users;
 mod fixtures;
 
 pub use events::{EventService, ReadFeedError};
+pub use jobs::{JobOutcome, JobReport, JobWorker};
 pub use orders::{ChangeOrderError, GetInvoiceError, GetOrderError, OrderPolicy, OrderService, PlaceOrderError};
+pub use payments::{
+    ApplyEventError, EventApplication, GetPaymentError, PayError, PaymentOutcome, PaymentPolicy, PaymentRequestContext,
+    PaymentService,
+};
 pub use products::{
     AdjustStockError, ChangeProductError, CreateProductError, GetProductError, ListAdjustmentsError, ProductDraft,
     ProductService,

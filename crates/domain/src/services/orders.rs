@@ -15,7 +15,7 @@ use crate::order::{
 };
 use crate::pagination::Page;
 use crate::ports::{
-    Clock, InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, StatusChange, StatusChangeOutcome,
+    Clock, InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, Repositories, StatusChange, StatusChangeOutcome,
 };
 use crate::product::Currency;
 use crate::user::Role;
@@ -87,6 +87,11 @@ impl OrderService {
         policy: OrderPolicy,
     ) -> Self {
         Self { orders, invoices, clock, policy }
+    }
+
+    /// This service with its repositories bound to a unit of work (see [`Repositories`]).
+    pub fn within(&self, repositories: &Repositories) -> Self {
+        Self { orders: repositories.orders.clone(), invoices: repositories.invoices.clone(), ..self.clone() }
     }
 
     pub fn policy(&self) -> &OrderPolicy {
@@ -174,6 +179,24 @@ impl OrderService {
             StatusChangeOutcome::NotFound => Err(ChangeOrderError::NotFound),
             StatusChangeOutcome::Conflict => Err(ChangeOrderError::VersionMismatch),
         }
+    }
+
+    /// Confirms a pending order because its payment succeeded: reserved stock is committed and
+    /// the invoice issued, exactly as an admin's confirmation does. `payer` is who paid (the
+    /// event's actor). `false` when the order is no longer pending (cancelled meanwhile, or
+    /// confirmed by an admin): the caller must then refund the payment.
+    pub fn confirm_paid(&self, id: OrderId, payer: Option<crate::user::UserId>) -> Result<bool, StoreError> {
+        let change = StatusChange {
+            order_id: id,
+            from: OrderStatus::Pending,
+            to: OrderStatus::Confirmed,
+            effect: crate::order::TransitionEffect::CommitReservationAndInvoice,
+            expected_version: None,
+            actor_id: payer,
+            cancel_reason: None,
+            now: self.clock.now(),
+        };
+        Ok(matches!(self.orders.change_status(&change)?, StatusChangeOutcome::Applied(_)))
     }
 
     /// Cancels up to `batch` pending orders whose reservation has lapsed and returns how many

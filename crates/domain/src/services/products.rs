@@ -7,7 +7,7 @@ use crate::actor::Actor;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
-use crate::ports::{AdjustOutcome, Clock, InsertProductError, ProductRepository, UpdateOutcome};
+use crate::ports::{AdjustOutcome, Clock, InsertProductError, ProductRepository, Repositories, UpdateOutcome};
 use crate::product::{
     AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductCursor, ProductId,
     ProductName, ProductQuery, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta, StockError,
@@ -92,6 +92,11 @@ pub struct ProductService {
 impl ProductService {
     pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>, currency: Currency) -> Self {
         Self { products, clock, currency }
+    }
+
+    /// This service with its repository bound to a unit of work (see [`Repositories`]).
+    pub fn within(&self, repositories: &Repositories) -> Self {
+        Self { products: repositories.products.clone(), ..self.clone() }
     }
 
     /// The deployment's currency: every price must be in it.

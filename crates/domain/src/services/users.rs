@@ -9,7 +9,7 @@ use crate::actor::Actor;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
-use crate::ports::{Clock, InsertUserError, PasswordHasher, UpdateOutcome, UserRepository};
+use crate::ports::{Clock, InsertUserError, PasswordHasher, Repositories, UpdateOutcome, UserRepository};
 use crate::user::{Email, NewUser, Password, Role, User, UserCursor, UserId, UserName, UserQuery, UserUpdate};
 use crate::validation::FieldViolation;
 
@@ -86,6 +86,11 @@ pub struct UserService {
 impl UserService {
     pub fn new(users: Arc<dyn UserRepository>, hasher: Arc<dyn PasswordHasher>, clock: Arc<dyn Clock>) -> Self {
         Self { users, hasher, clock }
+    }
+
+    /// This service with its repository bound to a unit of work (see [`Repositories`]).
+    pub fn within(&self, repositories: &Repositories) -> Self {
+        Self { users: repositories.users.clone(), ..self.clone() }
     }
 
     /// Self-service registration: always a customer.

@@ -14,6 +14,7 @@ pub mod invoices;
 pub mod money;
 pub mod orders;
 pub mod patch_field;
+pub mod payments;
 pub mod products;
 pub mod timestamp;
 pub mod users;

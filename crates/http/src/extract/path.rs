@@ -36,6 +36,32 @@ impl FromRequest for PathId {
     }
 }
 
+/// The `{payment_id}` segment of a payment's path (`/v1/orders/{id}/payments/{payment_id}`), a
+/// UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathPaymentId(pub Uuid);
+
+impl PathPaymentId {
+    /// The name the route template gives the segment.
+    pub const PARAMETER: &'static str = "payment_id";
+}
+
+impl FromRequest for PathPaymentId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
+        ready(raw.parse::<Uuid>().map(PathPaymentId).map_err(|_| {
+            ApiError::invalid_parameters(vec![FieldError::parameter(
+                Self::PARAMETER,
+                "invalid_format",
+                "must be a UUID",
+            )])
+        }))
+    }
+}
+
 /// The `{number}` segment of an invoice's path, `YYYY-NNNNNN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathInvoiceNumber(pub InvoiceNumber);

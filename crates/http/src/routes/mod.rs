@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 pub mod invoices;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod users;
 
@@ -47,6 +48,10 @@ where
             .service(orders::list)
             .service(orders::get)
             .service(orders::change_status)
+            .service(payments::pay)
+            .service(payments::list)
+            .service(payments::get)
+            .service(payments::receive_event)
             .service(invoices::list)
             .service(invoices::get)
             .service(events::list)

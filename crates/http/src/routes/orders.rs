@@ -65,8 +65,8 @@ pub async fn place(
     let orders = state.orders.clone();
     let actor = caller.actor();
     let request = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move || {
-        let order = orders.place(actor, request)?;
+    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+        let order = orders.within(repositories).place(actor, request)?;
         Ok(Reply::created(&OrderResponse::from(&order))?
             .location(format!("/v1/orders/{}", order.id))
             .etag(ETag::for_version(order.version)))

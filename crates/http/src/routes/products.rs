@@ -162,8 +162,8 @@ pub async fn create(
     let products = state.products.clone();
     let actor = caller.actor();
     let draft = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move || {
-        let product = products.create(actor, draft)?;
+    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+        let product = products.within(repositories).create(actor, draft)?;
         Ok(Reply::created(&ProductResponse::from(&product))?
             .location(format!("/v1/products/{}", product.id))
             .etag(ETag::for_version(product.version)))
@@ -310,8 +310,9 @@ pub async fn adjust_stock(
     let products = state.products.clone();
     let actor = caller.actor();
     let Adjustment { delta, reason } = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move || {
-        let (adjustment, _) = products.adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)?;
+    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+        let (adjustment, _) =
+            products.within(repositories).adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)?;
         Reply::created(&StockAdjustmentResponse::from(&adjustment))
     })
     .await

@@ -43,8 +43,8 @@ pub async fn register(
     let Registration { email, name, password } = body.into_inner();
     let users = state.users.clone();
     // No caller: registration keys are scoped `Anonymous`.
-    idempotency::respond(&req, &state, key, None, move || {
-        let user = users.register(email, name, password)?;
+    idempotency::respond(&req, &state, key, None, move |repositories| {
+        let user = users.within(repositories).register(email, name, password)?;
         Ok(Reply::created(&UserResponse::from(&user))?.location(format!("/v1/users/{}", user.id)))
     })
     .await

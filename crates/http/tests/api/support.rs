@@ -22,14 +22,16 @@ use orderly_domain::idempotency::{
 use orderly_domain::invoice::{Invoice, InvoiceNumber};
 use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    IdempotentExecutor, MockEventFeed, MockInvoiceRepository, MockOrderRepository, MockPasswordHasher,
-    MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService, MockUserRepository,
-    SystemClock, TokenRejected,
+    IdempotentExecutor, MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPasswordHasher,
+    MockPaymentRepository, MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService,
+    MockUserRepository, Repositories, SystemClock, TokenRejected, UnitOfWork,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
-use orderly_domain::services::{EventService, OrderPolicy, OrderService, ProductService, SessionService, UserService};
+use orderly_domain::services::{
+    EventService, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService, UserService,
+};
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_http::{ApiState, HttpSettings};
 
@@ -178,6 +180,20 @@ pub struct Mocks {
     pub readiness: MockReadiness,
     /// An in-memory executor; clone it before `into_state` to inspect or seed it.
     pub idempotency: FakeIdempotency,
+    pub payments: MockPaymentRepository,
+    pub jobs: MockJobQueue,
+}
+
+/// A unit of work that must not be reached: the HTTP tests run with payments off.
+struct NoUnitOfWork;
+
+impl UnitOfWork for NoUnitOfWork {
+    fn run(
+        &self,
+        _work: &mut dyn FnMut(&Repositories) -> Result<bool, orderly_domain::StoreError>,
+    ) -> Result<(), orderly_domain::StoreError> {
+        Err(orderly_domain::StoreError::Unexpected(anyhow::anyhow!("no unit of work in the HTTP tests")))
+    }
 }
 
 impl Mocks {
@@ -200,25 +216,53 @@ impl Mocks {
             tokens,
             readiness: MockReadiness::new(),
             idempotency: FakeIdempotency::default(),
+            payments: MockPaymentRepository::new(),
+            jobs: MockJobQueue::new(),
         }
     }
 
     pub fn into_state(self) -> ApiState {
-        let users: Arc<dyn orderly_domain::ports::UserRepository> = Arc::new(self.users);
+        let repositories = Repositories {
+            users: Arc::new(self.users),
+            refresh_tokens: Arc::new(self.refresh_tokens),
+            products: Arc::new(self.products),
+            orders: Arc::new(self.orders),
+            invoices: Arc::new(self.invoices),
+            payments: Arc::new(self.payments),
+            jobs: Arc::new(self.jobs),
+        };
+        let _ = self.idempotency.repositories.set(repositories.clone());
         let hasher: Arc<dyn orderly_domain::ports::PasswordHasher> = Arc::new(self.hasher);
-        let clock = Arc::new(SystemClock);
+        let clock: Arc<dyn orderly_domain::ports::Clock> = Arc::new(SystemClock);
+        let orders = OrderService::new(
+            repositories.orders.clone(),
+            repositories.invoices.clone(),
+            clock.clone(),
+            order_policy(),
+        );
+        // Payments off, as on a deployment without a provider; no test here reaches a unit of work.
+        let payments = PaymentService::new(
+            repositories.clone(),
+            Arc::new(NoUnitOfWork),
+            None,
+            orders.clone(),
+            clock.clone(),
+            PaymentPolicy::default(),
+        );
         ApiState {
-            users: UserService::new(users.clone(), hasher.clone(), clock.clone()),
+            users: UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()),
             sessions: SessionService::new(
-                users,
-                Arc::new(self.refresh_tokens),
+                repositories.users.clone(),
+                repositories.refresh_tokens.clone(),
                 hasher,
                 Arc::new(self.tokens),
                 clock.clone(),
             ),
-            products: ProductService::new(Arc::new(self.products), clock.clone(), eur()),
-            orders: OrderService::new(Arc::new(self.orders), Arc::new(self.invoices), clock, order_policy()),
+            products: ProductService::new(repositories.products.clone(), clock, eur()),
+            orders,
             events: EventService::new(Arc::new(self.events)),
+            payments,
+            repositories,
             readiness: Arc::new(self.readiness),
             idempotency: Arc::new(self.idempotency),
             rate_limits: orderly_http::rate_limit::RateLimits::off(),
@@ -383,6 +427,8 @@ impl std::io::Write for ThreadCapture {
 #[derive(Clone, Default)]
 pub struct FakeIdempotency {
     records: Arc<Mutex<HashMap<(IdempotencyScope, String), IdempotencyRecord>>>,
+    /// What the use case is handed as its unit of work's repositories: the test's mocks.
+    repositories: Arc<std::sync::OnceLock<Repositories>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,6 +457,15 @@ impl FakeIdempotency {
 
 impl IdempotentExecutor for FakeIdempotency {
     fn run(
+        &self,
+        claim: &IdempotencyClaim,
+        execute: &mut dyn FnMut(&Repositories) -> Execution,
+    ) -> Result<IdempotentOutcome, orderly_domain::StoreError> {
+        let repositories = self.repositories.get().cloned().expect("the mocks' repositories are bound in into_state");
+        self.run_in_phases(claim, &mut || execute(&repositories))
+    }
+
+    fn run_in_phases(
         &self,
         claim: &IdempotencyClaim,
         execute: &mut dyn FnMut() -> Execution,

@@ -22,26 +22,26 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let claim = claim_of(customer, "key-1", "fp-1", at(10));
         let mut calls = 0;
-        let first = executor(db).run(&claim, &mut || { calls += 1; Execution::Committed(response(201, b"{\"id\":1}\xff\x00")) }).unwrap();
+        let first = executor(db).run(&claim, &mut |_| { calls += 1; Execution::Committed(response(201, b"{\"id\":1}\xff\x00")) }).unwrap();
         assert_eq!(first, IdempotentOutcome::Executed(response(201, b"{\"id\":1}\xff\x00")));
-        let again = executor(db).run(&claim_of(customer, "key-1", "fp-1", at(20)), &mut || { calls += 1; Execution::Committed(response(201, b"other")) }).unwrap();
+        let again = executor(db).run(&claim_of(customer, "key-1", "fp-1", at(20)), &mut |_| { calls += 1; Execution::Committed(response(201, b"other")) }).unwrap();
         assert_eq!(again, IdempotentOutcome::Replayed(response(201, b"{\"id\":1}\xff\x00")));
         assert_eq!(calls, 1);
         assert_eq!(db.count_rows("idempotency_keys"), 1);
 
         // Another caller's identical key is a different record.
         let other = insert_user(db, at(0)).id;
-        let theirs = executor(db).run(&claim_of(other, "key-1", "fp-1", at(30)), &mut || { calls += 1; Execution::Committed(response(201, b"theirs")) }).unwrap();
+        let theirs = executor(db).run(&claim_of(other, "key-1", "fp-1", at(30)), &mut |_| { calls += 1; Execution::Committed(response(201, b"theirs")) }).unwrap();
         assert_eq!(theirs, IdempotentOutcome::Executed(response(201, b"theirs")));
         let anonymous = IdempotencyClaim { scope: IdempotencyScope::Anonymous, ..claim_of(other, "key-1", "fp-1", at(30)) };
-        assert!(matches!(executor(db).run(&anonymous, &mut || Execution::Committed(response(201, b"anon"))).unwrap(), IdempotentOutcome::Executed(_)));
+        assert!(matches!(executor(db).run(&anonymous, &mut |_| Execution::Committed(response(201, b"anon"))).unwrap(), IdempotentOutcome::Executed(_)));
         assert_eq!(calls, 2);
     }
 
     fn a_different_request_with_the_same_key_is_refused(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
-        executor(db).run(&claim_of(customer, "k", "fp-1", at(0)), &mut || Execution::Committed(response(201, b"x"))).unwrap();
-        let reused = executor(db).run(&claim_of(customer, "k", "fp-2", at(1)), &mut || panic!("must not execute")).unwrap();
+        executor(db).run(&claim_of(customer, "k", "fp-1", at(0)), &mut |_| Execution::Committed(response(201, b"x"))).unwrap();
+        let reused = executor(db).run(&claim_of(customer, "k", "fp-2", at(1)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(reused, IdempotentOutcome::KeyReused);
     }
 
@@ -52,24 +52,24 @@ orderly_persistence::backend_tests! {
         let release = Barrier::new(2);
         std::thread::scope(|scope| {
             let first = scope.spawn(|| {
-                executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-                    placed(orders(db).place(&new_order(customer, cups.id, 2, at(0))).unwrap());
+                executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+                    placed(tx.orders.place(&new_order(customer, cups.id, 2, at(0))).unwrap());
                     entered.wait();
                     release.wait();
                     Execution::Committed(response(201, b"first"))
                 })
             });
             entered.wait();
-            let repeat = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut || panic!("must not execute")).unwrap();
+            let repeat = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut |_| panic!("must not execute")).unwrap();
             assert_eq!(repeat, IdempotentOutcome::InProgress);
-            let mismatch = executor(db).run(&claim_of(customer, "k", "other", at(1)), &mut || panic!("must not execute")).unwrap();
+            let mismatch = executor(db).run(&claim_of(customer, "k", "other", at(1)), &mut |_| panic!("must not execute")).unwrap();
             assert_eq!(mismatch, IdempotentOutcome::KeyReused);
             // Meanwhile the uncommitted reservation is invisible to everyone else.
             assert_eq!(stock(db, cups.id), (10, 0));
             release.wait();
             assert_eq!(first.join().unwrap().unwrap(), IdempotentOutcome::Executed(response(201, b"first")));
         });
-        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(2)), &mut || panic!("must not execute")).unwrap();
+        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(2)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(replay, IdempotentOutcome::Replayed(response(201, b"first")));
         assert_eq!(stock(db, cups.id), (10, 2));
     }
@@ -78,8 +78,8 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let crashed = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-                placed(orders(db).place(&new_order(customer, cups.id, 4, at(0))).unwrap());
+            executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+                placed(tx.orders.place(&new_order(customer, cups.id, 4, at(0))).unwrap());
                 panic!("the use case crashed");
             })
         }));
@@ -91,39 +91,39 @@ orderly_persistence::backend_tests! {
         assert_eq!(stock(db, cups.id), (10, 1));
 
         // Within the 60 s lease the claim is still someone's.
-        let early = executor(db).run(&claim_of(customer, "k", "fp", at(59)), &mut || panic!("must not execute")).unwrap();
+        let early = executor(db).run(&claim_of(customer, "k", "fp", at(59)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(early, IdempotentOutcome::InProgress);
-        let reused = executor(db).run(&claim_of(customer, "k", "other", at(61)), &mut || panic!("must not execute")).unwrap();
+        let reused = executor(db).run(&claim_of(customer, "k", "other", at(61)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(reused, IdempotentOutcome::KeyReused);
-        let taken = executor(db).run(&claim_of(customer, "k", "fp", at(60)), &mut || {
-            placed(orders(db).place(&new_order(customer, cups.id, 4, at(60))).unwrap());
+        let taken = executor(db).run(&claim_of(customer, "k", "fp", at(60)), &mut |tx| {
+            placed(tx.orders.place(&new_order(customer, cups.id, 4, at(60))).unwrap());
             Execution::Committed(response(201, b"retried"))
         }).unwrap();
         assert_eq!(taken, IdempotentOutcome::Executed(response(201, b"retried")));
         assert_eq!(stock(db, cups.id), (10, 5));
-        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(200)), &mut || panic!("must not execute")).unwrap();
+        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(200)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(replay, IdempotentOutcome::Replayed(response(201, b"retried")));
     }
 
     fn a_refusal_is_stored_and_replayed_and_its_writes_are_rolled_back(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
-        let refused = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-            placed(orders(db).place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+        let refused = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
             Execution::Refused(response(409, b"{\"type\":\"conflict\"}"))
         }).unwrap();
         assert_eq!(refused, IdempotentOutcome::Executed(response(409, b"{\"type\":\"conflict\"}")));
         assert_eq!(stock(db, cups.id), (10, 0));
         assert_eq!(events_of(db, "order.placed"), 0);
-        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut || panic!("must not execute")).unwrap();
+        let replay = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(replay, IdempotentOutcome::Replayed(response(409, b"{\"type\":\"conflict\"}")));
     }
 
     fn a_failure_leaves_no_trace_and_a_retry_executes(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
-        let failed = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-            placed(orders(db).place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+        let failed = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
             Execution::Failed(response(500, b"oops"))
         }).unwrap();
         assert_eq!(failed, IdempotentOutcome::Executed(response(500, b"oops")));
@@ -131,8 +131,8 @@ orderly_persistence::backend_tests! {
         assert_eq!(db.count_rows("orders"), 0);
         assert_eq!(stock(db, cups.id), (10, 0));
 
-        let retried = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut || {
-            placed(orders(db).place(&new_order(customer, cups.id, 3, at(1))).unwrap());
+        let retried = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut |tx| {
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(1))).unwrap());
             Execution::Committed(response(201, b"ok"))
         }).unwrap();
         assert_eq!(retried, IdempotentOutcome::Executed(response(201, b"ok")));
@@ -143,10 +143,10 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let mut order_id = None;
-        let outcome = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-            let order = placed(orders(db).place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+        let outcome = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
             // Inside, the use case reads its own writes ...
-            assert_eq!(orders(db).find(order.id).unwrap().map(|found| found.id), Some(order.id));
+            assert_eq!(tx.orders.find(order.id).unwrap().map(|found| found.id), Some(order.id));
             // ... which no other connection sees before the commit.
             let outside = std::thread::scope(|scope| scope.spawn(|| orders(db).find(order.id).unwrap()).join().unwrap());
             assert_eq!(outside, None);
@@ -166,8 +166,8 @@ orderly_persistence::backend_tests! {
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let mut order_id = None;
         let failing = executor(db).failing_completion_for_tests();
-        let outcome = failing.run(&claim_of(customer, "k", "fp", at(0)), &mut || {
-            let order = placed(orders(db).place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+        let outcome = failing.run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
             order_id = Some(order.id);
             Execution::Committed(response(201, b"placed"))
         });
@@ -177,31 +177,32 @@ orderly_persistence::backend_tests! {
         assert_eq!(events_of(db, "order.placed"), 0);
         // The claim was released: a retry executes.
         assert_eq!(db.count_rows("idempotency_keys"), 0);
-        let retried = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut || Execution::Committed(response(201, b"ok"))).unwrap();
+        let retried = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut |_| Execution::Committed(response(201, b"ok"))).unwrap();
         assert_eq!(retried, IdempotentOutcome::Executed(response(201, b"ok")));
     }
 
     fn repositories_outside_an_executor_work_as_before(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
-        executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut || Execution::Committed(response(201, b"x"))).unwrap();
+        executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |_| Execution::Committed(response(201, b"x"))).unwrap();
         let order = placed(orders(db).place(&new_order(customer, cups.id, 2, at(1))).unwrap());
         assert!(orders(db).find(order.id).unwrap().is_some());
         assert_eq!(stock(db, cups.id), (10, 2));
     }
 
-    fn an_idempotent_request_cannot_nest_inside_another(db: &TestDatabase) {
+    fn repositories_kept_past_their_unit_of_work_fail_instead_of_writing_outside_it(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
-        let mut inner = None;
-        let outer = executor(db)
-            .run(&claim_of(customer, "outer", "fp", at(0)), &mut || {
-                inner = Some(executor(db).run(&claim_of(customer, "inner", "fp", at(0)), &mut || panic!("must not execute")));
-                Execution::Committed(response(201, b"outer"))
+        let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
+        let mut kept = None;
+        executor(db)
+            .run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+                kept = Some(tx.clone());
+                Execution::Committed(response(201, b"x"))
             })
             .unwrap();
-        assert!(matches!(inner, Some(Err(_))), "{inner:?}");
-        assert_eq!(outer, IdempotentOutcome::Executed(response(201, b"outer")));
-        assert_eq!(db.count_rows("idempotency_keys"), 1);
+        let kept = kept.unwrap();
+        assert!(kept.orders.place(&new_order(customer, cups.id, 1, at(1))).is_err());
+        assert_eq!(stock(db, cups.id), (10, 0));
     }
 
     fn racing_retries_of_one_key_place_one_order(db: &TestDatabase) {
@@ -214,8 +215,8 @@ orderly_persistence::backend_tests! {
             for _ in 0..RACERS {
                 scope.spawn(|| {
                     start.wait();
-                    let outcome = executor(db).run(&claim_of(customer, "race", "fp", at(0)), &mut || {
-                        let order = placed(orders(db).place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+                    let outcome = executor(db).run(&claim_of(customer, "race", "fp", at(0)), &mut |tx| {
+                        let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
                         Execution::Committed(response(201, order.id.to_string().as_bytes()))
                     }).unwrap();
                     outcomes.lock().unwrap().push(outcome);
@@ -235,21 +236,21 @@ orderly_persistence::backend_tests! {
         assert_eq!(events_of(db, "order.placed"), 1);
         assert_eq!(db.count_rows("orders"), 1);
         assert_eq!(stock(db, cups.id), (10, 3));
-        let replay = executor(db).run(&claim_of(customer, "race", "fp", at(1)), &mut || panic!("must not execute")).unwrap();
+        let replay = executor(db).run(&claim_of(customer, "race", "fp", at(1)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(replay, IdempotentOutcome::Replayed(executed[0].clone()));
     }
 
     fn purge_deletes_only_old_records(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         for (key, now) in [("old", at(0)), ("new", at(100))] {
-            executor(db).run(&claim_of(customer, key, "fp", now), &mut || Execution::Committed(response(201, key.as_bytes()))).unwrap();
+            executor(db).run(&claim_of(customer, key, "fp", now), &mut |_| Execution::Committed(response(201, key.as_bytes()))).unwrap();
         }
         assert_eq!(executor(db).purge(at(50)).unwrap(), 1);
         assert_eq!(executor(db).purge(at(50)).unwrap(), 0);
         assert_eq!(db.count_rows("idempotency_keys"), 1);
-        let kept = executor(db).run(&claim_of(customer, "new", "fp", at(200)), &mut || panic!("must not execute")).unwrap();
+        let kept = executor(db).run(&claim_of(customer, "new", "fp", at(200)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(kept, IdempotentOutcome::Replayed(response(201, b"new")));
-        let again = executor(db).run(&claim_of(customer, "old", "fp", at(200)), &mut || Execution::Committed(response(201, b"again"))).unwrap();
+        let again = executor(db).run(&claim_of(customer, "old", "fp", at(200)), &mut |_| Execution::Committed(response(201, b"again"))).unwrap();
         assert_eq!(again, IdempotentOutcome::Executed(response(201, b"again")));
     }
 }

@@ -10,6 +10,7 @@ mod idempotency;
 mod metrics;
 mod operational;
 mod orders;
+mod payments;
 mod products;
 mod rate_limit;
 mod sessions;

@@ -1,0 +1,234 @@
+//! `JobQueue` over diesel: durable background jobs in `jobs`, worked by any instance.
+//!
+//! ## Invariants and how each is kept
+//!
+//! - **One job per `(kind, subject)`.** `UNIQUE (kind, subject)`, and `enqueue` inserts with
+//!   `ON CONFLICT DO NOTHING`: enqueueing a job that is queued already changes nothing (and
+//!   raises no error, so it is safe inside the caller's transaction on PostgreSQL).
+//! - **Each job by one worker at a time.** A claim is one statement that sets the job's lease,
+//!   `locked_until = now + lease`, on the earliest due job that no live lease holds:
+//!
+//!   ```sql
+//!   UPDATE jobs SET locked_until = :until
+//!   WHERE id = (SELECT id FROM jobs
+//!               WHERE run_at <= :now AND (locked_until IS NULL OR locked_until <= :now)
+//!               ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+//!   RETURNING id, kind, subject, attempts, created_at
+//!   ```
+//!
+//!   On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers (on any instance) pass over
+//!   a row another claim is taking instead of waiting for it, and the row lock re-checks the
+//!   lease against the committed row, so two claims never return the same job. The scalar
+//!   subquery (`=`, not `IN`) runs once. SQLite has no row locks: the same statement without the
+//!   locking clause runs in a write transaction (`BEGIN IMMEDIATE`, one writer at a time).
+//! - **A dead worker loses its job.** Nothing but the lease marks a job as taken: when
+//!   `locked_until` has passed, the job is due again for anyone.
+//!
+//! `complete` deletes the job; `retry_at` counts the failed attempt and makes the job due again
+//! at a later time, with the lease cleared.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Timestamp;
+use orderly_domain::StoreError;
+use orderly_domain::ports::{Job, JobKind, JobQueue, JobQueueStats, NewJob};
+use uuid::Uuid;
+
+use crate::connection::{AnyConnection, write_transaction};
+use crate::database::Database;
+use crate::error::{corrupt_row, query_failed};
+use crate::schema::jobs;
+use crate::timestamps;
+
+/// How much of a failure's text `retry_at` keeps, in characters.
+pub(crate) const LAST_ERROR_MAX_CHARS: usize = 500;
+
+/// The claim on PostgreSQL (see the module docs): `$1` the lease's end, `$2` now.
+const CLAIM_POSTGRES: &str = "UPDATE jobs SET locked_until = $1 \
+     WHERE id = (SELECT id FROM jobs WHERE run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
+     ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, kind, subject, attempts, created_at";
+
+/// The same claim on SQLite, which has no row locks (the write transaction serialises it).
+const CLAIM_SQLITE: &str = "UPDATE jobs SET locked_until = ?1 \
+     WHERE id = (SELECT id FROM jobs WHERE run_at <= ?2 AND (locked_until IS NULL OR locked_until <= ?2) \
+     ORDER BY run_at, id LIMIT 1) \
+     RETURNING id, kind, subject, attempts, created_at";
+
+#[derive(Insertable)]
+#[diesel(table_name = jobs)]
+struct NewJobRow {
+    id: String,
+    kind: &'static str,
+    subject: String,
+    run_at: NaiveDateTime,
+    attempts: i32,
+    locked_until: Option<NaiveDateTime>,
+    last_error: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+/// What a claim returns.
+#[derive(Debug, QueryableByName)]
+#[diesel(table_name = jobs)]
+struct ClaimedRow {
+    id: String,
+    kind: String,
+    subject: String,
+    attempts: i32,
+    created_at: NaiveDateTime,
+}
+
+impl ClaimedRow {
+    fn into_domain(self) -> Result<Job, StoreError> {
+        let uuid = |raw: &str| Uuid::parse_str(raw).map_err(|error| corrupt_row("job", error));
+        Ok(Job {
+            id: uuid(&self.id)?,
+            kind: JobKind::from_stored(&self.kind)
+                .ok_or_else(|| corrupt_row("job", format!("unknown kind {:?}", self.kind)))?,
+            subject: uuid(&self.subject)?,
+            attempts: u32::try_from(self.attempts)
+                .map_err(|_| corrupt_row("job", format!("negative attempts {}", self.attempts)))?,
+            created_at: timestamps::from_db(self.created_at),
+        })
+    }
+}
+
+/// The first `max` characters of `text`.
+fn truncated(text: &str, max: usize) -> &str {
+    text.char_indices().nth(max).map_or(text, |(end, _)| &text[..end])
+}
+
+/// Jobs in `jobs`.
+#[derive(Debug, Clone)]
+pub struct DieselJobQueue {
+    db: Database,
+}
+
+impl DieselJobQueue {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn claim_in(conn: &mut AnyConnection, until: NaiveDateTime, now: NaiveDateTime) -> QueryResult<Option<ClaimedRow>> {
+    match conn {
+        AnyConnection::Postgresql(pg) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Timestamp, _>(until)
+            .bind::<Timestamp, _>(now)
+            .get_result::<ClaimedRow>(pg)
+            .optional(),
+        AnyConnection::Sqlite(sqlite) => diesel::sql_query(CLAIM_SQLITE)
+            .bind::<Timestamp, _>(until)
+            .bind::<Timestamp, _>(now)
+            .get_result::<ClaimedRow>(sqlite)
+            .optional(),
+    }
+}
+
+impl JobQueue for DieselJobQueue {
+    /// Stamped `created_at` with the clock of this process: [`NewJob`] carries no time of
+    /// creation.
+    fn enqueue(&self, job: &NewJob) -> Result<(), StoreError> {
+        let row = NewJobRow {
+            id: Uuid::now_v7().to_string(),
+            kind: job.kind.as_str(),
+            subject: job.subject.to_string(),
+            run_at: timestamps::to_db(job.run_at),
+            attempts: 0,
+            locked_until: None,
+            last_error: None,
+            created_at: timestamps::to_db(Utc::now()),
+        };
+        // `MultiConnection` has no `ON CONFLICT`; both backends have the same one, so the
+        // statement is written once and sent to the inner connection.
+        macro_rules! insert_once {
+            ($conn:expr) => {
+                diesel::insert_into(jobs::table)
+                    .values(&row)
+                    .on_conflict((jobs::kind, jobs::subject))
+                    .do_nothing()
+                    .execute($conn)
+            };
+        }
+        let mut conn = self.db.connection()?;
+        match &mut *conn {
+            AnyConnection::Postgresql(pg) => insert_once!(pg),
+            AnyConnection::Sqlite(sqlite) => insert_once!(sqlite),
+        }
+        .map_err(|error| query_failed(error, "enqueueing a job"))?;
+        Ok(())
+    }
+
+    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<Job>, StoreError> {
+        let until = timestamps::to_db(now + lease);
+        let now = timestamps::to_db(now);
+        let mut conn = self.db.connection()?;
+        let claimed = if matches!(*conn, AnyConnection::Sqlite(_)) {
+            // One writer at a time.
+            write_transaction(&mut conn, |conn| claim_in(conn, until, now))
+        } else {
+            // One statement: atomic, and row locks keep concurrent claimers apart.
+            claim_in(&mut conn, until, now)
+        }
+        .map_err(|error| query_failed(error, "claiming a job"))?;
+        claimed.map(ClaimedRow::into_domain).transpose()
+    }
+
+    fn complete(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut conn = self.db.connection()?;
+        diesel::delete(jobs::table.filter(jobs::id.eq(id.to_string())))
+            .execute(&mut *conn)
+            .map_err(|error| query_failed(error, "completing a job"))?;
+        Ok(())
+    }
+
+    fn retry_at(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+        let mut conn = self.db.connection()?;
+        diesel::update(jobs::table.filter(jobs::id.eq(id.to_string())))
+            .set((
+                jobs::attempts.eq(jobs::attempts + 1),
+                jobs::run_at.eq(timestamps::to_db(run_at)),
+                jobs::locked_until.eq(None::<NaiveDateTime>),
+                jobs::last_error.eq(truncated(error, LAST_ERROR_MAX_CHARS)),
+            ))
+            .execute(&mut *conn)
+            .map_err(|error| query_failed(error, "rescheduling a job"))?;
+        Ok(())
+    }
+
+    /// `oldest_due_age` is the age of the oldest job that could be claimed now (due, and not
+    /// leased): a job a live worker holds is being worked, not waiting.
+    fn stats(&self, now: DateTime<Utc>) -> Result<JobQueueStats, StoreError> {
+        let at = timestamps::to_db(now);
+        let mut conn = self.db.connection()?;
+        let (depth, oldest_due) = jobs::table
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .and_then(|depth| {
+                jobs::table
+                    .filter(jobs::run_at.le(at))
+                    .filter(jobs::locked_until.is_null().or(jobs::locked_until.le(at)))
+                    .select(diesel::dsl::min(jobs::run_at))
+                    .get_result::<Option<NaiveDateTime>>(&mut *conn)
+                    .map(|oldest| (depth, oldest))
+            })
+            .map_err(|error| query_failed(error, "reading the job queue's state"))?;
+        Ok(JobQueueStats {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_due_age: oldest_due.map(|run_at| now - timestamps::from_db(run_at)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_cut_at_a_character_boundary() {
+        assert_eq!(truncated("short", 500), "short");
+        assert_eq!(truncated("ééé", 2), "éé");
+        assert_eq!(truncated(&"x".repeat(600), LAST_ERROR_MAX_CHARS).len(), 500);
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE jobs;
+DROP TABLE provider_events;
+DROP TABLE payments;
