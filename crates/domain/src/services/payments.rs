@@ -248,7 +248,7 @@ impl PaymentService {
     fn drive(
         &self,
         provider: &dyn PaymentProvider,
-        payment: Payment,
+        mut payment: Payment,
         request: &ChargeRequest,
         payer: Option<Actor>,
     ) -> Result<PaymentOutcome, PayError> {
@@ -273,6 +273,7 @@ impl PaymentService {
                         // Settled meanwhile (reconciliation gave up on it): never confirm.
                         return self.answer_for_settled(self.reload(payment.id)?);
                     }
+                    payment.provider_reference = Some(charge.reference.clone());
                     charge.reference
                 }
                 // A charge that was never confirmed moved no money, whatever happened to it.
