@@ -1,6 +1,6 @@
 """Schemathesis hooks for Orderly's contract fuzzing (loaded through SCHEMATHESIS_HOOKS).
 
-One extra check. `schemathesis.toml` lets `positive_data_acceptance` accept 400, 412 and 422
+One extra check. `schemathesis.toml` lets `positive_data_acceptance` accept 400, 402, 412 and 422
 because the contract gives those statuses to some *schema-valid* requests (an unissued cursor,
 a stale ETag, ...). This check takes that allowance back for every other reason: a refusal of
 schema-valid data passes only when its problem `code` and field errors are one of the
@@ -15,7 +15,16 @@ import schemathesis
 
 # (problem code, field error code, where the fault is: "parameter:NAME" or a JSON-pointer prefix)
 STATE_DEPENDENT = {
-    400: [("invalid_parameter", "invalid_cursor", "parameter:cursor")],
+    400: [
+        ("invalid_parameter", "invalid_cursor", "parameter:cursor"),
+        # Only the provider can sign a provider event (§2.6): any other signature is refused.
+        ("invalid_signature", None, "header:Stripe-Signature"),
+    ],
+    # A payment method the provider does not know or declines (§2.6): its state, not the schema's.
+    402: [
+        ("payment_declined", "invalid_payment_method", "/payment_method"),
+        ("payment_declined", "card_declined", "/payment_method"),
+    ],
     412: [("precondition_failed", None, "header:If-Match")],
     422: [
         ("idempotency_key_reused", None, "header:Idempotency-Key"),

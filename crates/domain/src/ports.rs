@@ -582,17 +582,24 @@ pub struct NewJob {
     pub kind: JobKind,
     pub subject: Uuid,
     pub run_at: DateTime<Utc>,
+    /// When the change that needs the job happened (the caller's clock).
+    pub created_at: DateTime<Utc>,
 }
 
-/// A job a worker has claimed.
+/// A job a worker has claimed, and which claim: [`JobQueue::complete`] and
+/// [`JobQueue::retry_at`] act only while this claim is still the job's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: Uuid,
     pub kind: JobKind,
     pub subject: Uuid,
-    /// Attempts made before this one.
+    /// Attempts made, this one included: counted when the job is claimed, so an attempt whose
+    /// worker died (and never reported back) counts too. At least 1 for a claimed job.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// The end of this claim's lease (`now + lease` at the claim), as stored. With `attempts`
+    /// (which grows with every claim) it identifies the claim.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// The queue's state, for metrics.
@@ -611,12 +618,16 @@ pub trait JobQueue: Send + Sync {
     /// Schedules a job (inside the caller's unit of work when the queue is bound to one, so
     /// the job exists exactly when the change that needs it does).
     fn enqueue(&self, job: &NewJob) -> Result<(), StoreError>;
-    /// Claims one due job (`run_at <= now`, not claimed by a live worker): it is this worker's
-    /// until `now + lease`; a worker that dies loses it when the lease ends.
+    /// Claims one due job (`run_at <= now`, not claimed by a live worker) and counts the
+    /// attempt: it is this worker's until `now + lease`; a worker that dies loses it when the
+    /// lease ends, and its attempt stays counted.
     fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<Job>, StoreError>;
-    /// The job is done: removes it.
-    fn complete(&self, id: Uuid) -> Result<(), StoreError>;
-    /// The attempt failed: counts it and makes the job due again at `run_at`.
-    fn retry_at(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError>;
+    /// The job is done: removes it — only if `job`'s claim is still the job's (no other worker
+    /// has claimed it since). `false`: the claim was lost and nothing changed.
+    fn complete(&self, job: &Job) -> Result<bool, StoreError>;
+    /// The attempt did not finish: makes the job due again at `run_at`, unclaimed, noting
+    /// `error` — only if `job`'s claim is still the job's. `false`: the claim was lost and
+    /// nothing changed.
+    fn retry_at(&self, job: &Job, run_at: DateTime<Utc>, error: &str) -> Result<bool, StoreError>;
     fn stats(&self, now: DateTime<Utc>) -> Result<JobQueueStats, StoreError>;
 }

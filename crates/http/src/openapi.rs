@@ -370,6 +370,22 @@ const LINKS: &[LinkSpec] = &[
     },
     LinkSpec {
         from: ("placeOrder", "201"),
+        name: "PayOrder",
+        to: "payOrder",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Pay the order just placed",
+    },
+    LinkSpec {
+        from: ("placeOrder", "201"),
+        name: "ListPayments",
+        to: "listPayments",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Its payment attempts",
+    },
+    LinkSpec {
+        from: ("placeOrder", "201"),
         name: "ChangeOrderStatus",
         to: "changeOrderStatus",
         parameters: &[NEW_ID, READ_ETAG],

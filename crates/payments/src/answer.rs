@@ -47,6 +47,9 @@ pub(crate) struct WireError {
     pub decline_code: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The request parameter at fault, e.g. `payment_method`.
+    #[serde(default)]
+    pub param: Option<String>,
     /// Real Stripe names the PaymentIntent a declined confirm was about; localstripe does not.
     #[serde(default)]
     pub payment_intent: Option<serde_json::Value>,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use orderly_domain::payment::{ExpectedCharge, PaymentId};
+use orderly_domain::payment::{ExpectedCharge, PaymentFailure, PaymentId};
 use orderly_domain::ports::{
     ChargeRequest, ChargeState, EventRejected, PaymentProvider, ProviderCharge, ProviderError, ProviderEvent,
 };
@@ -22,7 +22,7 @@ use crate::answer::{self, WireIntent, WireList, WireRefund, untrustworthy};
 use crate::event;
 use crate::metrics;
 use crate::settings::StripeSettings;
-use crate::transport::{Call, Retry, Transport};
+use crate::transport::{Answer, Call, Retry, Transport};
 
 /// The form fields of the metadata set on each PaymentIntent (and refund).
 const FORM_METADATA_PAYMENT_ID: &str = "metadata[orderly_payment_id]";
@@ -132,6 +132,12 @@ impl StripeProvider {
             idempotency_key: Some(&key),
             retry: Retry::Freely,
         })?;
+        if let Some(failure) = unusable_payment_method(&answer) {
+            // Nothing was created: the customer named a payment method the provider does not
+            // know (a typo, another account's token). An answer, not a provider fault.
+            tracing::info!(code = failure.code.as_str(), "payment method refused at creation");
+            return Ok(ProviderCharge { reference: String::new(), state: ChargeState::Failed(failure) });
+        }
         let intent: WireIntent = answer::expect_success(&answer, "payment_intent")?;
         answer::check_intent(&intent, expected, None, true).map_err(untrustworthy)?;
         match answer::charge_state(&intent).map_err(untrustworthy)? {
@@ -399,6 +405,24 @@ impl PaymentProvider for StripeProvider {
         }
         result
     }
+}
+
+/// A refusal of `create` that says the payment method itself is unusable: Stripe answers 400
+/// `invalid_request_error` with `param: payment_method` (code `resource_missing` for a token it
+/// does not know); localstripe answers 404 (unknown) or 400 (malformed) `invalid_request_error`
+/// naming no parameter. The payment method is the only customer-supplied parameter of the
+/// creation (amount, currency and metadata are Orderly's own), so a refusal naming no other
+/// parameter is taken as being about it. Anything else is left to the ordinary checks (and is
+/// untrustworthy).
+fn unusable_payment_method(answer: &Answer) -> Option<PaymentFailure> {
+    if !matches!(answer.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND) {
+        return None;
+    }
+    let error = answer::error_body(answer)?;
+    let about_the_method = matches!(error.param.as_deref(), None | Some("payment_method"));
+    (error.kind.as_deref() == Some("invalid_request_error") && about_the_method).then(|| {
+        PaymentFailure::new("invalid_payment_method", "the payment provider does not know this payment method")
+    })
 }
 
 #[cfg(test)]

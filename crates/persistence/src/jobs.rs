@@ -6,14 +6,15 @@
 //!   `ON CONFLICT DO NOTHING`: enqueueing a job that is queued already changes nothing (and
 //!   raises no error, so it is safe inside the caller's transaction on PostgreSQL).
 //! - **Each job by one worker at a time.** A claim is one statement that sets the job's lease,
-//!   `locked_until = now + lease`, on the earliest due job that no live lease holds:
+//!   `locked_until = now + lease`, and counts the attempt, on the earliest due job that no live
+//!   lease holds:
 //!
 //!   ```sql
-//!   UPDATE jobs SET locked_until = :until
+//!   UPDATE jobs SET locked_until = :until, attempts = attempts + 1
 //!   WHERE id = (SELECT id FROM jobs
 //!               WHERE run_at <= :now AND (locked_until IS NULL OR locked_until <= :now)
 //!               ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-//!   RETURNING id, kind, subject, attempts, created_at
+//!   RETURNING id, kind, subject, attempts, created_at, locked_until
 //!   ```
 //!
 //!   On PostgreSQL `FOR UPDATE SKIP LOCKED` makes concurrent claimers (on any instance) pass over
@@ -21,11 +22,17 @@
 //!   lease against the committed row, so two claims never return the same job. The scalar
 //!   subquery (`=`, not `IN`) runs once. SQLite has no row locks: the same statement without the
 //!   locking clause runs in a write transaction (`BEGIN IMMEDIATE`, one writer at a time).
-//! - **A dead worker loses its job.** Nothing but the lease marks a job as taken: when
-//!   `locked_until` has passed, the job is due again for anyone.
-//!
-//! `complete` deletes the job; `retry_at` counts the failed attempt and makes the job due again
-//! at a later time, with the lease cleared.
+//! - **A dead worker loses its job, and its attempt counts.** Nothing but the lease marks a job
+//!   as taken: when `locked_until` has passed, the job is due again for anyone. The attempt was
+//!   counted when claimed, so a job that kills its worker still grows its back-off.
+//! - **A worker that outlived its lease changes nothing.** `complete` (delete) and `retry_at`
+//!   (reschedule, lease cleared) act only on the claim they were given:
+//!   `WHERE id = :id AND locked_until = :lease_until AND attempts = :attempts`. Once another
+//!   worker has claimed the job, `attempts` has grown (and `locked_until` moved on), so the late
+//!   worker's statement matches no row and reports `false`; after its own `retry_at`/`complete`
+//!   nothing matches either. (`locked_until` alone would do for any positive lease, as a new
+//!   claim's lease ends after the old one's; `attempts` keeps claims apart even for a zero or
+//!   sub-microsecond lease.)
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -44,16 +51,16 @@ use crate::timestamps;
 pub(crate) const LAST_ERROR_MAX_CHARS: usize = 500;
 
 /// The claim on PostgreSQL (see the module docs): `$1` the lease's end, `$2` now.
-const CLAIM_POSTGRES: &str = "UPDATE jobs SET locked_until = $1 \
+const CLAIM_POSTGRES: &str = "UPDATE jobs SET locked_until = $1, attempts = attempts + 1 \
      WHERE id = (SELECT id FROM jobs WHERE run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
      ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, kind, subject, attempts, created_at";
+     RETURNING id, kind, subject, attempts, created_at, locked_until";
 
 /// The same claim on SQLite, which has no row locks (the write transaction serialises it).
-const CLAIM_SQLITE: &str = "UPDATE jobs SET locked_until = ?1 \
+const CLAIM_SQLITE: &str = "UPDATE jobs SET locked_until = ?1, attempts = attempts + 1 \
      WHERE id = (SELECT id FROM jobs WHERE run_at <= ?2 AND (locked_until IS NULL OR locked_until <= ?2) \
      ORDER BY run_at, id LIMIT 1) \
-     RETURNING id, kind, subject, attempts, created_at";
+     RETURNING id, kind, subject, attempts, created_at, locked_until";
 
 #[derive(Insertable)]
 #[diesel(table_name = jobs)]
@@ -77,6 +84,8 @@ struct ClaimedRow {
     subject: String,
     attempts: i32,
     created_at: NaiveDateTime,
+    /// Set by the claim; `NULL` would be a corrupt row.
+    locked_until: Option<NaiveDateTime>,
 }
 
 impl ClaimedRow {
@@ -90,8 +99,20 @@ impl ClaimedRow {
             attempts: u32::try_from(self.attempts)
                 .map_err(|_| corrupt_row("job", format!("negative attempts {}", self.attempts)))?,
             created_at: timestamps::from_db(self.created_at),
+            lease_until: timestamps::from_db(
+                self.locked_until.ok_or_else(|| corrupt_row("job", "claimed without a lease"))?,
+            ),
         })
     }
+}
+
+/// The job, while `job`'s claim still holds it (see the module docs).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn held_by(job: &Job) -> _ {
+    let id: String = job.id.to_string();
+    let lease_until: NaiveDateTime = timestamps::to_db(job.lease_until);
+    let attempts: i32 = i32::try_from(job.attempts).unwrap_or(i32::MAX);
+    jobs::table.filter(jobs::id.eq(id)).filter(jobs::locked_until.eq(lease_until)).filter(jobs::attempts.eq(attempts))
 }
 
 /// The first `max` characters of `text`.
@@ -127,8 +148,6 @@ fn claim_in(conn: &mut AnyConnection, until: NaiveDateTime, now: NaiveDateTime) 
 }
 
 impl JobQueue for DieselJobQueue {
-    /// Stamped `created_at` with the clock of this process: [`NewJob`] carries no time of
-    /// creation.
     fn enqueue(&self, job: &NewJob) -> Result<(), StoreError> {
         let row = NewJobRow {
             id: Uuid::now_v7().to_string(),
@@ -138,7 +157,7 @@ impl JobQueue for DieselJobQueue {
             attempts: 0,
             locked_until: None,
             last_error: None,
-            created_at: timestamps::to_db(Utc::now()),
+            created_at: timestamps::to_db(job.created_at),
         };
         // `MultiConnection` has no `ON CONFLICT`; both backends have the same one, so the
         // statement is written once and sent to the inner connection.
@@ -175,26 +194,25 @@ impl JobQueue for DieselJobQueue {
         claimed.map(ClaimedRow::into_domain).transpose()
     }
 
-    fn complete(&self, id: Uuid) -> Result<(), StoreError> {
+    fn complete(&self, job: &Job) -> Result<bool, StoreError> {
         let mut conn = self.db.connection()?;
-        diesel::delete(jobs::table.filter(jobs::id.eq(id.to_string())))
+        let deleted = diesel::delete(held_by(job))
             .execute(&mut *conn)
             .map_err(|error| query_failed(error, "completing a job"))?;
-        Ok(())
+        Ok(deleted == 1)
     }
 
-    fn retry_at(&self, id: Uuid, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    fn retry_at(&self, job: &Job, run_at: DateTime<Utc>, error: &str) -> Result<bool, StoreError> {
         let mut conn = self.db.connection()?;
-        diesel::update(jobs::table.filter(jobs::id.eq(id.to_string())))
+        let updated = diesel::update(held_by(job))
             .set((
-                jobs::attempts.eq(jobs::attempts + 1),
                 jobs::run_at.eq(timestamps::to_db(run_at)),
                 jobs::locked_until.eq(None::<NaiveDateTime>),
                 jobs::last_error.eq(truncated(error, LAST_ERROR_MAX_CHARS)),
             ))
             .execute(&mut *conn)
             .map_err(|error| query_failed(error, "rescheduling a job"))?;
-        Ok(())
+        Ok(updated == 1)
     }
 
     /// `oldest_due_age` is the age of the oldest job that could be claimed now (due, and not

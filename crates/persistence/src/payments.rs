@@ -230,8 +230,9 @@ fn settle_in(
         payments::status.eq(settlement.to.as_str()),
         payments::failure_code.eq(failure_code),
         payments::failure_message.eq(failure_message),
+        // The recorded reference wins: a settlement only fills in a missing one.
         payments::provider_reference
-            .eq(coalesce(settlement.provider_reference.as_deref(), payments::provider_reference)),
+            .eq(coalesce(payments::provider_reference, settlement.provider_reference.as_deref())),
         payments::updated_at.eq(timestamps::to_db(settlement.now)),
     ))
     .execute(conn)?;
@@ -316,6 +317,12 @@ impl PaymentRepository for DieselPaymentRepository {
         Ok(updated == 1)
     }
 
+    /// A settlement never replaces a recorded provider reference:
+    /// `provider_reference = COALESCE(provider_reference, :new)`. It fills in a reference the
+    /// attempt has none of yet, and otherwise keeps the recorded one, even when
+    /// `settlement.provider_reference` names a different charge (the recorded reference is the
+    /// one the money moved under, and what a refund must name); the settlement itself still
+    /// goes ahead.
     fn settle(&self, settlement: &PaymentSettlement, event: &DomainEvent) -> Result<Option<Payment>, StoreError> {
         let mut conn = self.db.connection()?;
         let settled = write_transaction(&mut conn, |conn| settle_in(conn, settlement, event))

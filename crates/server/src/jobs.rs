@@ -13,7 +13,8 @@ use std::time::Duration;
 use orderly_domain::services::{JobOutcome, JobWorker};
 
 /// Counter, labels `kind` (`reconcile_payment`, `refund_payment`) and `outcome` (`done`,
-/// `retried`, `failed`): jobs worked.
+/// `retried`, `failed`, `lost_claim`: the job outlived its lease and another worker has it): jobs
+/// worked.
 pub const JOBS_RUN_TOTAL: &str = "jobs_run_total";
 /// Gauge: jobs in the queue, due or not.
 pub const JOB_QUEUE_DEPTH: &str = "job_queue_depth";
@@ -47,6 +48,7 @@ pub async fn run_once(worker: &JobWorker) -> usize {
                     JobOutcome::Done => "done",
                     JobOutcome::Retried => "retried",
                     JobOutcome::Failed => "failed",
+                    JobOutcome::LostClaim => "lost_claim",
                 };
                 metrics::counter!(JOBS_RUN_TOTAL, "kind" => report.kind.as_str(), "outcome" => outcome).increment(1);
             }

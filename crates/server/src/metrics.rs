@@ -104,7 +104,7 @@ fn describe_all() {
     describe_counter!(IDEMPOTENCY_RECORDS_PURGED_TOTAL, "Idempotency records the sweep deleted after 24 hours");
     describe_counter!(
         JOBS_RUN_TOTAL,
-        "Background jobs worked by this instance, by kind and outcome (done, retried, failed)"
+        "Background jobs worked by this instance, by kind and outcome (done, retried, failed, lost_claim)"
     );
     describe_gauge!(JOB_QUEUE_DEPTH, "Background jobs waiting in the queue, due or not");
     describe_gauge!(

@@ -5,14 +5,17 @@
 //! Safe on every instance at once: a claimed job is invisible to other workers until its lease
 //! ends, and every kind's work is itself idempotent (it looks at the current state first), so a
 //! worker that dies mid-job — its lease runs out and another worker takes the job — repeats
-//! nothing that matters.
+//! nothing that matters. A worker that merely outlived its lease cannot undo the next one's
+//! claim either: completing or rescheduling acts only while the worker's own claim stands
+//! ([`JobOutcome::LostClaim`] otherwise). Attempts are counted when claimed, so a job that
+//! kills its worker still counts toward its back-off.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use crate::error::StoreError;
-use crate::ports::{Clock, JobKind, JobQueue};
+use crate::ports::{Clock, Job, JobKind, JobQueue};
 use crate::services::PaymentService;
 
 /// What one claimed job came to.
@@ -30,6 +33,9 @@ pub enum JobOutcome {
     Retried,
     /// The work itself failed (the database); due again later.
     Failed,
+    /// The worker's lease ran out and another worker claimed the job before this one could
+    /// report back: the job was left as the other claim has it.
+    LostClaim,
 }
 
 #[derive(Clone)]
@@ -56,23 +62,46 @@ impl JobWorker {
         };
         let outcome = match outcome {
             Ok(true) => {
-                self.jobs.complete(job.id)?;
-                JobOutcome::Done
+                if self.jobs.complete(&job)? {
+                    JobOutcome::Done
+                } else {
+                    Self::lost(&job, "completed")
+                }
             }
             Ok(false) => {
                 let run_at = self.clock.now() + self.payments.retry_delay(&job);
-                self.jobs.retry_at(job.id, run_at, "not finished yet")?;
-                JobOutcome::Retried
+                if self.jobs.retry_at(&job, run_at, "not finished yet")? {
+                    JobOutcome::Retried
+                } else {
+                    Self::lost(&job, "unfinished")
+                }
             }
             Err(error) => {
-                let message = format!("{error:#}");
+                let message = crate::error::with_causes(&error);
                 tracing::warn!(job_id = %job.id, kind = job.kind.as_str(), error = %message, "background job failed; retrying later");
                 let run_at = self.clock.now() + self.payments.retry_delay(&job);
-                self.jobs.retry_at(job.id, run_at, &message)?;
-                JobOutcome::Failed
+                if self.jobs.retry_at(&job, run_at, &message)? {
+                    JobOutcome::Failed
+                } else {
+                    Self::lost(&job, "failed")
+                }
             }
         };
         Ok(Some(JobReport { kind: job.kind, outcome }))
+    }
+
+    /// The job's lease ran out while it was worked and another worker holds it now: its
+    /// outcome (`ended`) is not recorded, and the job stays as the newer claim (or its
+    /// completion) left it.
+    fn lost(job: &Job, ended: &str) -> JobOutcome {
+        tracing::warn!(
+            job_id = %job.id,
+            kind = job.kind.as_str(),
+            attempts = job.attempts,
+            ended,
+            "background job outlived its lease and lost its claim; its outcome is not recorded"
+        );
+        JobOutcome::LostClaim
     }
 
     pub fn stats(&self) -> Result<crate::ports::JobQueueStats, StoreError> {
@@ -146,6 +175,7 @@ mod tests {
             subject: PaymentId::new().as_uuid(),
             attempts: 3,
             created_at: now() - Duration::minutes(10),
+            lease_until: now() + lease(),
         }
     }
 
@@ -175,7 +205,7 @@ mod tests {
     fn a_finished_job_is_completed() {
         let job = due_job();
         let mut jobs = queue_claiming(Some(job.clone()));
-        jobs.expect_complete().with(eq(job.id)).times(1).returning(|_| Ok(()));
+        jobs.expect_complete().with(eq(job.clone())).times(1).returning(|_| Ok(true));
         jobs.expect_retry_at().never();
         // Its attempt is gone: nothing left to do.
         let mut payments = MockPaymentRepository::new();
@@ -195,9 +225,9 @@ mod tests {
         assert!(run_at > now());
         let mut jobs = queue_claiming(Some(job.clone()));
         jobs.expect_retry_at()
-            .withf(move |id, at, message| *id == job.id && *at == run_at && message == "not finished yet")
+            .withf(move |claimed, at, message| *claimed == job && *at == run_at && message == "not finished yet")
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         jobs.expect_complete().never();
 
         let report = worker(jobs, payments).work_one().unwrap();
@@ -215,19 +245,75 @@ mod tests {
         assert!(run_at > now());
         let mut jobs = queue_claiming(Some(job.clone()));
         jobs.expect_retry_at()
-            .withf(move |id, at, message| {
-                *id == job.id
+            .withf(move |claimed, at, message| {
+                *claimed == job
                     && *at == run_at
                     // (Its cause is lost today: `{:#}` walks only an `anyhow::Error`'s chain.)
                     && message.starts_with("the database is unavailable")
             })
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _| Ok(true));
         jobs.expect_complete().never();
 
         let report = worker(jobs, payments).work_one().unwrap();
 
         assert_eq!(report, Some(JobReport { kind: JobKind::ReconcilePayment, outcome: JobOutcome::Failed }));
+    }
+
+    #[test]
+    fn a_finished_job_whose_claim_was_lost_is_left_to_the_new_claim() {
+        let job = due_job();
+        let mut jobs = queue_claiming(Some(job.clone()));
+        // The lease ran out mid-job and another worker claimed it: the queue refuses.
+        jobs.expect_complete().with(eq(job.clone())).times(1).returning(|_| Ok(false));
+        jobs.expect_retry_at().never();
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_find().times(1).returning(|_| Ok(None));
+
+        let report = worker(jobs, payment_service(payments, true)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::ReconcilePayment, outcome: JobOutcome::LostClaim }));
+    }
+
+    #[test]
+    fn an_unfinished_job_whose_claim_was_lost_is_not_rescheduled_again() {
+        let job = due_job();
+        let mut jobs = queue_claiming(Some(job.clone()));
+        jobs.expect_retry_at().withf(move |claimed, _, _| *claimed == job).times(1).returning(|_, _, _| Ok(false));
+        jobs.expect_complete().never();
+
+        let report = worker(jobs, payment_service(MockPaymentRepository::new(), false)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::ReconcilePayment, outcome: JobOutcome::LostClaim }));
+    }
+
+    #[test]
+    fn a_failed_job_whose_claim_was_lost_is_not_rescheduled_again() {
+        let job = due_job();
+        let mut store = MockPaymentRepository::new();
+        store.expect_find().times(1).returning(|_| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+        let mut jobs = queue_claiming(Some(job.clone()));
+        jobs.expect_retry_at().withf(move |claimed, _, _| *claimed == job).times(1).returning(|_, _, _| Ok(false));
+        jobs.expect_complete().never();
+
+        let report = worker(jobs, payment_service(store, true)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::ReconcilePayment, outcome: JobOutcome::LostClaim }));
+    }
+
+    #[test]
+    fn a_queue_that_cannot_be_written_is_an_error() {
+        let job = due_job();
+        let mut jobs = queue_claiming(Some(job.clone()));
+        jobs.expect_complete()
+            .times(1)
+            .returning(|_| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_find().times(1).returning(|_| Ok(None));
+
+        let result = worker(jobs, payment_service(payments, true)).work_one();
+
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     }
 
     #[test]

@@ -239,6 +239,7 @@ impl PaymentService {
                 kind: JobKind::ReconcilePayment,
                 subject: payment.id.as_uuid(),
                 run_at: reconcile_at,
+                created_at: now,
             })?;
             Ok(payment)
         })
@@ -259,12 +260,27 @@ impl PaymentService {
             Some(reference) => {
                 // A retry: the charge may have been confirmed already. Look before confirming.
                 match provider.retrieve(&reference, &payment.expected_charge()) {
-                    Ok(ProviderCharge { state: ChargeState::AwaitingConfirmation, .. }) => reference,
+                    Ok(ProviderCharge { state: ChargeState::AwaitingConfirmation, .. }) => {
+                        // Reconciliation may have given up on it meanwhile: confirm only what
+                        // is still ours to confirm. (Should a confirm still race it, the
+                        // charge's success is refunded: `refund_if_charged_after_failing`.)
+                        let current = self.reload(payment.id)?;
+                        if current.status != PaymentStatus::Processing {
+                            return self.answer_for_settled(current);
+                        }
+                        reference
+                    }
                     Ok(charge) => return self.conclude(payment, charge, payer),
                     Err(error) => return self.unknown_outcome(payment, &error),
                 }
             }
             None => match provider.create(request) {
+                // Refused at creation (a payment method the provider does not know): nothing
+                // exists there to confirm, and no money moved.
+                Ok(ProviderCharge { state: ChargeState::Failed(failure), .. }) => {
+                    self.settle_failed(&payment, failure, None)?;
+                    return self.answer_for_settled(self.reload(payment.id)?);
+                }
                 Ok(charge) => {
                     let recorded = in_transaction(self.unit_of_work.as_ref(), |tx| {
                         tx.payments.record_reference(payment.id, &charge.reference, self.clock.now())
@@ -334,7 +350,7 @@ impl PaymentService {
     /// A provider failure after which money may have moved: the attempt stays `processing`
     /// (its reconciliation job is queued already).
     fn unknown_outcome(&self, payment: Payment, error: &ProviderError) -> Result<PaymentOutcome, PayError> {
-        tracing::warn!(payment_id = %payment.id, error = %format!("{error:#}"), "payment outcome unknown; reconciliation will settle it");
+        tracing::warn!(payment_id = %payment.id, error = %crate::error::with_causes(error), "payment outcome unknown; reconciliation will settle it");
         match error {
             ProviderError::TimedOut(_) => Ok(PaymentOutcome::Processing(payment)),
             _ => Err(PayError::ProviderUntrustworthy(Box::new(payment))),
@@ -360,7 +376,10 @@ impl PaymentService {
                 Some("provider_unavailable") => Err(PayError::ProviderUnavailable),
                 _ => Err(PayError::Declined(Box::new(payment))),
             },
-            PaymentStatus::Refunded => Err(PayError::OrderChangedDuringPayment(OrderStatus::Cancelled)),
+            PaymentStatus::Refunded => {
+                let order = self.repositories.orders.find(payment.order_id)?;
+                Err(PayError::OrderChangedDuringPayment(order.map_or(OrderStatus::Cancelled, |order| order.status)))
+            }
         }
     }
 
@@ -412,6 +431,7 @@ impl PaymentService {
                     kind: JobKind::RefundPayment,
                     subject: payment.id.as_uuid(),
                     run_at: now,
+                    created_at: now,
                 })?;
             }
             Ok(Some(Settled { payment: settled, order_confirmed }))
@@ -581,7 +601,7 @@ impl PaymentService {
             }
             Ok(charge) => self.settle_from_provider(payment, &charge),
             Err(error) => {
-                tracing::warn!(payment_id = %payment.id, error = %format!("{error:#}"), "reconciliation could not reach a verdict; retrying later");
+                tracing::warn!(payment_id = %payment.id, error = %crate::error::with_causes(&error), "reconciliation could not reach a verdict; retrying later");
                 Ok(false)
             }
         }
@@ -593,10 +613,12 @@ impl PaymentService {
     fn refund_if_charged_after_failing(&self, tx: &Repositories, payment: &Payment) -> Result<(), StoreError> {
         if payment.status == PaymentStatus::Failed && payment.provider_reference.is_some() {
             tracing::warn!(payment_id = %payment.id, "a charge succeeded for an attempt settled as failed; refunding it");
+            let now = self.clock.now();
             tx.jobs.enqueue(&NewJob {
                 kind: JobKind::RefundPayment,
                 subject: payment.id.as_uuid(),
-                run_at: self.clock.now(),
+                run_at: now,
+                created_at: now,
             })?;
         }
         Ok(())
@@ -616,7 +638,7 @@ impl PaymentService {
             )));
         };
         if let Err(error) = provider.refund(reference, &payment.expected_charge()) {
-            tracing::warn!(payment_id = %payment.id, error = %format!("{error:#}"), "refund failed; retrying later");
+            tracing::warn!(payment_id = %payment.id, error = %crate::error::with_causes(&error), "refund failed; retrying later");
             return Ok(false);
         }
         let now = self.clock.now();
@@ -633,10 +655,11 @@ impl PaymentService {
     }
 
     /// When a job that could not finish runs again: exponential back-off from
-    /// `retry_base`, capped at `retry_cap`, with jitter of up to a quarter of the wait taken
-    /// from the job's id (so instances retrying many jobs do not move in lock-step).
+    /// `retry_base` (after the first attempt; `job.attempts` counts the one that just ended),
+    /// capped at `retry_cap`, with jitter of up to a quarter of the wait taken from the job's id
+    /// (so instances retrying many jobs do not move in lock-step).
     pub fn retry_delay(&self, job: &Job) -> Duration {
-        let exponent = job.attempts.min(20);
+        let exponent = job.attempts.saturating_sub(1).min(20);
         let base_ms = self.policy.retry_base.num_milliseconds().max(1);
         let cap_ms = self.policy.retry_cap.num_milliseconds().max(base_ms);
         let wait_ms = base_ms.saturating_mul(1_i64 << exponent).min(cap_ms);

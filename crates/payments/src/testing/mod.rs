@@ -8,7 +8,8 @@
 //! - [`StubProvider`]: a scripted HTTP server on loopback that answers what a test tells it to
 //!   (delays, statuses, headers, bodies) and records what it was sent, to inject the faults
 //!   localstripe cannot: slow, wrong, malformed or failing answers. Also a receiver for
-//!   localstripe's webhooks.
+//!   localstripe's webhooks. [`StubProvider::proxy`] is the same server as a fault-injecting
+//!   proxy in front of localstripe: requests take effect upstream, answers come late or wrong.
 //! - [`sign_event`]: a `Stripe-Signature` header for a body, as Stripe computes it.
 //!
 //! Test helpers panic with a message rather than return errors: a broken fixture is a failed
@@ -22,7 +23,7 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 pub use localstripe::{LOCALSTRIPE_VAR, LocalStripe, REQUIRE_LOCALSTRIPE_VAR};
-pub use stub::{SeenRequest, StubProvider, StubResponse};
+pub use stub::{ProxyFault, ProxyFaultKind, SeenRequest, StubProvider, StubResponse};
 
 /// The `Stripe-Signature` header Stripe would send for `body` at `timestamp` (unix seconds)
 /// with the endpoint secret `secret`: `t=<timestamp>,v1=<hex HMAC-SHA256>`.

@@ -93,8 +93,29 @@ impl SeenRequest {
     }
 }
 
+/// What the proxy mode ([`StubProvider::proxy`]) does to the answer of a forwarded request
+/// whose path ends with `path_suffix`, for the next `times` such requests.
+#[derive(Debug, Clone)]
+pub struct ProxyFault {
+    pub path_suffix: &'static str,
+    pub times: usize,
+    pub kind: ProxyFaultKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProxyFaultKind {
+    /// Forward, then hold the upstream's answer this long before passing it on: the request
+    /// took effect upstream, its answer comes late (or, if the client gave up, never).
+    Hold(Duration),
+    /// Forward, then answer this instead of the upstream's answer: the request took effect
+    /// upstream, and the client is told something else (e.g. a malformed 200).
+    Replace(StubResponse),
+}
+
 struct Shared {
     script: Vec<StubResponse>,
+    /// Proxy mode: the upstream's address and the faults still to apply.
+    upstream: Option<(SocketAddr, Mutex<Vec<ProxyFault>>)>,
     seen: Mutex<Vec<SeenRequest>>,
     stop: AtomicBool,
 }
@@ -126,11 +147,31 @@ impl StubProvider {
     /// Serves `script` on a fresh loopback port: the n-th request gets `script[n]`, the ones
     /// after the last get the last. An empty script answers 500 to everything.
     pub fn start(script: Vec<StubResponse>) -> StubProvider {
+        Self::serve_with(Shared { script, upstream: None, seen: Mutex::new(Vec::new()), stop: AtomicBool::new(false) })
+    }
+
+    /// A fault-injecting proxy in front of `upstream` (`http://127.0.0.1:<port>`, e.g. a
+    /// localstripe): every request is forwarded and its answer passed back, except that each
+    /// fault applies to the next `times` requests whose path ends with its suffix.
+    pub fn proxy(upstream: &str, faults: Vec<ProxyFault>) -> StubProvider {
+        let address = upstream
+            .strip_prefix("http://")
+            .and_then(|authority| authority.trim_end_matches('/').parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("the proxy's upstream must be http://<ip>:<port>, got {upstream}"));
+        Self::serve_with(Shared {
+            script: Vec::new(),
+            upstream: Some((address, Mutex::new(faults))),
+            seen: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    fn serve_with(shared: Shared) -> StubProvider {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|error| panic!("the stub cannot bind a loopback port: {error}"));
         let address = listener.local_addr().unwrap_or_else(|error| panic!("the stub has no address: {error}"));
         listener.set_nonblocking(true).unwrap_or_else(|error| panic!("the stub cannot poll: {error}"));
-        let shared = Arc::new(Shared { script, seen: Mutex::new(Vec::new()), stop: AtomicBool::new(false) });
+        let shared = Arc::new(shared);
         let thread = std::thread::spawn({
             let shared = Arc::clone(&shared);
             move || serve(&listener, &shared)
@@ -208,6 +249,36 @@ fn handle(stream: TcpStream, shared: &Shared) {
         return;
     }
     let Some(request) = read_request(&stream) else { return };
+    if let Some((upstream, faults)) = &shared.upstream {
+        let fault = {
+            let mut faults = faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            faults.iter_mut().find(|fault| fault.times > 0 && request.path().ends_with(fault.path_suffix)).map(
+                |fault| {
+                    fault.times -= 1;
+                    fault.kind.clone()
+                },
+            )
+        };
+        let answer = forward(*upstream, &request);
+        shared.seen().push(request);
+        let Some(answer) = answer else { return };
+        let mut stream = stream;
+        match fault {
+            Some(ProxyFaultKind::Replace(response)) => {
+                send(&mut stream, &response);
+            }
+            Some(ProxyFaultKind::Hold(delay)) => {
+                if wait(shared, delay) {
+                    let _ = stream.write_all(&answer).and_then(|()| stream.flush());
+                }
+            }
+            None => {
+                let _ = stream.write_all(&answer).and_then(|()| stream.flush());
+            }
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
     let index = {
         let mut seen = shared.seen();
         seen.push(request);
@@ -217,13 +288,28 @@ fn handle(stream: TcpStream, shared: &Shared) {
         Some(response) => response.clone(),
         None => StubResponse::raw(500, "text/plain", "the stub has no script"),
     };
-    let until = Instant::now() + response.delay;
+    if !wait(shared, response.delay) {
+        return;
+    }
+    let mut stream = stream;
+    send(&mut stream, &response);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Sleeps for `delay`; `false` if the stub was stopped meanwhile.
+fn wait(shared: &Shared, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
     while Instant::now() < until {
         if shared.stop.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
     }
+    true
+}
+
+/// Writes `response` (with `Connection: close`).
+fn send(stream: &mut TcpStream, response: &StubResponse) {
     let mut head = format!(
         "HTTP/1.1 {} Stub\r\nContent-Length: {}\r\nConnection: close\r\n",
         response.status,
@@ -233,11 +319,28 @@ fn handle(stream: TcpStream, shared: &Shared) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    let mut stream = stream;
     // The client may have given up (that is what some tests are about): write errors are fine.
     let _ =
         stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&response.body)).and_then(|()| stream.flush());
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Sends `request` to `upstream` on a connection of its own (`Connection: close`) and returns
+/// the upstream's whole answer, bytes as received; `None` if the upstream could not be reached.
+fn forward(upstream: SocketAddr, request: &SeenRequest) -> Option<Vec<u8>> {
+    let mut connection = TcpStream::connect_timeout(&upstream, READ_TIMEOUT).ok()?;
+    connection.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+    for (name, value) in &request.headers {
+        if !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("content-length") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", request.body.len()));
+    connection.write_all(head.as_bytes()).ok()?;
+    connection.write_all(&request.body).ok()?;
+    let mut answer = Vec::new();
+    connection.take(MAX_BODY_BYTES as u64).read_to_end(&mut answer).ok()?;
+    Some(answer)
 }
 
 fn read_request(stream: &TcpStream) -> Option<SeenRequest> {

@@ -7,7 +7,7 @@ use chrono::Utc;
 use orderly_domain::payment::ExpectedCharge;
 use orderly_domain::ports::{ChargeState, PaymentProvider, ProviderError, ProviderEventKind};
 use orderly_payments::StripeProvider;
-use orderly_payments::testing::{LocalStripe, StubProvider, StubResponse};
+use orderly_payments::testing::{LocalStripe, ProxyFault, ProxyFaultKind, StubProvider, StubResponse};
 
 use crate::fixtures::{WEBHOOK_SECRET, charge_request};
 
@@ -18,6 +18,13 @@ const AUTHENTICATION_CARD: &str = "4000002500003155";
 
 fn provider(localstripe: &LocalStripe) -> StripeProvider {
     StripeProvider::new(localstripe.settings(WEBHOOK_SECRET)).unwrap()
+}
+
+/// A provider for `localstripe`'s key and secret, talking to `api_base` (a proxy in front of it).
+fn provider_at(localstripe: &LocalStripe, api_base: &str) -> StripeProvider {
+    let mut settings = localstripe.settings(WEBHOOK_SECRET);
+    settings.api_base = api_base.to_owned();
+    StripeProvider::new(settings).unwrap()
 }
 
 fn failure_code(state: &ChargeState) -> &str {
@@ -150,4 +157,34 @@ fn localstripe_webhooks_verify_and_parse() {
     let stranger = StripeProvider::new(settings).unwrap();
     assert!(stranger.verify_event(header, &delivery.body, Utc::now()).is_err());
     assert!(provider.verify_event(header, &delivery.body, Utc::now() + chrono::Duration::minutes(10)).is_err());
+}
+
+#[test]
+fn a_payment_method_localstripe_does_not_know_fails_at_creation() {
+    let Some(localstripe) = LocalStripe::start() else { return };
+    let provider = provider(&localstripe);
+    for token in ["pm_does_not_exist", "x"] {
+        let created = provider.create(&charge_request(1999, "EUR", token)).unwrap();
+        assert!(
+            matches!(&created.state, ChargeState::Failed(failure) if failure.code == "invalid_payment_method"),
+            "{token}: {created:?}"
+        );
+    }
+}
+
+#[test]
+fn the_fault_proxy_forwards_and_holds_or_replaces_answers() {
+    let Some(localstripe) = LocalStripe::start() else { return };
+    let malformed = StubResponse::raw(200, "application/json", "{");
+    let proxy = StubProvider::proxy(
+        &localstripe.api_base(),
+        vec![ProxyFault { path_suffix: "/confirm", times: 1, kind: ProxyFaultKind::Replace(malformed) }],
+    );
+    let provider = provider_at(&localstripe, &proxy.api_base());
+    let request = charge_request(1999, "EUR", "pm_card_visa");
+    let created = provider.create(&request).unwrap();
+    assert!(matches!(provider.confirm(&created.reference, &request), Err(ProviderError::Untrustworthy(_))));
+    // The confirm took effect upstream: the charge succeeded there.
+    assert_eq!(provider.retrieve(&created.reference, &request.expected).unwrap().state, ChargeState::Succeeded);
+    assert_eq!(proxy.requests().len(), 3);
 }

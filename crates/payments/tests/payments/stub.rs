@@ -285,3 +285,31 @@ fn references_that_are_not_payment_intent_ids_are_never_sent() {
     }
     assert!(stub.requests().is_empty());
 }
+
+#[test]
+fn a_payment_method_the_provider_refuses_at_creation_is_a_failed_charge_but_other_refusals_are_not() {
+    let request = charge_request(1999, "EUR", "pm_typo");
+    // Stripe: 400 naming the parameter; localstripe: 404 naming none.
+    for refusal in [
+        json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
+            "message": "No such PaymentMethod: 'pm_typo'"}}),
+        json!({"error": {"type": "invalid_request_error", "message": "Not Found"}}),
+    ] {
+        let status = if refusal["error"]["param"].is_null() { 404 } else { 400 };
+        let stub = StubProvider::start(vec![StubResponse::json(status, &refusal)]);
+        let created = provider(&stub.api_base(), PATIENT).create(&request).unwrap();
+        match created.state {
+            ChargeState::Failed(failure) => assert_eq!(failure.code, "invalid_payment_method"),
+            other => panic!("expected a failed charge, got {other:?}"),
+        }
+        assert_eq!(stub.requests().len(), 1, "a refusal is an answer: not retried");
+    }
+    // A refusal naming Orderly's own parameters is Orderly's or the provider's fault, not the
+    // customer's: untrustworthy, never a decline.
+    let amount = json!({"error": {"type": "invalid_request_error", "param": "amount", "message": "Invalid integer"}});
+    let stub = StubProvider::start(vec![StubResponse::json(400, &amount)]);
+    untrustworthy(provider(&stub.api_base(), PATIENT).create(&request));
+    // And the refusal of a confirm is not about the method at creation.
+    let stub = StubProvider::start(vec![StubResponse::json(404, &json!({"error": {"type": "invalid_request_error"}}))]);
+    untrustworthy(provider(&stub.api_base(), PATIENT).confirm(REFERENCE, &request));
+}

@@ -1,6 +1,6 @@
 //! The durable job queue: one job per (kind, subject), a due job claimed by one worker until
-//! its lease ends (also with racing workers), retries counted and rescheduled, completion
-//! removes, and the queue's state for metrics.
+//! its lease ends (also with racing workers), attempts counted at the claim, rescheduling and
+//! completion only by the claim that holds the job, and the queue's state for metrics.
 
 use std::collections::HashSet;
 use std::sync::Barrier;
@@ -26,9 +26,10 @@ orderly_persistence::backend_tests! {
         queue.enqueue(&job(JobKind::RefundPayment, subject, 10)).unwrap();
         queue.enqueue(&job(JobKind::ReconcilePayment, Uuid::now_v7(), 10)).unwrap();
         assert_eq!(db.count_rows("jobs"), 3);
-        // The first enqueue's time stands.
+        // The first enqueue's times stand.
         let claimed = queue.claim_due(at(10), Duration::seconds(30)).unwrap().unwrap();
-        assert_eq!((claimed.kind, claimed.subject, claimed.attempts), (JobKind::ReconcilePayment, subject, 0));
+        assert_eq!((claimed.kind, claimed.subject, claimed.attempts), (JobKind::ReconcilePayment, subject, 1));
+        assert_eq!((claimed.created_at, claimed.lease_until), (at(0), at(40)));
     }
 
     fn a_due_job_is_claimed_once_until_its_lease_ends(db: &TestDatabase) {
@@ -39,15 +40,17 @@ orderly_persistence::backend_tests! {
 
         assert_eq!(queue.claim_due(at(9), Duration::seconds(30)).unwrap(), None, "not due yet");
         let claimed = queue.claim_due(at(20), Duration::seconds(30)).unwrap().unwrap();
-        assert_eq!((claimed.kind, claimed.subject, claimed.attempts), (JobKind::ReconcilePayment, subject, 0));
+        assert_eq!((claimed.kind, claimed.subject, claimed.attempts), (JobKind::ReconcilePayment, subject, 1));
+        assert_eq!(claimed.lease_until, at(50));
         // Leased until at(50); the other job is due only at at(100).
         assert_eq!(queue.claim_due(at(21), Duration::seconds(30)).unwrap(), None);
         assert_eq!(queue.claim_due(at(49), Duration::seconds(30)).unwrap(), None);
-        // The worker died: when the lease ends, anyone may take the job.
+        // The worker died: when the lease ends, anyone may take the job, and the dead worker's
+        // attempt stays counted.
         let again = queue.claim_due(at(50), Duration::seconds(30)).unwrap().unwrap();
-        assert_eq!(again, claimed);
+        assert_eq!(again, Job { attempts: 2, lease_until: at(80), ..claimed });
         // The earliest due job comes first.
-        queue.complete(again.id).unwrap();
+        assert!(queue.complete(&again).unwrap());
         queue.enqueue(&job(JobKind::ReconcilePayment, Uuid::now_v7(), 90)).unwrap();
         let earliest = queue.claim_due(at(200), Duration::seconds(30)).unwrap().unwrap();
         assert_eq!(earliest.kind, JobKind::ReconcilePayment);
@@ -60,16 +63,21 @@ orderly_persistence::backend_tests! {
         let queue = jobs(db);
         queue.enqueue(&job(JobKind::RefundPayment, Uuid::now_v7(), 10)).unwrap();
         let claimed = queue.claim_due(at(10), Duration::seconds(30)).unwrap().unwrap();
+        assert_eq!(claimed.attempts, 1);
         let long_error = "é".repeat(2000);
-        queue.retry_at(claimed.id, at(100), &long_error).unwrap();
-        assert_eq!(db.count_rows("jobs WHERE LENGTH(last_error) = 500 AND locked_until IS NULL"), 1);
+        assert!(queue.retry_at(&claimed, at(100), &long_error).unwrap());
+        assert_eq!(db.count_rows("jobs WHERE LENGTH(last_error) = 500 AND locked_until IS NULL AND attempts = 1"), 1);
+        // Its claim has ended: reporting again changes nothing.
+        assert!(!queue.retry_at(&claimed, at(5), "twice").unwrap());
+        assert!(!queue.complete(&claimed).unwrap());
+        assert_eq!(db.count_rows("jobs WHERE LENGTH(last_error) = 500"), 1);
 
         // The lease is gone, but the job is not due before its new time.
         assert_eq!(queue.claim_due(at(99), Duration::seconds(30)).unwrap(), None);
         let retried = queue.claim_due(at(100), Duration::seconds(30)).unwrap().unwrap();
-        assert_eq!((retried.id, retried.attempts, retried.created_at), (claimed.id, 1, claimed.created_at));
-        queue.retry_at(retried.id, at(200), "again").unwrap();
-        assert_eq!(queue.claim_due(at(200), Duration::seconds(30)).unwrap().unwrap().attempts, 2);
+        assert_eq!((retried.id, retried.attempts, retried.created_at), (claimed.id, 2, claimed.created_at));
+        assert!(queue.retry_at(&retried, at(200), "again").unwrap());
+        assert_eq!(queue.claim_due(at(200), Duration::seconds(30)).unwrap().unwrap().attempts, 3);
     }
 
     fn a_completed_job_is_gone(db: &TestDatabase) {
@@ -77,13 +85,53 @@ orderly_persistence::backend_tests! {
         let subject = Uuid::now_v7();
         queue.enqueue(&job(JobKind::ReconcilePayment, subject, 10)).unwrap();
         let claimed = queue.claim_due(at(10), Duration::seconds(30)).unwrap().unwrap();
-        queue.complete(claimed.id).unwrap();
+        assert!(queue.complete(&claimed).unwrap());
         assert_eq!(db.count_rows("jobs"), 0);
         assert_eq!(queue.claim_due(at(1000), Duration::seconds(30)).unwrap(), None);
-        // Completing twice is harmless, and the same job may be queued again afterwards.
-        queue.complete(claimed.id).unwrap();
+        // Completing twice changes nothing, and the same job may be queued again afterwards.
+        assert!(!queue.complete(&claimed).unwrap());
+        assert!(!queue.retry_at(&claimed, at(20), "late").unwrap());
+        assert_eq!(db.count_rows("jobs"), 0);
         queue.enqueue(&job(JobKind::ReconcilePayment, subject, 20)).unwrap();
         assert_eq!(queue.claim_due(at(20), Duration::seconds(30)).unwrap().map(|job| job.subject), Some(subject));
+    }
+
+    /// A worker whose lease ran out while another worker claimed the job can neither complete
+    /// nor reschedule it: the other claim stands.
+    fn a_worker_that_lost_its_claim_changes_nothing(db: &TestDatabase) {
+        let queue = jobs(db);
+        queue.enqueue(&job(JobKind::ReconcilePayment, Uuid::now_v7(), 10)).unwrap();
+        let stale = queue.claim_due(at(10), Duration::seconds(30)).unwrap().unwrap();
+        let current = queue.claim_due(at(40), Duration::seconds(30)).unwrap().unwrap();
+        assert_eq!((current.id, current.attempts, current.lease_until), (stale.id, 2, at(70)));
+        let held = "jobs WHERE attempts = 2 AND locked_until IS NOT NULL AND last_error IS NULL";
+
+        assert!(!queue.complete(&stale).unwrap());
+        assert!(!queue.retry_at(&stale, at(500), "late").unwrap());
+        assert_eq!(db.count_rows(held), 1, "the current claim was disturbed");
+        // Still leased to the current worker, and its outcome is recorded.
+        assert_eq!(queue.claim_due(at(69), Duration::seconds(30)).unwrap(), None);
+        assert!(queue.retry_at(&current, at(100), "not yet").unwrap());
+        assert_eq!(queue.claim_due(at(100), Duration::seconds(30)).unwrap().map(|job| job.attempts), Some(3));
+
+        // Even a claim whose lease ends at the same instant as the one before (a zero lease) is
+        // told apart, by its attempt.
+        queue.enqueue(&job(JobKind::RefundPayment, Uuid::now_v7(), 1000)).unwrap();
+        let first = queue.claim_due(at(1000), Duration::seconds(60)).unwrap().unwrap();
+        let second = queue.claim_due(at(1060), Duration::zero()).unwrap().unwrap();
+        assert_eq!((first.id, first.lease_until), (second.id, second.lease_until));
+        assert!(!queue.complete(&first).unwrap());
+        assert!(queue.complete(&second).unwrap());
+    }
+
+    /// The lease of a job whose worker has not reported back yet: it may still complete.
+    fn an_expired_claim_nobody_took_may_still_report(db: &TestDatabase) {
+        let queue = jobs(db);
+        queue.enqueue(&job(JobKind::ReconcilePayment, Uuid::now_v7(), 10)).unwrap();
+        let slow = queue.claim_due(at(10), Duration::seconds(30)).unwrap().unwrap();
+        // Past its lease, but no one claimed the job since.
+        assert!(queue.complete(&slow).unwrap());
+        assert_eq!(db.count_rows("jobs"), 0);
     }
 
     fn the_queue_reports_its_depth_and_the_oldest_waiting_due_job(db: &TestDatabase) {
@@ -144,5 +192,5 @@ fn jobs(db: &TestDatabase) -> DieselJobQueue {
 }
 
 fn job(kind: JobKind, subject: Uuid, run_at: i64) -> NewJob {
-    NewJob { kind, subject, run_at: at(run_at) }
+    NewJob { kind, subject, run_at: at(run_at), created_at: at(0) }
 }

@@ -237,6 +237,14 @@ orderly_persistence::backend_tests! {
         settle(&repo, &fresh, PaymentStatus::Failed, Some(declined()), None, at(21)).unwrap();
         assert!(!repo.record_reference(fresh.id, "pi_9", at(22)).unwrap());
         assert_eq!(repo.find(fresh.id).unwrap().unwrap().provider_reference, None);
+
+        // A settlement naming another reference settles, but keeps the recorded one.
+        let settled = settle(&repo, &payment, PaymentStatus::Succeeded, None, Some("pi_other"), at(30)).unwrap();
+        assert_eq!((settled.status, settled.provider_reference.as_deref()), (PaymentStatus::Succeeded, Some("pi_1")));
+        assert_eq!(repo.find_by_reference("stripe", "pi_other").unwrap(), None);
+        // (And a later settlement naming yet another changes nothing about it either.)
+        let refunded = settle(&repo, &settled, PaymentStatus::Refunded, None, Some("pi_third"), at(31)).unwrap();
+        assert_eq!(refunded.provider_reference.as_deref(), Some("pi_1"));
     }
 
     fn each_provider_event_is_applied_once(db: &TestDatabase) {

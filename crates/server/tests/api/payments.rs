@@ -6,12 +6,11 @@
 //! with `.ci/localstripe-venv`); without it these tests say so and pass without running,
 //! unless `ORDERLY_TEST_REQUIRE_LOCALSTRIPE=1`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
-use orderly_payments::testing::{LocalStripe, sign_event};
+use orderly_payments::testing::{LocalStripe, ProxyFault, ProxyFaultKind, StubProvider, StubResponse, sign_event};
 use orderly_persistence::testing::Backend;
 use serde_json::{Value, json};
 
@@ -123,78 +122,13 @@ async fn post_event(app: &TestApp, body: &[u8], signature: Option<String>) -> Re
 
 // --- a fault-injecting proxy in front of localstripe -------------------------------------------
 
-/// What the proxy does to the answer of a request whose path ends with `suffix`.
-#[derive(Clone)]
-enum Fault {
-    /// Forward, then hold the answer this long (past Orderly's timeout: "no answer in time").
-    Delay(Duration),
-    /// Forward, then answer 200 with this body instead (the charge did happen).
-    Replace(&'static str),
-}
-
-struct ProxyState {
-    upstream: String,
-    /// (path suffix, fault, times left)
-    faults: Mutex<Vec<(&'static str, Fault, usize)>>,
-}
-
-/// A proxy on a free loopback port that forwards everything to `upstream` and applies each
-/// fault to the next `times` matching requests. It lives as long as the test's runtime.
-async fn fault_proxy(upstream: String, faults: Vec<(&'static str, Fault, usize)>) -> String {
-    let state = web::Data::new(ProxyState { upstream, faults: Mutex::new(faults) });
-    let server = HttpServer::new(move || {
-        // A client per worker: awc's is not `Send`.
-        App::new()
-            .app_data(state.clone())
-            .app_data(web::Data::new(awc::Client::default()))
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("the proxy binds");
-    let address = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    format!("http://{address}")
-}
-
-async fn forward(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<ProxyState>,
-    client: web::Data<awc::Client>,
-) -> HttpResponse {
-    let target = format!("{}{}", state.upstream, req.uri().path_and_query().map_or("", |p| p.as_str()));
-    let mut upstream = client.request(req.method().clone(), target);
-    for (name, value) in req.headers() {
-        if name != "host" && name != "content-length" {
-            upstream = upstream.insert_header((name.clone(), value.clone()));
-        }
-    }
-    let mut answer = match upstream.send_body(body).await {
-        Ok(answer) => answer,
-        Err(_) => return HttpResponse::BadGateway().finish(),
-    };
-    let answered = answer.body().limit(1 << 20).await.unwrap_or_default();
-    let fault = {
-        let mut faults = state.faults.lock().unwrap();
-        faults.iter_mut().find(|(suffix, _, left)| *left > 0 && req.path().ends_with(suffix)).map(|entry| {
-            entry.2 -= 1;
-            entry.1.clone()
-        })
-    };
-    match fault {
-        Some(Fault::Delay(delay)) => actix_web::rt::time::sleep(delay).await,
-        Some(Fault::Replace(body)) => {
-            return HttpResponse::Ok().content_type("application/json").body(body);
-        }
-        None => {}
-    }
-    let mut response = HttpResponse::build(answer.status());
-    if let Some(content_type) = answer.headers().get("content-type") {
-        response.insert_header(("content-type", content_type.clone()));
-    }
-    response.body(answered)
+/// The answer to the next confirm is held past Orderly's timeout: the charge happens at the
+/// provider, Orderly does not hear of it in time.
+fn confirm_answered_late(stripe: &LocalStripe, by: Duration) -> StubProvider {
+    StubProvider::proxy(
+        &stripe.api_base(),
+        vec![ProxyFault { path_suffix: "/confirm", times: 1, kind: ProxyFaultKind::Hold(by) }],
+    )
 }
 
 // --- the tests --------------------------------------------------------------------------------
@@ -300,10 +234,15 @@ with_localstripe! {
         assert_eq!(attempts[0]["status"], "failed");
         assert_eq!(attempts[0]["failure"]["code"], "card_declined");
 
+        // A token the provider does not know is a decline too, not a provider fault.
+        let unknown = pay(&app, &ada, &order, "pm_does_not_exist", None).await.problem(402, "payment_declined");
+        assert_eq!(unknown["errors"][0]["code"], "invalid_payment_method");
+
         let paid = pay(&app, &ada, &order, "pm_card_visa", None).await;
         assert_eq!(paid.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&paid.body));
         let attempts = payments_of(&app, &ada, &order).await;
-        assert_eq!(attempts.iter().map(|a| a["status"].as_str().unwrap()).collect::<Vec<_>>(), ["succeeded", "failed"]);
+        let statuses: Vec<&str> = attempts.iter().map(|a| a["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["succeeded", "failed", "failed"]);
         assert_eq!(succeeded_charges(&stripe).await, 1);
     }
 
@@ -325,8 +264,8 @@ with_localstripe! {
     async fn provider_events_are_verified_and_applied_once(backend, stripe) {
         // The provider's answer to the confirm never arrives in time: the attempt stays
         // processing until the provider's signed event says how it ended.
-        let proxy = fault_proxy(stripe.api_base(), vec![("/confirm", Fault::Delay(Duration::from_secs(2)), 1)]).await;
-        let Some(app) = app_paying_through(backend, &proxy, &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
+        let proxy = confirm_answered_late(&stripe, Duration::from_secs(2));
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
         let admin = app.admin().await;
         let ada = app.customer("ada@example.com").await;
         let (order, _) = pending_order(&app, &admin, &ada).await;
@@ -372,6 +311,31 @@ with_localstripe! {
         assert_eq!(succeeded_charges(&stripe).await, 1);
     }
 
+    async fn the_providers_own_signed_event_settles_a_payment_whose_answer_was_lost(backend, stripe) {
+        // The confirm's answer is lost (held past a 3 s timeout); reconciliation would only
+        // look 24 s later (8 × the timeout), after this test's 20 s patience: what settles the
+        // payment here is the event localstripe itself signs and delivers.
+        let proxy = confirm_answered_late(&stripe, Duration::from_secs(5));
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &[("ORDERLY_PAYMENT_TIMEOUT_MS", "3000")]).await
+        else {
+            return;
+        };
+        let receiver = app.url("/v1/payment-events");
+        { let stripe = stripe.clone(); blocking(move || stripe.register_webhook(&receiver, WEBHOOK_SECRET)).await };
+        let admin = app.admin().await;
+        let ada = app.customer("ada@example.com").await;
+        let (order, _) = pending_order(&app, &admin, &ada).await;
+        let accepted = pay(&app, &ada, &order, "pm_card_visa", None).await;
+        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&accepted.body));
+        eventually("localstripe's event confirms the order", || async {
+            order_now(&app, &ada, &order).await["status"] == "confirmed"
+        })
+        .await;
+        let events = app.get("/v1/events?type=payment.succeeded", Some(&admin.access_token)).await.json();
+        assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+        assert_eq!(succeeded_charges(&stripe).await, 1);
+    }
+
     async fn a_provider_that_cannot_be_reached_charges_nothing(backend, stripe) {
         let _ = &stripe;
         let refused = orderly_payments::testing::StubProvider::refused_api_base();
@@ -389,8 +353,8 @@ with_localstripe! {
     }
 
     async fn a_late_answer_is_202_and_is_settled_without_the_client(backend, stripe) {
-        let proxy = fault_proxy(stripe.api_base(), vec![("/confirm", Fault::Delay(Duration::from_secs(2)), 1)]).await;
-        let Some(app) = app_paying_through(backend, &proxy, &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
+        let proxy = confirm_answered_late(&stripe, Duration::from_secs(2));
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
         let admin = app.admin().await;
         let ada = app.customer("ada@example.com").await;
         let (order, _) = pending_order(&app, &admin, &ada).await;
@@ -406,8 +370,12 @@ with_localstripe! {
     }
 
     async fn a_malformed_success_is_502_not_a_success_and_is_reconciled(backend, stripe) {
-        let proxy = fault_proxy(stripe.api_base(), vec![("/confirm", Fault::Replace("{\"id\": 42, \"status\": \"succeeded\""), 1)]).await;
-        let Some(app) = app_paying_through(backend, &proxy, &[]).await else { return };
+        let malformed = StubResponse::raw(200, "application/json", "{\"id\": 42, \"status\": \"succeeded\"");
+        let proxy = StubProvider::proxy(
+            &stripe.api_base(),
+            vec![ProxyFault { path_suffix: "/confirm", times: 1, kind: ProxyFaultKind::Replace(malformed) }],
+        );
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &[]).await else { return };
         let admin = app.admin().await;
         let ada = app.customer("ada@example.com").await;
         let (order, _) = pending_order(&app, &admin, &ada).await;
@@ -423,8 +391,8 @@ with_localstripe! {
     }
 
     async fn a_success_that_lands_on_a_cancelled_order_is_refunded(backend, stripe) {
-        let proxy = fault_proxy(stripe.api_base(), vec![("/confirm", Fault::Delay(Duration::from_secs(2)), 1)]).await;
-        let Some(app) = app_paying_through(backend, &proxy, &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
+        let proxy = confirm_answered_late(&stripe, Duration::from_secs(2));
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &[("ORDERLY_PAYMENT_TIMEOUT_MS", "500")]).await else { return };
         let admin = app.admin().await;
         let ada = app.customer("ada@example.com").await;
         let (order, mug) = pending_order(&app, &admin, &ada).await;
@@ -452,9 +420,9 @@ with_localstripe! {
     }
 
     async fn the_expiry_sweep_leaves_an_order_with_a_processing_payment_alone(backend, stripe) {
-        let proxy = fault_proxy(stripe.api_base(), vec![("/confirm", Fault::Delay(Duration::from_secs(2)), 1)]).await;
+        let proxy = confirm_answered_late(&stripe, Duration::from_secs(2));
         let settings = [("ORDERLY_PAYMENT_TIMEOUT_MS", "500"), ("ORDERLY_RESERVATION_TTL", "1"), ("ORDERLY_SWEEP_INTERVAL", "1")];
-        let Some(app) = app_paying_through(backend, &proxy, &settings).await else { return };
+        let Some(app) = app_paying_through(backend, &proxy.api_base(), &settings).await else { return };
         let admin = app.admin().await;
         let ada = app.customer("ada@example.com").await;
         let (order, _) = pending_order(&app, &admin, &ada).await;

@@ -299,7 +299,7 @@ impl Ports {
         let label = format!("tx.jobs.enqueue {}", kind.as_str());
         self.tx_jobs
             .expect_enqueue()
-            .withf(move |job| *job == NewJob { kind, subject: attempt.get().id.as_uuid(), run_at })
+            .withf(move |job| *job == NewJob { kind, subject: attempt.get().id.as_uuid(), run_at, created_at: now() })
             .times(1)
             .returning(move |_| {
                 journal.note(&label);
@@ -634,6 +634,42 @@ fn a_paid_order_records_the_attempt_creates_records_and_confirms_the_charge_then
         ]
     );
     assert_eq!((harness.commits(), harness.rollbacks()), (3, 0));
+}
+
+#[test]
+fn a_payment_method_the_provider_refuses_at_creation_is_a_decline_and_nothing_is_confirmed() {
+    let ada = customer();
+    let pending = order(&ada);
+    let unknown = PaymentFailure::new("invalid_payment_method", "unknown");
+    let mut ports = Ports::default();
+    let attempt = ports.expect_attempt_recorded(&pending, &context());
+    let refused = unknown.clone();
+    ports.expect_created(&attempt, move || Ok(charge("", ChargeState::Failed(refused.clone()))));
+    ports.tx_payments.expect_record_reference().never();
+    ports.provider.expect_confirm().never();
+    ports.expect_settled(
+        Side::Pool,
+        &attempt,
+        PaymentStatus::Processing,
+        PaymentStatus::Failed,
+        Some(unknown.clone()),
+        None,
+        true,
+    );
+    let reloaded = attempt.clone();
+    let failure = unknown.clone();
+    ports
+        .payments
+        .expect_find()
+        .times(1)
+        .returning(move |_| Ok(Some(settled_as(&reloaded.get(), PaymentStatus::Failed, Some(failure.clone())))));
+    ports.tx_orders.expect_change_status().never();
+    let harness = ports.build();
+
+    let result = pay(&harness, &ada, &pending);
+
+    let Err(PayError::Declined(payment)) = result else { panic!("expected Declined, got {result:?}") };
+    assert_eq!(payment.failure, Some(unknown));
 }
 
 #[test]
@@ -1007,6 +1043,8 @@ fn a_retry_confirms_a_recorded_charge_only_after_the_provider_says_it_is_unconfi
     ports.tx_payments.expect_insert().never();
     ports.provider.expect_create().never();
     ports.expect_retrieved(&attempt, "ch_1", || Ok(charge("ch_1", ChargeState::AwaitingConfirmation)));
+    // Still processing when read again right before the confirm.
+    ports.expect_payment_found(Side::Pool, &earlier);
     ports.expect_confirmed(&attempt, "ch_1", || Ok(charge("ch_1", ChargeState::Succeeded)));
     ports.expect_settled(
         Side::Tx,
@@ -1026,6 +1064,28 @@ fn a_retry_confirms_a_recorded_charge_only_after_the_provider_says_it_is_unconfi
     let journal = harness.journal();
     let position = |entry: &str| journal.iter().position(|seen| seen == entry).unwrap();
     assert!(position("provider.retrieve") < position("provider.confirm"), "{journal:?}");
+}
+
+#[test]
+fn a_retry_never_confirms_a_charge_that_reconciliation_gave_up_on_meanwhile() {
+    let ada = customer();
+    let pending = order(&ada);
+    let earlier = with_charge(&pending);
+    let attempt = Attempt::known(&earlier);
+    let abandoned = settled_as(&earlier, PaymentStatus::Failed, Some(PaymentFailure::new("not_completed", "x")));
+    let mut ports = Ports::default();
+    ports.expect_order_found(Side::Pool, &pending);
+    ports.expect_earlier_attempt(pending.id, "user-1:key-1", Some(earlier.clone()));
+    ports.tx_payments.expect_insert().never();
+    ports.provider.expect_create().never();
+    ports.expect_retrieved(&attempt, "ch_1", || Ok(charge("ch_1", ChargeState::AwaitingConfirmation)));
+    ports.expect_payment_found(Side::Pool, &abandoned);
+    ports.provider.expect_confirm().never();
+    let harness = ports.build();
+
+    let outcome = pay(&harness, &ada, &pending);
+
+    assert!(matches!(outcome, Err(PayError::Declined(_))), "{outcome:?}");
 }
 
 #[test]
@@ -1077,7 +1137,7 @@ fn a_success_for_an_order_no_longer_pending_queues_its_refund_with_the_settlemen
                 // Refunded as soon as possible.
                 JobKind::RefundPayment => now(),
             };
-            assert_eq!(job.run_at, run_at, "{job:?}");
+            assert_eq!((job.run_at, job.created_at), (run_at, now()), "{job:?}");
             Ok(())
         },
     );
@@ -1440,6 +1500,7 @@ fn job(kind: JobKind, payment: &Payment) -> Job {
         subject: payment.id.as_uuid(),
         attempts: 2,
         created_at: now() - Duration::minutes(5),
+        lease_until: now() + Duration::minutes(5),
     }
 }
 
@@ -1671,6 +1732,7 @@ fn retry_job(id: u128, attempts: u32) -> Job {
         subject: Uuid::now_v7(),
         attempts,
         created_at: now(),
+        lease_until: now() + Duration::minutes(5),
     }
 }
 
@@ -1681,9 +1743,10 @@ fn retry_delays_double_with_each_attempt_up_to_the_cap_with_at_most_a_quarter_ta
     // Jitter spreads 0 (…000), the largest (…999) and something between.
     for id in [1_000_u128, 1_999, 123_456_789, u128::MAX] {
         let mut previous = Duration::zero();
-        for attempts in 0..=40 {
+        // `attempts` counts the attempt that just ended: the first waits `retry_base`.
+        for attempts in 1..=40 {
             let delay = service.retry_delay(&retry_job(id, attempts));
-            let unjittered = (base * 2_i32.saturating_pow(attempts.min(20))).min(cap);
+            let unjittered = (base * 2_i32.saturating_pow((attempts - 1).min(20))).min(cap);
             assert!(delay <= unjittered, "id {id}, attempt {attempts}: {delay} > {unjittered}");
             assert!(delay * 4 >= unjittered * 3, "id {id}, attempt {attempts}: {delay} < 3/4 of {unjittered}");
             assert!(delay <= cap, "id {id}, attempt {attempts}: {delay}");
@@ -1698,8 +1761,10 @@ fn without_jitter_the_retry_delay_is_the_base_doubled_per_attempt() {
     let service = Ports::default().build().service;
     // id % 1000 == 0: no jitter.
     let delays: Vec<i64> =
-        (0..10).map(|attempts| service.retry_delay(&retry_job(7_000, attempts)).num_seconds()).collect();
+        (1..=10).map(|attempts| service.retry_delay(&retry_job(7_000, attempts)).num_seconds()).collect();
     assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 512, 600]);
+    // A claimed job has made at least one attempt; 0 (never claimed) waits as long as 1.
+    assert_eq!(service.retry_delay(&retry_job(7_000, 0)), service.retry_delay(&retry_job(7_000, 1)));
 }
 
 #[test]
@@ -1707,5 +1772,5 @@ fn the_retry_jitter_takes_a_job_dependent_share_of_up_to_a_quarter() {
     let service = Ports::default().build().service;
     // Ten minutes (the cap) with spread 999 ‰ of a quarter off.
     assert_eq!(service.retry_delay(&retry_job(999, 30)), Duration::milliseconds(600_000 - 149_850));
-    assert_eq!(service.retry_delay(&retry_job(500, 0)), Duration::milliseconds(2_000 - 250));
+    assert_eq!(service.retry_delay(&retry_job(500, 1)), Duration::milliseconds(2_000 - 250));
 }
