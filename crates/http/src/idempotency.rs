@@ -138,13 +138,7 @@ where
     let executor = state.idempotency.clone();
     let outcome = blocking::run(move || {
         let mut work = Some(work);
-        executor.run(&claim, &mut |repositories| {
-            let result = match work.take() {
-                Some(work) => work(repositories),
-                None => Err(ApiError::internal(anyhow::anyhow!("the idempotent executor ran a request twice"))),
-            };
-            execution(result, &context)
-        })
+        executor.run(&claim, &mut |repositories| execute_once(&mut work, repositories, &context))
     })
     .await??;
     answer(outcome)
@@ -173,16 +167,23 @@ where
     let outcome = blocking::run(move || {
         let request_key = format!("{}:{}", claim.scope, claim.key.as_str());
         let mut work = Some(work);
-        executor.run_in_phases(&claim, &mut || {
-            let result = match work.take() {
-                Some(work) => work(Some(request_key.clone())),
-                None => Err(ApiError::internal(anyhow::anyhow!("the idempotent executor ran a request twice"))),
-            };
-            execution(result, &context)
-        })
+        executor.run_in_phases(&claim, &mut || execute_once(&mut work, Some(request_key.clone()), &context))
     })
     .await??;
     answer(outcome)
+}
+
+/// Runs `work` with `input` the one time the executor asks for it (a second call would be an
+/// executor bug, answered 500), and renders its result as an [`Execution`].
+fn execute_once<I, W>(work: &mut Option<W>, input: I, context: &ProblemContext) -> Execution
+where
+    W: FnOnce(I) -> Result<Reply, ApiError>,
+{
+    let result = match work.take() {
+        Some(work) => work(input),
+        None => Err(ApiError::internal(anyhow::anyhow!("the idempotent executor ran a request twice"))),
+    };
+    execution(result, context)
 }
 
 /// The claim of a request that carries a key.

@@ -59,13 +59,22 @@ pub enum EventTypeDto {
     /// An invoice was issued (`invoice`; its id is the invoice number).
     #[serde(rename = "invoice.issued")]
     InvoiceIssued,
+    /// A payment succeeded and its order was confirmed, or is being refunded (`payment`).
+    #[serde(rename = "payment.succeeded")]
+    PaymentSucceeded,
+    /// A payment failed: declined, the provider unreachable, or never completed (`payment`).
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    /// A payment for an order that had left `pending` was refunded (`payment`).
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded,
 }
 
 /// What an event is about.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = EventSubject, example = json!({"type": "order", "id": "0192f5c2-7000-7c3d-8e9f-0a1b2c3d4e70"}))]
 pub struct EventSubjectResponse {
-    /// The kind of resource: `user`, `product`, `order` or `invoice`.
+    /// The kind of resource: `user`, `product`, `order`, `invoice` or `payment`.
     #[serde(rename = "type")]
     #[schema(example = "order")]
     pub subject_type: String,
@@ -266,6 +275,9 @@ mod tests {
             EventTypeDto::OrderShipped,
             EventTypeDto::OrderDelivered,
             EventTypeDto::InvoiceIssued,
+            EventTypeDto::PaymentSucceeded,
+            EventTypeDto::PaymentFailed,
+            EventTypeDto::PaymentRefunded,
         ];
         let names: Vec<String> =
             all.iter().map(|dto| serde_json::to_value(dto).unwrap().as_str().unwrap().to_owned()).collect();

@@ -25,15 +25,16 @@ impl FromRequest for PathId {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
-        ready(raw.parse::<Uuid>().map(PathId).map_err(|_| {
-            ApiError::invalid_parameters(vec![FieldError::parameter(
-                Self::PARAMETER,
-                "invalid_format",
-                "must be a UUID",
-            )])
-        }))
+        ready(uuid_segment(req, Self::PARAMETER).map(PathId))
     }
+}
+
+/// The path segment `name` as a UUID, or 400 `invalid_parameter` naming it.
+fn uuid_segment(req: &HttpRequest, name: &str) -> Result<Uuid, ApiError> {
+    let raw = req.match_info().get(name).unwrap_or_default();
+    raw.parse::<Uuid>().map_err(|_| {
+        ApiError::invalid_parameters(vec![FieldError::parameter(name, "invalid_format", "must be a UUID")])
+    })
 }
 
 /// The `{payment_id}` segment of a payment's path (`/v1/orders/{id}/payments/{payment_id}`), a
@@ -51,14 +52,7 @@ impl FromRequest for PathPaymentId {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
-        ready(raw.parse::<Uuid>().map(PathPaymentId).map_err(|_| {
-            ApiError::invalid_parameters(vec![FieldError::parameter(
-                Self::PARAMETER,
-                "invalid_format",
-                "must be a UUID",
-            )])
-        }))
+        ready(uuid_segment(req, Self::PARAMETER).map(PathPaymentId))
     }
 }
 
