@@ -26,7 +26,7 @@
 //! - **The reference is recorded before money can move, and never replaced.**
 //!   `record_reference` sets it only while the attempt is `processing` and its reference is
 //!   unset or the same. A settlement that learns a reference keeps the stored one when it
-//!   learns none (`COALESCE(:new, provider_reference)`).
+//!   learns none, and a recorded one is never replaced (`COALESCE(provider_reference, :new)`).
 //! - **A provider event is applied at most once.** `mark_provider_event_applied` inserts
 //!   `(provider, event_id)` with `ON CONFLICT DO NOTHING`: the first delivery inserts the row
 //!   (`true`), every later one inserts nothing (`false`). No error is raised, so it is safe

@@ -212,6 +212,9 @@ pub fn next_cursor(cursors: &CursorCodec, last: PaymentId) -> String {
 pub struct ProviderEventBody {
     /// The provider's event id: each is applied at most once.
     pub id: String,
+    /// Always `event`.
+    #[schema(example = "event")]
+    pub object: String,
     /// e.g. `payment_intent.succeeded`, `payment_intent.payment_failed`; others are ignored.
     #[serde(rename = "type")]
     pub event_type: String,
