@@ -5,39 +5,43 @@
 //! Every repository writes them through [`insert_events`], the one place that inserts into
 //! `events`.
 //!
-//! ## The ordering key: `position`, handed out in commit order
+//! ## The ordering key: `position`, which no later commit can get behind
 //!
-//! The feed is served by `position` (1, 2, 3, ...), and a consumer resumes with `position >
-//! last seen`. That is only correct if no event can ever commit *behind* a position a reader has
-//! already seen. A sequence or autoincrement taken at insert time does not give that on
-//! PostgreSQL: T1 takes 5, T2 takes 6 and commits first, a reader sees 6 and moves past 5, then
-//! T1 commits 5, which that reader never sees.
+//! The feed is served by `position`, and a consumer resumes with `position > last seen`. That
+//! is only correct if no event can ever commit *behind* a position a reader has already seen.
+//! A sequence taken at insert time does not give that on PostgreSQL: T1 takes 5, T2 takes 6
+//! and commits first, a reader sees 6 and moves past 5, then T1 commits 5, which that reader
+//! never sees. Each backend closes that race its own way, without changing what the feed
+//! promises (every event exactly once, events of one transaction together, in order).
 //!
-//! So positions come from a one-row counter, `event_positions`, taken as the **last step** of
-//! the writer's transaction:
+//! - **PostgreSQL: ordered by transaction id, served up to the oldest transaction in flight**
+//!   (the high-water-mark technique of event stores such as Marten and Message DB). A writer
+//!   gives its events the positions
 //!
-//! ```sql
-//! UPDATE event_positions SET last_position = last_position + :n WHERE id = 1 RETURNING last_position
-//! ```
+//!   ```text
+//!   position = pg_current_xact_id() * 2^20 + n        (n = 1, 2, ... within the transaction)
+//!   ```
 //!
-//! and the transaction's `n` events get the `n` consecutive positions ending there.
-//!
-//! - **PostgreSQL**: the UPDATE row-locks the counter until the writer commits or rolls back. A
-//!   second writer's UPDATE waits for that lock and, under READ COMMITTED, then re-reads the
-//!   committed counter. PostgreSQL makes a transaction visible to new snapshots before it
-//!   releases its locks, so by the time the second writer holds a position, every lower position
-//!   is committed and visible (or was rolled back, and the counter with it). A reader's
-//!   statement that sees position p therefore sees everything below p, and nothing can commit
-//!   at or below p afterwards.
-//! - **SQLite**: one writer at a time (`BEGIN IMMEDIATE`), and WAL readers see whole commits, so
-//!   positions are handed out in commit order by construction; the same statement serves.
-//!
-//! A rolled-back transaction rolls its counter update back too, so positions have no gaps.
-//!
-//! Taking the counter last keeps its lock short (it serialises only the tail of each writing
-//! transaction, never its conditional updates) and keeps one global lock order: rows (users,
-//! products, orders) → the invoice counter → the event counter. No transaction waits for
-//! anything while holding the event counter, so it cannot be part of a deadlock.
+//!   and a reader serves only positions below `horizon * 2^20`, where the horizon is the
+//!   oldest transaction that was running when the reading statement's snapshot was taken
+//!   (`pg_snapshot_xip(pg_current_snapshot())`; the snapshot's `xmax` if none was), computed by
+//!   the same statement that reads the rows. Every transaction with a smaller id had ended
+//!   when the snapshot was taken, so its events are either in that snapshot or were rolled
+//!   back; a transaction still running, or starting later, has a larger id, so its events land
+//!   above every position served. Transactions that are provably another database's are left
+//!   out of the horizon (see [`HORIZON`]). Two writers
+//!   share no lock: the global row lock that used to serialise every write is gone (ADR 0012).
+//!   The price: an event is served once every transaction that began writing before it has
+//!   ended, so one long transaction delays the feed (never loses or reorders it); the reader
+//!   waits up to [`DieselEventFeed::HORIZON_WAIT`] for the horizon to pass what it can already
+//!   see, then serves what is final. Positions have gaps, which nobody sees: cursors are opaque.
+//! - **SQLite: one counter, in commit order.** One writer at a time (`BEGIN IMMEDIATE`), so the
+//!   one-row counter `event_positions`, taken as the last step of the write transaction, costs
+//!   nothing extra and hands out 1, 2, 3, ... in commit order; WAL readers see whole commits.
+//!   A rolled-back transaction rolls its counter update back too, so SQLite's positions have no
+//!   gaps.
+
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use orderly_domain::StoreError;
@@ -177,35 +181,103 @@ struct NewEventRow<'a> {
     position: i64,
 }
 
-/// Writes `events`, in this order, with fresh UUIDv7 ids and consecutive positions, and returns
+/// How many positions one PostgreSQL transaction owns: `2^20` after `transaction id * 2^20`.
+const POSITIONS_PER_TRANSACTION: i64 = 1 << 20;
+
+/// Writes `events`, in this order, with fresh UUIDv7 ids and increasing positions, and returns
 /// the positions they got (empty for no events).
 ///
-/// Call it inside the write transaction of the change, as its **last write**: it takes the
-/// event counter's lock, which is held until that transaction ends (see the module docs for why
-/// this makes positions follow commit order).
+/// Call it inside the write transaction of the change. On SQLite make it the **last write**:
+/// it takes the event counter, which serialises nothing there (one writer at a time) but keeps
+/// positions in commit order. On PostgreSQL it takes no lock (see the module docs).
 pub(crate) fn insert_events(conn: &mut AnyConnection, events: &[DomainEvent]) -> QueryResult<Vec<i64>> {
-    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-    if count == 0 {
+    if events.is_empty() {
         return Ok(Vec::new());
     }
+    let rows: Vec<(String, SerializedEvent, chrono::NaiveDateTime)> = events
+        .iter()
+        .map(|event| (Uuid::now_v7().to_string(), serialize_event(event), timestamps::to_db(event.occurred_at())))
+        .collect();
+    match conn {
+        AnyConnection::Postgresql(pg) => insert_in_transaction_order(pg, &rows),
+        AnyConnection::Sqlite(sqlite) => insert_with_counter(sqlite, &rows),
+    }
+}
+
+/// PostgreSQL: one statement for all of a transaction's events, positioned after the
+/// transaction's own events so far (a transaction may call this more than once).
+fn insert_in_transaction_order(
+    pg: &mut diesel::PgConnection,
+    rows: &[(String, SerializedEvent, chrono::NaiveDateTime)],
+) -> QueryResult<Vec<i64>> {
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = BigInt)]
+        position: i64,
+        #[diesel(sql_type = BigInt)]
+        base: i64,
+    }
+
+    // `* 2^20` (not `<<`) so that an id too large for the scheme is an error, not a wrap.
+    // The `used` range is this transaction's own: nobody else writes positions in it, and its
+    // own uncommitted rows are visible to it.
+    const INSERT: &str = "\
+        WITH tx AS (SELECT pg_current_xact_id()::text::bigint * 1048576 AS base), \
+             used AS (SELECT tx.base, COALESCE(MAX(e.position), tx.base) AS last \
+                      FROM tx LEFT JOIN events e ON e.position > tx.base AND e.position < tx.base + 1048576 \
+                      GROUP BY tx.base) \
+        INSERT INTO events (id, type, subject_type, subject_id, data, occurred_at, position) \
+        SELECT n.id, n.type, n.subject_type, n.subject_id, n.data, n.occurred_at, used.last + n.ordinal \
+        FROM used, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamp[]) \
+             WITH ORDINALITY AS n(id, type, subject_type, subject_id, data, occurred_at, ordinal) \
+        RETURNING position, (SELECT base FROM used) AS base";
+
+    let column = |pick: fn(&(String, SerializedEvent, chrono::NaiveDateTime)) -> String| -> Vec<String> {
+        rows.iter().map(pick).collect()
+    };
+    let mut inserted = diesel::sql_query(INSERT)
+        .bind::<Array<Text>, _>(column(|row| row.0.clone()))
+        .bind::<Array<Text>, _>(column(|row| row.1.event_type.to_owned()))
+        .bind::<Array<Text>, _>(column(|row| row.1.subject_type.to_owned()))
+        .bind::<Array<Text>, _>(column(|row| row.1.subject_id.clone()))
+        .bind::<Array<Text>, _>(column(|row| row.1.data.clone()))
+        .bind::<Array<Timestamp>, _>(rows.iter().map(|row| row.2).collect::<Vec<_>>())
+        .load::<Inserted>(pg)?;
+    // A transaction owns 2^20 positions; one that wrote more would spill into the next id's.
+    if inserted.iter().any(|row| row.position - row.base >= POSITIONS_PER_TRANSACTION) {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "a transaction wrote more events than it has positions for (2^20)".into(),
+        ));
+    }
+    // RETURNING promises no order; the positions follow the input's order by construction.
+    inserted.sort_unstable_by_key(|row| row.position);
+    Ok(inserted.into_iter().map(|row| row.position).collect())
+}
+
+/// SQLite: the counter, taken as the transaction's last write, then one insert per event.
+fn insert_with_counter(
+    sqlite: &mut diesel::SqliteConnection,
+    rows: &[(String, SerializedEvent, chrono::NaiveDateTime)],
+) -> QueryResult<Vec<i64>> {
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let last = diesel::update(event_positions::table.filter(event_positions::id.eq(1)))
         .set(event_positions::last_position.eq(event_positions::last_position + count))
         .returning(event_positions::last_position)
-        .get_result::<i64>(conn)?;
+        .get_result::<i64>(sqlite)?;
     let first = last - count + 1;
-    for (position, event) in (first..=last).zip(events) {
-        let serialized = serialize_event(event);
+    for (position, (id, serialized, occurred_at)) in (first..=last).zip(rows) {
         let row = NewEventRow {
-            id: Uuid::now_v7().to_string(),
+            id: id.clone(),
             event_type: serialized.event_type,
             subject_type: serialized.subject_type,
-            subject_id: serialized.subject_id,
+            subject_id: serialized.subject_id.clone(),
             data: &serialized.data,
-            occurred_at: timestamps::to_db(event.occurred_at()),
+            occurred_at: *occurred_at,
             position,
         };
-        // One statement per event: `MultiConnection` cannot send a multi-row insert.
-        diesel::insert_into(events::table).values(&row).execute(conn)?;
+        diesel::insert_into(events::table).values(&row).execute(sqlite)?;
     }
     Ok((first..=last).collect())
 }
@@ -237,35 +309,105 @@ impl EventRow {
     }
 }
 
-/// The outbox read as a feed, in position (commit) order. Served by the unique index on
-/// `position`, or `(type, position)` with the type filter.
+/// The outbox read as a feed, in position order. Served by the unique index on `position`, or
+/// `(type, position)` with the type filter.
 #[derive(Debug, Clone)]
 pub struct DieselEventFeed {
     db: Database,
+    horizon_wait: Duration,
 }
 
 impl DieselEventFeed {
+    /// How long a PostgreSQL read waits, at most, for transactions still in flight to end when
+    /// events it can already see lie beyond them (the horizon of the module docs). Without the
+    /// wait a consumer that wrote and then read would often find its own event missing for a
+    /// moment; with it, the page holds everything committed before the request unless some
+    /// transaction has been running for longer than this.
+    pub const HORIZON_WAIT: Duration = Duration::from_secs(1);
+
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, horizon_wait: Self::HORIZON_WAIT }
+    }
+
+    /// The same feed with another bound on the wait (tests use zero to observe the horizon).
+    pub fn with_horizon_wait(self, horizon_wait: Duration) -> Self {
+        Self { horizon_wait, ..self }
     }
 }
 
-impl EventFeed for DieselEventFeed {
-    fn list(&self, query: &EventQuery) -> Result<Vec<FeedEvent>, StoreError> {
-        let mut select = events::table.select(EventRow::as_select()).into_boxed();
+/// The page of `query` from a boxed select of `events`: the filters, position order, and one
+/// more row than the limit, so the caller can tell there is more.
+macro_rules! page_of {
+    ($select:expr, $query:expr) => {{
+        let (mut select, query): (_, &EventQuery) = ($select, $query);
         if let Some(type_name) = query.type_name {
             select = select.filter(events::event_type.eq(type_name));
         }
         if let Some(after) = query.after {
             select = select.filter(events::position.gt(after));
         }
+        select.order(events::position.asc()).limit(i64::from(query.limit.get()) + 1)
+    }};
+}
+
+impl EventFeed for DieselEventFeed {
+    fn list(&self, query: &EventQuery) -> Result<Vec<FeedEvent>, StoreError> {
         let mut conn = self.db.connection()?;
-        let rows = select
-            .order(events::position.asc())
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<EventRow>(&mut *conn)
-            .map_err(|error| query_failed(error, "reading the event feed"))?;
+        let rows = match &mut *conn {
+            AnyConnection::Postgresql(pg) => read_below_horizon(pg, query, self.horizon_wait),
+            AnyConnection::Sqlite(sqlite) => page_of!(events::table.select(EventRow::as_select()).into_boxed(), query)
+                .load::<EventRow>(sqlite)
+                .map_err(|error| query_failed(error, "reading the event feed")),
+        }?;
         rows.into_iter().map(EventRow::into_feed).collect()
+    }
+}
+
+/// The horizon of the module docs, in positions: the oldest transaction that was running when
+/// the statement's snapshot was taken (the rows read and the horizon come from that one
+/// snapshot), or the snapshot's `xmax` if none was.
+///
+/// Transaction ids are server-wide, so a transaction of *another database* on the same server
+/// would hold this database's feed back for nothing (and the test suite, a database per test,
+/// would hold itself back all the time). Such transactions are left out, but only those that
+/// `pg_stat_activity` positively shows running in another database: one that ended since the
+/// snapshot, a prepared transaction, or one whose database is unknown still counts. Leaving out
+/// too little delays the feed; leaving out too much would lose events.
+const HORIZON: &str = "(WITH snapshot AS (SELECT pg_current_snapshot() AS s) \
+    SELECT LEAST( \
+        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snapshot), \
+        (SELECT MIN(running::text::bigint) FROM snapshot, pg_snapshot_xip(snapshot.s) AS running \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity activity \
+                           WHERE activity.backend_xid = xid(running) \
+                             AND activity.datname IS DISTINCT FROM current_database())) \
+    ) * 1048576)";
+
+/// PostgreSQL: the page below the horizon. When rows the snapshot shows lie beyond it (their
+/// writers' elders still running), polls until the horizon passes them or `wait` is spent, and
+/// serves only what lies below it.
+fn read_below_horizon(
+    pg: &mut diesel::PgConnection,
+    query: &EventQuery,
+    wait: Duration,
+) -> Result<Vec<EventRow>, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let horizon = sql::<BigInt>(HORIZON);
+        let rows = page_of!(events::table.select((EventRow::as_select(), horizon)).into_boxed(), query)
+            .load::<(EventRow, i64)>(pg)
+            .map_err(|error| query_failed(error, "reading the event feed"))?;
+        let visible = rows.len();
+        let served: Vec<EventRow> =
+            rows.into_iter().take_while(|(row, horizon)| row.position < *horizon).map(|(row, _)| row).collect();
+        if served.len() == visible || Instant::now() >= deadline {
+            return Ok(served);
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

@@ -3,13 +3,14 @@
 //! One row per (scope, key). The protocol of [`orderly_domain::idempotency`], statement by
 //! statement:
 //!
-//! 1. **Claim**, before any work, in short transactions of its own. The row is read first
-//!    without a lock (on SQLite in WAL mode this does not wait behind a request that is
-//!    executing, so a repeat learns "in progress" at once): a different fingerprint is
-//!    `KeyReused`, a completed row is `Replayed`, an unexpired `in_progress` row is
-//!    `InProgress`. No row: `INSERT ... ON CONFLICT DO NOTHING` with state `in_progress` and
-//!    `locked_until = now + lease`; of racing inserts exactly one writes a row, the others
-//!    read again and see it. An `in_progress` row whose lease ran out belongs to a request
+//! 1. **Claim**, before any work, in one-statement transactions of its own (autocommit). On
+//!    SQLite the row is read first without a lock (in WAL mode this does not wait behind a
+//!    request that is executing, so a repeat learns "in progress" at once); on PostgreSQL the
+//!    insert comes first (a new key, the common case, then costs one statement) and the row is
+//!    read when it fails. A different fingerprint is `KeyReused`, a completed row is
+//!    `Replayed`, an unexpired `in_progress` row is `InProgress`. No row: `INSERT` with state
+//!    `in_progress` and `locked_until = now + lease`; of racing inserts exactly one writes a
+//!    row (the primary key), the others read again and see it. An `in_progress` row whose lease ran out belongs to a request
 //!    that died: it is taken over with `UPDATE ... SET locked_until = now + lease WHERE ...
 //!    AND state = 'in_progress' AND locked_until <= now`, which only one taker can win.
 //!    The `locked_until` a claim was given identifies it from then on.
@@ -46,6 +47,7 @@ use crate::error::{corrupt_row, query_failed};
 use crate::schema::idempotency_keys;
 use crate::timestamps;
 use crate::unit_of_work::with_bound_repositories;
+use crate::url::Backend;
 
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
@@ -196,50 +198,61 @@ impl DieselIdempotentExecutor {
         let now = timestamps::to_db(claim.now);
         let locked_until = timestamps::to_db(claim.now + self.lease);
         let held = || Held { scope: scope.clone(), key: key.to_owned(), locked_until };
-        for _ in 0..CLAIM_ATTEMPTS {
+        let insert = |conn: &mut AnyConnection| {
+            diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::scope.eq(&scope),
+                    idempotency_keys::key.eq(key),
+                    idempotency_keys::fingerprint.eq(&claim.fingerprint),
+                    idempotency_keys::state.eq(IN_PROGRESS),
+                    idempotency_keys::created_at.eq(now),
+                    idempotency_keys::locked_until.eq(locked_until),
+                ))
+                .execute(conn)
+        };
+        // Each claim statement is a transaction of its own (autocommit): one statement needs no
+        // `BEGIN`/`COMMIT` around it, and saves their two round trips.
+        for attempt in 0..CLAIM_ATTEMPTS {
+            // PostgreSQL inserts first: a new key is the common case, and a taken one fails the
+            // insert at once (or once its inserter commits), so the read is needed only then.
+            // SQLite reads first: its insert would wait for the write lock behind a request
+            // that is executing, where the read answers "in progress" at once.
+            let insert_first = attempt == 0 && self.db.backend() == Backend::Postgres;
+            if insert_first {
+                match insert(conn) {
+                    Ok(_) => return Ok(Claimed::Held(held())),
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                    Err(error) => return Err(query_failed(error, "claiming an idempotency key")),
+                }
+            }
             let seen = find(conn, &scope, key).map_err(|error| query_failed(error, "reading an idempotency key"))?;
             match seen.map(|row| row.judge(&claim.fingerprint, now)).transpose()? {
                 Some(Seen::Answer(outcome)) => return Ok(Claimed::Answer(outcome)),
                 Some(Seen::Abandoned) => {
-                    let taken = write_transaction(conn, |conn| {
-                        diesel::update(
-                            idempotency_keys::table
-                                .filter(idempotency_keys::scope.eq(&scope))
-                                .filter(idempotency_keys::key.eq(key))
-                                .filter(idempotency_keys::fingerprint.eq(&claim.fingerprint))
-                                .filter(idempotency_keys::state.eq(IN_PROGRESS))
-                                .filter(idempotency_keys::locked_until.le(now)),
-                        )
-                        .set(idempotency_keys::locked_until.eq(locked_until))
-                        .execute(conn)
-                    })
+                    let taken = diesel::update(
+                        idempotency_keys::table
+                            .filter(idempotency_keys::scope.eq(&scope))
+                            .filter(idempotency_keys::key.eq(key))
+                            .filter(idempotency_keys::fingerprint.eq(&claim.fingerprint))
+                            .filter(idempotency_keys::state.eq(IN_PROGRESS))
+                            .filter(idempotency_keys::locked_until.le(now)),
+                    )
+                    .set(idempotency_keys::locked_until.eq(locked_until))
+                    .execute(conn)
                     .map_err(|error| query_failed(error, "taking over an idempotency key"))?;
                     if taken == 1 {
                         tracing::info!(scope = %scope, "took over an idempotency key whose request died");
                         return Ok(Claimed::Held(held()));
                     }
                 }
-                None => {
-                    let inserted = write_transaction(conn, |conn| {
-                        diesel::insert_into(idempotency_keys::table)
-                            .values((
-                                idempotency_keys::scope.eq(&scope),
-                                idempotency_keys::key.eq(key),
-                                idempotency_keys::fingerprint.eq(&claim.fingerprint),
-                                idempotency_keys::state.eq(IN_PROGRESS),
-                                idempotency_keys::created_at.eq(now),
-                                idempotency_keys::locked_until.eq(locked_until),
-                            ))
-                            .execute(conn)
-                    });
-                    match inserted {
-                        Ok(_) => return Ok(Claimed::Held(held())),
-                        // Another request inserted it first (on PostgreSQL after waiting for
-                        // its commit): read it again.
-                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                        Err(error) => return Err(query_failed(error, "claiming an idempotency key")),
-                    }
-                }
+                // No row (or gone since the insert failed: released by its holder).
+                None => match insert(conn) {
+                    Ok(_) => return Ok(Claimed::Held(held())),
+                    // Another request inserted it first (on PostgreSQL after waiting for its
+                    // commit): read it again.
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                    Err(error) => return Err(query_failed(error, "claiming an idempotency key")),
+                },
             }
         }
         // The row keeps changing under us: another request is busy with this key.

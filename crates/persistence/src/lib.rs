@@ -18,8 +18,8 @@
 //!
 //! - Every state-changing port method is one transaction; a domain event is written in the
 //!   transaction of the change (transactional outbox, [`serialize_event`]), as its last write,
-//!   through `events::insert_events`, which hands out the feed's `position` in commit order
-//!   (see the `events` module).
+//!   through `events::insert_events`, which hands out the feed's `position` so that no later
+//!   commit can get behind it (see the `events` module).
 //! - Concurrency is decided by the database (a conditional `UPDATE ... WHERE version = ?`,
 //!   `WHERE spent_at IS NULL`, `WHERE on_hand + delta >= reserved`, `WHERE on_hand - reserved >= q`,
 //!   `WHERE status = from`, a per-year invoice counter row), never by locks in this

@@ -408,10 +408,17 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec
             })
         })
         .collect::<Result<Vec<_>, Abort<PlaceOutcome>>>()?;
-    // One statement per line (at most 50): `MultiConnection` cannot send a multi-row insert.
-    for line_row in &line_rows {
-        diesel::insert_into(order_lines::table).values(line_row).execute(conn)?;
+    // One statement for all lines (at most 50). `MultiConnection` cannot send a multi-row
+    // insert, so the statement goes to the inner connection, which holds this transaction.
+    macro_rules! insert_lines {
+        ($conn:expr) => {
+            diesel::insert_into(order_lines::table).values(&line_rows).execute($conn)
+        };
     }
+    match conn {
+        AnyConnection::Postgresql(pg) => insert_lines!(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert_lines!(sqlite)?,
+    };
     let event = DomainEvent::OrderPlaced {
         order_id: order.id,
         customer_id: order.customer_id,
@@ -526,8 +533,7 @@ fn change_in(
             });
         }
     }
-    // Last write: the event counter's lock is taken after the order, product and invoice
-    // counter rows (one lock order everywhere), and held only for the rest of the commit.
+    // Last write (on SQLite it takes the event counter, after every row lock; see `events`).
     events::insert_events(conn, &recorded)?;
     find_order(conn, &id)?.ok_or_else(|| Abort::unexpected(format!("order {id} vanished while it was changed")))
 }

@@ -246,7 +246,7 @@ fn settle_in(
         .filter(payments::id.eq(settlement.payment_id.to_string()))
         .select(PaymentRow::as_select())
         .first::<PaymentRow>(conn)?;
-    // Last write: the event counter's lock is held only for the rest of the commit.
+    // Last write (on SQLite it takes the event counter; see `events`).
     events::insert_events(conn, std::slice::from_ref(event))?;
     Ok(Some(row))
 }

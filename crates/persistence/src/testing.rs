@@ -147,14 +147,31 @@ impl TestDatabase {
             .collect()
     }
 
-    /// The last event position handed out (the `event_positions` counter).
+    /// SQLite only: the last event position handed out (the `event_positions` counter, which
+    /// PostgreSQL no longer has: see `events.rs`).
     pub fn last_event_position(&self) -> i64 {
+        assert_eq!(self.backend(), Backend::Sqlite, "only SQLite keeps an event counter");
         let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
         event_positions::table
             .filter(event_positions::id.eq(1))
             .select(event_positions::last_position)
             .first::<i64>(&mut *conn)
             .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
+    }
+
+    /// A write transaction that writes nothing yet is open while `while_open` runs: on
+    /// PostgreSQL it has taken its transaction id (as any writer has after its first write), so
+    /// the event feed's horizon cannot pass it; on SQLite it holds the write lock.
+    pub fn hold_open_write_transaction(&self, while_open: impl FnOnce()) {
+        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
+        write_transaction(&mut conn, |conn| {
+            if let AnyConnection::Postgresql(pg) = conn {
+                pg.batch_execute("SELECT pg_current_xact_id()")?;
+            }
+            while_open();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap_or_else(|error| panic!("holding a transaction open failed: {error}"));
     }
 
     /// A slow writer, to provoke the race the feed's ordering key must survive: in one write

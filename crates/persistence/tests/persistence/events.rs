@@ -1,7 +1,9 @@
-//! The event feed (§2.5): positions are consecutive and follow commit order, a rolled-back
-//! writer leaves no gap, the feed pages through every event once, and a consumer polling with
-//! its last position while writers commit concurrently (also slow ones) sees every event
-//! exactly once.
+//! The event feed (§2.5): positions increase in the order no later commit can get behind
+//! (consecutive, in commit order, on SQLite; by transaction on PostgreSQL, where the feed stops
+//! at the oldest transaction in flight), a rolled-back writer's events never appear, the feed
+//! pages through every event once, and consumers polling with their last position while
+//! writers commit concurrently (also slow ones, also held-open transactions) see every event
+//! exactly once, in the same order.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +28,7 @@ use uuid::Uuid;
 use crate::fixtures::{at, eur, insert_admin, insert_product, insert_user, new_product, new_user, registered, users};
 
 orderly_persistence::backend_tests! {
-    fn sequential_writes_get_consecutive_positions_in_commit_order(db: &TestDatabase) {
-        assert_eq!(db.last_event_position(), 0);
+    fn sequential_writes_get_increasing_positions_in_commit_order(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         let (product, admin) = insert_product(db, &new_product("Mug", 100, 10, at(1)));
         adjust(db, product.id, 5, admin, at(2));
@@ -48,8 +49,11 @@ orderly_persistence::backend_tests! {
                 "invoice.issued",
             ]
         );
-        assert_eq!(positions_of(&recorded), (1..=7).collect::<Vec<_>>());
-        assert_eq!(db.last_event_position(), 7);
+        assert_strictly_increasing(&positions_of(&recorded));
+        if db.backend() == Backend::Sqlite {
+            assert_eq!(positions_of(&recorded), (1..=7).collect::<Vec<_>>());
+            assert_eq!(db.last_event_position(), 7);
+        }
     }
 
     /// A confirmation writes `order.confirmed` and `invoice.issued` in one transaction: they get
@@ -63,7 +67,7 @@ orderly_persistence::backend_tests! {
         confirm(db, &first, admin, at(4));
 
         let recorded = db.recorded_events();
-        assert_eq!(positions_of(&recorded), (1..=recorded.len() as i64).collect::<Vec<_>>());
+        assert_strictly_increasing(&positions_of(&recorded));
         assert_confirmations_are_followed_by_their_invoice(&recorded);
         let tail: Vec<(&str, &str)> = recorded[recorded.len() - 4..]
             .iter()
@@ -81,28 +85,41 @@ orderly_persistence::backend_tests! {
         );
     }
 
-    /// A transaction that rolls back hands its positions back with everything else: the next
-    /// writer gets them, so the feed has no gaps.
-    fn rolled_back_writes_consume_no_position(db: &TestDatabase) {
+    /// A transaction that rolls back takes its events with it. On SQLite it hands its positions
+    /// back too (the next writer gets them: no gaps); on PostgreSQL its positions are simply
+    /// never used again (they belong to its transaction id).
+    fn rolled_back_writes_leave_no_event(db: &TestDatabase) {
         let ada = new_user("ada@example.com", Role::Customer, at(0));
         users(db).insert(&ada, &registered(&ada)).unwrap();
-        assert_eq!(db.last_event_position(), 1);
+        let first = positions_of(&db.recorded_events());
 
         let twin = new_user("ada@example.com", Role::Customer, at(1));
         assert!(matches!(users(db).insert(&twin, &registered(&twin)), Err(InsertUserError::EmailTaken)));
-        assert_eq!(db.last_event_position(), 1);
+        assert_eq!(positions_of(&db.recorded_events()), first);
 
-        // Failing after the events (and so the counter) were written.
+        // Failing after the events were written.
         let ghosts = [registered(&twin), registered(&new_user("ghost@example.com", Role::Customer, at(1)))];
-        assert_eq!(db.write_events_then_roll_back(&ghosts), [2, 3]);
-        assert_eq!(db.last_event_position(), 1);
+        let given = db.write_events_then_roll_back(&ghosts);
+        assert_eq!(given.len(), 2);
+        assert_eq!(given[1], given[0] + 1, "one transaction's events are neighbours");
+        assert!(given[0] > first[0]);
+        assert_eq!(positions_of(&db.recorded_events()), first);
 
         let grace = new_user("grace@example.com", Role::Customer, at(2));
         users(db).insert(&grace, &registered(&grace)).unwrap();
         let recorded = db.recorded_events();
-        assert_eq!(positions_of(&recorded), [1, 2]);
+        assert_eq!(recorded.len(), 2);
         assert_eq!(recorded[1].data["email"], "grace@example.com");
-        assert_eq!(db.last_event_position(), 2);
+        match db.backend() {
+            Backend::Sqlite => {
+                assert_eq!(given, [2, 3]);
+                assert_eq!(positions_of(&recorded), [1, 2]);
+                assert_eq!(db.last_event_position(), 2);
+            }
+            Backend::Postgres => assert!(recorded[1].position > given[1], "positions are never handed out twice"),
+        }
+        let feed = DieselEventFeed::new(db.database().clone());
+        assert_eq!(keys(&walk(&feed, None, 10)), recorded_keys(recorded.iter()));
     }
 
     fn the_feed_pages_through_every_event_once_with_and_without_a_type_filter(db: &TestDatabase) {
@@ -141,38 +158,92 @@ orderly_persistence::backend_tests! {
         // After the last position, and with an over-fetch of one to tell there is more.
         let last = recorded.last().unwrap().position;
         assert!(feed.list(&query(None, Some(last), 20)).unwrap().is_empty());
-        assert_eq!(feed.list(&query(None, Some(last - 3), 2)).unwrap().len(), 3);
-        assert_eq!(feed.list(&query(None, Some(0), 3)).unwrap()[0].position, 1);
+        let fourth_from_last = recorded[recorded.len() - 4].position;
+        assert_eq!(feed.list(&query(None, Some(fourth_from_last), 2)).unwrap().len(), 3);
+        assert_eq!(feed.list(&query(None, Some(0), 3)).unwrap()[0].position, recorded[0].position);
     }
 
-    /// The slip-behind race, made to happen: a writer holds its position uncommitted while a
-    /// later writer tries to commit and a reader polls. The later writer cannot get past the
-    /// counter (PostgreSQL: its row lock; SQLite: the write lock), the reader sees nothing new,
-    /// and once the slow writer commits both events appear in commit order.
-    fn a_later_writer_cannot_commit_behind_an_uncommitted_position(db: &TestDatabase) {
+    /// The slip-behind race, made to happen: a writer holds its events uncommitted while a
+    /// later writer commits and a reader polls. The reader must not see the later event before
+    /// the earlier one: on SQLite the later writer cannot even commit (one writer at a time);
+    /// on PostgreSQL it commits, but lies beyond the horizon (the slow writer is the oldest
+    /// transaction in flight) and is not served. Once the slow writer commits, both events are
+    /// served, the slow one first.
+    fn a_later_commit_is_not_served_before_an_earlier_open_writer(db: &TestDatabase) {
         insert_user(db, at(0));
         let feed = DieselEventFeed::new(db.database().clone());
+        // Inside the slow writer, waiting for the horizon would only delay the asserts: zero
+        // serves what is final at once. (On PostgreSQL it may serve even less than this
+        // database holds: transaction ids are server-wide, and other tests' transactions hold
+        // the horizon back for a moment too. What it must never do is serve the later event.)
+        let impatient = feed.clone().with_horizon_wait(Duration::ZERO);
+        let before = positions(&feed.list(&query(None, None, 20)).unwrap());
+        assert_eq!(before.len(), 1);
         let slow_event = registered(&new_user("slow@example.com", Role::Customer, at(1)));
         std::thread::scope(|scope| {
             let mut fast = None;
             let given = db.write_events_holding(std::slice::from_ref(&slow_event), || {
                 let writer = scope.spawn(|| insert_user(db, at(2)));
-                std::thread::sleep(Duration::from_millis(300));
-                assert!(!writer.is_finished(), "a later writer committed while an earlier position was open");
-                assert_eq!(positions(&feed.list(&query(None, None, 20)).unwrap()), [1]);
+                match db.backend() {
+                    Backend::Sqlite => {
+                        std::thread::sleep(Duration::from_millis(300));
+                        assert!(!writer.is_finished(), "a later writer committed while an earlier one was open");
+                    }
+                    Backend::Postgres => {
+                        // Committed (no lock stands in its way any more), yet not served.
+                        wait_until_finished(&writer);
+                        assert_eq!(db.recorded_events().len(), 2, "the later event is committed");
+                    }
+                }
+                let served = positions(&impatient.list(&query(None, None, 20)).unwrap());
+                assert!(before.starts_with(&served), "served {served:?} beyond {before:?}");
                 fast = Some(writer);
             });
-            assert_eq!(given, [2]);
+            assert_eq!(given.len(), 1);
             let fast = fast.unwrap().join().unwrap();
-            let served = feed.list(&query(None, Some(1), 20)).unwrap();
-            assert_eq!(positions(&served), [2, 3]);
+            let served = feed.list(&query(None, before.last().copied(), 20)).unwrap();
+            assert_eq!(served.len(), 2, "{served:?}");
             assert_eq!(served[0].subject_id, slow_event.subject().1);
+            assert_eq!(served[0].position, given[0]);
             assert_eq!(served[1].subject_id, fast.id.to_string());
         });
     }
 
-    /// Six writers register users, adjust stock, place and confirm orders while a consumer polls
-    /// the feed with its last position, seven at a time: it sees every event exactly once.
+    /// A transaction that has begun writing and is still open holds the PostgreSQL feed back,
+    /// whatever it writes; the reader waits for it (within `HORIZON_WAIT`) rather than serve a
+    /// page that misses what was committed before the request, and serves what is final when
+    /// the wait runs out.
+    fn a_read_waits_for_an_open_transaction_then_serves_what_is_final(db: &TestDatabase) {
+        if db.backend() != Backend::Postgres {
+            return; // SQLite: an open writer blocks other writers; nothing to wait for.
+        }
+        insert_user(db, at(0));
+        let feed = DieselEventFeed::new(db.database().clone());
+        let impatient = feed.clone().with_horizon_wait(Duration::ZERO);
+        std::thread::scope(|scope| {
+            let mut patient = None;
+            db.hold_open_write_transaction(|| {
+                let committed = scope.spawn(|| insert_user(db, at(1)));
+                wait_until_finished(&committed);
+                assert_eq!(db.recorded_events().len(), 2);
+                // Beyond the horizon: not served while the transaction is open (and on a busy
+                // server even the first event may still wait for other tests' transactions).
+                assert!(impatient.list(&query(None, None, 20)).unwrap().len() <= 1);
+                let reader = scope.spawn(|| feed.list(&query(None, None, 20)).unwrap());
+                std::thread::sleep(Duration::from_millis(100));
+                assert!(!reader.is_finished(), "the reader did not wait for the open transaction");
+                patient = Some(reader);
+            });
+            // The transaction has ended: the waiting reader serves both events, within its wait.
+            assert_eq!(patient.unwrap().join().unwrap().len(), 2);
+        });
+        // A wait that runs out serves what is final: here, after the end, everything.
+        assert_eq!(feed.list(&query(None, None, 20)).unwrap().len(), 2);
+    }
+
+    /// Six writers register users, adjust stock, place and confirm orders while three consumers
+    /// poll the feed with their last position, seven at a time: each sees every event exactly
+    /// once, in the same order.
     fn a_polling_consumer_sees_every_event_once_while_writers_commit(db: &TestDatabase) {
         race(db, 6, 0, Duration::ZERO);
     }
@@ -189,22 +260,41 @@ orderly_persistence::backend_tests! {
     }
 }
 
+/// Waits (up to 10 s) until `thread` has finished, leaving it to be joined.
+fn wait_until_finished<T>(thread: &std::thread::ScopedJoinHandle<'_, T>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !thread.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the thread did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_strictly_increasing(positions: &[i64]) {
+    assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{positions:?}");
+}
+
 const WRITES_PER_THREAD: i64 = 30;
 const SLOW_WRITES_PER_THREAD: usize = 6;
 const READER_LIMIT: u16 = 7;
+const READERS: usize = 3;
 
 /// `fast` threads of ordinary writes and `slow` threads of writes held open for `hold`, racing
-/// a polling consumer; then checks what it saw against the table.
+/// `READERS` polling consumers (one waits for the horizon as the service does, the others serve
+/// only what is final at once); then checks what each saw against the table.
 fn race(db: &TestDatabase, fast: usize, slow: usize, hold: Duration) {
     let customer = insert_user(db, at(0)).id;
     let admin = insert_admin(db);
     let products: Vec<ProductId> =
         (0..3).map(|i| insert_product(db, &new_product(&format!("P{i}"), 100, 100_000, at(0))).0.id).collect();
-    let feed = DieselEventFeed::new(db.database().clone());
+    let patient = DieselEventFeed::new(db.database().clone());
+    let impatient = patient.clone().with_horizon_wait(Duration::ZERO);
+    let feeds: Vec<&DieselEventFeed> =
+        std::iter::once(&patient).chain(std::iter::repeat_n(&impatient, READERS - 1)).collect();
     let writers_done = AtomicBool::new(false);
 
-    let seen = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| poll_until_drained(&feed, &writers_done));
+    let seen_by_each = std::thread::scope(|scope| {
+        let readers: Vec<_> =
+            feeds.iter().map(|feed| scope.spawn(|| poll_until_drained(db, feed, &writers_done))).collect();
         let mut writers = Vec::new();
         for thread in 0..fast {
             let products = &products;
@@ -241,30 +331,41 @@ fn race(db: &TestDatabase, fast: usize, slow: usize, hold: Duration) {
             writer.join().unwrap();
         }
         writers_done.store(true, Ordering::SeqCst);
-        reader.join().unwrap()
+        readers.into_iter().map(|reader| reader.join().unwrap()).collect::<Vec<_>>()
     });
 
     let recorded = db.recorded_events();
     let expected_writes = fast as i64 * WRITES_PER_THREAD + (slow * SLOW_WRITES_PER_THREAD) as i64;
     assert!(recorded.len() as i64 > expected_writes, "{} events", recorded.len());
-    // Exactly once: the same events, in the same order, as the table holds at the end.
-    assert_eq!(keys(&seen), recorded_keys(recorded.iter()));
-    let ids: HashSet<_> = seen.iter().map(|event| event.id).collect();
-    assert_eq!(ids.len(), seen.len(), "an event was seen twice");
-    // No gaps, and the counter agrees.
-    assert_eq!(positions(&seen), (1..=recorded.len() as i64).collect::<Vec<_>>());
-    assert_eq!(db.last_event_position(), recorded.len() as i64);
+    for seen in &seen_by_each {
+        // Exactly once: the same events, in the same order, as the table holds at the end.
+        assert_eq!(keys(seen), recorded_keys(recorded.iter()));
+        let ids: HashSet<_> = seen.iter().map(|event| event.id).collect();
+        assert_eq!(ids.len(), seen.len(), "an event was seen twice");
+        assert_strictly_increasing(&positions(seen));
+    }
+    if db.backend() == Backend::Sqlite {
+        // No gaps, and the counter agrees.
+        assert_eq!(positions(&seen_by_each[0]), (1..=recorded.len() as i64).collect::<Vec<_>>());
+        assert_eq!(db.last_event_position(), recorded.len() as i64);
+    }
     assert_confirmations_are_followed_by_their_invoice(&recorded);
 }
 
 /// Polls from the start with the last position seen, `READER_LIMIT` at a time, until the
-/// writers are done and a poll after that finds nothing new. Positions must only grow.
-fn poll_until_drained(feed: &DieselEventFeed, writers_done: &AtomicBool) -> Vec<FeedEvent> {
+/// writers are done and it has seen as many events as the table then holds (or 30 s pass: the
+/// caller's comparison then shows what is missing). Positions must only grow. An empty poll is
+/// not the end: another test's transaction on the same PostgreSQL server may hold the horizon
+/// back for a moment.
+fn poll_until_drained(db: &TestDatabase, feed: &DieselEventFeed, writers_done: &AtomicBool) -> Vec<FeedEvent> {
     let mut seen: Vec<FeedEvent> = Vec::new();
     let mut after = None;
+    let mut total = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        // Read before polling: an empty poll after the writers finished means drained.
-        let finished = writers_done.load(Ordering::SeqCst);
+        if total.is_none() && writers_done.load(Ordering::SeqCst) {
+            total = Some(usize::try_from(db.count_rows("events")).unwrap());
+        }
         let mut page = feed.list(&query(None, after, READER_LIMIT)).unwrap();
         assert!(page.len() <= usize::from(READER_LIMIT) + 1);
         page.truncate(usize::from(READER_LIMIT));
@@ -272,13 +373,14 @@ fn poll_until_drained(feed: &DieselEventFeed, writers_done: &AtomicBool) -> Vec<
             assert!(after.is_none_or(|after| event.position > after), "position {} after {after:?}", event.position);
             after = Some(event.position);
         }
-        if page.is_empty() {
-            if finished {
-                return seen;
-            }
+        let idle = page.is_empty();
+        seen.extend(page);
+        if total.is_some_and(|total| seen.len() >= total) || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        if idle {
             std::thread::sleep(Duration::from_millis(1));
         }
-        seen.extend(page);
     }
 }
 
