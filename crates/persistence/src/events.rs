@@ -22,7 +22,8 @@
 //!   position = pg_current_xact_id() * 2^20 + n        (n = 1, 2, ... within the transaction)
 //!   ```
 //!
-//!   and a reader serves only positions below `horizon * 2^20`, where the horizon is the
+//!   (one call of the PL/pgSQL function `orderly_insert_events` per transaction's batch), and a
+//!   reader serves only positions below `horizon * 2^20`, where the horizon is the
 //!   oldest transaction that was running when the reading statement's snapshot was taken
 //!   (`pg_snapshot_xip(pg_current_snapshot())`; the snapshot's `xmax` if none was), computed by
 //!   the same statement that reads the rows. Every transaction with a smaller id had ended
@@ -44,6 +45,7 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use orderly_domain::StoreError;
 use orderly_domain::event::{DomainEvent, EventQuery, FeedEvent};
 use orderly_domain::ports::EventFeed;
@@ -181,9 +183,6 @@ struct NewEventRow<'a> {
     position: i64,
 }
 
-/// How many positions one PostgreSQL transaction owns: `2^20` after `transaction id * 2^20`.
-const POSITIONS_PER_TRANSACTION: i64 = 1 << 20;
-
 /// Writes `events`, in this order, with fresh UUIDv7 ids and increasing positions, and returns
 /// the positions they got (empty for no events).
 ///
@@ -204,56 +203,38 @@ pub(crate) fn insert_events(conn: &mut AnyConnection, events: &[DomainEvent]) ->
     }
 }
 
-/// PostgreSQL: one statement for all of a transaction's events, positioned after the
-/// transaction's own events so far (a transaction may call this more than once).
+diesel::define_sql_function! {
+    /// `orderly_insert_events` (migration `2026-12-02-010000_event_feed_transaction_order`):
+    /// inserts one transaction's events after the ones it wrote so far, and returns their
+    /// positions in order. A function call is a statement diesel prepares once per connection,
+    /// and PL/pgSQL plans the statements inside once per connection too.
+    fn orderly_insert_events(
+        ids: Array<Text>,
+        types: Array<Text>,
+        subject_types: Array<Text>,
+        subject_ids: Array<Text>,
+        payloads: Array<Text>,
+        occurred: Array<Timestamp>,
+    ) -> Array<BigInt>;
+}
+
+/// PostgreSQL: one round trip for all of a transaction's events (see `orderly_insert_events`).
 fn insert_in_transaction_order(
     pg: &mut diesel::PgConnection,
     rows: &[(String, SerializedEvent, chrono::NaiveDateTime)],
 ) -> QueryResult<Vec<i64>> {
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
-
-    #[derive(QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = BigInt)]
-        position: i64,
-        #[diesel(sql_type = BigInt)]
-        base: i64,
-    }
-
-    // `* 2^20` (not `<<`) so that an id too large for the scheme is an error, not a wrap.
-    // The `used` range is this transaction's own: nobody else writes positions in it, and its
-    // own uncommitted rows are visible to it.
-    const INSERT: &str = "\
-        WITH tx AS (SELECT pg_current_xact_id()::text::bigint * 1048576 AS base), \
-             used AS (SELECT tx.base, COALESCE(MAX(e.position), tx.base) AS last \
-                      FROM tx LEFT JOIN events e ON e.position > tx.base AND e.position < tx.base + 1048576 \
-                      GROUP BY tx.base) \
-        INSERT INTO events (id, type, subject_type, subject_id, data, occurred_at, position) \
-        SELECT n.id, n.type, n.subject_type, n.subject_id, n.data, n.occurred_at, used.last + n.ordinal \
-        FROM used, unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamp[]) \
-             WITH ORDINALITY AS n(id, type, subject_type, subject_id, data, occurred_at, ordinal) \
-        RETURNING position, (SELECT base FROM used) AS base";
-
-    let column = |pick: fn(&(String, SerializedEvent, chrono::NaiveDateTime)) -> String| -> Vec<String> {
+    let texts = |pick: fn(&(String, SerializedEvent, chrono::NaiveDateTime)) -> String| -> Vec<String> {
         rows.iter().map(pick).collect()
     };
-    let mut inserted = diesel::sql_query(INSERT)
-        .bind::<Array<Text>, _>(column(|row| row.0.clone()))
-        .bind::<Array<Text>, _>(column(|row| row.1.event_type.to_owned()))
-        .bind::<Array<Text>, _>(column(|row| row.1.subject_type.to_owned()))
-        .bind::<Array<Text>, _>(column(|row| row.1.subject_id.clone()))
-        .bind::<Array<Text>, _>(column(|row| row.1.data.clone()))
-        .bind::<Array<Timestamp>, _>(rows.iter().map(|row| row.2).collect::<Vec<_>>())
-        .load::<Inserted>(pg)?;
-    // A transaction owns 2^20 positions; one that wrote more would spill into the next id's.
-    if inserted.iter().any(|row| row.position - row.base >= POSITIONS_PER_TRANSACTION) {
-        return Err(diesel::result::Error::QueryBuilderError(
-            "a transaction wrote more events than it has positions for (2^20)".into(),
-        ));
-    }
-    // RETURNING promises no order; the positions follow the input's order by construction.
-    inserted.sort_unstable_by_key(|row| row.position);
-    Ok(inserted.into_iter().map(|row| row.position).collect())
+    diesel::select(orderly_insert_events(
+        texts(|row| row.0.clone()),
+        texts(|row| row.1.event_type.to_owned()),
+        texts(|row| row.1.subject_type.to_owned()),
+        texts(|row| row.1.subject_id.clone()),
+        texts(|row| row.1.data.clone()),
+        rows.iter().map(|row| row.2).collect::<Vec<_>>(),
+    ))
+    .get_result::<Vec<i64>>(pg)
 }
 
 /// SQLite: the counter, taken as the transaction's last write, then one insert per event.
@@ -391,7 +372,6 @@ fn read_below_horizon(
     wait: Duration,
 ) -> Result<Vec<EventRow>, StoreError> {
     use diesel::dsl::sql;
-    use diesel::sql_types::BigInt;
 
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(2);

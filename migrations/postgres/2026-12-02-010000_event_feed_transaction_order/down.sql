@@ -1,3 +1,5 @@
+DROP FUNCTION orderly_insert_events(TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TIMESTAMP[]);
+
 CREATE INDEX events_subject_idx ON events (subject_type, subject_id);
 
 CREATE TABLE event_positions (
