@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 
-use orderly_persistence::testing::TestDatabase;
+use orderly_persistence::testing::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
 use super::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Response, request};
@@ -536,12 +536,31 @@ pub fn assert_database_invariants(db: &TestDatabase) {
             violations.push(format!("{found} {what}"));
         }
     }
-    let (events, last_position) = (db.count_rows("events"), db.last_event_position());
-    let outside = db.count_rows(&format!("events WHERE position < 1 OR position > {last_position}"));
-    if events != last_position || outside != 0 {
-        violations.push(format!(
-            "event positions are not exactly 1..={last_position}: {events} events, {outside} outside that range"
-        ));
+    match db.backend() {
+        // One counter, in commit order: positions are exactly 1, 2, 3, ...
+        Backend::Sqlite => {
+            let (events, last_position) = (db.count_rows("events"), db.last_event_position());
+            let outside = db.count_rows(&format!("events WHERE position < 1 OR position > {last_position}"));
+            if events != last_position || outside != 0 {
+                violations.push(format!(
+                    "event positions are not exactly 1..={last_position}: {events} events, {outside} outside that range"
+                ));
+            }
+        }
+        // A block of 1024 from the sequence per batch of events, then 1, 2, ... (ADR 0012).
+        Backend::Postgres => {
+            let misplaced = db.count_rows("events WHERE position < 1024 OR position % 1024 = 0");
+            let orphans = db.count_rows(
+                "events e WHERE e.position % 1024 > 1 AND NOT EXISTS \
+                 (SELECT 1 FROM events p WHERE p.position = e.position - 1)",
+            );
+            if misplaced != 0 || orphans != 0 {
+                violations.push(format!(
+                    "event positions are not a block of 1024 plus 1, 2, ...: {misplaced} misplaced, \
+                     {orphans} without their predecessor"
+                ));
+            }
+        }
     }
     report(&violations, "the database");
 }

@@ -14,28 +14,33 @@
 //! never sees. Each backend closes that race its own way, without changing what the feed
 //! promises (every event exactly once, events of one transaction together, in order).
 //!
-//! - **PostgreSQL: ordered by transaction id, served up to the oldest transaction in flight**
-//!   (the high-water-mark technique of event stores such as Marten and Message DB). A writer
-//!   gives its events the positions
+//! - **PostgreSQL: a sequence, and readers that wait for the writers in flight.** A writer
+//!   takes a block of positions from the sequence `event_positions_seq` in the one statement
+//!   that inserts its events (`orderly_insert_events`, a PL/pgSQL function of the migration),
+//!   having first *announced* itself with a shared advisory lock held until its transaction
+//!   ends. A reader ([`DieselEventFeed`]) notes the sequence's last value `L`, lists the
+//!   writers announced at that moment (`pg_locks`), waits until they have all ended, and then
+//!   reads positions up to `L` only. Every writer that took a position at or below `L` took it
+//!   after announcing itself and before `L` was noted, so it was among those waited for: by
+//!   the time the rows are read, nothing can commit at or below `L` any more, and a writer that
+//!   announces itself later takes a position above `L`. Sequences and shared locks make no
+//!   writer wait for another: the global row lock that used to serialise every write is gone
+//!   (ADR 0012).
 //!
-//!   ```text
-//!   position = pg_current_xact_id() * 2^20 + n        (n = 1, 2, ... within the transaction)
-//!   ```
+//!   Why positions are taken *with the events*, the last write of every change: a change that
+//!   had to wait for another change's row (a stock adjustment behind an order reserving the
+//!   same product) takes its positions after that other change committed, so the feed shows
+//!   the two in the order they happened to that row, and a consumer replaying it sees every
+//!   product's and order's states in their real order. (Ordering by transaction id, taken at a
+//!   transaction's first write, would not: a transaction can get its id and then wait behind a
+//!   younger one.)
 //!
-//!   (one call of the PL/pgSQL function `orderly_insert_events` per transaction's batch), and a
-//!   reader serves only positions below `horizon * 2^20`, where the horizon is the
-//!   oldest transaction that was running when the reading statement's snapshot was taken
-//!   (`pg_snapshot_xip(pg_current_snapshot())`; the snapshot's `xmax` if none was), computed by
-//!   the same statement that reads the rows. Every transaction with a smaller id had ended
-//!   when the snapshot was taken, so its events are either in that snapshot or were rolled
-//!   back; a transaction still running, or starting later, has a larger id, so its events land
-//!   above every position served. Transactions that are provably another database's are left
-//!   out of the horizon (see [`HORIZON`]). Two writers
-//!   share no lock: the global row lock that used to serialise every write is gone (ADR 0012).
-//!   The price: an event is served once every transaction that began writing before it has
-//!   ended, so one long transaction delays the feed (never loses or reorders it); the reader
-//!   waits up to [`DieselEventFeed::HORIZON_WAIT`] for the horizon to pass what it can already
-//!   see, then serves what is final. Positions have gaps, which nobody sees: cursors are opaque.
+//!   The price: a reader waits until the writers in flight when it asked have committed
+//!   (milliseconds: the announcement is made in the last statement before the commit), at most
+//!   [`DieselEventFeed::WRITER_WAIT`]; a writer stuck for longer between writing its events and
+//!   committing makes the reader serve nothing new until it ends (never lose or reorder
+//!   anything). Positions have gaps (a block per batch; rolled-back writers), which nobody
+//!   sees: cursors are opaque.
 //! - **SQLite: one counter, in commit order.** One writer at a time (`BEGIN IMMEDIATE`), so the
 //!   one-row counter `event_positions`, taken as the last step of the write transaction, costs
 //!   nothing extra and hands out 1, 2, 3, ... in commit order; WAL readers see whole commits.
@@ -204,10 +209,10 @@ pub(crate) fn insert_events(conn: &mut AnyConnection, events: &[DomainEvent]) ->
 }
 
 diesel::define_sql_function! {
-    /// `orderly_insert_events` (migration `2026-12-02-010000_event_feed_transaction_order`):
-    /// inserts one transaction's events after the ones it wrote so far, and returns their
-    /// positions in order. A function call is a statement diesel prepares once per connection,
-    /// and PL/pgSQL plans the statements inside once per connection too.
+    /// `orderly_insert_events` (migration `2026-12-02-010000_event_feed_without_a_global_lock`):
+    /// announces the writer, takes a block of positions and inserts one batch of events, and
+    /// returns their positions in order. A function call is a statement diesel prepares once
+    /// per connection, and PL/pgSQL plans the statements inside once per connection too.
     fn orderly_insert_events(
         ids: Array<Text>,
         types: Array<Text>,
@@ -295,24 +300,22 @@ impl EventRow {
 #[derive(Debug, Clone)]
 pub struct DieselEventFeed {
     db: Database,
-    horizon_wait: Duration,
+    writer_wait: Duration,
 }
 
 impl DieselEventFeed {
-    /// How long a PostgreSQL read waits, at most, for transactions still in flight to end when
-    /// events it can already see lie beyond them (the horizon of the module docs). Without the
-    /// wait a consumer that wrote and then read would often find its own event missing for a
-    /// moment; with it, the page holds everything committed before the request unless some
-    /// transaction has been running for longer than this.
-    pub const HORIZON_WAIT: Duration = Duration::from_secs(1);
+    /// How long a PostgreSQL read waits, at most, for the writers in flight when it asked to
+    /// commit (see the module docs). They are in their last statement or their commit, so this
+    /// is normally milliseconds; a writer stuck for longer makes the read serve nothing new.
+    pub const WRITER_WAIT: Duration = Duration::from_secs(1);
 
     pub fn new(db: Database) -> Self {
-        Self { db, horizon_wait: Self::HORIZON_WAIT }
+        Self { db, writer_wait: Self::WRITER_WAIT }
     }
 
-    /// The same feed with another bound on the wait (tests use zero to observe the horizon).
-    pub fn with_horizon_wait(self, horizon_wait: Duration) -> Self {
-        Self { horizon_wait, ..self }
+    /// The same feed with another bound on the wait (tests use zero to see what is final).
+    pub fn with_writer_wait(self, writer_wait: Duration) -> Self {
+        Self { writer_wait, ..self }
     }
 }
 
@@ -335,7 +338,7 @@ impl EventFeed for DieselEventFeed {
     fn list(&self, query: &EventQuery) -> Result<Vec<FeedEvent>, StoreError> {
         let mut conn = self.db.connection()?;
         let rows = match &mut *conn {
-            AnyConnection::Postgresql(pg) => read_below_horizon(pg, query, self.horizon_wait),
+            AnyConnection::Postgresql(pg) => read_final(pg, query, self.writer_wait),
             AnyConnection::Sqlite(sqlite) => page_of!(events::table.select(EventRow::as_select()).into_boxed(), query)
                 .load::<EventRow>(sqlite)
                 .map_err(|error| query_failed(error, "reading the event feed")),
@@ -344,51 +347,66 @@ impl EventFeed for DieselEventFeed {
     }
 }
 
-/// The horizon of the module docs, in positions: the oldest transaction that was running when
-/// the statement's snapshot was taken (the rows read and the horizon come from that one
-/// snapshot), or the snapshot's `xmax` if none was.
-///
-/// Transaction ids are server-wide, so a transaction of *another database* on the same server
-/// would hold this database's feed back for nothing (and the test suite, a database per test,
-/// would hold itself back all the time). Such transactions are left out, but only those that
-/// `pg_stat_activity` positively shows running in another database: one that ended since the
-/// snapshot, a prepared transaction, or one whose database is unknown still counts. Leaving out
-/// too little delays the feed; leaving out too much would lose events.
-const HORIZON: &str = "(WITH snapshot AS (SELECT pg_current_snapshot() AS s) \
-    SELECT LEAST( \
-        (SELECT pg_snapshot_xmax(s)::text::bigint FROM snapshot), \
-        (SELECT MIN(running::text::bigint) FROM snapshot, pg_snapshot_xip(snapshot.s) AS running \
-         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity activity \
-                           WHERE activity.backend_xid = xid(running) \
-                             AND activity.datname IS DISTINCT FROM current_database())) \
-    ) * 1048576)";
+/// The highest position handed out so far: the last block's start, plus the block (`NULL`
+/// before the first). Read from the sequence itself, which shows every `nextval` at once.
+const CEILING: &str = "SELECT CASE WHEN is_called THEN last_value + 1023 END AS ceiling FROM event_positions_seq";
 
-/// PostgreSQL: the page below the horizon. When rows the snapshot shows lie beyond it (their
-/// writers' elders still running), polls until the horizon passes them or `wait` is spent, and
-/// serves only what lies below it.
-fn read_below_horizon(
-    pg: &mut diesel::PgConnection,
-    query: &EventQuery,
-    wait: Duration,
-) -> Result<Vec<EventRow>, StoreError> {
-    use diesel::dsl::sql;
+/// The writers announced in this database now (see `orderly_insert_events`), by transaction.
+const ANNOUNCED_WRITERS: &str = "SELECT virtualtransaction AS writer FROM pg_locks \
+    WHERE locktype = 'advisory' AND classid = 1869767794 AND objid = 1 AND objsubid = 2 AND granted \
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
 
+#[derive(QueryableByName)]
+struct Ceiling {
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    ceiling: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Writer {
+    #[diesel(sql_type = Text)]
+    writer: String,
+}
+
+/// PostgreSQL: the page of what is final (see the module docs): notes the ceiling, waits up to
+/// `wait` for the writers announced after that to end, then reads up to the ceiling. If they
+/// do not end in time, serves nothing new: what they hold may lie anywhere below the ceiling.
+fn read_final(pg: &mut diesel::PgConnection, query: &EventQuery, wait: Duration) -> Result<Vec<EventRow>, StoreError> {
+    let failed = |error| query_failed(error, "reading the event feed");
+    // First the ceiling, then the writers: a writer that took a position at or below the
+    // ceiling had announced itself before, so it is listed unless it has already ended.
+    let Some(ceiling) = diesel::sql_query(CEILING).get_result::<Ceiling>(pg).map_err(failed)?.ceiling else {
+        return Ok(Vec::new());
+    };
+    let mut in_flight: Vec<String> = diesel::sql_query(ANNOUNCED_WRITERS)
+        .load::<Writer>(pg)
+        .map_err(failed)?
+        .into_iter()
+        .map(|w| w.writer)
+        .collect();
     let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        let horizon = sql::<BigInt>(HORIZON);
-        let rows = page_of!(events::table.select((EventRow::as_select(), horizon)).into_boxed(), query)
-            .load::<(EventRow, i64)>(pg)
-            .map_err(|error| query_failed(error, "reading the event feed"))?;
-        let visible = rows.len();
-        let served: Vec<EventRow> =
-            rows.into_iter().take_while(|(row, horizon)| row.position < *horizon).map(|(row, _)| row).collect();
-        if served.len() == visible || Instant::now() >= deadline {
-            return Ok(served);
+    let mut pause = Duration::from_millis(1);
+    while !in_flight.is_empty() {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                writers = in_flight.len(),
+                "event feed: writers did not commit within the wait; serving nothing new"
+            );
+            return Ok(Vec::new());
         }
         std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
         pause = (pause * 2).min(Duration::from_millis(20));
+        // Still announced: the same transaction (a virtual transaction id is never reused
+        // while its transaction runs) still holds the lock.
+        let still = diesel::sql_query(format!("{ANNOUNCED_WRITERS} AND virtualtransaction = ANY($1)"))
+            .bind::<Array<Text>, _>(&in_flight)
+            .load::<Writer>(pg)
+            .map_err(failed)?;
+        in_flight = still.into_iter().map(|w| w.writer).collect();
     }
+    page_of!(events::table.select(EventRow::as_select()).filter(events::position.le(ceiling)).into_boxed(), query)
+        .load::<EventRow>(pg)
+        .map_err(failed)
 }
 
 #[cfg(test)]

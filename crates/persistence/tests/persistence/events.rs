@@ -1,15 +1,16 @@
 //! The event feed (§2.5): positions increase in the order no later commit can get behind
-//! (consecutive, in commit order, on SQLite; by transaction on PostgreSQL, where the feed stops
-//! at the oldest transaction in flight), a rolled-back writer's events never appear, the feed
-//! pages through every event once, and consumers polling with their last position while
-//! writers commit concurrently (also slow ones, also held-open transactions) see every event
-//! exactly once, in the same order.
+//! (consecutive, in commit order, on SQLite; from a sequence on PostgreSQL, where a reader waits
+//! for the writers in flight), a rolled-back writer's events never appear, the feed pages
+//! through every event once, a change that waited for another's row comes after it, and
+//! consumers polling with their last position while writers commit concurrently (also slow
+//! ones) see every event exactly once, in the same order.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use orderly_domain::StoreError;
 use orderly_domain::event::{DomainEvent, EVENT_TYPES, EventQuery, FeedEvent};
 use orderly_domain::order::{
     LineRequest, Order, OrderId, OrderRequest, OrderStatus, Quantity, TaxRate, TransitionEffect,
@@ -19,10 +20,11 @@ use orderly_domain::ports::{
     AdjustOutcome, EventFeed, InsertUserError, NewOrder, OrderRepository, PlaceOutcome, ProductRepository,
     StatusChange, StatusChangeOutcome, UserRepository,
 };
+use orderly_domain::ports::{Repositories, in_transaction};
 use orderly_domain::product::{AdjustmentReason, ProductId, StockDelta};
 use orderly_domain::user::{Role, UserId};
 use orderly_persistence::testing::{Backend, RecordedEvent, TestDatabase};
-use orderly_persistence::{DieselEventFeed, DieselOrderRepository};
+use orderly_persistence::{DieselEventFeed, DieselOrderRepository, DieselUnitOfWork};
 use uuid::Uuid;
 
 use crate::fixtures::{at, eur, insert_admin, insert_product, insert_user, new_product, new_user, registered, users};
@@ -166,17 +168,16 @@ orderly_persistence::backend_tests! {
     /// The slip-behind race, made to happen: a writer holds its events uncommitted while a
     /// later writer commits and a reader polls. The reader must not see the later event before
     /// the earlier one: on SQLite the later writer cannot even commit (one writer at a time);
-    /// on PostgreSQL it commits, but lies beyond the horizon (the slow writer is the oldest
-    /// transaction in flight) and is not served. Once the slow writer commits, both events are
+    /// on PostgreSQL it commits, but is not served while the slow writer is in flight (it may
+    /// hold any position below). Once the slow writer commits, both events are
     /// served, the slow one first.
     fn a_later_commit_is_not_served_before_an_earlier_open_writer(db: &TestDatabase) {
         insert_user(db, at(0));
         let feed = DieselEventFeed::new(db.database().clone());
-        // Inside the slow writer, waiting for the horizon would only delay the asserts: zero
-        // serves what is final at once. (On PostgreSQL it may serve even less than this
-        // database holds: transaction ids are server-wide, and other tests' transactions hold
-        // the horizon back for a moment too. What it must never do is serve the later event.)
-        let impatient = feed.clone().with_horizon_wait(Duration::ZERO);
+        // Inside the slow writer, waiting would only delay the asserts: zero serves what is
+        // final at once (on PostgreSQL: nothing new while a writer is in flight). What it must
+        // never do is serve the later event.
+        let impatient = feed.clone().with_writer_wait(Duration::ZERO);
         let before = positions(&feed.list(&query(None, None, 20)).unwrap());
         assert_eq!(before.len(), 1);
         let slow_event = registered(&new_user("slow@example.com", Role::Customer, at(1)));
@@ -209,36 +210,81 @@ orderly_persistence::backend_tests! {
         });
     }
 
-    /// A transaction that has begun writing and is still open holds the PostgreSQL feed back,
-    /// whatever it writes; the reader waits for it (within `HORIZON_WAIT`) rather than serve a
-    /// page that misses what was committed before the request, and serves what is final when
-    /// the wait runs out.
-    fn a_read_waits_for_an_open_transaction_then_serves_what_is_final(db: &TestDatabase) {
+    /// PostgreSQL: a writer that has written its events but not committed holds the feed back;
+    /// a reader waits for it (within `WRITER_WAIT`) rather than serve a page that misses what
+    /// was committed before the request, then serves everything. A transaction that writes no
+    /// events holds nothing back, however long it stays open.
+    fn a_read_waits_for_a_writer_in_flight_but_not_for_other_transactions(db: &TestDatabase) {
         if db.backend() != Backend::Postgres {
             return; // SQLite: an open writer blocks other writers; nothing to wait for.
         }
         insert_user(db, at(0));
         let feed = DieselEventFeed::new(db.database().clone());
-        let impatient = feed.clone().with_horizon_wait(Duration::ZERO);
+        let impatient = feed.clone().with_writer_wait(Duration::ZERO);
+        let slow_event = registered(&new_user("slow@example.com", Role::Customer, at(1)));
         std::thread::scope(|scope| {
             let mut patient = None;
-            db.hold_open_write_transaction(|| {
-                let committed = scope.spawn(|| insert_user(db, at(1)));
+            db.write_events_holding(std::slice::from_ref(&slow_event), || {
+                let committed = scope.spawn(|| insert_user(db, at(2)));
                 wait_until_finished(&committed);
-                assert_eq!(db.recorded_events().len(), 2);
-                // Beyond the horizon: not served while the transaction is open (and on a busy
-                // server even the first event may still wait for other tests' transactions).
-                assert!(impatient.list(&query(None, None, 20)).unwrap().len() <= 1);
+                // A writer is in flight: nothing new is final yet.
+                assert!(impatient.list(&query(None, None, 20)).unwrap().is_empty());
                 let reader = scope.spawn(|| feed.list(&query(None, None, 20)).unwrap());
                 std::thread::sleep(Duration::from_millis(100));
-                assert!(!reader.is_finished(), "the reader did not wait for the open transaction");
+                assert!(!reader.is_finished(), "the reader did not wait for the writer in flight");
                 patient = Some(reader);
             });
-            // The transaction has ended: the waiting reader serves both events, within its wait.
-            assert_eq!(patient.unwrap().join().unwrap().len(), 2);
+            // The writer has committed: the waiting reader serves all three, in order.
+            let served = patient.unwrap().join().unwrap();
+            assert_eq!(served.len(), 3, "{served:?}");
+            assert_eq!(served[1].subject_id, slow_event.subject().1);
         });
-        // A wait that runs out serves what is final: here, after the end, everything.
-        assert_eq!(feed.list(&query(None, None, 20)).unwrap().len(), 2);
+
+        db.hold_open_write_transaction(|| {
+            let served = impatient.list(&query(None, None, 20)).unwrap();
+            assert_eq!(served.len(), 3, "an open transaction without events held the feed back");
+        });
+    }
+
+    /// A change that had to wait for another change's row comes after it in the feed, even if
+    /// it began writing first: a consumer replaying the feed sees the product's counters in the
+    /// order they happened. Here B registers a user (its first write) and then adjusts a product
+    /// whose row A holds; A commits first, so A's `stock.adjusted` (on hand 11) must precede B's
+    /// (on hand 12).
+    fn a_change_that_waited_for_another_s_row_comes_after_it(db: &TestDatabase) {
+        let (product, admin) = insert_product(db, &new_product("Mug", 100, 10, at(0)));
+        let unit_of_work = DieselUnitOfWork::new(db.database().clone());
+        let adjust_in = |tx: &Repositories, now| {
+            let reason = AdjustmentReason::parse("delivery").unwrap();
+            let outcome = tx.products.adjust_stock(product.id, StockDelta::parse(1).unwrap(), &reason, admin, now)?;
+            assert!(matches!(outcome, AdjustOutcome::Adjusted { .. }), "{outcome:?}");
+            Ok::<_, StoreError>(())
+        };
+        std::thread::scope(|scope| {
+            in_transaction(&unit_of_work, |tx| {
+                adjust_in(tx, at(1))?;
+                // A holds the product's row. B begins writing, then waits for that row.
+                let b = scope.spawn(|| {
+                    in_transaction(&unit_of_work, |tx| {
+                        let user = new_user("b@example.com", Role::Customer, at(2));
+                        tx.users.insert(&user, &registered(&user)).unwrap();
+                        adjust_in(tx, at(3))
+                    })
+                    .unwrap();
+                });
+                std::thread::sleep(Duration::from_millis(300));
+                assert!(!b.is_finished(), "B did not wait for the product's row");
+                // A commits when this closure returns; B then adjusts on top of it.
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        });
+        let feed = DieselEventFeed::new(db.database().clone());
+        let on_hand: Vec<i64> = walk(&feed, Some("stock.adjusted"), 10)
+            .iter()
+            .map(|event| serde_json::from_str::<serde_json::Value>(&event.data_json).unwrap()["on_hand"].as_i64().unwrap())
+            .collect();
+        assert_eq!(on_hand, [11, 12]);
     }
 
     /// Six writers register users, adjust stock, place and confirm orders while three consumers
@@ -279,15 +325,15 @@ const READER_LIMIT: u16 = 7;
 const READERS: usize = 3;
 
 /// `fast` threads of ordinary writes and `slow` threads of writes held open for `hold`, racing
-/// `READERS` polling consumers (one waits for the horizon as the service does, the others serve
-/// only what is final at once); then checks what each saw against the table.
+/// `READERS` polling consumers (one waits for writers in flight as the service does, the others
+/// serve only what is final at once); then checks what each saw against the table.
 fn race(db: &TestDatabase, fast: usize, slow: usize, hold: Duration) {
     let customer = insert_user(db, at(0)).id;
     let admin = insert_admin(db);
     let products: Vec<ProductId> =
         (0..3).map(|i| insert_product(db, &new_product(&format!("P{i}"), 100, 100_000, at(0))).0.id).collect();
     let patient = DieselEventFeed::new(db.database().clone());
-    let impatient = patient.clone().with_horizon_wait(Duration::ZERO);
+    let impatient = patient.clone().with_writer_wait(Duration::ZERO);
     let feeds: Vec<&DieselEventFeed> =
         std::iter::once(&patient).chain(std::iter::repeat_n(&impatient, READERS - 1)).collect();
     let writers_done = AtomicBool::new(false);
@@ -355,8 +401,7 @@ fn race(db: &TestDatabase, fast: usize, slow: usize, hold: Duration) {
 /// Polls from the start with the last position seen, `READER_LIMIT` at a time, until the
 /// writers are done and it has seen as many events as the table then holds (or 30 s pass: the
 /// caller's comparison then shows what is missing). Positions must only grow. An empty poll is
-/// not the end: another test's transaction on the same PostgreSQL server may hold the horizon
-/// back for a moment.
+/// not the end: a reader that does not wait sees nothing while a writer is in flight.
 fn poll_until_drained(db: &TestDatabase, feed: &DieselEventFeed, writers_done: &AtomicBool) -> Vec<FeedEvent> {
     let mut seen: Vec<FeedEvent> = Vec::new();
     let mut after = None;

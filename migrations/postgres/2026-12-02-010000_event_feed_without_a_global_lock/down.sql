@@ -1,4 +1,5 @@
 DROP FUNCTION orderly_insert_events(TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], TIMESTAMP[]);
+DROP SEQUENCE event_positions_seq;
 
 CREATE INDEX events_subject_idx ON events (subject_type, subject_id);
 
