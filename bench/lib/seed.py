@@ -10,13 +10,16 @@ What it creates, in this order, each step with `--concurrency` keep-alive connec
      random products, quantity 1–3): spread uniformly over customers and products.
 
 Files written to `--out`:
+  admin_token.txt  the admin's access token (for `POST /v1/products`)
   products.txt  one product id a line
   tokens.txt    one customer access token a line
   orders.txt    "<owner's access token> <order id>" a line
   logins.txt    one login body (JSON) a line
   seed.json     counts and how long each step took
 
-Standard library only (Python 3.11). Any unexpected status stops the seeding with the answer.
+Standard library only (Python 3.11). Any unexpected status stops the seeding with the answer;
+a 503 (the server asks to come back later, e.g. its password-hash queue was full on a busy
+machine) is sent again after half a second, up to 20 times, and counted in seed.json.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class SeedError(Exception):
     pass
 
 
+# How often one request is sent again after a 503 before the seeding gives up.
+BUSY_RETRIES = 20
+
+
 class Api:
     """One keep-alive connection per worker thread."""
 
@@ -47,6 +54,8 @@ class Api:
         host, _, port = rest.partition(":")
         self.host, self.port = host, int(port or 80)
         self.local = threading.local()
+        self.lock = threading.Lock()
+        self.retried_503 = 0
 
     def call(self, method: str, path: str, body=None, token: str | None = None,
              headers: dict | None = None, expect: int = 200):
@@ -55,6 +64,21 @@ class Api:
         if token:
             sent_headers["Authorization"] = f"Bearer {token}"
         sent_headers.update(headers or {})
+        for busy in range(BUSY_RETRIES + 1):
+            status, data = self._send(method, path, payload, sent_headers)
+            # A 503 is the server asking to come back later (e.g. the password-hash queue was
+            # full on a busy machine), having done nothing (an order, had it been committed
+            # after all, is replayed for its Idempotency-Key): the same request goes again.
+            if status != 503 or busy == BUSY_RETRIES:
+                break
+            with self.lock:
+                self.retried_503 += 1
+            time.sleep(0.5)
+        if status != expect:
+            raise SeedError(f"{method} {path} answered {status}, expected {expect}: {data[:400]!r}")
+        return json.loads(data) if data else None
+
+    def _send(self, method: str, path: str, payload, sent_headers: dict) -> tuple[int, bytes]:
         for attempt in range(3):
             conn = getattr(self.local, "conn", None)
             if conn is None:
@@ -62,8 +86,7 @@ class Api:
             try:
                 conn.request(method, path, body=payload, headers=sent_headers)
                 response = conn.getresponse()
-                data = response.read()
-                break
+                return response.status, response.read()
             except (http.client.HTTPException, OSError) as error:
                 # A dropped connection: reconnect and resend. Safe for POSTs here because every
                 # non-idempotent one carries an Idempotency-Key (or is a login/registration that
@@ -73,9 +96,7 @@ class Api:
                 if attempt == 2:
                     raise SeedError(f"{method} {path}: {error}") from error
                 time.sleep(0.2)
-        if response.status != expect:
-            raise SeedError(f"{method} {path} answered {response.status}, expected {expect}: {data[:400]!r}")
-        return json.loads(data) if data else None
+        raise SeedError(f"{method} {path}: no answer")
 
 
 def parallel(concurrency: int, work, items, label: str):
@@ -162,6 +183,7 @@ def main() -> int:
 
     orders, timings["orders"] = parallel(args.concurrency, place, order_plans, "orders")
 
+    (args.out / "admin_token.txt").write_text(f"{admin_token}\n")
     (args.out / "products.txt").write_text("".join(f"{p}\n" for p in products))
     (args.out / "tokens.txt").write_text("".join(f"{t}\n" for t in tokens))
     (args.out / "orders.txt").write_text("".join(f"{tokens[c]} {o}\n" for c, o in orders))
@@ -172,6 +194,7 @@ def main() -> int:
         "orders": len(orders),
         "stock_per_product": args.stock,
         "concurrency": args.concurrency,
+        "retried_503": api.retried_503,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     (args.out / "seed.json").write_text(json.dumps(summary, indent=2) + "\n")

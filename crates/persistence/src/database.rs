@@ -14,18 +14,21 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::r2d2::{self, Pool, PooledConnection};
 use diesel::sql_types::BigInt;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use orderly_domain::StoreError;
 
-use crate::connection::{AnyConnection, AnyConnectionManager, ConnectTarget, ConnectionSetup, statement_timeout_sql};
+use crate::connection::{
+    AnyConnection, AnyConnectionManager, ConnectTarget, ConnectionSetup, VALIDATE_AFTER_IDLE, statement_timeout_sql,
+};
 use crate::error::{pool_unavailable, query_failed};
 use crate::metrics::{PoolEventMetrics, publish_pool_gauges};
 use crate::url::{Backend, DatabaseUrl};
@@ -67,7 +70,23 @@ pub struct PoolStatus {
     pub idle_connections: u32,
 }
 
-pub(crate) type Connection = PooledConnection<AnyConnectionManager>;
+/// A connection of its own from the pool; back to the pool when dropped. Derefs to the
+/// connection.
+pub(crate) struct Connection(PooledConnection<AnyConnectionManager>);
+
+impl Deref for Connection {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
 
 /// The connection of a unit of work's transaction, shared by the repositories bound to it.
 /// `None` while lent to a repository call, and once the unit of work has taken it back.
@@ -120,6 +139,10 @@ pub struct Database {
     setup: ConnectionSetup,
     /// Set on a handle bound to a unit of work's transaction (see the module docs).
     transaction: Option<TransactionSlot>,
+    /// How many check-outs validated their connection with a round trip (see
+    /// `AnyConnectionManager::is_valid`).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by this crate's tests only"))]
+    pings: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Database {
@@ -135,15 +158,29 @@ impl Database {
     ///
     /// A PostgreSQL URL gets libpq's connect timeout and TCP keep-alives unless it sets them
     /// ([`crate::LIBPQ_DEFAULTS`]), so a dead server is noticed in bounded time.
+    ///
+    /// A PostgreSQL connection is checked before each use: for free when it was used less than
+    /// a second ago, with a `SELECT 1` round trip otherwise (see `connection.rs`).
     pub fn connect(url: &DatabaseUrl, options: PoolOptions) -> anyhow::Result<Database> {
+        Self::connect_with(url, options, VALIDATE_AFTER_IDLE)
+    }
+
+    /// [`connect`](Self::connect), with the idle time after which a check-out pings its
+    /// connection (tests set it to zero or to hours).
+    pub(crate) fn connect_with(
+        url: &DatabaseUrl,
+        options: PoolOptions,
+        validate_after_idle: Duration,
+    ) -> anyhow::Result<Database> {
         let target = match url {
             DatabaseUrl::Postgres(postgres) => ConnectTarget::Postgres(postgres.with_connection_defaults()),
             DatabaseUrl::Sqlite(_) => ConnectTarget::Sqlite(url.expose().into_owned()),
         };
         let setup = ConnectionSetup { statement_timeout: options.statement_timeout };
-        let manager = AnyConnectionManager::new(target);
+        let manager = AnyConnectionManager::new(target, validate_after_idle);
+        let pings = manager.pings();
 
-        let mut first = manager.connect().with_context(|| match url.backend() {
+        let mut first = manager.open().with_context(|| match url.backend() {
             Backend::Postgres => format!("could not connect to PostgreSQL at {url}"),
             Backend::Sqlite => format!("could not open the SQLite database {url} (does its directory exist?)"),
         })?;
@@ -159,9 +196,10 @@ impl Database {
         let pool = Pool::builder()
             .max_size(options.max_size)
             .connection_timeout(options.acquire_timeout)
-            // A cheap query before each use, so connections that died (PostgreSQL restarted,
-            // a proxy timed them out) are replaced instead of failing a request: the service
-            // recovers without a restart.
+            // A check before each use, so connections that died (PostgreSQL restarted, a proxy
+            // timed them out) are replaced instead of failing a request: the service recovers
+            // without a restart. A round trip only after a second of idleness; see
+            // `AnyConnectionManager::is_valid`.
             .test_on_check_out(true)
             .connection_customizer(Box::new(setup))
             .error_handler(Box::new(LogPoolErrors))
@@ -169,7 +207,7 @@ impl Database {
             // The first connection above proved the settings; the rest open in the background.
             .build_unchecked(manager);
         tracing::info!(database = %url, backend = %url.backend(), max_size = options.max_size, "database pool ready");
-        Ok(Database { pool, backend: url.backend(), setup, transaction: None })
+        Ok(Database { pool, backend: url.backend(), setup, transaction: None, pings })
     }
 
     pub fn backend(&self) -> Backend {
@@ -199,7 +237,7 @@ impl Database {
     /// lock while another instance migrates, or building an index on a large table, may
     /// rightly take longer. The connection gets the timeout back before it returns to the pool.
     pub fn run_migrations(&self) -> anyhow::Result<usize> {
-        let mut conn = self.pool.get().context("no database connection available to run migrations")?;
+        let mut conn = Connection(self.pool.get().context("no database connection available to run migrations")?);
         let applied = match &mut *conn {
             AnyConnection::Postgresql(pg) => {
                 pg.batch_execute(&statement_timeout_sql(Duration::ZERO))
@@ -246,7 +284,13 @@ impl Database {
 
     /// A connection of its own from the pool, also on a bound handle.
     pub(crate) fn pooled_connection(&self) -> Result<Connection, StoreError> {
-        self.pool.get().map_err(pool_unavailable)
+        self.pool.get().map(Connection).map_err(pool_unavailable)
+    }
+
+    /// How many check-outs so far validated their connection with a round trip.
+    #[cfg(test)]
+    pub(crate) fn checkout_pings(&self) -> u64 {
+        self.pings.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A handle on the same pool whose repository calls all use the connection in `slot`.
@@ -338,5 +382,56 @@ mod tests {
         )
         .unwrap();
         assert_eq!(statement_timeout_of(&unbounded), "0");
+    }
+
+    const HOURS: Duration = Duration::from_secs(3600);
+
+    fn checked_out_and_returned(db: &Database, times: u64) {
+        for _ in 0..times {
+            drop(db.connection().unwrap());
+        }
+    }
+
+    /// The idle rule, with the threshold injected instead of waited for: with a threshold of
+    /// zero every check-out finds its connection idle long enough and pings it; with hours, a
+    /// connection opened or returned just now is handed out on the free check alone.
+    #[test]
+    fn postgres_pings_a_connection_only_when_it_sat_idle_past_the_threshold() {
+        let Some(test_db) = TestDatabase::postgres() else { return };
+        let url = DatabaseUrl::parse(&test_db.url()).unwrap();
+
+        let idle_long_enough = Database::connect_with(&url, BOUNDED, Duration::ZERO).unwrap();
+        checked_out_and_returned(&idle_long_enough, 3);
+        assert_eq!(idle_long_enough.checkout_pings(), 3);
+
+        let used_just_now = Database::connect_with(&url, BOUNDED, HOURS).unwrap();
+        checked_out_and_returned(&used_just_now, 3);
+        assert_eq!(used_just_now.checkout_pings(), 0);
+        // A connection that is handed out without a ping works.
+        assert_eq!(statement_timeout_of(&used_just_now), "250ms");
+    }
+
+    /// The round trip is what makes a killed connection cost no request: past the threshold,
+    /// the check-out finds it dead, discards it and opens another.
+    #[test]
+    fn postgres_connections_killed_while_idle_past_the_threshold_cost_no_request() {
+        let Some(test_db) = TestDatabase::postgres() else { return };
+        let url = DatabaseUrl::parse(&test_db.url()).unwrap();
+        let db = Database::connect_with(&url, PoolOptions { max_size: 2, ..BOUNDED }, Duration::ZERO).unwrap();
+        checked_out_and_returned(&db, 2);
+        test_db.terminate_connections();
+        for _ in 0..5 {
+            assert_eq!(statement_timeout_of(&db), "250ms");
+        }
+        assert!(db.checkout_pings() >= 2 + 5);
+    }
+
+    /// An SQLite connection has no server to lose: it is never pinged, whatever its idle time.
+    #[test]
+    fn sqlite_connections_are_never_pinged() {
+        let test_db = TestDatabase::sqlite();
+        let db = Database::connect_with(&DatabaseUrl::parse(&test_db.url()).unwrap(), BOUNDED, Duration::ZERO).unwrap();
+        checked_out_and_returned(&db, 3);
+        assert_eq!(db.checkout_pings(), 0);
     }
 }
