@@ -19,6 +19,8 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 
+use crate::middleware::RouteTemplate;
+
 /// An operation (method and route template, as registered) that consumers should stop using.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deprecation {
@@ -135,10 +137,9 @@ pub async fn announce(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let deprecation = req
-        .app_data::<web::Data<Deprecations>>()
-        .zip(req.match_pattern())
-        .and_then(|(deprecations, pattern)| deprecations.find(req.method().as_str(), &pattern));
+    let deprecation = req.app_data::<web::Data<Deprecations>>().and_then(|deprecations| {
+        deprecations.find(req.method().as_str(), RouteTemplate::of(req.request()).as_deref()?)
+    });
     let mut response = next.call(req).await?;
     if let Some(deprecation) = deprecation {
         let headers = response.headers_mut();

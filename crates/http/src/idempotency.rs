@@ -45,7 +45,7 @@ use orderly_domain::idempotency::{Execution, IdempotencyClaim, IdempotencyScope,
 use orderly_domain::ports::Repositories;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::{self, Needs};
 use crate::caching::CachePolicy;
 use crate::extract::{ETag, IdempotencyKeyHeader, RawBody};
 use crate::middleware::problem_responses::{ProblemContext, Rendered};
@@ -118,12 +118,14 @@ impl Reply {
 ///
 /// `work` is handed the repositories its use case must use (`service.within(repositories)`):
 /// with a key, those of the executor's transaction, so the change and its stored response
-/// commit together; without one, the pool's.
+/// commit together; without one, the pool's. It is admitted to the blocking pool as `needs`
+/// says.
 pub async fn respond<W>(
     req: &HttpRequest,
     state: &ApiState,
     key: IdempotencyKeyHeader,
     actor: Option<Actor>,
+    needs: Needs,
     work: W,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -131,23 +133,27 @@ where
 {
     let Some(claim) = claim(req, key, actor) else {
         let repositories = state.repositories.clone();
-        let reply = blocking::run(move || work(&repositories)).await??;
+        let reply = state.blocking.run(needs, move || work(&repositories)).await??;
         return Ok(send(&reply.into_stored(), false));
     };
     let context = ProblemContext::of(req);
     let executor = state.idempotency.clone();
-    let outcome = blocking::run(move || {
-        let mut work = Some(work);
-        executor.run(&claim, &mut |repositories| execute_once(&mut work, repositories, &context))
-    })
-    .await??;
+    let outcome = state
+        .blocking
+        .run(needs, move || {
+            let mut work = Some(work);
+            executor.run(&claim, &mut |repositories| execute_once(&mut work, repositories, &context))
+        })
+        .await??;
     answer(outcome)
 }
 
 /// [`respond`] for a use case that runs in phases of its own and must not run inside one
 /// transaction (paying: the provider is called between its transactions). `work` is handed
 /// the request's key as `scope:key`, its recovery point: a retry with the same key after a
-/// crash resumes what the first request recorded instead of starting again.
+/// crash resumes what the first request recorded instead of starting again. It runs without
+/// admission (`blocking::run_unadmitted`): a database permit must not wait seconds on the
+/// provider, and no connection is held while it does.
 pub async fn respond_in_phases<W>(
     req: &HttpRequest,
     state: &ApiState,
@@ -159,12 +165,12 @@ where
     W: FnOnce(Option<String>) -> Result<Reply, ApiError> + Send + 'static,
 {
     let Some(claim) = claim(req, key, actor) else {
-        let reply = blocking::run(move || work(None)).await??;
+        let reply = blocking::run_unadmitted(move || work(None)).await??;
         return Ok(send(&reply.into_stored(), false));
     };
     let context = ProblemContext::of(req);
     let executor = state.idempotency.clone();
-    let outcome = blocking::run(move || {
+    let outcome = blocking::run_unadmitted(move || {
         let request_key = format!("{}:{}", claim.scope, claim.key.as_str());
         let mut work = Some(work);
         executor.run_in_phases(&claim, &mut || execute_once(&mut work, Some(request_key.clone()), &context))

@@ -19,8 +19,9 @@
 //! 3. [`extract`] — the handler's inputs: caller (required or optional), path id, query,
 //!    conditional headers, body;
 //! 4. [`dto`] — request bodies and query strings become domain values (`try_into_domain`);
-//! 5. [`blocking`] — the one domain service call runs on the blocking pool; a `POST` that
-//!    creates something runs it through [`idempotency`], which honours `Idempotency-Key`;
+//! 5. [`blocking`] — the one domain service call runs on the blocking pool once admitted (a
+//!    permit per connection, or per password hash); a `POST` that creates something runs it
+//!    through [`idempotency`], which honours `Idempotency-Key`;
 //! 6. [`dto`] again — the domain result becomes a response body; [`pagination`] wraps
 //!    collections; [`caching`] sets `Cache-Control` and answers conditional GETs;
 //! 7. on failure: domain error → [`problem::ApiError`] → problem+json ([`problem`],
@@ -122,6 +123,8 @@ pub struct ApiState {
     pub idempotency: Arc<dyn IdempotentExecutor>,
     /// Token buckets per caller and for logins ([`rate_limit`]).
     pub rate_limits: rate_limit::RateLimits,
+    /// Admission to the blocking pool, where every service call runs ([`blocking`]).
+    pub blocking: blocking::BlockingPool,
     /// What `GET /metrics` renders ([`metrics`]); `None` when no recorder is installed.
     pub metrics: metrics::SharedMetrics,
     pub settings: HttpSettings,

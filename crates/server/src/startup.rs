@@ -18,6 +18,7 @@ use orderly_domain::services::{
     UserService,
 };
 use orderly_domain::user::{Email, Password, Role, UserName};
+use orderly_http::blocking::BlockingPool;
 use orderly_http::{ApiState, HttpSettings};
 use orderly_payments::{StripeProvider, StripeSettings};
 use orderly_persistence::{
@@ -104,6 +105,13 @@ impl Application {
                     None => RateLimits::in_process(quotas),
                 }
             },
+            // As many database calls on the blocking pool as the pool has connections, as many
+            // hashing calls as hashes may run; the rest wait as futures (ADR 0011).
+            blocking: BlockingPool::new(
+                config.database_pool_size as usize,
+                password_hash_concurrency(&config).get(),
+                config.database_acquire_timeout,
+            ),
             metrics,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -201,12 +209,9 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         Arc::new(DieselIdempotentExecutor::new(database.clone(), chrono::Duration::seconds(60)));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
     let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
-    let hash_concurrency = config
-        .password_hash_concurrency
-        .and_then(std::num::NonZeroUsize::new)
-        .unwrap_or_else(orderly_auth::default_max_concurrent);
     let hasher: Arc<dyn PasswordHasher> = Arc::new(
-        Argon2PasswordHasher::with_max_concurrent(hash_concurrency).context("cannot set up password hashing")?,
+        Argon2PasswordHasher::with_max_concurrent(password_hash_concurrency(config))
+            .context("cannot set up password hashing")?,
     );
     let tokens: Arc<dyn TokenService> = Arc::new(JwtTokenService::new(JwtSettings {
         secret: config.jwt_secret.expose_secret().as_bytes().to_vec().into(),
@@ -265,6 +270,14 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         idempotency,
         readiness,
     })
+}
+
+/// How many password hashes run at once: `ORDERLY_PASSWORD_HASH_CONCURRENCY`, else the cores.
+fn password_hash_concurrency(config: &Config) -> std::num::NonZeroUsize {
+    config
+        .password_hash_concurrency
+        .and_then(std::num::NonZeroUsize::new)
+        .unwrap_or_else(orderly_auth::default_max_concurrent)
 }
 
 /// How often the Stripe adapter tries a call that is safe to repeat.

@@ -13,13 +13,15 @@
 //! would hide archived products from an admin whose token just expired.
 //!
 //! Verification is a few microseconds of HMAC with no I/O, so it runs inline rather than on
-//! the blocking pool. The token is never logged.
+//! the blocking pool, and once per request: its outcome is kept in the request's extensions
+//! ([`verify_once`]), where the rate-limit middleware, which verifies first to pick the
+//! caller's bucket, leaves it for the extractor. The token is never logged.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use orderly_domain::Actor;
 
@@ -87,9 +89,25 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let state = req
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
-    let actor = state.sessions.authenticate(token)?;
+    // Expired or invalid alike: the client is told only that the token is invalid.
+    let actor = verify_once(req, state, token).ok_or_else(invalid)?;
     telemetry::record_user_id(req, &actor.user_id);
     Ok(Caller(actor))
+}
+
+/// What verifying the request's bearer token gave: the caller, or `None` when it was refused.
+#[derive(Debug, Clone, Copy)]
+struct Verified(Option<Actor>);
+
+/// Verifies `token`, the request's one bearer token, unless this request's token was verified
+/// already; either way the outcome is kept in the request's extensions.
+pub(crate) fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> Option<Actor> {
+    if let Some(Verified(outcome)) = req.extensions().get::<Verified>() {
+        return *outcome;
+    }
+    let outcome = state.sessions.authenticate(token).ok();
+    req.extensions_mut().insert(Verified(outcome));
+    outcome
 }
 
 /// The token of a `Bearer` credential (scheme case-insensitive, RFC 6750 `b64token` syntax).

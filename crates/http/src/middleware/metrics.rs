@@ -10,6 +10,7 @@
 //! (`/v1/products/{id}`), never the raw path, and [`UNMATCHED_ROUTE`] for any path no route
 //! matched; a method outside the standard ones is `OTHER`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::Error;
@@ -18,23 +19,29 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 
+use metrics::SharedString;
+
 use crate::metrics::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, UNMATCHED_ROUTE};
+use crate::middleware::RouteTemplate;
 
 pub async fn record(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    // Read before the call: the request moves into it. The resource map knows the pattern
-    // before routing has run.
+    // Read before the call: the request moves into it. The first to ask for the template,
+    // so it is computed here and kept for the span and the deprecation headers.
     let method = method_label(req.method());
-    let route = req.match_pattern().unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let route = RouteTemplate::of(req.request()).0;
     let outcome = next.call(req).await;
     let status = match &outcome {
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
-    let labels = [("method", method.to_owned()), ("route", route), ("status", status.as_str().to_owned())];
+    // Shared strings: each macro clones the labels, and a clone of these is a reference count.
+    let route = route.map_or(SharedString::const_str(UNMATCHED_ROUTE), SharedString::from);
+    let status = SharedString::from(Arc::<str>::from(status.as_str()));
+    let labels = [("method", SharedString::const_str(method)), ("route", route), ("status", status)];
     metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
     metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(started.elapsed());
     outcome

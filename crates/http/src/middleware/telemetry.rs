@@ -20,6 +20,7 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_actix_web::RootSpanBuilder;
 
+use crate::middleware::RouteTemplate;
 use crate::middleware::request_id::RequestId;
 
 /// The W3C Trace Context request header.
@@ -37,7 +38,8 @@ pub struct OrderlyRootSpan;
 
 impl RootSpanBuilder for OrderlyRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
+        let route = RouteTemplate::of(request.request());
+        let route = route.as_deref().unwrap_or("<unmatched>");
         let request_id = request.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
         request.extensions_mut().insert(Started(Instant::now()));
         let parent = incoming_trace_parent(request);

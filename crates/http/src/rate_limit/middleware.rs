@@ -21,7 +21,7 @@ use super::verdict::Verdict;
 use super::{CallerKeys, REFUSED_REQUESTS_METRIC};
 use crate::ApiState;
 use crate::client_address;
-use crate::extract::caller::bearer_token;
+use crate::extract::caller::{bearer_token, verify_once};
 use crate::middleware::problem_responses::ProblemContext;
 use crate::problem::ApiError;
 
@@ -51,8 +51,8 @@ pub async fn enforce(
     Ok(response.map_into_left_body())
 }
 
-/// The request's bucket keys: the user of a valid bearer token (checked here, as the `Caller`
-/// extractor will check it again: an invalid token must not buy a fresh bucket), and the
+/// The request's bucket keys: the user of a valid bearer token (verified here, as an invalid
+/// token must not buy a fresh bucket; the `Caller` extractor reuses the outcome), and the
 /// client address.
 fn caller_keys(req: &ServiceRequest, state: &ApiState) -> CallerKeys {
     let address = client_address::client_ip(req.head(), &state.settings.trusted_proxies)
@@ -63,7 +63,7 @@ fn caller_keys(req: &ServiceRequest, state: &ApiState) -> CallerKeys {
         // None, or several: the extractor refuses several, so they identify nobody.
         _ => None,
     };
-    let user = token.and_then(|token| state.sessions.authenticate(token).ok()).map(|actor| actor.user_id);
+    let user = token.and_then(|token| verify_once(req.request(), state, token)).map(|actor| actor.user_id);
     let caller = user.map_or_else(|| address.clone(), |user_id| format!("user:{user_id}"));
     CallerKeys { caller, address }
 }

@@ -1,5 +1,6 @@
 //! `/v1/auth` (§1.6, §2.1): logging in, refreshing and logging out. Token responses are never
-//! cached. Logging in runs argon2, which is why it goes to the blocking pool like the rest.
+//! cached. Logging in runs argon2, so it is admitted to the blocking pool under the hashing
+//! bound, not the database one (`crate::blocking`).
 //! `Idempotency-Key` is validated here but never stored (`crate::idempotency`): token
 //! responses must not be kept for replay.
 
@@ -8,7 +9,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder, post, web};
 use orderly_domain::services::LoginError;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::CachePolicy;
 use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, RefreshTokenRequest, TokenPairResponse};
 use crate::extract::{IdempotencyKeyHeader, ValidJson};
@@ -40,7 +41,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let Credentials { email, password } = body.into_inner();
     let sessions = state.sessions.clone();
-    let pair = match blocking::run(move || sessions.login(&email, &password)).await? {
+    let pair = match state.blocking.run(Needs::PasswordHash, move || sessions.login(&email, &password)).await? {
         Ok(pair) => pair,
         Err(error) => {
             // Counted here, not in the domain: the domain knows no metrics. A rising rate is
@@ -81,7 +82,7 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let PresentedRefreshToken(token) = body.into_inner();
     let sessions = state.sessions.clone();
-    let pair = blocking::run(move || sessions.refresh(&token)).await??;
+    let pair = state.blocking.run(Needs::Database, move || sessions.refresh(&token)).await??;
     Ok(token_response().json(TokenPairResponse::from(pair)))
 }
 
@@ -108,7 +109,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let PresentedRefreshToken(token) = body.into_inner();
     let sessions = state.sessions.clone();
-    blocking::run(move || sessions.logout(&token)).await??;
+    state.blocking.run(Needs::Database, move || sessions.logout(&token)).await??;
     let mut response = HttpResponse::NoContent();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.finish())

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use orderly_domain::services::EventService;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::CachePolicy;
 use crate::dto::events::{self as dto, EventPage, EventResponse, FeedPageInfo, ListEventsParams};
 use crate::extract::{Caller, ValidQuery};
@@ -74,7 +74,7 @@ pub async fn list(
     let actor = caller.actor();
     let page = {
         let query = query.clone();
-        blocking::run(move || events.list(actor, &query)).await??
+        state.blocking.run(Needs::Database, move || events.list(actor, &query)).await??
     };
     let next_cursor = EventService::resume_position(&page, &query)
         .map(|position| dto::next_cursor(&cursors, query.type_name, position));

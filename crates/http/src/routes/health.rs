@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::{self, Needs};
 use crate::caching::CachePolicy;
 use crate::dto::health::{Health, HealthStatus, Readiness, ReadinessStatus};
 use crate::problem::ApiError;
@@ -44,7 +44,7 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let readiness = state.readiness.clone();
-    blocking::run(move || readiness.check()).await??;
+    state.blocking.run(Needs::Database, move || readiness.check()).await??;
     let mut response = HttpResponse::Ok();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.json(Readiness { status: ReadinessStatus::Ready }))
@@ -72,8 +72,10 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiErro
         return Err(ApiError::not_found("metrics are not collected on this instance"));
     };
     // Rendering formats every series (and refreshes the pool gauges): CPU work that grows with
-    // the number of series, kept off the async worker like any other blocking call.
-    let text = blocking::run(move || source.render()).await?;
+    // the number of series, kept off the async worker like any other blocking call. It takes
+    // no connection, so it does not queue behind database calls: an overloaded instance
+    // still tells its scraper so.
+    let text = blocking::run_unadmitted(move || source.render()).await?;
     let mut response = HttpResponse::Ok();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.insert_header((header::CONTENT_TYPE, crate::metrics::PROMETHEUS_TEXT)).body(text))

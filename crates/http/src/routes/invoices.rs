@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::invoices::{self as dto, InvoiceResponse, ListInvoicesParams};
 use crate::extract::{Caller, ETag, IfNoneMatch, PathInvoiceNumber, ValidQuery};
@@ -44,7 +44,7 @@ pub async fn list(
     let limit = query.limit;
     let orders = state.orders.clone();
     let actor = caller.actor();
-    let page = blocking::run(move || orders.invoices(actor, query)).await??;
+    let page = state.blocking.run(Needs::Database, move || orders.invoices(actor, query)).await??;
     let next_cursor =
         page.has_more.then(|| page.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.number));
     let data = page.items.iter().map(InvoiceResponse::from).collect();
@@ -98,7 +98,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let orders = state.orders.clone();
     let actor = caller.actor();
-    let invoice = blocking::run(move || orders.invoice(actor, number.0)).await??;
+    let invoice = state.blocking.run(Needs::Database, move || orders.invoice(actor, number.0)).await??;
     let etag = ETag::for_immutable(&invoice.number.to_string());
     Ok(caching::tagged(etag, &InvoiceResponse::from(&invoice), &if_none_match, CachePolicy::PrivateImmutable))
 }

@@ -10,7 +10,7 @@ use orderly_domain::order::OrderId;
 use orderly_domain::services::OrderService;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::orders::{self as dto, ChangeOrderStatusRequest, ListOrdersParams, OrderResponse, PlaceOrderRequest};
 use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, PathId, RequiredIfMatch, ValidJson, ValidQuery};
@@ -65,7 +65,7 @@ pub async fn place(
     let orders = state.orders.clone();
     let actor = caller.actor();
     let request = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+    idempotency::respond(&req, &state, key, Some(actor), Needs::Database, move |repositories| {
         let order = orders.within(repositories).place(actor, request)?;
         Ok(Reply::created(&OrderResponse::from(&order))?
             .location(format!("/v1/orders/{}", order.id))
@@ -107,7 +107,7 @@ pub async fn list(
     let (sort, limit) = (query.sort, query.limit);
     let orders = state.orders.clone();
     let actor = caller.actor();
-    let page = blocking::run(move || orders.list(actor, query)).await??;
+    let page = state.blocking.run(Needs::Database, move || orders.list(actor, query)).await??;
     let next_cursor = OrderService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(OrderResponse::from).collect();
     let mut response = pagination::page_response(&req, data, limit, next_cursor);
@@ -155,7 +155,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let orders = state.orders.clone();
     let actor = caller.actor();
-    let order = blocking::run(move || orders.get(actor, OrderId::from_uuid(id.0))).await??;
+    let order = state.blocking.run(Needs::Database, move || orders.get(actor, OrderId::from_uuid(id.0))).await??;
     Ok(caching::versioned(order.version, &OrderResponse::from(&order), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 
@@ -218,8 +218,10 @@ pub async fn change_status(
     let actor = caller.actor();
     let to = body.into_inner();
     let expected_version = if_match.expected_version();
-    let order =
-        blocking::run(move || orders.change_status(actor, OrderId::from_uuid(id.0), to, expected_version)).await??;
+    let order = state
+        .blocking
+        .run(Needs::Database, move || orders.change_status(actor, OrderId::from_uuid(id.0), to, expected_version))
+        .await??;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::ETAG, ETag::for_version(order.version).header_value()));
     CachePolicy::NoStore.apply(&mut response);

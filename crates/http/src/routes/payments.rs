@@ -14,7 +14,7 @@ use orderly_domain::ports::EventRejected;
 use orderly_domain::services::{ApplyEventError, EventApplication, PaymentOutcome, PaymentRequestContext};
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::payments::{self as dto, ListPaymentsParams, PayOrderRequest, PaymentResponse};
 use crate::extract::json::MAX_BODY_BYTES;
@@ -146,7 +146,7 @@ pub async fn list(
     let payments = state.payments.clone();
     let actor = caller.actor();
     let query = PaymentQuery { order_id: OrderId::from_uuid(id.0), after: page.after, limit: page.limit };
-    let found = blocking::run(move || payments.list(actor, query)).await??;
+    let found = state.blocking.run(Needs::Database, move || payments.list(actor, query)).await??;
     let next_cursor =
         found.has_more.then(|| found.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.id));
     let data = found.items.iter().map(PaymentResponse::from).collect();
@@ -196,9 +196,10 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let payments = state.payments.clone();
     let actor = caller.actor();
-    let payment =
-        blocking::run(move || payments.get(actor, OrderId::from_uuid(id.0), PaymentId::from_uuid(payment_id.0)))
-            .await??;
+    let payment = state
+        .blocking
+        .run(Needs::Database, move || payments.get(actor, OrderId::from_uuid(id.0), PaymentId::from_uuid(payment_id.0)))
+        .await??;
     // Settling changes `updated_at` (and nothing changes twice at one microsecond).
     let version = payment.updated_at.timestamp_micros();
     Ok(caching::versioned(version, &PaymentResponse::from(&payment), &if_none_match, CachePolicy::PrivateRevalidate))
@@ -254,7 +255,7 @@ pub async fn receive_event(
         return Err(ApiError::from(ApplyEventError::Rejected(EventRejected::InvalidSignature)));
     };
     let payments = state.payments.clone();
-    let applied = blocking::run(move || payments.apply_event(Some(&signature), &body)).await??;
+    let applied = state.blocking.run(Needs::Database, move || payments.apply_event(Some(&signature), &body)).await??;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     Ok(response.json(dto::EventReceipt::from(applied)))

@@ -10,7 +10,7 @@ use orderly_domain::product::ProductId;
 use orderly_domain::services::ProductService;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::products::{
     self as dto, AdjustStockRequest, Adjustment, CreateProductRequest, ListAdjustmentsParams, ListProductsParams,
@@ -66,7 +66,7 @@ pub async fn list(
     let (sort, limit, asked) = (dto::sort_of(&query), query.limit, query.clone());
     let products = state.products.clone();
     let actor = caller.actor();
-    let page = blocking::run(move || products.list(actor, query)).await??;
+    let page = state.blocking.run(Needs::Database, move || products.list(actor, query)).await??;
     let next_cursor = ProductService::next_cursor(&page, &asked).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(ProductResponse::from).collect();
     let mut response = pagination::page_response(&req, data, limit, next_cursor);
@@ -122,7 +122,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let products = state.products.clone();
     let actor = caller.actor();
-    let product = blocking::run(move || products.get(actor, ProductId::from_uuid(id.0))).await??;
+    let product =
+        state.blocking.run(Needs::Database, move || products.get(actor, ProductId::from_uuid(id.0))).await??;
     let policy = CachePolicy::for_catalogue(caller.is_authenticated());
     Ok(caching::versioned(product.version, &ProductResponse::from(&product), &if_none_match, policy))
 }
@@ -162,7 +163,7 @@ pub async fn create(
     let products = state.products.clone();
     let actor = caller.actor();
     let draft = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+    idempotency::respond(&req, &state, key, Some(actor), Needs::Database, move |repositories| {
         let product = products.within(repositories).create(actor, draft)?;
         Ok(Reply::created(&ProductResponse::from(&product))?
             .location(format!("/v1/products/{}", product.id))
@@ -220,8 +221,10 @@ pub async fn update(
     let actor = caller.actor();
     let changes = body.into_inner();
     let expected_version = if_match.expected_version();
-    let product =
-        blocking::run(move || products.update(actor, ProductId::from_uuid(id.0), changes, expected_version)).await??;
+    let product = state
+        .blocking
+        .run(Needs::Database, move || products.update(actor, ProductId::from_uuid(id.0), changes, expected_version))
+        .await??;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::ETAG, ETag::for_version(product.version).header_value()));
     CachePolicy::NoStore.apply(&mut response);
@@ -264,7 +267,10 @@ pub async fn archive(
     let products = state.products.clone();
     let actor = caller.actor();
     let expected_version = if_match.expected_version();
-    blocking::run(move || products.archive(actor, ProductId::from_uuid(id.0), expected_version)).await??;
+    state
+        .blocking
+        .run(Needs::Database, move || products.archive(actor, ProductId::from_uuid(id.0), expected_version))
+        .await??;
     let mut response = HttpResponse::NoContent();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.finish())
@@ -310,7 +316,7 @@ pub async fn adjust_stock(
     let products = state.products.clone();
     let actor = caller.actor();
     let Adjustment { delta, reason } = body.into_inner();
-    idempotency::respond(&req, &state, key, Some(actor), move |repositories| {
+    idempotency::respond(&req, &state, key, Some(actor), Needs::Database, move |repositories| {
         let (adjustment, _) =
             products.within(repositories).adjust_stock(actor, ProductId::from_uuid(id.0), delta, reason)?;
         Reply::created(&StockAdjustmentResponse::from(&adjustment))
@@ -358,7 +364,7 @@ pub async fn list_adjustments(
     let query = page.into_query(&cursors, product)?;
     let products = state.products.clone();
     let actor = caller.actor();
-    let page = blocking::run(move || products.list_adjustments(actor, product, &query)).await??;
+    let page = state.blocking.run(Needs::Database, move || products.list_adjustments(actor, product, &query)).await??;
     let next_cursor = page
         .has_more
         .then(|| page.items.last())

@@ -8,7 +8,7 @@ use orderly_domain::services::UserService;
 use orderly_domain::user::UserId;
 
 use crate::ApiState;
-use crate::blocking;
+use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::users::{
     self as dto, ListUsersParams, RegisterUserRequest, Registration, UpdateUserRequest, UserResponse,
@@ -43,7 +43,7 @@ pub async fn register(
     let Registration { email, name, password } = body.into_inner();
     let users = state.users.clone();
     // No caller: registration keys are scoped `Anonymous`.
-    idempotency::respond(&req, &state, key, None, move |repositories| {
+    idempotency::respond(&req, &state, key, None, Needs::PasswordHash, move |repositories| {
         let user = users.within(repositories).register(email, name, password)?;
         Ok(Reply::created(&UserResponse::from(&user))?.location(format!("/v1/users/{}", user.id)))
     })
@@ -78,7 +78,7 @@ pub async fn me(
 ) -> Result<HttpResponse, ApiError> {
     let users = state.users.clone();
     let actor = caller.actor();
-    let user = blocking::run(move || users.me(actor)).await??;
+    let user = state.blocking.run(Needs::Database, move || users.me(actor)).await??;
     Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 
@@ -111,7 +111,7 @@ pub async fn list(
     let (sort, limit) = (query.sort, query.limit);
     let users = state.users.clone();
     let actor = caller.actor();
-    let page = blocking::run(move || users.list(actor, &query)).await??;
+    let page = state.blocking.run(Needs::Database, move || users.list(actor, &query)).await??;
     let next_cursor = UserService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(UserResponse::from).collect();
     let mut response = pagination::page_response(&req, data, limit, next_cursor);
@@ -149,7 +149,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let users = state.users.clone();
     let actor = caller.actor();
-    let user = blocking::run(move || users.get(actor, UserId::from_uuid(id.0))).await??;
+    let user = state.blocking.run(Needs::Database, move || users.get(actor, UserId::from_uuid(id.0))).await??;
     Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 
@@ -195,7 +195,11 @@ pub async fn update(
     let actor = caller.actor();
     let changes = body.into_inner();
     let expected_version = if_match.expected_version();
-    let user = blocking::run(move || users.update(actor, UserId::from_uuid(id.0), changes, expected_version)).await??;
+    let needs = if changes.password.is_some() { Needs::PasswordHash } else { Needs::Database };
+    let user = state
+        .blocking
+        .run(needs, move || users.update(actor, UserId::from_uuid(id.0), changes, expected_version))
+        .await??;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::ETAG, ETag::for_version(user.version).header_value()));
     CachePolicy::NoStore.apply(&mut response);

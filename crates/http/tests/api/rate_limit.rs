@@ -14,6 +14,9 @@ use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
 use governor::clock::FakeRelativeClock;
+use orderly_domain::auth::AccessClaims;
+use orderly_domain::ports::{MockTokenService, TokenRejected};
+use orderly_domain::user::Role;
 use orderly_http::ApiState;
 use orderly_http::rate_limit::{BACKEND_ERRORS_METRIC, LOGIN_PATH, Quotas, REFUSED_REQUESTS_METRIC, RateLimits};
 
@@ -179,6 +182,42 @@ async fn a_valid_token_gets_its_own_bucket_and_an_invalid_one_does_not() {
     for token in ["made.up", EXPIRED_TOKEN] {
         let invalid = send_to(&app, bearer(from(get("/healthz"), CLIENT), token).to_request()).await;
         assert_eq!(invalid.status, StatusCode::TOO_MANY_REQUESTS, "{token} is keyed by the address");
+    }
+}
+
+/// The middleware verifies a bearer token to pick the bucket; the `Caller` extractor reuses
+/// that outcome instead of verifying again, and answers exactly as it would have.
+#[actix_web::test]
+async fn a_bearer_token_is_verified_once_per_request() {
+    let clock = FakeRelativeClock::default();
+    for limits_on in [true, false] {
+        let verified = Arc::new(AtomicU64::new(0));
+        let mut mocks = Mocks::new();
+        mocks.tokens = MockTokenService::new();
+        let counter = verified.clone();
+        mocks.tokens.expect_verify_access_token().returning(move |token, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            match token {
+                CUSTOMER_TOKEN => Ok(AccessClaims { user_id: customer_id(), role: Role::Customer }),
+                _ => Err(TokenRejected::Expired),
+            }
+        });
+        mocks.users.expect_find_by_id().returning(|id| Ok(Some(user(id, Role::Customer, 1))));
+        let state = if limits_on { limited(mocks, quotas(100, 10), &clock) } else { mocks.into_state() };
+        let app = test::init_service(orderly_http::app(state)).await;
+
+        let me = send_to(&app, bearer(from(get("/v1/users/me"), CLIENT), CUSTOMER_TOKEN).to_request()).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+        assert_eq!(verified.load(Ordering::SeqCst), 1, "limits on: {limits_on}");
+
+        // A refused token: the same 401 and challenge as always, from the one verification.
+        for uri in ["/v1/users/me", "/v1/products/0192f5c2-0000-7000-8000-0000000000f1"] {
+            let before = verified.load(Ordering::SeqCst);
+            let refused = send_to(&app, bearer(from(get(uri), CLIENT), EXPIRED_TOKEN).to_request()).await;
+            refused.problem(401, "unauthenticated");
+            assert_eq!(refused.header(header::WWW_AUTHENTICATE), Some("Bearer error=\"invalid_token\""));
+            assert_eq!(verified.load(Ordering::SeqCst), before + 1, "{uri}, limits on: {limits_on}");
+        }
     }
 }
 

@@ -266,6 +266,7 @@ impl Mocks {
             readiness: Arc::new(self.readiness),
             idempotency: Arc::new(self.idempotency),
             rate_limits: orderly_http::rate_limit::RateLimits::off(),
+            blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
             metrics: None,
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),
