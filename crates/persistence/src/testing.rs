@@ -159,9 +159,10 @@ impl TestDatabase {
             .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
     }
 
-    /// A write transaction that writes nothing yet is open while `while_open` runs: on
-    /// PostgreSQL it has taken its transaction id (as any writer has after its first write), so
-    /// the event feed's horizon cannot pass it; on SQLite it holds the write lock.
+    /// A write transaction that writes no events is open while `while_open` runs: on
+    /// PostgreSQL it has taken its transaction id (as any writer has after its first write) but
+    /// has not announced itself as an event writer, so it must hold the event feed back in
+    /// nothing; on SQLite it holds the write lock.
     pub fn hold_open_write_transaction(&self, while_open: impl FnOnce()) {
         let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
         write_transaction(&mut conn, |conn| {
