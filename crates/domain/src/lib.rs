@@ -28,6 +28,7 @@ pub mod product;
 pub mod services;
 pub mod user;
 pub mod validation;
+pub mod webhook;
 
 pub use actor::Actor;
 pub use error::StoreError;

@@ -11,6 +11,8 @@ pub struct PageLimit(u16);
 impl PageLimit {
     pub const MAX: u16 = 100;
     pub const DEFAULT: PageLimit = PageLimit(20);
+    /// The largest page, 100.
+    pub const MAX_PAGE: PageLimit = PageLimit(Self::MAX);
 
     pub fn new(limit: i64) -> Result<Self, FieldViolation> {
         if (1..=i64::from(Self::MAX)).contains(&limit) {

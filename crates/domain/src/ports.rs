@@ -282,6 +282,8 @@ pub trait EventFeed: Send + Sync {
     /// Up to `query.limit + 1` events with a position greater than `query.after`, in position
     /// order.
     fn list(&self, query: &crate::event::EventQuery) -> Result<Vec<crate::event::FeedEvent>, StoreError>;
+    /// One event by id, as the feed serves it (webhook deliveries send it).
+    fn find(&self, id: Uuid) -> Result<Option<crate::event::FeedEvent>, StoreError>;
 }
 
 /// Runs a request at most once per idempotency key (see [`crate::idempotency`]).
@@ -329,6 +331,7 @@ pub struct Repositories {
     pub invoices: std::sync::Arc<dyn InvoiceRepository>,
     pub payments: std::sync::Arc<dyn PaymentRepository>,
     pub jobs: std::sync::Arc<dyn JobQueue>,
+    pub webhooks: std::sync::Arc<dyn WebhookRepository>,
 }
 
 /// Runs work in one database transaction with [`Repositories`] bound to it.
@@ -559,15 +562,20 @@ pub enum JobKind {
     ReconcilePayment,
     /// Refund a payment that succeeded for an order that could no longer be confirmed.
     RefundPayment,
+    /// Make the next attempt of a webhook delivery (the subject is the delivery's id).
+    DeliverWebhook,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::ReconcilePayment, JobKind::RefundPayment];
+    pub const ALL: [JobKind; 3] = [JobKind::ReconcilePayment, JobKind::RefundPayment, JobKind::DeliverWebhook];
+    /// The payment kinds, worked by the payment job loop.
+    pub const PAYMENTS: [JobKind; 2] = [JobKind::ReconcilePayment, JobKind::RefundPayment];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::ReconcilePayment => "reconcile_payment",
             JobKind::RefundPayment => "refund_payment",
+            JobKind::DeliverWebhook => "deliver_webhook",
         }
     }
 
@@ -618,10 +626,15 @@ pub trait JobQueue: Send + Sync {
     /// Schedules a job (inside the caller's unit of work when the queue is bound to one, so
     /// the job exists exactly when the change that needs it does).
     fn enqueue(&self, job: &NewJob) -> Result<(), StoreError>;
-    /// Claims one due job (`run_at <= now`, not claimed by a live worker) and counts the
-    /// attempt: it is this worker's until `now + lease`; a worker that dies loses it when the
-    /// lease ends, and its attempt stays counted.
-    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<Job>, StoreError>;
+    /// Like [`JobQueue::enqueue`], but a job that is queued already is made due no later than
+    /// `job.run_at` (a manual retry: "now", not at the back-off's next time). A claim that
+    /// holds the job keeps it.
+    fn enqueue_due_by(&self, job: &NewJob) -> Result<(), StoreError>;
+    /// Claims one due job of one of `kinds` (`run_at <= now`, not claimed by a live worker)
+    /// and counts the attempt: it is this worker's until `now + lease`; a worker that dies
+    /// loses it when the lease ends, and its attempt stays counted.
+    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration, kinds: &[JobKind])
+    -> Result<Option<Job>, StoreError>;
     /// The job is done: removes it — only if `job`'s claim is still the job's (no other worker
     /// has claimed it since). `false`: the claim was lost and nothing changed.
     fn complete(&self, job: &Job) -> Result<bool, StoreError>;
@@ -630,4 +643,121 @@ pub trait JobQueue: Send + Sync {
     /// nothing changed.
     fn retry_at(&self, job: &Job, run_at: DateTime<Utc>, error: &str) -> Result<bool, StoreError>;
     fn stats(&self, now: DateTime<Utc>) -> Result<JobQueueStats, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------------------------
+
+/// Webhook endpoints, their deliveries, and how far the dispatcher has read the event feed.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait WebhookRepository: Send + Sync {
+    fn insert_endpoint(
+        &self,
+        endpoint: &crate::webhook::NewWebhookEndpoint,
+    ) -> Result<crate::webhook::WebhookEndpoint, StoreError>;
+    fn find_endpoint(
+        &self,
+        id: crate::webhook::WebhookEndpointId,
+    ) -> Result<Option<crate::webhook::WebhookEndpoint>, StoreError>;
+    /// Up to `query.limit + 1` endpoints after `query.after`, oldest first.
+    fn list_endpoints(
+        &self,
+        query: &crate::webhook::WebhookEndpointQuery,
+    ) -> Result<Vec<crate::webhook::WebhookEndpoint>, StoreError>;
+    /// Every active endpoint (the dispatcher matches each event against them).
+    fn active_endpoints(&self) -> Result<Vec<crate::webhook::WebhookEndpoint>, StoreError>;
+    /// Applies `update` (version + 1, `updated_at = now`) if the endpoint's version equals
+    /// `expected_version` (any version when `None`), in one statement.
+    fn update_endpoint(
+        &self,
+        id: crate::webhook::WebhookEndpointId,
+        update: &crate::webhook::WebhookEndpointUpdate,
+        expected_version: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<UpdateOutcome<crate::webhook::WebhookEndpoint>, StoreError>;
+    /// Deletes the endpoint and its deliveries, if its version equals `expected_version` (any
+    /// when `None`).
+    fn delete_endpoint(
+        &self,
+        id: crate::webhook::WebhookEndpointId,
+        expected_version: Option<i64>,
+    ) -> Result<UpdateOutcome<()>, StoreError>;
+
+    /// Inserts the deliveries; one that exists already for its (endpoint, event) is skipped.
+    /// Returns the ids of those inserted.
+    fn insert_deliveries(
+        &self,
+        deliveries: &[crate::webhook::NewWebhookDelivery],
+    ) -> Result<Vec<crate::webhook::WebhookDeliveryId>, StoreError>;
+    fn find_delivery(
+        &self,
+        id: crate::webhook::WebhookDeliveryId,
+    ) -> Result<Option<crate::webhook::WebhookDelivery>, StoreError>;
+    /// Up to `query.limit + 1` deliveries of one endpoint before `query.after`, newest first.
+    fn list_deliveries(
+        &self,
+        query: &crate::webhook::DeliveryQuery,
+    ) -> Result<Vec<crate::webhook::WebhookDelivery>, StoreError>;
+    /// Records an attempt's outcome (and counts it when `attempt.sent`) only if the delivery
+    /// is still `pending` with `attempts_before` attempts made, so one attempt is never
+    /// recorded twice. `false`: it was not, and nothing changed.
+    fn record_attempt(
+        &self,
+        id: crate::webhook::WebhookDeliveryId,
+        attempts_before: u32,
+        attempt: &crate::webhook::DeliveryAttempt,
+    ) -> Result<bool, StoreError>;
+    /// Makes the delivery `pending` again, due at `now` (a manual retry). `None`: no such
+    /// delivery.
+    fn reopen_delivery(
+        &self,
+        id: crate::webhook::WebhookDeliveryId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::webhook::WebhookDelivery>, StoreError>;
+    fn backlog(&self, now: DateTime<Utc>) -> Result<crate::webhook::DeliveryBacklog, StoreError>;
+
+    /// The feed position of the last event dispatched (`None`: none yet).
+    fn dispatch_position(&self) -> Result<Option<i64>, StoreError>;
+    /// Moves the dispatch position from `from` to `to`, only if it is still `from` (so two
+    /// dispatchers never both dispatch one stretch of the feed). `false`: it was not.
+    fn advance_dispatch_position(&self, from: Option<i64>, to: i64) -> Result<bool, StoreError>;
+}
+
+/// A delivery to send: the event, to the endpoint's URL, signed with its secret.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookMessage<'a> {
+    pub url: &'a crate::webhook::EndpointUrl,
+    pub secret: &'a crate::webhook::WebhookSecret,
+    pub event: &'a crate::event::FeedEvent,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// A 2xx answer arrived within the timeout.
+    Delivered { status: u16 },
+    /// An answer arrived, but not a 2xx (a redirect included: it is not followed).
+    Rejected { status: u16 },
+    /// No answer: the destination was refused, the name did not resolve, the connection
+    /// failed, or the timeout passed. Says which, in words safe to show an admin.
+    NoAnswer { reason: String },
+}
+
+/// A send's outcome and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    pub outcome: SendOutcome,
+    pub duration: std::time::Duration,
+}
+
+/// Sends webhook deliveries: signs them (Standard Webhooks), checks every address it is about
+/// to connect to against the [`crate::webhook::DestinationPolicy`], bounds the wait, follows
+/// no redirect.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait WebhookSender: Send + Sync {
+    /// A fresh signing secret for a new endpoint.
+    fn new_secret(&self) -> anyhow::Result<crate::webhook::WebhookSecret>;
+    /// Makes one attempt. Never retries by itself: the schedule is the caller's.
+    fn send<'a>(&self, message: WebhookMessage<'a>) -> SendReport;
 }

@@ -17,6 +17,7 @@ use chrono::Duration;
 use crate::error::StoreError;
 use crate::ports::{Clock, Job, JobKind, JobQueue};
 use crate::services::PaymentService;
+use crate::services::webhooks::{DeliveryVerdict, WebhookService};
 
 /// What one claimed job came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,38 +39,57 @@ pub enum JobOutcome {
     LostClaim,
 }
 
+/// Works the payment jobs, or — built [`JobWorker::for_webhooks`] — the webhook deliveries.
+/// The two kinds of work run in separate loops so that slow webhook receivers (each attempt
+/// may take the whole delivery timeout) never delay settling a payment.
 #[derive(Clone)]
 pub struct JobWorker {
     jobs: Arc<dyn JobQueue>,
     payments: PaymentService,
+    webhooks: Option<WebhookService>,
+    /// The kinds this worker claims.
+    kinds: &'static [JobKind],
     clock: Arc<dyn Clock>,
     /// How long a claimed job stays this worker's: longer than any job can take.
     lease: Duration,
 }
 
 impl JobWorker {
+    /// A worker for the payment jobs (reconciliation, refunds).
     pub fn new(jobs: Arc<dyn JobQueue>, payments: PaymentService, clock: Arc<dyn Clock>, lease: Duration) -> Self {
-        Self { jobs, payments, clock, lease }
+        Self { jobs, payments, webhooks: None, kinds: &JobKind::PAYMENTS, clock, lease }
+    }
+
+    /// A worker for webhook deliveries only, from a payment worker's queue and clock.
+    pub fn for_webhooks(&self, webhooks: WebhookService, lease: Duration) -> Self {
+        Self { webhooks: Some(webhooks), kinds: &[JobKind::DeliverWebhook], lease, ..self.clone() }
     }
 
     /// Claims and works one due job. `None`: nothing is due.
     pub fn work_one(&self) -> Result<Option<JobReport>, StoreError> {
-        let Some(job) = self.jobs.claim_due(self.clock.now(), self.lease)? else {
+        let Some(job) = self.jobs.claim_due(self.clock.now(), self.lease, self.kinds)? else {
             return Ok(None);
         };
-        let outcome = match job.kind {
-            JobKind::ReconcilePayment | JobKind::RefundPayment => self.payments.work_job(&job),
+        let outcome = match (job.kind, &self.webhooks) {
+            (JobKind::ReconcilePayment | JobKind::RefundPayment, _) => self.payments.work_job(&job).map(|finished| {
+                if finished { None } else { Some(self.clock.now() + self.payments.retry_delay(&job)) }
+            }),
+            (JobKind::DeliverWebhook, Some(webhooks)) => webhooks.work_job(&job).map(|verdict| match verdict {
+                DeliveryVerdict::Done => None,
+                DeliveryVerdict::RetryAt(at) => Some(at),
+            }),
+            // Never claimed by a worker without the service (see `kinds`); put back for one.
+            (JobKind::DeliverWebhook, None) => Ok(Some(self.clock.now() + self.payments.retry_delay(&job))),
         };
         let outcome = match outcome {
-            Ok(true) => {
+            Ok(None) => {
                 if self.jobs.complete(&job)? {
                     JobOutcome::Done
                 } else {
                     Self::lost(&job, "completed")
                 }
             }
-            Ok(false) => {
-                let run_at = self.clock.now() + self.payments.retry_delay(&job);
+            Ok(Some(run_at)) => {
                 if self.jobs.retry_at(&job, run_at, "not finished yet")? {
                     JobOutcome::Retried
                 } else {
@@ -154,6 +174,7 @@ mod tests {
             invoices: Arc::new(MockInvoiceRepository::new()),
             payments: Arc::new(payments),
             jobs: Arc::new(MockJobQueue::new()),
+            webhooks: Arc::new(crate::ports::MockWebhookRepository::new()),
         };
         let provider = enabled.then(|| Arc::new(MockPaymentProvider::new()) as Arc<dyn PaymentProvider>);
         let order_service =
@@ -182,7 +203,10 @@ mod tests {
     /// A queue whose `claim_due` (at the clock's time, for the lease) answers `claimed`, once.
     fn queue_claiming(claimed: Option<Job>) -> MockJobQueue {
         let mut jobs = MockJobQueue::new();
-        jobs.expect_claim_due().with(eq(now()), eq(lease())).times(1).return_once(move |_, _| Ok(claimed));
+        jobs.expect_claim_due()
+            .withf(|at, leased, kinds| *at == now() && *leased == lease() && kinds == JobKind::PAYMENTS)
+            .times(1)
+            .return_once(move |_, _, _| Ok(claimed));
         jobs
     }
 
@@ -321,7 +345,7 @@ mod tests {
         let mut jobs = MockJobQueue::new();
         jobs.expect_claim_due()
             .times(1)
-            .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+            .returning(|_, _, _| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
 
         let result = worker(jobs, payment_service(MockPaymentRepository::new(), true)).work_one();
 

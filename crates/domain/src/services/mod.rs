@@ -9,6 +9,7 @@ pub mod payments;
 pub mod products;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fixtures;
@@ -26,3 +27,6 @@ pub use products::{
 };
 pub use sessions::{LoginError, RefreshError, SessionService};
 pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};
+pub use webhooks::{
+    DeliveryVerdict, DispatchRound, EndpointChanges, EndpointDraft, WebhookError, WebhookPolicy, WebhookService,
+};

@@ -578,6 +578,8 @@ impl PaymentService {
         match job.kind {
             JobKind::ReconcilePayment => self.reconcile(provider.as_ref(), &payment),
             JobKind::RefundPayment => self.refund(provider.as_ref(), &payment),
+            // Not a payment job: the webhook worker claims these (`JobWorker::for_webhooks`).
+            JobKind::DeliverWebhook => Ok(false),
         }
     }
 

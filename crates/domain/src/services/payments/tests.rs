@@ -76,6 +76,7 @@ fn repositories(orders: Arc<MockOrderRepository>, payments: MockPaymentRepositor
         invoices: Arc::new(MockInvoiceRepository::new()),
         payments: Arc::new(payments),
         jobs: Arc::new(jobs),
+        webhooks: Arc::new(crate::ports::MockWebhookRepository::new()),
     }
 }
 
@@ -1136,6 +1137,7 @@ fn a_success_for_an_order_no_longer_pending_queues_its_refund_with_the_settlemen
                 JobKind::ReconcilePayment => reconcile_at,
                 // Refunded as soon as possible.
                 JobKind::RefundPayment => now(),
+                JobKind::DeliverWebhook => panic!("a payment queues no webhook delivery"),
             };
             assert_eq!((job.run_at, job.created_at), (run_at, now()), "{job:?}");
             Ok(())
