@@ -39,6 +39,17 @@ STATE_DEPENDENT = {
         # Not state, but a rule JSON Schema cannot state: `uniqueItems` compares whole lines, and
         # "no product twice" (§2.3) is about one field of them.
         ("validation_failed", "duplicate", "/items/"),
+        # A webhook endpoint's URL (§2.7): which destinations are allowed is the deployment's
+        # configuration (`https` only unless ORDERLY_WEBHOOK_ALLOW_HTTP; loopback, private,
+        # link-local, multicast, unspecified and reserved addresses, and `localhost`, refused
+        # unless ORDERLY_WEBHOOK_ALLOWED_NETWORKS names them), and the URL is read by the WHATWG
+        # parser deliveries use, which `format: uri` (RFC 3986) does not state: a URI without a
+        # host, or with credentials or a fragment, is refused. The 2048-byte bound is in bytes,
+        # `maxLength` counts characters. Each at `/url`, on registration and on change.
+        ("validation_failed", "forbidden_destination", "/url"),
+        ("validation_failed", "invalid_value", "/url"),
+        ("validation_failed", "invalid_format", "/url"),
+        ("validation_failed", "too_long", "/url"),
     ],
 }
 

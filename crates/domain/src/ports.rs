@@ -627,14 +627,20 @@ pub trait JobQueue: Send + Sync {
     /// the job exists exactly when the change that needs it does).
     fn enqueue(&self, job: &NewJob) -> Result<(), StoreError>;
     /// Like [`JobQueue::enqueue`], but a job that is queued already is made due no later than
-    /// `job.run_at` (a manual retry: "now", not at the back-off's next time). A claim that
-    /// holds the job keeps it.
+    /// `job.run_at` (a manual retry: "now", not at the back-off's next time). A job a worker
+    /// holds right now loses that claim — the worker's `complete`/`retry_at` then change
+    /// nothing, so it cannot drop the job the retry relies on — and is due when the claim's
+    /// lease would have ended, so the attempt in flight is never doubled.
     fn enqueue_due_by(&self, job: &NewJob) -> Result<(), StoreError>;
     /// Claims one due job of one of `kinds` (`run_at <= now`, not claimed by a live worker)
     /// and counts the attempt: it is this worker's until `now + lease`; a worker that dies
     /// loses it when the lease ends, and its attempt stays counted.
-    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration, kinds: &[JobKind])
-    -> Result<Option<Job>, StoreError>;
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        kinds: &[JobKind],
+    ) -> Result<Option<Job>, StoreError>;
     /// The job is done: removes it — only if `job`'s claim is still the job's (no other worker
     /// has claimed it since). `false`: the claim was lost and nothing changed.
     fn complete(&self, job: &Job) -> Result<bool, StoreError>;

@@ -274,7 +274,9 @@ impl EventTypeFilter {
             };
             match EVENT_TYPES.into_iter().find(|known| known == name) {
                 None => violations.push(at("invalid_value", format!("must be one of: {}", EVENT_TYPES.join(", ")))),
-                Some(known) if types.contains(&known) => violations.push(at("duplicate", format!("{known} is listed twice"))),
+                Some(known) if types.contains(&known) => {
+                    violations.push(at("duplicate", format!("{known} is listed twice")))
+                }
                 Some(known) => types.push(known),
             }
         }
@@ -478,10 +480,7 @@ impl RetrySchedule {
     /// 10 h — eight attempts over about 27.6 hours.
     pub fn standard() -> Self {
         Self(
-            [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600]
-                .into_iter()
-                .map(Duration::seconds)
-                .collect(),
+            [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600].into_iter().map(Duration::seconds).collect(),
         )
     }
 
@@ -580,7 +579,9 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for url in ["https://93.184.215.14/", "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", "https://8.8.8.8:8443/"] {
+        for url in
+            ["https://93.184.215.14/", "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", "https://8.8.8.8:8443/"]
+        {
             assert!(strict().check_url(url).is_ok(), "{url}");
         }
     }

@@ -23,6 +23,12 @@ macro_rules! text_char {
         r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]"
     };
 }
+/// Any character but a control character other than tab and line feed.
+macro_rules! text_char_without_cr {
+    () => {
+        r"[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]"
+    };
+}
 /// A character that is neither a control character nor whitespace (`char::is_whitespace`), so
 /// that the value is not empty once trimmed.
 macro_rules! visible_char {
@@ -71,6 +77,23 @@ pub const MULTI_LINE_TEXT: &str = concat!(
     whitespace_char!(),
     "*$"
 );
+/// A webhook endpoint's description (`orderly_domain::webhook::parse_description`): once
+/// trimmed, at most 500 characters (none at all is no description); tabs and line feeds
+/// allowed inside, no other control character (the surrounding whitespace is trimmed first, so
+/// a carriage return there is fine).
+pub const ENDPOINT_DESCRIPTION_TEXT: &str = concat!(
+    "^",
+    whitespace_char!(),
+    "*(",
+    visible_char!(),
+    "(",
+    text_char_without_cr!(),
+    "{0,498}",
+    visible_char!(),
+    ")?)?",
+    whitespace_char!(),
+    "*$"
+);
 /// A product description: may be empty; line breaks and tabs allowed, no other control characters.
 pub const DESCRIPTION_TEXT: &str = concat!("^", text_char!(), "*$");
 /// The catalogue search `q`: no control characters.
@@ -83,7 +106,7 @@ pub const INVOICE_NUMBER: &str =
     "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$";
 
 /// (component schema, property, pattern) for request bodies.
-const BODY_PATTERNS: [(&str, &str, &str); 8] = [
+const BODY_PATTERNS: [(&str, &str, &str); 10] = [
     ("CreateProductRequest", "name", SINGLE_LINE_TEXT),
     ("UpdateProductRequest", "name", SINGLE_LINE_TEXT),
     ("RegisterUserRequest", "name", SINGLE_LINE_TEXT),
@@ -92,7 +115,13 @@ const BODY_PATTERNS: [(&str, &str, &str); 8] = [
     ("UpdateProductRequest", "description", DESCRIPTION_TEXT),
     ("AdjustStockRequest", "reason", MULTI_LINE_TEXT),
     ("RegisterUserRequest", "password", PASSWORD_TEXT),
+    ("CreateWebhookEndpointRequest", "description", ENDPOINT_DESCRIPTION_TEXT),
+    ("UpdateWebhookEndpointRequest", "description", ENDPOINT_DESCRIPTION_TEXT),
 ];
+/// (component schema, array property) whose items must be distinct: the event types of a
+/// webhook endpoint (`orderly_domain::webhook::EventTypeFilter::parse` refuses a repeat).
+const UNIQUE_ITEMS: [(&str, &str); 2] =
+    [("CreateWebhookEndpointRequest", "event_types"), ("UpdateWebhookEndpointRequest", "event_types")];
 /// Password fields that must be new passwords (the rule above applies to them too).
 const NEW_PASSWORD_FIELDS: [(&str, &str); 1] = [("UpdateUserRequest", "password")];
 /// (operationId, query parameter, pattern).
@@ -118,11 +147,17 @@ pub fn describe(api: &mut OpenApi) {
             let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
             if let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) {
                 field.pattern = Some(pattern.to_owned());
-                if pattern == SINGLE_LINE_TEXT || pattern == MULTI_LINE_TEXT {
+                if [SINGLE_LINE_TEXT, MULTI_LINE_TEXT, ENDPOINT_DESCRIPTION_TEXT].contains(&pattern) {
                     // The pattern bounds the trimmed length; `maxLength` would count the
                     // whitespace the domain trims, and refuse names the service takes.
                     field.max_length = None;
                 }
+            }
+        }
+        for (schema, property) in UNIQUE_ITEMS {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
+            if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(property) {
+                items.unique_items = true;
             }
         }
         if let Some(RefOr::T(Schema::Object(adjustment))) = components.schemas.get_mut("AdjustStockRequest")
@@ -165,6 +200,7 @@ pub fn describe(api: &mut OpenApi) {
 mod tests {
     use orderly_domain::product::{AdjustmentReason, Description, ProductName};
     use orderly_domain::user::{Password, UserName};
+    use orderly_domain::webhook::parse_description;
     use proptest::prelude::*;
 
     use super::*;
@@ -199,6 +235,7 @@ mod tests {
             (200, SINGLE_LINE_TEXT, (|text: &str| ProductName::parse(text).is_ok()) as fn(&str) -> bool),
             (200, SINGLE_LINE_TEXT, |text: &str| UserName::parse(text).is_ok()),
             (500, MULTI_LINE_TEXT, |text: &str| AdjustmentReason::parse(text).is_ok()),
+            (500, ENDPOINT_DESCRIPTION_TEXT, |text: &str| parse_description(text).is_ok()),
         ] {
             for length in [1, 2, limit - 1, limit, limit + 1] {
                 let core: String = (0..length).map(|i| if i % 7 == 3 && i + 1 != length { ' ' } else { 'é' }).collect();
@@ -226,6 +263,11 @@ mod tests {
         #[test]
         fn descriptions_match_their_rule(text in text()) {
             prop_assert_eq!(matches(DESCRIPTION_TEXT, &text), Description::parse(&text).is_ok());
+        }
+
+        #[test]
+        fn webhook_descriptions_match_their_rule(text in text()) {
+            prop_assert_eq!(matches(ENDPOINT_DESCRIPTION_TEXT, &text), parse_description(&text).is_ok());
         }
 
         #[test]
@@ -261,9 +303,12 @@ mod tests {
         for (schema, property, pattern) in BODY_PATTERNS {
             let field = &schemas[schema]["properties"][property];
             assert_eq!(field["pattern"], pattern, "{schema}.{property}");
-            if pattern == SINGLE_LINE_TEXT || pattern == MULTI_LINE_TEXT {
+            if [SINGLE_LINE_TEXT, MULTI_LINE_TEXT, ENDPOINT_DESCRIPTION_TEXT].contains(&pattern) {
                 assert!(field.get("maxLength").is_none(), "{schema}.{property} counts untrimmed whitespace");
             }
+        }
+        for (schema, property) in UNIQUE_ITEMS {
+            assert_eq!(schemas[schema]["properties"][property]["uniqueItems"], true, "{schema}.{property}");
         }
         assert_eq!(schemas["UpdateUserRequest"]["properties"]["password"]["pattern"], PASSWORD_TEXT);
         let delta = &schemas["AdjustStockRequest"]["properties"]["delta"]["oneOf"];

@@ -31,7 +31,11 @@
 //!
 //! Only the `POST`s in [`STORED_OPERATIONS`] use this (paying through [`respond_in_phases`]). The `/v1/auth` `POST`s validate
 //! the header but never store: their answers carry live credentials, which would otherwise
-//! sit in the database in plain text for 24 hours.
+//! sit in the database in plain text for 24 hours. A webhook endpoint's creation is stored,
+//! signing secret included: the secret is stored as it is with its endpoint anyway (signing
+//! needs it), and a client whose answer was lost must get it again, or it can never verify a
+//! delivery. Retrying a webhook delivery checks the header but does not store: it is safe to
+//! repeat by itself.
 
 use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
@@ -56,8 +60,8 @@ pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
 
 /// The operations whose outcomes are stored under their `Idempotency-Key` (the OpenAPI
 /// document describes replays, 409 and 422 for these).
-pub const STORED_OPERATIONS: [&str; 5] =
-    ["registerUser", "createProduct", "createStockAdjustment", "placeOrder", "payOrder"];
+pub const STORED_OPERATIONS: [&str; 6] =
+    ["registerUser", "createProduct", "createStockAdjustment", "placeOrder", "payOrder", "createWebhookEndpoint"];
 
 /// The headers that belong to an outcome, and are stored and replayed with it.
 const OUTCOME_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];

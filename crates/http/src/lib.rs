@@ -41,7 +41,7 @@ use utoipa_actix_web::AppExt;
 
 use orderly_domain::ports::{IdempotentExecutor, Readiness, Repositories};
 use orderly_domain::services::{
-    EventService, OrderService, PaymentService, ProductService, SessionService, UserService,
+    EventService, OrderService, PaymentService, ProductService, SessionService, UserService, WebhookService,
 };
 
 pub mod blocking;
@@ -115,6 +115,9 @@ pub struct ApiState {
     pub events: EventService,
     /// Paying orders through the payment provider, and its events.
     pub payments: PaymentService,
+    /// Webhook endpoints and their deliveries (the dispatcher and the delivery jobs run
+    /// outside the HTTP adapter, in the server).
+    pub webhooks: WebhookService,
     /// The repositories over the pool: what a use case runs with when no unit of work of an
     /// idempotent request is open ([`idempotency::respond`]).
     pub repositories: Repositories,

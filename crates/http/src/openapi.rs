@@ -77,6 +77,8 @@ const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
                                            provider's signed event notifications"),
         (name = "events", description = "The event feed: every state change, in commit order, for consumers that \
                                          poll it with their last cursor"),
+        (name = "webhooks", description = "Webhook endpoints that the event feed is pushed to (signed per Standard \
+                                           Webhooks 1.0), their delivery logs, and retrying a delivery"),
         (name = "users", description = "Accounts: registration, profiles, roles"),
         (name = "auth", description = "Sessions: access and refresh tokens"),
         (name = "operations", description = "Liveness and readiness probes, and Prometheus metrics"),
@@ -93,6 +95,7 @@ const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
         crate::dto::invoices::InvoiceSortDto,
         crate::dto::events::EventTypeDto,
         crate::dto::payments::PaymentStatusDto,
+        crate::dto::webhooks::DeliveryStatusDto,
     )),
 )]
 pub struct ApiDoc;
@@ -431,6 +434,54 @@ const LINKS: &[LinkSpec] = &[
         parameters: &[SAME_ID, READ_ETAG],
         body: None,
         description: "Change the account, with the ETag just read",
+    },
+    LinkSpec {
+        from: ("createWebhookEndpoint", "201"),
+        name: "GetWebhookEndpoint",
+        to: "getWebhookEndpoint",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Read the endpoint just registered",
+    },
+    LinkSpec {
+        from: ("createWebhookEndpoint", "201"),
+        name: "UpdateWebhookEndpoint",
+        to: "updateWebhookEndpoint",
+        parameters: &[NEW_ID, READ_ETAG],
+        body: None,
+        description: "Change it, with the ETag of this version",
+    },
+    LinkSpec {
+        from: ("createWebhookEndpoint", "201"),
+        name: "DeleteWebhookEndpoint",
+        to: "deleteWebhookEndpoint",
+        parameters: &[NEW_ID, READ_ETAG],
+        body: None,
+        description: "Remove it, with the ETag of this version",
+    },
+    LinkSpec {
+        from: ("createWebhookEndpoint", "201"),
+        name: "ListWebhookDeliveries",
+        to: "listWebhookDeliveries",
+        parameters: &[NEW_ID],
+        body: None,
+        description: "Its delivery log",
+    },
+    LinkSpec {
+        from: ("getWebhookEndpoint", "200"),
+        name: "UpdateWebhookEndpoint",
+        to: "updateWebhookEndpoint",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Change the endpoint, with the ETag just read",
+    },
+    LinkSpec {
+        from: ("getWebhookEndpoint", "200"),
+        name: "DeleteWebhookEndpoint",
+        to: "deleteWebhookEndpoint",
+        parameters: &[SAME_ID, READ_ETAG],
+        body: None,
+        description: "Remove the endpoint, with the ETag just read",
     },
 ];
 

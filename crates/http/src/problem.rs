@@ -25,7 +25,7 @@ use orderly_domain::ports::{EventRejected, NotReady, TokenRejected};
 use orderly_domain::services::{
     AdjustStockError, ApplyEventError, ChangeOrderError, ChangeProductError, CreateProductError, GetInvoiceError,
     GetOrderError, GetPaymentError, GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError,
-    PayError, PlaceOrderError, ReadFeedError, RefreshError, RegisterError, UpdateUserError,
+    PayError, PlaceOrderError, ReadFeedError, RefreshError, RegisterError, UpdateUserError, WebhookError,
 };
 use orderly_domain::validation::FieldViolation;
 
@@ -894,6 +894,29 @@ impl From<ReadFeedError> for ApiError {
         match error {
             ReadFeedError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may read the event feed"),
             ReadFeedError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may manage webhooks"),
+            WebhookError::NotFound => Self::not_found("no such webhook endpoint, or no such delivery of it"),
+            WebhookError::VersionMismatch => Self::new(
+                ProblemCode::PreconditionFailed,
+                "the webhook endpoint has changed since the ETag in If-Match was read; fetch it again",
+            ),
+            WebhookError::EndpointDisabled => Self::new(
+                ProblemCode::InvalidTransition,
+                "the webhook endpoint is disabled, so the delivery would not be sent; enable it first \
+                 (PATCH it with \"active\": true)",
+            ),
+            WebhookError::Invalid(violations) => {
+                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
+            }
+            WebhookError::Store(store) => store.into(),
+            WebhookError::Unexpected(cause) => Self::internal(cause),
         }
     }
 }

@@ -46,6 +46,10 @@
 //!   nothing extra and hands out 1, 2, 3, ... in commit order; WAL readers see whole commits.
 //!   A rolled-back transaction rolls its counter update back too, so SQLite's positions have no
 //!   gaps.
+//!
+//! The ordering key matters for reading the feed *in order*. One event looked up by id
+//! ([`EventFeed::find`], which webhook deliveries use to send an event the dispatcher read from
+//! the feed) is a plain read of a committed row on either backend.
 
 use std::time::{Duration, Instant};
 
@@ -344,6 +348,19 @@ impl EventFeed for DieselEventFeed {
                 .map_err(|error| query_failed(error, "reading the event feed")),
         }?;
         rows.into_iter().map(EventRow::into_feed).collect()
+    }
+
+    /// One event by id, read directly (no wait for writers in flight): a committed row is all
+    /// it asks for, and a caller looks up an event it has already seen in the feed.
+    fn find(&self, id: Uuid) -> Result<Option<FeedEvent>, StoreError> {
+        let mut conn = self.db.connection()?;
+        let row = events::table
+            .filter(events::id.eq(id.to_string()))
+            .select(EventRow::as_select())
+            .first::<EventRow>(&mut *conn)
+            .optional()
+            .map_err(|error| query_failed(error, "reading an event"))?;
+        row.map(EventRow::into_feed).transpose()
     }
 }
 

@@ -5,14 +5,22 @@
 //! - **One job per `(kind, subject)`.** `UNIQUE (kind, subject)`, and `enqueue` inserts with
 //!   `ON CONFLICT DO NOTHING`: enqueueing a job that is queued already changes nothing (and
 //!   raises no error, so it is safe inside the caller's transaction on PostgreSQL).
+//!   `enqueue_due_by` (a manual webhook retry: "now") inserts with `ON CONFLICT (kind, subject)
+//!   DO UPDATE`, in one statement: a queued job that no live lease holds is made due earlier,
+//!   never later (`LEAST(jobs.run_at, excluded.run_at)`; SQLite: the two-argument scalar
+//!   `MIN`). A job a worker holds right now loses that claim (`locked_until = NULL`), so the
+//!   worker's `complete`/`retry_at` match nothing and cannot delete or push back the job the
+//!   retry relies on; it is due when the lost claim's lease would have ended, so the attempt in
+//!   flight is still never doubled.
 //! - **Each job by one worker at a time.** A claim is one statement that sets the job's lease,
-//!   `locked_until = now + lease`, and counts the attempt, on the earliest due job that no live
-//!   lease holds:
+//!   `locked_until = now + lease`, and counts the attempt, on the earliest due job of the
+//!   claimer's kinds that no live lease holds:
 //!
 //!   ```sql
 //!   UPDATE jobs SET locked_until = :until, attempts = attempts + 1
 //!   WHERE id = (SELECT id FROM jobs
 //!               WHERE run_at <= :now AND (locked_until IS NULL OR locked_until <= :now)
+//!                 AND kind IN (:kind, ...)
 //!               ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 //!   RETURNING id, kind, subject, attempts, created_at, locked_until
 //!   ```
@@ -22,6 +30,10 @@
 //!   lease against the committed row, so two claims never return the same job. The scalar
 //!   subquery (`=`, not `IN`) runs once. SQLite has no row locks: the same statement without the
 //!   locking clause runs in a write transaction (`BEGIN IMMEDIATE`, one writer at a time).
+//!   Each job loop claims only its own kinds (the payment loop its two, the webhook loop
+//!   `deliver_webhook`), one placeholder bound per kind; `jobs (kind, run_at)` serves that
+//!   search, so a long backlog of one kind does not slow the other loop's claims. No kinds, no
+//!   claim (and no statement); a job of a kind no loop names is never claimed.
 //! - **A dead worker loses its job, and its attempt counts.** Nothing but the lease marks a job
 //!   as taken: when `locked_until` has passed, the job is due again for anyone. The attempt was
 //!   counted when claimed, so a job that kills its worker still grows its back-off.
@@ -36,7 +48,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Timestamp;
+use diesel::sql_types::{Text, Timestamp};
 use orderly_domain::StoreError;
 use orderly_domain::ports::{Job, JobKind, JobQueue, JobQueueStats, NewJob};
 use uuid::Uuid;
@@ -50,17 +62,28 @@ use crate::timestamps;
 /// How much of a failure's text `retry_at` keeps, in characters.
 pub(crate) const LAST_ERROR_MAX_CHARS: usize = 500;
 
-/// The claim on PostgreSQL (see the module docs): `$1` the lease's end, `$2` now.
-const CLAIM_POSTGRES: &str = "UPDATE jobs SET locked_until = $1, attempts = attempts + 1 \
-     WHERE id = (SELECT id FROM jobs WHERE run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
-     ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, kind, subject, attempts, created_at, locked_until";
+/// The claim on PostgreSQL (see the module docs): `$1` the lease's end, `$2` now, `$3…` the
+/// kinds.
+fn claim_postgres(kinds: usize) -> String {
+    let kinds = (3..3 + kinds).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "UPDATE jobs SET locked_until = $1, attempts = attempts + 1 \
+         WHERE id = (SELECT id FROM jobs WHERE run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
+         AND kind IN ({kinds}) ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, kind, subject, attempts, created_at, locked_until"
+    )
+}
 
 /// The same claim on SQLite, which has no row locks (the write transaction serialises it).
-const CLAIM_SQLITE: &str = "UPDATE jobs SET locked_until = ?1, attempts = attempts + 1 \
-     WHERE id = (SELECT id FROM jobs WHERE run_at <= ?2 AND (locked_until IS NULL OR locked_until <= ?2) \
-     ORDER BY run_at, id LIMIT 1) \
-     RETURNING id, kind, subject, attempts, created_at, locked_until";
+fn claim_sqlite(kinds: usize) -> String {
+    let kinds = (3..3 + kinds).map(|n| format!("?{n}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "UPDATE jobs SET locked_until = ?1, attempts = attempts + 1 \
+         WHERE id = (SELECT id FROM jobs WHERE run_at <= ?2 AND (locked_until IS NULL OR locked_until <= ?2) \
+         AND kind IN ({kinds}) ORDER BY run_at, id LIMIT 1) \
+         RETURNING id, kind, subject, attempts, created_at, locked_until"
+    )
+}
 
 #[derive(Insertable)]
 #[diesel(table_name = jobs)]
@@ -73,6 +96,22 @@ struct NewJobRow {
     locked_until: Option<NaiveDateTime>,
     last_error: Option<String>,
     created_at: NaiveDateTime,
+}
+
+impl NewJobRow {
+    /// A new job: unclaimed, no attempt yet, a fresh id.
+    fn new(job: &NewJob) -> Self {
+        Self {
+            id: Uuid::now_v7().to_string(),
+            kind: job.kind.as_str(),
+            subject: job.subject.to_string(),
+            run_at: timestamps::to_db(job.run_at),
+            attempts: 0,
+            locked_until: None,
+            last_error: None,
+            created_at: timestamps::to_db(job.created_at),
+        }
+    }
 }
 
 /// What a claim returns.
@@ -132,33 +171,32 @@ impl DieselJobQueue {
     }
 }
 
-fn claim_in(conn: &mut AnyConnection, until: NaiveDateTime, now: NaiveDateTime) -> QueryResult<Option<ClaimedRow>> {
+fn claim_in(
+    conn: &mut AnyConnection,
+    until: NaiveDateTime,
+    now: NaiveDateTime,
+    kinds: &[JobKind],
+) -> QueryResult<Option<ClaimedRow>> {
+    // One statement per backend, with as many placeholders as kinds, each bound.
+    macro_rules! claim {
+        ($conn:expr, $backend:ty, $sql:expr) => {{
+            let mut query =
+                diesel::sql_query($sql).into_boxed::<$backend>().bind::<Timestamp, _>(until).bind::<Timestamp, _>(now);
+            for kind in kinds {
+                query = query.bind::<Text, _>(kind.as_str());
+            }
+            query.get_result::<ClaimedRow>($conn).optional()
+        }};
+    }
     match conn {
-        AnyConnection::Postgresql(pg) => diesel::sql_query(CLAIM_POSTGRES)
-            .bind::<Timestamp, _>(until)
-            .bind::<Timestamp, _>(now)
-            .get_result::<ClaimedRow>(pg)
-            .optional(),
-        AnyConnection::Sqlite(sqlite) => diesel::sql_query(CLAIM_SQLITE)
-            .bind::<Timestamp, _>(until)
-            .bind::<Timestamp, _>(now)
-            .get_result::<ClaimedRow>(sqlite)
-            .optional(),
+        AnyConnection::Postgresql(pg) => claim!(pg, diesel::pg::Pg, claim_postgres(kinds.len())),
+        AnyConnection::Sqlite(sqlite) => claim!(sqlite, diesel::sqlite::Sqlite, claim_sqlite(kinds.len())),
     }
 }
 
 impl JobQueue for DieselJobQueue {
     fn enqueue(&self, job: &NewJob) -> Result<(), StoreError> {
-        let row = NewJobRow {
-            id: Uuid::now_v7().to_string(),
-            kind: job.kind.as_str(),
-            subject: job.subject.to_string(),
-            run_at: timestamps::to_db(job.run_at),
-            attempts: 0,
-            locked_until: None,
-            last_error: None,
-            created_at: timestamps::to_db(job.created_at),
-        };
+        let row = NewJobRow::new(job);
         // `MultiConnection` has no `ON CONFLICT`; both backends have the same one, so the
         // statement is written once and sent to the inner connection.
         macro_rules! insert_once {
@@ -179,16 +217,59 @@ impl JobQueue for DieselJobQueue {
         Ok(())
     }
 
-    fn claim_due(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Option<Job>, StoreError> {
+    fn enqueue_due_by(&self, job: &NewJob) -> Result<(), StoreError> {
+        let row = NewJobRow::new(job);
+        // See the module docs: a free job is brought forward; a held one loses its claim and
+        // is due when that claim's lease would have ended.
+        let sql = |earlier: &str, placeholders: [&str; 5]| {
+            let [id, kind, subject, run_at, created_at] = placeholders;
+            format!(
+                "INSERT INTO jobs (id, kind, subject, run_at, attempts, locked_until, last_error, created_at) \
+                 VALUES ({id}, {kind}, {subject}, {run_at}, 0, NULL, NULL, {created_at}) \
+                 ON CONFLICT (kind, subject) DO UPDATE SET \
+                 run_at = CASE WHEN jobs.locked_until > excluded.run_at THEN jobs.locked_until \
+                          ELSE {earlier}(jobs.run_at, excluded.run_at) END, \
+                 locked_until = CASE WHEN jobs.locked_until > excluded.run_at THEN NULL ELSE jobs.locked_until END"
+            )
+        };
+        macro_rules! upsert {
+            ($conn:expr, $sql:expr) => {
+                diesel::sql_query($sql)
+                    .bind::<Text, _>(&row.id)
+                    .bind::<Text, _>(row.kind)
+                    .bind::<Text, _>(&row.subject)
+                    .bind::<Timestamp, _>(row.run_at)
+                    .bind::<Timestamp, _>(row.created_at)
+                    .execute($conn)
+            };
+        }
+        let mut conn = self.db.connection()?;
+        match &mut *conn {
+            AnyConnection::Postgresql(pg) => upsert!(pg, sql("LEAST", ["$1", "$2", "$3", "$4", "$5"])),
+            AnyConnection::Sqlite(sqlite) => upsert!(sqlite, sql("MIN", ["?1", "?2", "?3", "?4", "?5"])),
+        }
+        .map_err(|error| query_failed(error, "enqueueing a job to be due soon"))?;
+        Ok(())
+    }
+
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        kinds: &[JobKind],
+    ) -> Result<Option<Job>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
         let until = timestamps::to_db(now + lease);
         let now = timestamps::to_db(now);
         let mut conn = self.db.connection()?;
         let claimed = if matches!(*conn, AnyConnection::Sqlite(_)) {
             // One writer at a time.
-            write_transaction(&mut conn, |conn| claim_in(conn, until, now))
+            write_transaction(&mut conn, |conn| claim_in(conn, until, now, kinds))
         } else {
             // One statement: atomic, and row locks keep concurrent claimers apart.
-            claim_in(&mut conn, until, now)
+            claim_in(&mut conn, until, now, kinds)
         }
         .map_err(|error| query_failed(error, "claiming a job"))?;
         claimed.map(ClaimedRow::into_domain).transpose()

@@ -7,8 +7,8 @@
 //! implement the domain's ports ([`DieselUserRepository`], [`DieselRefreshTokenRepository`],
 //! [`DieselProductRepository`], [`DieselOrderRepository`], [`DieselInvoiceRepository`],
 //! [`DieselEventFeed`], [`DieselIdempotentExecutor`], [`DieselReadiness`],
-//! [`DieselPaymentRepository`], [`DieselJobQueue`]). One code path serves PostgreSQL and
-//! SQLite through `#[derive(diesel::MultiConnection)]`.
+//! [`DieselPaymentRepository`], [`DieselJobQueue`], [`DieselWebhookRepository`]). One code
+//! path serves PostgreSQL and SQLite through `#[derive(diesel::MultiConnection)]`.
 //!
 //! Must not touch: HTTP, JSON beyond the stored event payload, tokens or password hashing,
 //! async runtimes, business rules. Rules such as "a customer may not change their role" live
@@ -92,6 +92,7 @@ mod timestamps;
 pub mod unit_of_work;
 mod url;
 mod users;
+mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -108,3 +109,4 @@ pub use refresh_tokens::DieselRefreshTokenRepository;
 pub use unit_of_work::{DieselUnitOfWork, repositories};
 pub use url::{Backend, DatabaseUrl, LIBPQ_DEFAULTS, PostgresUrl, UnsupportedDatabaseUrl};
 pub use users::DieselUserRepository;
+pub use webhooks::DieselWebhookRepository;

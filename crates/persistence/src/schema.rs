@@ -183,6 +183,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Webhook endpoints (§2.7); see `webhooks.rs`. `event_types`: NULL for every type, else
+    /// the types comma-separated.
+    webhook_endpoints (id) {
+        id -> Text,
+        url -> Text,
+        event_types -> Nullable<Text>,
+        description -> Nullable<Text>,
+        active -> Bool,
+        secret -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One event's delivery to one endpoint; see `webhooks.rs`.
+    webhook_deliveries (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        status -> Text,
+        attempts -> Integer,
+        response_status -> Nullable<Integer>,
+        duration_ms -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One row (`id = 1`): the feed position of the last event dispatched to webhooks.
+    webhook_dispatch (id) {
+        id -> Integer,
+        position -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(refresh_token_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_token_families (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
@@ -194,6 +236,7 @@ diesel::joinable!(order_lines -> products (product_id));
 diesel::joinable!(invoices -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(payments -> users (customer_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -209,7 +252,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_positions,
     payments,
     provider_events,
-    jobs
+    jobs,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_dispatch
 );
 
 diesel::table! {

@@ -21,7 +21,7 @@ use crate::database::{Connection, Database};
 use crate::error::query_failed;
 use crate::{
     DieselInvoiceRepository, DieselJobQueue, DieselOrderRepository, DieselPaymentRepository, DieselProductRepository,
-    DieselRefreshTokenRepository, DieselUserRepository,
+    DieselRefreshTokenRepository, DieselUserRepository, DieselWebhookRepository,
 };
 
 /// Every repository over `db`: over the pool when `db` is the pool's handle, inside one
@@ -35,6 +35,7 @@ pub fn repositories(db: &Database) -> Repositories {
         invoices: Arc::new(DieselInvoiceRepository::new(db.clone())),
         payments: Arc::new(DieselPaymentRepository::new(db.clone())),
         jobs: Arc::new(DieselJobQueue::new(db.clone())),
+        webhooks: Arc::new(DieselWebhookRepository::new(db.clone())),
     }
 }
 

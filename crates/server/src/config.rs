@@ -93,7 +93,26 @@ pub struct Config {
     pub payment_timeout: Duration,
     /// How often each instance looks for due background jobs.
     pub job_poll_interval: Duration,
+    /// Webhook deliveries (§2.7).
+    pub webhooks: WebhookConfig,
 }
+
+/// `ORDERLY_WEBHOOK_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// One attempt's whole budget: connect, send, answer.
+    pub timeout: Duration,
+    /// Waits between attempts; after the last one fails the delivery is `failed`.
+    pub retry_schedule: Vec<Duration>,
+    pub allow_http: bool,
+    /// Networks webhooks may reach although they are loopback, private, link-local, ...
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Deliveries this instance sends at once; 0: it dispatches and sends none.
+    pub workers: usize,
+}
+
+/// Standard Webhooks' suggested schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (~27.6 h).
+pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
 
 /// `ORDERLY_PAYMENT_PROVIDER=stripe` and its settings.
 #[derive(Clone)]
@@ -186,7 +205,32 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "ORDERLY_JOB_POLL_INTERVAL_MS",
         "1000",
-        "how often each instance looks for due background jobs (reconciliation, refunds)",
+        "how often each instance looks for due background jobs (reconciliation, refunds, webhook deliveries)",
+    ),
+    (
+        "ORDERLY_WEBHOOK_TIMEOUT_MS",
+        "10000",
+        "one webhook attempt's whole budget (connect, send, answer); slower is a failed attempt",
+    ),
+    (
+        "ORDERLY_WEBHOOK_RETRY_SCHEDULE",
+        DEFAULT_WEBHOOK_RETRY_SCHEDULE,
+        "waits between a delivery's attempts (`500ms`, `5s`, `5m`, `2h`; a bare number is seconds); after the last the delivery is `failed`",
+    ),
+    (
+        "ORDERLY_WEBHOOK_ALLOW_HTTP",
+        "false",
+        "`true` accepts plain `http://` endpoint URLs (development, tests); otherwise https only",
+    ),
+    (
+        "ORDERLY_WEBHOOK_ALLOWED_NETWORKS",
+        "— (none)",
+        "comma-separated CIDRs webhooks may reach although loopback, private, link-local, … (e.g. an internal receiver's `10.1.0.0/16`)",
+    ),
+    (
+        "ORDERLY_WEBHOOK_WORKERS",
+        "4",
+        "webhook deliveries this instance sends at once; `0`: it dispatches and sends none (others do)",
     ),
 ];
 
@@ -378,6 +422,26 @@ impl Config {
         let job_poll_interval =
             Duration::from_millis(reader.number("ORDERLY_JOB_POLL_INTERVAL_MS", 1000, 10, 3_600_000));
 
+        let webhooks = WebhookConfig {
+            timeout: Duration::from_millis(reader.number("ORDERLY_WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000)),
+            retry_schedule: reader.parse(
+                "ORDERLY_WEBHOOK_RETRY_SCHEDULE",
+                parse_schedule(DEFAULT_WEBHOOK_RETRY_SCHEDULE).unwrap_or_default(),
+                parse_schedule,
+            ),
+            allow_http: reader.parse("ORDERLY_WEBHOOK_ALLOW_HTTP", false, |v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err("must be `true` or `false`".into()),
+            }),
+            allowed_networks: reader.list("ORDERLY_WEBHOOK_ALLOWED_NETWORKS", |item| {
+                item.parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{item}` is not an IP address or CIDR block"))
+            }),
+            workers: reader.number("ORDERLY_WEBHOOK_WORKERS", 4, 0, 64),
+        };
+
         if !reader.problems.is_empty() {
             return Err(ConfigError(reader.problems));
         }
@@ -416,6 +480,7 @@ impl Config {
             payments,
             payment_timeout,
             job_poll_interval,
+            webhooks,
         })
     }
 
@@ -429,6 +494,39 @@ impl Config {
         hasher.update(self.jwt_secret.expose_secret().as_bytes());
         hasher.finalize().to_vec()
     }
+}
+
+/// A retry schedule: comma-separated waits, each a number with an optional unit (`ms`, `s`,
+/// `m`, `h`; none is seconds), each positive, at most 20 of them, none over a week.
+fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
+    const MAX_WAITS: usize = 20;
+    const MAX_WAIT: Duration = Duration::from_secs(7 * 86_400);
+    let waits = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let split = item.find(|c: char| !c.is_ascii_digit()).unwrap_or(item.len());
+            let (number, unit) = item.split_at(split);
+            let amount: u64 =
+                number.parse().map_err(|_| format!("`{item}` is not a wait such as 500ms, 5s, 5m or 2h"))?;
+            let wait = match unit {
+                "ms" => Duration::from_millis(amount),
+                "" | "s" => Duration::from_secs(amount),
+                "m" => Duration::from_secs(amount.saturating_mul(60)),
+                "h" => Duration::from_secs(amount.saturating_mul(3600)),
+                _ => return Err(format!("`{item}` is not a wait such as 500ms, 5s, 5m or 2h")),
+            };
+            if wait.is_zero() || wait > MAX_WAIT {
+                return Err(format!("`{item}` must be more than 0 and at most a week"));
+            }
+            Ok(wait)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if waits.len() > MAX_WAITS {
+        return Err(format!("must have at most {MAX_WAITS} waits"));
+    }
+    Ok(waits)
 }
 
 /// 32 random bytes, hex-encoded: a development-only signing key.
@@ -590,6 +688,53 @@ mod tests {
         assert!(config(&[("ORDERLY_REDIS_URL", "redis://127.0.0.1:6379/0")]).unwrap().redis_url.is_some());
         let error = config(&[("ORDERLY_REDIS_URL", "127.0.0.1:6379")]).unwrap_err();
         assert!(error.0[0].starts_with("ORDERLY_REDIS_URL"), "{error}");
+    }
+
+    #[test]
+    fn webhooks_default_to_https_only_public_targets_and_a_day_long_schedule() {
+        let webhooks = config(&[]).unwrap().webhooks;
+        assert!(!webhooks.allow_http);
+        assert!(webhooks.allowed_networks.is_empty());
+        assert_eq!(webhooks.workers, 4);
+        assert_eq!(webhooks.timeout, Duration::from_secs(10));
+        let span: Duration = webhooks.retry_schedule.iter().sum();
+        assert!(span >= Duration::from_secs(24 * 3600), "{span:?}");
+    }
+
+    #[test]
+    fn webhook_settings_are_read_and_checked() {
+        let configured = config(&[
+            ("ORDERLY_WEBHOOK_RETRY_SCHEDULE", "200ms, 1s,2m,1h,3"),
+            ("ORDERLY_WEBHOOK_ALLOW_HTTP", "true"),
+            ("ORDERLY_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1"),
+            ("ORDERLY_WEBHOOK_WORKERS", "0"),
+        ])
+        .unwrap()
+        .webhooks;
+        assert_eq!(
+            configured.retry_schedule,
+            [
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+                Duration::from_secs(120),
+                Duration::from_secs(3600),
+                Duration::from_secs(3)
+            ]
+        );
+        assert!(configured.allow_http);
+        assert_eq!(configured.allowed_networks.len(), 2);
+        assert_eq!(configured.workers, 0);
+        for (name, bad) in [
+            ("ORDERLY_WEBHOOK_RETRY_SCHEDULE", "5x"),
+            ("ORDERLY_WEBHOOK_RETRY_SCHEDULE", "0s"),
+            ("ORDERLY_WEBHOOK_RETRY_SCHEDULE", "8d"),
+            ("ORDERLY_WEBHOOK_ALLOW_HTTP", "yes"),
+            ("ORDERLY_WEBHOOK_ALLOWED_NETWORKS", "intranet"),
+            ("ORDERLY_WEBHOOK_WORKERS", "65"),
+        ] {
+            let error = config(&[(name, bad)]).unwrap_err();
+            assert!(error.0[0].starts_with(name), "{bad}: {error}");
+        }
     }
 
     #[test]

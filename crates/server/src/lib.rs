@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod startup;
 pub mod sweep;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Config;
 pub use startup::Application;

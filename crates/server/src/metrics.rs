@@ -32,6 +32,7 @@ use orderly_payments::metrics::{
 
 use crate::jobs::{JOB_QUEUE_DEPTH, JOB_QUEUE_OLDEST_DUE_SECONDS, JOBS_RUN_TOTAL};
 use crate::sweep::{IDEMPOTENCY_RECORDS_PURGED_TOTAL, SWEEP_CANCELLED_ORDERS_TOTAL, SWEEP_RUNS_TOTAL};
+use crate::webhooks::{WEBHOOK_DELIVERIES_PENDING, WEBHOOK_OLDEST_PENDING_DELIVERY_SECONDS};
 
 /// Request latency buckets, in seconds: from 1 ms (a cached read) to 10 s (past any client's
 /// patience), roughly ×2.5 apart so that p50/p90/p99 can be told apart at every scale.
@@ -125,6 +126,13 @@ fn describe_all() {
     describe_counter!(
         PAYMENT_PROVIDER_EVENTS_TOTAL,
         "Inbound payment-provider events, by outcome of their verification"
+    );
+    orderly_webhooks::describe_metrics();
+    describe_gauge!(WEBHOOK_DELIVERIES_PENDING, "Webhook deliveries still pending (not yet succeeded or failed)");
+    describe_gauge!(
+        WEBHOOK_OLDEST_PENDING_DELIVERY_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest pending webhook delivery (0 when none is pending)"
     );
 }
 

@@ -15,9 +15,10 @@ use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
 use orderly_domain::services::{
     EventService, JobWorker, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
-    UserService,
+    UserService, WebhookPolicy, WebhookService,
 };
 use orderly_domain::user::{Email, Password, Role, UserName};
+use orderly_domain::webhook::{DestinationPolicy, RetrySchedule};
 use orderly_http::blocking::BlockingPool;
 use orderly_http::{ApiState, HttpSettings};
 use orderly_payments::{StripeProvider, StripeSettings};
@@ -38,6 +39,9 @@ pub struct Services {
     pub events: EventService,
     pub payments: PaymentService,
     pub jobs: JobWorker,
+    pub webhooks: WebhookService,
+    /// Works webhook deliveries only (its own loops: a slow receiver never delays a payment job).
+    pub webhook_jobs: JobWorker,
     /// The repositories over the pool (each call its own transaction).
     pub repositories: Repositories,
     pub idempotency: Arc<dyn IdempotentExecutor>,
@@ -88,6 +92,7 @@ impl Application {
             orders: services.orders.clone(),
             events: services.events,
             payments: services.payments,
+            webhooks: services.webhooks.clone(),
             repositories: services.repositories,
             idempotency: services.idempotency.clone(),
             readiness: services.readiness,
@@ -136,6 +141,12 @@ impl Application {
         let server = server.listen(listener)?.run();
         actix_web::rt::spawn(crate::sweep::run(services.orders, services.idempotency, config.sweep_interval));
         actix_web::rt::spawn(crate::jobs::run(services.jobs, config.job_poll_interval));
+        crate::webhooks::spawn(
+            services.webhooks,
+            services.webhook_jobs,
+            config.webhooks.workers,
+            config.job_poll_interval,
+        );
         tracing::info!(%address, database = %config.database_url, environment = ?config.environment, "orderly is listening");
         Ok(Self { port: address.port(), server })
     }
@@ -203,7 +214,8 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Database> {
 pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Services> {
     let repositories = orderly_persistence::repositories(&database);
     let unit_of_work: Arc<dyn UnitOfWork> = Arc::new(DieselUnitOfWork::new(database.clone()));
-    let events = EventService::new(Arc::new(DieselEventFeed::new(database.clone())));
+    let feed = Arc::new(DieselEventFeed::new(database.clone()));
+    let events = EventService::new(feed.clone());
     // A claimed key whose request died is taken over after this long.
     let idempotency: Arc<dyn IdempotentExecutor> =
         Arc::new(DieselIdempotentExecutor::new(database.clone(), chrono::Duration::seconds(60)));
@@ -239,7 +251,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let payment_policy = PaymentPolicy { reconcile_after: provider_budget, ..PaymentPolicy::default() };
     let payments = PaymentService::new(
         repositories.clone(),
-        unit_of_work,
+        unit_of_work.clone(),
         provider,
         orders.clone(),
         clock.clone(),
@@ -252,6 +264,11 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         // Longer than any job can take (a few provider calls), so a live job is never taken over.
         provider_budget + chrono::Duration::seconds(60),
     );
+    let webhooks = webhook_service(config, &repositories, unit_of_work, feed, clock.clone())?;
+    // Longer than one attempt can take (its timeout bounds the send, DNS included; the reads
+    // and the record around it are a few statements), so a live attempt is never taken over;
+    // short enough that a delivery whose worker died resumes soon after.
+    let webhook_jobs = jobs.for_webhooks(webhooks.clone(), webhook_lease(config.webhooks.timeout)?);
     Ok(Services {
         users: UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()),
         sessions: SessionService::new(
@@ -266,6 +283,8 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         events,
         payments,
         jobs,
+        webhooks,
+        webhook_jobs,
         repositories,
         idempotency,
         readiness,
@@ -298,6 +317,48 @@ fn payment_provider(config: &Config) -> anyhow::Result<Option<Arc<dyn PaymentPro
     .context("cannot set up the Stripe payment provider")?;
     tracing::info!(api_base = %stripe.api_base, "payments through Stripe");
     Ok(Some(Arc::new(provider)))
+}
+
+/// How long a webhook worker holds a delivery's job: twice the attempt's timeout plus 10 s.
+pub fn webhook_lease(timeout: std::time::Duration) -> anyhow::Result<chrono::Duration> {
+    Ok(chrono::Duration::from_std(timeout)? * 2 + chrono::Duration::seconds(10))
+}
+
+/// The webhook service over the HTTP sender, with the configured destinations and schedule.
+fn webhook_service(
+    config: &Config,
+    repositories: &Repositories,
+    unit_of_work: Arc<dyn UnitOfWork>,
+    feed: Arc<DieselEventFeed>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<WebhookService> {
+    let destinations = DestinationPolicy {
+        allow_http: config.webhooks.allow_http,
+        allowed_networks: config.webhooks.allowed_networks.clone(),
+    };
+    let sender = orderly_webhooks::HttpWebhookSender::new(orderly_webhooks::SenderSettings {
+        timeout: config.webhooks.timeout,
+        connect_timeout: config.webhooks.timeout.min(std::time::Duration::from_secs(3)),
+        policy: destinations.clone(),
+        user_agent: format!("Orderly-Webhooks/{}", env!("CARGO_PKG_VERSION")),
+    })
+    .context("cannot set up the webhook sender")?;
+    let waits = config
+        .webhooks
+        .retry_schedule
+        .iter()
+        .map(|wait| chrono::Duration::from_std(*wait))
+        .collect::<Result<Vec<_>, _>>()?;
+    let retry_schedule = RetrySchedule::new(waits)
+        .ok_or_else(|| anyhow::anyhow!("ORDERLY_WEBHOOK_RETRY_SCHEDULE waits must be positive"))?;
+    Ok(WebhookService::new(
+        repositories.clone(),
+        unit_of_work,
+        feed,
+        Arc::new(sender),
+        clock,
+        WebhookPolicy { destinations, retry_schedule, ..WebhookPolicy::default() },
+    ))
 }
 
 /// Creates the configured first admin unless an account with that email exists.

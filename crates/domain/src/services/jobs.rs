@@ -71,9 +71,10 @@ impl JobWorker {
             return Ok(None);
         };
         let outcome = match (job.kind, &self.webhooks) {
-            (JobKind::ReconcilePayment | JobKind::RefundPayment, _) => self.payments.work_job(&job).map(|finished| {
-                if finished { None } else { Some(self.clock.now() + self.payments.retry_delay(&job)) }
-            }),
+            (JobKind::ReconcilePayment | JobKind::RefundPayment, _) => self
+                .payments
+                .work_job(&job)
+                .map(|finished| if finished { None } else { Some(self.clock.now() + self.payments.retry_delay(&job)) }),
             (JobKind::DeliverWebhook, Some(webhooks)) => webhooks.work_job(&job).map(|verdict| match verdict {
                 DeliveryVerdict::Done => None,
                 DeliveryVerdict::RetryAt(at) => Some(at),
@@ -140,14 +141,19 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::event::FeedEvent;
     use crate::payment::PaymentId;
     use crate::ports::{
-        Job, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentProvider, MockPaymentRepository,
-        MockProductRepository, MockRefreshTokenRepository, MockUserRepository, PaymentProvider, Repositories,
-        UnitOfWork,
+        Job, MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentProvider,
+        MockPaymentRepository, MockProductRepository, MockRefreshTokenRepository, MockUserRepository,
+        MockWebhookRepository, MockWebhookSender, PaymentProvider, Repositories, SendOutcome, SendReport, UnitOfWork,
     };
     use crate::services::fixtures::{fixed_clock, now, order_policy};
-    use crate::services::{OrderService, PaymentPolicy};
+    use crate::services::{OrderService, PaymentPolicy, WebhookPolicy};
+    use crate::webhook::{
+        DeliveryStatus, EndpointUrl, EventTypeFilter, RetrySchedule, WebhookDelivery, WebhookDeliveryId,
+        WebhookEndpoint, WebhookEndpointId, WebhookSecret,
+    };
 
     /// None of these jobs gets as far as a unit of work.
     struct NoUnitOfWork;
@@ -350,5 +356,240 @@ mod tests {
         let result = worker(jobs, payment_service(MockPaymentRepository::new(), true)).work_one();
 
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    }
+
+    // ---- the webhook worker ------------------------------------------------------------------
+
+    /// Shorter than the payment worker's, so the test sees which one is used.
+    fn webhook_lease() -> Duration {
+        Duration::minutes(2)
+    }
+
+    fn webhook_service(store: MockWebhookRepository, feed: MockEventFeed, sender: MockWebhookSender) -> WebhookService {
+        let repositories = Repositories {
+            users: Arc::new(MockUserRepository::new()),
+            refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
+            products: Arc::new(MockProductRepository::new()),
+            orders: Arc::new(MockOrderRepository::new()),
+            invoices: Arc::new(MockInvoiceRepository::new()),
+            payments: Arc::new(MockPaymentRepository::new()),
+            jobs: Arc::new(MockJobQueue::new()),
+            webhooks: Arc::new(store),
+        };
+        WebhookService::new(
+            repositories,
+            Arc::new(NoUnitOfWork),
+            Arc::new(feed),
+            Arc::new(sender),
+            fixed_clock(),
+            WebhookPolicy::default(),
+        )
+    }
+
+    /// A webhook worker, made from a payment worker over `jobs`.
+    fn webhook_worker(jobs: MockJobQueue, webhooks: WebhookService) -> JobWorker {
+        worker(jobs, payment_service(MockPaymentRepository::new(), true)).for_webhooks(webhooks, webhook_lease())
+    }
+
+    /// A queue whose `claim_due` (at the clock's time, for the webhook lease, delivery jobs
+    /// only) answers `claimed`, once.
+    fn queue_claiming_deliveries(claimed: Option<Job>) -> MockJobQueue {
+        let mut jobs = MockJobQueue::new();
+        jobs.expect_claim_due()
+            .withf(|at, leased, kinds| *at == now() && *leased == webhook_lease() && kinds == [JobKind::DeliverWebhook])
+            .times(1)
+            .return_once(move |_, _, _| Ok(claimed));
+        jobs
+    }
+
+    fn hook_endpoint() -> WebhookEndpoint {
+        let created_at = now() - Duration::days(1);
+        WebhookEndpoint {
+            id: WebhookEndpointId::new(),
+            url: EndpointUrl::from_stored("https://hooks.example.com/orderly".to_owned()),
+            event_types: EventTypeFilter::All,
+            description: None,
+            active: true,
+            secret: WebhookSecret::from_stored("whsec_c2VjcmV0".to_owned()),
+            version: 1,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    fn hook_event() -> FeedEvent {
+        FeedEvent {
+            id: Uuid::now_v7(),
+            position: 7,
+            type_name: "order.placed".to_owned(),
+            occurred_at: now() - Duration::minutes(1),
+            subject_type: "order".to_owned(),
+            subject_id: Uuid::now_v7().to_string(),
+            data_json: "{}".to_owned(),
+        }
+    }
+
+    fn pending_delivery(endpoint: &WebhookEndpoint, event: &FeedEvent) -> WebhookDelivery {
+        WebhookDelivery {
+            id: WebhookDeliveryId::new(),
+            endpoint_id: endpoint.id,
+            event_id: event.id,
+            event_type: event.type_name.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            response_status: None,
+            duration_ms: None,
+            error: None,
+            next_attempt_at: Some(now()),
+            created_at: now() - Duration::seconds(10),
+            updated_at: now() - Duration::seconds(10),
+        }
+    }
+
+    /// `delivery`'s job, claimed for the first time.
+    fn delivery_job(delivery: &WebhookDelivery) -> Job {
+        Job {
+            id: Uuid::now_v7(),
+            kind: JobKind::DeliverWebhook,
+            subject: delivery.id.as_uuid(),
+            attempts: 1,
+            created_at: delivery.created_at,
+            lease_until: now() + webhook_lease(),
+        }
+    }
+
+    /// A store, feed and sender over which `delivery` of `event` to `endpoint` is sent once and
+    /// ends `outcome`; its attempt is recorded.
+    fn ports_sending(
+        endpoint: &WebhookEndpoint,
+        event: &FeedEvent,
+        delivery: &WebhookDelivery,
+        outcome: SendOutcome,
+    ) -> (MockWebhookRepository, MockEventFeed, MockWebhookSender) {
+        let mut store = MockWebhookRepository::new();
+        let found = delivery.clone();
+        store.expect_find_delivery().with(eq(delivery.id)).times(1).returning(move |_| Ok(Some(found.clone())));
+        let found = endpoint.clone();
+        store.expect_find_endpoint().with(eq(endpoint.id)).times(1).returning(move |_| Ok(Some(found.clone())));
+        store.expect_record_attempt().times(1).returning(|_, _, _| Ok(true));
+        let mut feed = MockEventFeed::new();
+        let found = event.clone();
+        feed.expect_find().with(eq(event.id)).times(1).returning(move |_| Ok(Some(found.clone())));
+        let mut sender = MockWebhookSender::new();
+        let url = endpoint.url.clone();
+        sender.expect_send().withf(move |message| *message.url == url).times(1).returning(move |_| SendReport {
+            outcome: outcome.clone(),
+            duration: std::time::Duration::from_millis(20),
+        });
+        (store, feed, sender)
+    }
+
+    #[test]
+    fn the_webhook_worker_claims_only_delivery_jobs_for_its_own_lease() {
+        let mut jobs = queue_claiming_deliveries(None);
+        jobs.expect_complete().never();
+        jobs.expect_retry_at().never();
+        let webhooks = webhook_service(MockWebhookRepository::new(), MockEventFeed::new(), MockWebhookSender::new());
+
+        let report = webhook_worker(jobs, webhooks).work_one().unwrap();
+
+        assert_eq!(report, None);
+    }
+
+    #[test]
+    fn a_delivered_webhook_completes_its_job() {
+        let (endpoint, event) = (hook_endpoint(), hook_event());
+        let delivery = pending_delivery(&endpoint, &event);
+        let job = delivery_job(&delivery);
+        let mut jobs = queue_claiming_deliveries(Some(job.clone()));
+        jobs.expect_complete().with(eq(job)).times(1).returning(|_| Ok(true));
+        jobs.expect_retry_at().never();
+        let (store, feed, sender) = ports_sending(&endpoint, &event, &delivery, SendOutcome::Delivered { status: 200 });
+
+        let report = webhook_worker(jobs, webhook_service(store, feed, sender)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::DeliverWebhook, outcome: JobOutcome::Done }));
+    }
+
+    #[test]
+    fn a_delivery_job_with_nothing_left_to_deliver_is_completed() {
+        let job = delivery_job(&pending_delivery(&hook_endpoint(), &hook_event()));
+        let mut jobs = queue_claiming_deliveries(Some(job.clone()));
+        jobs.expect_complete().with(eq(job.clone())).times(1).returning(|_| Ok(true));
+        jobs.expect_retry_at().never();
+        let mut store = MockWebhookRepository::new();
+        // Its endpoint was deleted, and its delivery with it.
+        store
+            .expect_find_delivery()
+            .with(eq(WebhookDeliveryId::from_uuid(job.subject)))
+            .times(1)
+            .returning(|_| Ok(None));
+        let mut sender = MockWebhookSender::new();
+        sender.expect_send().never();
+
+        let report = webhook_worker(jobs, webhook_service(store, MockEventFeed::new(), sender)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::DeliverWebhook, outcome: JobOutcome::Done }));
+    }
+
+    #[test]
+    fn a_failed_delivery_attempt_reschedules_its_job_when_the_next_attempt_is_due() {
+        let (endpoint, event) = (hook_endpoint(), hook_event());
+        let delivery = pending_delivery(&endpoint, &event);
+        let job = delivery_job(&delivery);
+        // The webhook schedule's time, not the payment back-off.
+        let next = now() + RetrySchedule::standard().wait_after(job.attempts, delivery.id.as_uuid().as_u128()).unwrap();
+        let mut jobs = queue_claiming_deliveries(Some(job.clone()));
+        let claimed = job.clone();
+        jobs.expect_retry_at()
+            .withf(move |retried, at, message| *retried == claimed && *at == next && message == "not finished yet")
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        jobs.expect_complete().never();
+        let (store, feed, sender) = ports_sending(&endpoint, &event, &delivery, SendOutcome::Rejected { status: 500 });
+
+        let report = webhook_worker(jobs, webhook_service(store, feed, sender)).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::DeliverWebhook, outcome: JobOutcome::Retried }));
+    }
+
+    #[test]
+    fn a_delivery_job_whose_work_failed_is_retried_later_with_the_error() {
+        let job = delivery_job(&pending_delivery(&hook_endpoint(), &hook_event()));
+        let run_at = now() + payment_service(MockPaymentRepository::new(), true).retry_delay(&job);
+        let mut jobs = queue_claiming_deliveries(Some(job.clone()));
+        let claimed = job.clone();
+        jobs.expect_retry_at()
+            .withf(move |retried, at, message| {
+                *retried == claimed && *at == run_at && message.starts_with("the database is unavailable")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        jobs.expect_complete().never();
+        let mut store = MockWebhookRepository::new();
+        store.expect_find_delivery().times(1).returning(|_| Err(StoreError::Unavailable(anyhow::anyhow!("down"))));
+
+        let report = webhook_worker(jobs, webhook_service(store, MockEventFeed::new(), MockWebhookSender::new()))
+            .work_one()
+            .unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::DeliverWebhook, outcome: JobOutcome::Failed }));
+    }
+
+    #[test]
+    fn a_payment_worker_handed_a_delivery_job_puts_it_back_for_a_webhook_worker() {
+        let job = delivery_job(&pending_delivery(&hook_endpoint(), &hook_event()));
+        let payments = payment_service(MockPaymentRepository::new(), true);
+        let run_at = now() + payments.retry_delay(&job);
+        let mut jobs = queue_claiming(Some(job.clone()));
+        jobs.expect_retry_at()
+            .withf(move |retried, at, _| *retried == job && *at == run_at)
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        jobs.expect_complete().never();
+
+        let report = worker(jobs, payments).work_one().unwrap();
+
+        assert_eq!(report, Some(JobReport { kind: JobKind::DeliverWebhook, outcome: JobOutcome::Retried }));
     }
 }

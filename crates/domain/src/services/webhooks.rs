@@ -123,11 +123,21 @@ impl WebhookService {
         Self { repositories, unit_of_work, feed, sender, clock, policy: Arc::new(policy) }
     }
 
+    /// The same service over the repositories of a unit of work (an `Idempotency-Key` request
+    /// runs its use case inside the executor's transaction, so the change and its stored
+    /// answer commit together).
+    pub fn within(&self, repositories: &Repositories) -> Self {
+        Self { repositories: repositories.clone(), ..self.clone() }
+    }
+
     fn store(&self) -> &dyn WebhookRepository {
         self.repositories.webhooks.as_ref()
     }
 
-    fn admin_only(actor: Actor) -> Result<(), WebhookError> {
+    /// Whether `actor` may manage webhooks (admins only). Every operation checks it first; an
+    /// inbound adapter may ask before it looks at a request's parameters and body, so that a
+    /// caller who may not use an operation learns nothing from its validation (§1.6).
+    pub fn admin_only(actor: Actor) -> Result<(), WebhookError> {
         if actor.is_admin() { Ok(()) } else { Err(WebhookError::Forbidden) }
     }
 
@@ -313,33 +323,34 @@ impl WebhookService {
             .items
             .iter()
             .flat_map(|event| {
-                endpoints.iter().filter(|endpoint| endpoint.wants(&event.type_name, event.occurred_at)).map(|endpoint| {
-                    NewWebhookDelivery {
+                endpoints.iter().filter(|endpoint| endpoint.wants(&event.type_name, event.occurred_at)).map(
+                    |endpoint| NewWebhookDelivery {
                         id: WebhookDeliveryId::new(),
                         endpoint_id: endpoint.id,
                         event_id: event.id,
                         event_type: event.type_name.clone(),
                         created_at: now,
-                    }
-                })
+                    },
+                )
             })
             .collect();
-        let created = in_transaction(self.unit_of_work.as_ref(), |repositories| -> Result<Option<usize>, StoreError> {
-            if !repositories.webhooks.advance_dispatch_position(from, last)? {
-                // Another instance dispatched this stretch first.
-                return Ok(None);
-            }
-            let inserted = repositories.webhooks.insert_deliveries(&deliveries)?;
-            for id in &inserted {
-                repositories.jobs.enqueue(&NewJob {
-                    kind: JobKind::DeliverWebhook,
-                    subject: id.as_uuid(),
-                    run_at: now,
-                    created_at: now,
-                })?;
-            }
-            Ok(Some(inserted.len()))
-        })?;
+        let created =
+            in_transaction(self.unit_of_work.as_ref(), |repositories| -> Result<Option<usize>, StoreError> {
+                if !repositories.webhooks.advance_dispatch_position(from, last)? {
+                    // Another instance dispatched this stretch first.
+                    return Ok(None);
+                }
+                let inserted = repositories.webhooks.insert_deliveries(&deliveries)?;
+                for id in &inserted {
+                    repositories.jobs.enqueue(&NewJob {
+                        kind: JobKind::DeliverWebhook,
+                        subject: id.as_uuid(),
+                        run_at: now,
+                        created_at: now,
+                    })?;
+                }
+                Ok(Some(inserted.len()))
+            })?;
         Ok(match created {
             Some(deliveries) => DispatchRound { deliveries, more: page.has_more },
             // Someone else moved on; look again from where they left it.
@@ -405,7 +416,8 @@ impl WebhookService {
             (_, Some(_)) => DeliveryStatus::Pending,
             (_, None) => DeliveryStatus::Failed,
         };
-        let attempt = DeliveryAttempt { sent: true, status, response_status, duration_ms, error, next_attempt_at, at: now };
+        let attempt =
+            DeliveryAttempt { sent: true, status, response_status, duration_ms, error, next_attempt_at, at: now };
         if !self.store().record_attempt(delivery.id, delivery.attempts, &attempt)? {
             tracing::warn!(delivery_id = %delivery.id, "a webhook attempt was recorded by someone else first");
             return Ok(DeliveryVerdict::Done);

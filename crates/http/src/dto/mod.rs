@@ -18,6 +18,7 @@ pub mod payments;
 pub mod products;
 pub mod timestamp;
 pub mod users;
+pub mod webhooks;
 
 pub use patch_field::PatchField;
 

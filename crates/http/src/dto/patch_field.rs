@@ -24,6 +24,15 @@ impl<T> PatchField<T> {
             Self::Set(value) => Ok(Some(value)),
         }
     }
+
+    /// For fields that `null` removes: `None` when absent, `Some(None)` when `null`.
+    pub fn into_removable(self) -> Option<Option<T>> {
+        match self {
+            Self::Absent => None,
+            Self::Null => Some(None),
+            Self::Set(value) => Some(Some(value)),
+        }
+    }
 }
 
 /// Used with `#[serde(default)]`, so an absent key never reaches this and stays `Absent`.

@@ -26,5 +26,5 @@ pub use caller::{Caller, OptionalCaller};
 pub use conditional::{ETag, IfMatch, IfNoneMatch, RequiredIfMatch};
 pub use idempotency_key::IdempotencyKeyHeader;
 pub use json::{BodyContext, RawBody, RequestBody, ValidJson};
-pub use path::{PathId, PathInvoiceNumber, PathPaymentId};
+pub use path::{PathDeliveryId, PathId, PathInvoiceNumber, PathPaymentId};
 pub use query::{QueryDto, ValidQuery};

@@ -56,6 +56,25 @@ impl FromRequest for PathPaymentId {
     }
 }
 
+/// The `{delivery_id}` segment of a webhook delivery's path
+/// (`/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/retries`), a UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathDeliveryId(pub Uuid);
+
+impl PathDeliveryId {
+    /// The name the route template gives the segment.
+    pub const PARAMETER: &'static str = "delivery_id";
+}
+
+impl FromRequest for PathDeliveryId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(uuid_segment(req, Self::PARAMETER).map(PathDeliveryId))
+    }
+}
+
 /// The `{number}` segment of an invoice's path, `YYYY-NNNNNN`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathInvoiceNumber(pub InvoiceNumber);

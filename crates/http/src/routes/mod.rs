@@ -20,6 +20,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod users;
+pub mod webhooks;
 
 /// Registers every documented route on `app`.
 pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
@@ -55,6 +56,13 @@ where
             .service(invoices::list)
             .service(invoices::get)
             .service(events::list)
+            .service(webhooks::create)
+            .service(webhooks::list)
+            .service(webhooks::get)
+            .service(webhooks::update)
+            .service(webhooks::remove)
+            .service(webhooks::list_deliveries)
+            .service(webhooks::retry)
             .service(auth::login)
             .service(auth::refresh)
             .service(auth::logout),

@@ -15,4 +15,5 @@ mod products;
 mod rate_limit;
 mod support;
 mod users;
+mod webhooks;
 mod wire;

@@ -1,6 +1,6 @@
-//! Test wiring: the real `UserService`, `SessionService`, `ProductService`, `OrderService` and
-//! `EventService`
-//! over the domain's mockall mocks,
+//! Test wiring: the real `UserService`, `SessionService`, `ProductService`, `OrderService`,
+//! `EventService` and `WebhookService` over the domain's mockall mocks — or, for the webhook
+//! tests, `WebhookService` over the real persistence adapter ([`Mocks::into_state_over`]) —
 //! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
 
 use std::collections::HashMap;
@@ -24,15 +24,18 @@ use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, Ta
 use orderly_domain::ports::{
     IdempotentExecutor, MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPasswordHasher,
     MockPaymentRepository, MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService,
-    MockUserRepository, Repositories, SystemClock, TokenRejected, UnitOfWork,
+    MockUserRepository, MockWebhookRepository, Repositories, SendReport, SystemClock, TokenRejected, UnitOfWork,
+    WebhookMessage, WebhookSender,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
 use orderly_domain::services::{
-    EventService, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService, UserService,
+    EventService, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
+    UserService, WebhookPolicy, WebhookService,
 };
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
+use orderly_domain::webhook::WebhookSecret;
 use orderly_http::{ApiState, HttpSettings};
 
 pub const CUSTOMER_TOKEN: &str = "customer.token";
@@ -182,6 +185,26 @@ pub struct Mocks {
     pub idempotency: FakeIdempotency,
     pub payments: MockPaymentRepository,
     pub jobs: MockJobQueue,
+    pub webhooks: MockWebhookRepository,
+}
+
+/// The webhook sender of the HTTP tests: it makes signing secrets as the real one does
+/// (`whsec_` and the base64 of 32 random bytes), and is never asked to send — delivering is the
+/// job worker's, which the HTTP adapter does not run.
+pub struct SecretsOnlySender;
+
+impl WebhookSender for SecretsOnlySender {
+    fn new_secret(&self) -> anyhow::Result<WebhookSecret> {
+        use base64::Engine;
+        // Two UUIDv7s: 148 random bits, plenty for a test.
+        let bytes = [Uuid::now_v7().into_bytes(), Uuid::now_v7().into_bytes()].concat();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok(WebhookSecret::from_stored(format!("whsec_{encoded}")))
+    }
+
+    fn send<'a>(&self, message: WebhookMessage<'a>) -> SendReport {
+        panic!("the HTTP tests never deliver a webhook (asked to send event {})", message.event.id)
+    }
 }
 
 /// A unit of work that must not be reached: the HTTP tests run with payments off.
@@ -218,6 +241,7 @@ impl Mocks {
             idempotency: FakeIdempotency::default(),
             payments: MockPaymentRepository::new(),
             jobs: MockJobQueue::new(),
+            webhooks: MockWebhookRepository::new(),
         }
     }
 
@@ -230,6 +254,7 @@ impl Mocks {
             invoices: Arc::new(self.invoices),
             payments: Arc::new(self.payments),
             jobs: Arc::new(self.jobs),
+            webhooks: Arc::new(self.webhooks),
         };
         let _ = self.idempotency.repositories.set(repositories.clone());
         let hasher: Arc<dyn orderly_domain::ports::PasswordHasher> = Arc::new(self.hasher);
@@ -249,6 +274,14 @@ impl Mocks {
             clock.clone(),
             PaymentPolicy::default(),
         );
+        let webhooks = WebhookService::new(
+            repositories.clone(),
+            Arc::new(NoUnitOfWork),
+            Arc::new(MockEventFeed::new()),
+            Arc::new(SecretsOnlySender),
+            clock.clone(),
+            WebhookPolicy::default(),
+        );
         ApiState {
             users: UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()),
             sessions: SessionService::new(
@@ -262,6 +295,7 @@ impl Mocks {
             orders,
             events: EventService::new(Arc::new(self.events)),
             payments,
+            webhooks,
             repositories,
             readiness: Arc::new(self.readiness),
             idempotency: Arc::new(self.idempotency),
@@ -273,6 +307,27 @@ impl Mocks {
                 ..HttpSettings::new(b"test cursor key".to_vec())
             },
         }
+    }
+
+    /// The state of a webhook test: the mocks' services, with webhooks, `Idempotency-Key`
+    /// handling and the repositories a use case runs with over the real database `db` (its
+    /// unit of work, its event feed, its idempotency executor). Destinations are checked with
+    /// the default policy: `https` only, no refused address allowed.
+    pub fn into_state_over(self, db: &orderly_persistence::Database) -> ApiState {
+        let mut state = self.into_state();
+        let repositories = orderly_persistence::repositories(db);
+        state.webhooks = WebhookService::new(
+            repositories.clone(),
+            Arc::new(orderly_persistence::DieselUnitOfWork::new(db.clone())),
+            Arc::new(orderly_persistence::DieselEventFeed::new(db.clone())),
+            Arc::new(SecretsOnlySender),
+            Arc::new(SystemClock),
+            WebhookPolicy::default(),
+        );
+        state.idempotency =
+            Arc::new(orderly_persistence::DieselIdempotentExecutor::new(db.clone(), chrono::Duration::seconds(60)));
+        state.repositories = repositories;
+        state
     }
 }
 

@@ -13,3 +13,4 @@ mod payments;
 mod products;
 mod refresh_tokens;
 mod users;
+mod webhooks;

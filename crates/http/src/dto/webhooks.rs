@@ -1,0 +1,389 @@
+//! Webhooks on the wire (§2.7): the `WebhookEndpoint` representation (and, once, with its
+//! signing secret), the `WebhookDelivery` representation, the create and merge-patch bodies,
+//! and the query strings of the endpoint list and of an endpoint's delivery log, with their
+//! cursors.
+//!
+//! The bodies are shape-checked here only: whether a URL is an allowed destination depends on
+//! the deployment's configuration, so every rule of an endpoint (URL, event types,
+//! description) is the `WebhookService`'s to apply, and its faults come back as a 422 with
+//! pointers like any other.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use orderly_domain::pagination::PageLimit;
+use orderly_domain::services::{EndpointChanges, EndpointDraft};
+use orderly_domain::validation::{FieldViolation, Violations};
+use orderly_domain::webhook::{
+    DeliveryQuery, DeliveryStatus, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    WebhookEndpointQuery,
+};
+
+use crate::dto::events::EventTypeDto;
+use crate::dto::{PatchField, required, timestamp};
+use crate::extract::{BodyContext, QueryDto, RequestBody};
+use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::problem::{ApiError, FieldError};
+
+// --- representations -------------------------------------------------------------------------
+
+/// A registered webhook endpoint. Its signing secret is shown once, in the answer to its
+/// creation (`WebhookEndpointWithSecret`), and never again.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEndpoint, example = json!({
+    "id": "0192f5c2-a000-7c3d-8e9f-0a1b2c3d4e90",
+    "url": "https://hooks.example.com/orderly",
+    "event_types": ["order.placed", "order.confirmed"],
+    "description": "Fulfilment system",
+    "active": true,
+    "created_at": "2026-11-23T18:04:05.123Z",
+    "updated_at": "2026-11-23T18:10:00.000Z"
+}))]
+pub struct WebhookEndpointResponse {
+    /// UUIDv7: ids sort by creation time.
+    pub id: Uuid,
+    /// Where deliveries are `POST`ed (normalised: e.g. the host lower-cased).
+    #[schema(example = "https://hooks.example.com/orderly")]
+    pub url: String,
+    /// The event types delivered to it; `null`: every type, including types added later.
+    #[schema(value_type = Option<Vec<EventTypeDto>>, required = true)]
+    pub event_types: Option<Vec<String>>,
+    /// What the endpoint is for; `null` when it has none.
+    #[schema(required = true, example = "Fulfilment system")]
+    pub description: Option<String>,
+    /// `false`: disabled — nothing is sent to it, and its pending deliveries end `failed`.
+    pub active: bool,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.123Z")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:10:00.000Z")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&WebhookEndpoint> for WebhookEndpointResponse {
+    fn from(endpoint: &WebhookEndpoint) -> Self {
+        Self {
+            id: endpoint.id.as_uuid(),
+            url: endpoint.url.as_str().to_owned(),
+            event_types: endpoint.event_types.types().map(|types| types.iter().map(|&name| name.to_owned()).collect()),
+            description: endpoint.description.clone(),
+            active: endpoint.active,
+            created_at: endpoint.created_at,
+            updated_at: endpoint.updated_at,
+        }
+    }
+}
+
+/// A new webhook endpoint with its signing secret: the only answer that ever shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookEndpointWithSecret, example = json!({
+    "id": "0192f5c2-a000-7c3d-8e9f-0a1b2c3d4e90",
+    "url": "https://hooks.example.com/orderly",
+    "event_types": null,
+    "description": null,
+    "active": true,
+    "created_at": "2026-11-23T18:04:05.123Z",
+    "updated_at": "2026-11-23T18:04:05.123Z",
+    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+}))]
+pub struct CreatedWebhookEndpointResponse {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpointResponse,
+    /// The key deliveries are signed with (Standard Webhooks: `whsec_` and base64). Keep it:
+    /// it is shown only in this answer.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$", example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+}
+
+impl From<&WebhookEndpoint> for CreatedWebhookEndpointResponse {
+    fn from(endpoint: &WebhookEndpoint) -> Self {
+        Self { endpoint: endpoint.into(), secret: endpoint.secret.expose().to_owned() }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = WebhookDeliveryStatus)]
+pub enum DeliveryStatusDto {
+    /// Not delivered yet: an attempt is due at `next_attempt_at`.
+    Pending,
+    /// A 2xx answer arrived within the timeout.
+    Succeeded,
+    /// Every attempt of the retry schedule failed (or the endpoint was disabled); a retry
+    /// makes it `pending` again.
+    Failed,
+}
+
+impl From<DeliveryStatus> for DeliveryStatusDto {
+    fn from(status: DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Succeeded => Self::Succeeded,
+            DeliveryStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One event's delivery to one endpoint, however many attempts it takes, as its latest
+/// attempt left it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WebhookDelivery, example = json!({
+    "id": "0192f5c2-b000-7c3d-8e9f-0a1b2c3d4ea0",
+    "endpoint_id": "0192f5c2-a000-7c3d-8e9f-0a1b2c3d4e90",
+    "event_id": "0192f5c2-7001-7c3d-8e9f-0a1b2c3d4e71",
+    "event_type": "order.placed",
+    "status": "pending",
+    "attempt": 2,
+    "response_status": 503,
+    "duration_ms": 184,
+    "error": "the endpoint answered 503",
+    "next_attempt_at": "2026-11-23T18:09:05.000Z",
+    "created_at": "2026-11-23T18:04:05.500Z",
+    "updated_at": "2026-11-23T18:04:10.700Z"
+}))]
+pub struct DeliveryResponse {
+    /// UUIDv7; name it to retry the delivery.
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    /// The event delivered (`GET /v1/events`); also its `webhook-id` header, the same on every
+    /// attempt, so receivers can de-duplicate.
+    pub event_id: Uuid,
+    #[schema(value_type = EventTypeDto)]
+    pub event_type: String,
+    pub status: DeliveryStatusDto,
+    /// Attempts made so far (0 before the first).
+    #[schema(minimum = 0, example = 2)]
+    pub attempt: u32,
+    /// The HTTP status the latest attempt was answered with; `null` when no answer came (or
+    /// before the first attempt).
+    #[schema(required = true, minimum = 100, maximum = 599, example = 503)]
+    pub response_status: Option<u16>,
+    /// How long the latest attempt took, in milliseconds; `null` before the first.
+    #[schema(required = true, minimum = 0, example = 184)]
+    pub duration_ms: Option<u32>,
+    /// Why the latest attempt failed (no answer, refused destination, the status it got);
+    /// `null` when it did not, or before the first.
+    #[schema(required = true, example = "the endpoint answered 503")]
+    pub error: Option<String>,
+    /// When the next attempt is due; `null` unless `pending`.
+    #[serde(serialize_with = "timestamp::serialize_option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true, example = "2026-11-23T18:09:05.000Z")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:05.500Z")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-23T18:04:10.700Z")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&WebhookDelivery> for DeliveryResponse {
+    fn from(delivery: &WebhookDelivery) -> Self {
+        Self {
+            id: delivery.id.as_uuid(),
+            endpoint_id: delivery.endpoint_id.as_uuid(),
+            event_id: delivery.event_id,
+            event_type: delivery.event_type.clone(),
+            status: delivery.status.into(),
+            attempt: delivery.attempts,
+            response_status: delivery.response_status,
+            duration_ms: delivery.duration_ms,
+            error: delivery.error.clone(),
+            next_attempt_at: delivery.next_attempt_at,
+            created_at: delivery.created_at,
+            updated_at: delivery.updated_at,
+        }
+    }
+}
+
+// --- request bodies --------------------------------------------------------------------------
+
+/// `POST /v1/webhook-endpoints`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "url": "https://hooks.example.com/orderly",
+    "event_types": ["order.placed", "order.confirmed"],
+    "description": "Fulfilment system"
+}))]
+pub struct CreateWebhookEndpointRequest {
+    /// Where to `POST` deliveries: an absolute `https` URL (plain `http` only where the
+    /// deployment allows it), at most 2048 bytes, without user name, password or fragment. Its
+    /// host must not be a loopback, private, link-local, multicast, unspecified or reserved
+    /// address (nor `localhost`), unless the deployment allows that network; a host name is
+    /// checked again, address by address, at every delivery.
+    #[schema(value_type = String, required = true, format = "uri", max_length = 2048,
+        example = "https://hooks.example.com/orderly")]
+    url: Option<String>,
+    /// The event types to deliver: at least one, each once. Absent or `null`: every type,
+    /// including types added later.
+    #[schema(value_type = Option<Vec<EventTypeDto>>, min_items = 1)]
+    event_types: Option<Vec<String>>,
+    /// What the endpoint is for: up to 500 characters once trimmed, line breaks and tabs
+    /// allowed. Absent, `null` or blank: none.
+    #[schema(value_type = Option<String>)]
+    description: Option<String>,
+}
+
+impl RequestBody for CreateWebhookEndpointRequest {
+    type Domain = EndpointDraft;
+
+    fn try_into_domain(self, _: &BodyContext) -> Result<EndpointDraft, Vec<FieldViolation>> {
+        let url = self.url.ok_or_else(|| vec![required("url")])?;
+        Ok(EndpointDraft { url, event_types: self.event_types, description: self.description })
+    }
+}
+
+/// `PATCH /v1/webhook-endpoints/{id}`, a merge patch: fields left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_types": null, "description": null, "active": false}))]
+pub struct UpdateWebhookEndpointRequest {
+    /// A new URL, checked like at creation; cannot be `null`.
+    #[serde(default)]
+    #[schema(value_type = String, format = "uri", max_length = 2048, example = "https://hooks.example.com/orderly/v2")]
+    url: PatchField<String>,
+    /// The event types to deliver, at least one, each once; `null`: every type again.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypeDto>>, min_items = 1)]
+    event_types: PatchField<Vec<String>>,
+    /// Up to 500 characters once trimmed; `null` (or blank) removes it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    description: PatchField<String>,
+    /// `false` disables the endpoint (nothing is sent to it), `true` enables it again; cannot
+    /// be `null`.
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    active: PatchField<bool>,
+}
+
+impl RequestBody for UpdateWebhookEndpointRequest {
+    type Domain = EndpointChanges;
+
+    fn try_into_domain(self, _: &BodyContext) -> Result<EndpointChanges, Vec<FieldViolation>> {
+        let mut violations = Violations::new();
+        let url = violations.check(self.url.into_option("url")).flatten();
+        let active = violations.check(self.active.into_option("active")).flatten();
+        if !violations.is_empty() {
+            return Err(violations.into_vec());
+        }
+        Ok(EndpointChanges {
+            url,
+            event_types: self.event_types.into_removable(),
+            description: self.description.into_removable(),
+            active,
+        })
+    }
+}
+
+// --- the endpoint list and the delivery log ---------------------------------------------------
+
+/// The endpoint list's name in cursors.
+const ENDPOINTS: &str = "webhook-endpoints";
+/// The endpoint list's one order.
+const OLDEST_FIRST: &str = "created_at";
+/// The delivery log's one order.
+const NEWEST_FIRST: &str = "-created_at";
+
+/// `GET /v1/webhook-endpoints` and `GET /v1/webhook-endpoints/{id}/deliveries`: pagination
+/// only (`crate::pagination::PageParams`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPageParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page's size and cursor; the cursor is checked against the collection it must come from
+/// ([`WebhookPage::endpoints`], [`WebhookPage::deliveries`]).
+#[derive(Debug)]
+pub struct WebhookPage {
+    limit: PageLimit,
+    cursor: Option<String>,
+}
+
+impl QueryDto for WebhookPageParams {
+    type Domain = WebhookPage;
+
+    fn try_into_domain(self, _: &CursorCodec) -> Result<WebhookPage, Vec<FieldError>> {
+        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
+        Ok(WebhookPage { limit, cursor: self.cursor.filter(|raw| !raw.is_empty()) })
+    }
+}
+
+/// The cursor collection of one endpoint's log: a cursor of another endpoint's log is refused.
+fn deliveries_of(endpoint: WebhookEndpointId) -> String {
+    format!("{ENDPOINTS}/{endpoint}/deliveries")
+}
+
+impl WebhookPage {
+    pub fn limit(&self) -> PageLimit {
+        self.limit
+    }
+
+    /// The id after which the page starts; a cursor that is not from `scope` is 400
+    /// `invalid_parameter`.
+    fn after(&self, cursors: &CursorCodec, scope: CursorScope<'_>) -> Result<Option<Uuid>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|raw| cursors.decode(scope, raw).map(|position| position.id))
+            .transpose()
+            .map_err(|error| ApiError::invalid_parameters(vec![error]))
+    }
+
+    /// The query of the endpoint list.
+    pub fn endpoints(&self, cursors: &CursorCodec) -> Result<WebhookEndpointQuery, ApiError> {
+        let after = self.after(cursors, CursorScope { collection: ENDPOINTS, sort: OLDEST_FIRST })?;
+        Ok(WebhookEndpointQuery { after: after.map(WebhookEndpointId::from_uuid), limit: self.limit })
+    }
+
+    /// The query of `endpoint`'s delivery log.
+    pub fn deliveries(&self, cursors: &CursorCodec, endpoint: WebhookEndpointId) -> Result<DeliveryQuery, ApiError> {
+        let collection = deliveries_of(endpoint);
+        let after = self.after(cursors, CursorScope { collection: &collection, sort: NEWEST_FIRST })?;
+        Ok(DeliveryQuery { endpoint_id: endpoint, after: after.map(WebhookDeliveryId::from_uuid), limit: self.limit })
+    }
+}
+
+/// The cursor of the endpoint list's page after `last` (ids sort by creation: the id alone is
+/// the position).
+pub fn next_endpoint_cursor(cursors: &CursorCodec, last: WebhookEndpointId) -> String {
+    let scope = CursorScope { collection: ENDPOINTS, sort: OLDEST_FIRST };
+    cursors.encode(scope, &CursorPosition { key: String::new(), id: last.as_uuid() })
+}
+
+/// The cursor of the page of `endpoint`'s log after the delivery `last`.
+pub fn next_delivery_cursor(cursors: &CursorCodec, endpoint: WebhookEndpointId, last: WebhookDeliveryId) -> String {
+    let collection = deliveries_of(endpoint);
+    let scope = CursorScope { collection: &collection, sort: NEWEST_FIRST };
+    cursors.encode(scope, &CursorPosition { key: String::new(), id: last.as_uuid() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(cursor: Option<String>) -> WebhookPage {
+        WebhookPage { limit: PageLimit::DEFAULT, cursor }
+    }
+
+    #[test]
+    fn cursors_hold_the_last_item_and_stay_in_their_collection() {
+        let codec = CursorCodec::new(b"k");
+        let (endpoint, other) = (WebhookEndpointId::new(), WebhookEndpointId::new());
+        let last = WebhookEndpointId::new();
+        let query = page(Some(next_endpoint_cursor(&codec, last))).endpoints(&codec).unwrap();
+        assert_eq!(query.after, Some(last));
+
+        let delivery = WebhookDeliveryId::new();
+        let cursor = next_delivery_cursor(&codec, endpoint, delivery);
+        assert_eq!(page(Some(cursor.clone())).deliveries(&codec, endpoint).unwrap().after, Some(delivery));
+        assert!(page(Some(cursor.clone())).deliveries(&codec, other).is_err(), "another endpoint's log");
+        assert!(page(Some(cursor)).endpoints(&codec).is_err(), "the endpoint list");
+    }
+}
