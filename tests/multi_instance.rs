@@ -292,6 +292,67 @@ fn a_rate_limit_is_shared_by_both_instances_through_redis() {
     assert!(!keys.is_empty(), "the buckets live in Redis under ORDERLY_REDIS_KEY_PREFIX={prefix}, found none");
 }
 
+/// Logs in on `base`; returns (access token, refresh token).
+fn login_pair(base: &str, email: &str, password: &str) -> (String, String) {
+    let body = serde_json::json!({"email": email, "password": password});
+    let response = answered(request("POST", &format!("{base}/v1/auth/tokens")).json(&body).send(), "login");
+    assert_eq!(response.status, 200, "login of {email}: {response}");
+    let pair = response.json();
+    (pair["access_token"].as_str().unwrap().to_owned(), pair["refresh_token"].as_str().unwrap().to_owned())
+}
+
+fn me(base: &str, token: &str) -> Response {
+    answered(request("GET", &format!("{base}/v1/users/me")).bearer(token).send(), "GET /v1/users/me")
+}
+
+#[test]
+fn a_revocation_on_one_instance_reaches_the_other_within_the_check_interval() {
+    let test = "multi_instance::a_revocation_on_one_instance_reaches_the_other_within_the_check_interval";
+    // Longer than the default, so that the second instance surely holds a fresh, stale entry
+    // when the new token arrives; the bound is still a few seconds.
+    const INTERVAL_SECONDS: u64 = 5;
+    let interval = INTERVAL_SECONDS.to_string();
+    let Some(deployment) = TwoInstances::start(test, &[("ORDERLY_REVOCATION_CHECK_INTERVAL", interval.as_str())])
+    else {
+        return;
+    };
+    let (a, b) = (deployment.base(0), deployment.base(1));
+    let customer = register_customer(a, "revoked@example.com");
+    let (access, refresh) = login_pair(a, &customer.email, support::PASSWORD);
+    // The second instance has read (and remembers) the user's generation.
+    assert_eq!(me(b, &access).status, 200);
+
+    let logout = serde_json::json!({"refresh_token": refresh});
+    let answer = answered(request("POST", &format!("{a}/v1/auth/logout")).json(&logout).send(), "logout");
+    assert_eq!(answer.status, 204, "{answer}");
+    assert_problem(&me(a, &access), 401, "unauthenticated");
+
+    // Within the interval (polled; how fast is not asserted), the old token fails there too.
+    let deadline = Instant::now() + Duration::from_secs(INTERVAL_SECONDS * 4);
+    loop {
+        let answer = me(b, &access);
+        if answer.status == 401 {
+            assert_problem(&answer, 401, "unauthenticated");
+            assert_eq!(answer.header("www-authenticate"), Some("Bearer error=\"invalid_token\""), "{answer}");
+            break;
+        }
+        assert_eq!(answer.status, 200, "{answer}");
+        assert!(Instant::now() < deadline, "the revoked token still works on the other instance");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A token issued after a revocation works on the other instance at once, even while that
+    // instance remembers the generation before it.
+    let (access, _) = login_pair(a, &customer.email, support::PASSWORD);
+    assert_eq!(me(b, &access).status, 200, "remembered by the second instance now");
+    let change = serde_json::json!({"password": "a new password 123", "current_password": support::PASSWORD});
+    let patch = request("PATCH", &format!("{a}/v1/users/{}", customer.id)).bearer(&access).json(&change);
+    assert_eq!(answered(patch.send(), "password change").status, 200);
+    let (newest, _) = login_pair(a, &customer.email, "a new password 123");
+    let answer = me(b, &newest);
+    assert_eq!(answer.status, 200, "the new token on the other instance: {answer}");
+}
+
 #[test]
 fn two_sweeping_instances_release_each_expired_reservation_exactly_once() {
     let test = "multi_instance::two_sweeping_instances_release_each_expired_reservation_exactly_once";

@@ -30,8 +30,8 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const PASSWORD: &str = "correct horse battery";
 
 /// What every instance in these tests gets: quiet logs, the shared secret, the bootstrapped
-/// admin, and no login limit (the tests log many users in from one address; the rate-limit
-/// test sets its own limit explicitly).
+/// admin, and no login limit (the tests register and log in many users from one address, and
+/// both draw from the login bucket; the rate-limit test sets its own limit explicitly).
 pub const COMMON_ENV: &[(&str, &str)] = &[
     ("ORDERLY_LOG", "warn"),
     ("ORDERLY_JWT_SECRET", JWT_SECRET),

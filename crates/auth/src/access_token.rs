@@ -1,9 +1,13 @@
 //! HS256 JWT access tokens (§1.6) and the `TokenService` adapter that also mints refresh tokens.
 //!
-//! Every claim is both issued and required. The library checks signature, algorithm, `iss`, `aud`
-//! and the presence of `exp`/`iss`/`aud`/`sub`; this module checks the rest (`iat`, `role`, `sub`
-//! and `jti` shape) and judges expiry against the caller's `now`, not the system clock, so expiry
-//! is deterministic under test and consistent with the domain's injected `Clock`.
+//! Every claim is both issued and required, but `gen` (the user's token generation, ADR 0015),
+//! which tokens issued before it existed lack and which then counts as 0, and `sid` (the id of
+//! the refresh token issued with the access token, ADR 0015), which such tokens lack too and
+//! which then names none. The library checks signature, algorithm, `iss`, `aud` and the
+//! presence of `exp`/`iss`/`aud`/`sub`; this module checks the rest (`iat`, `role`, `sub`,
+//! `jti` and `sid` shape, `gen` not negative) and judges expiry
+//! against the caller's `now`, not the system clock, so expiry is deterministic under test and
+//! consistent with the domain's injected `Clock`.
 
 use std::fmt;
 
@@ -75,6 +79,16 @@ struct Claims {
     exp: i64,
     /// Unique per token, so individual tokens can be told apart in logs or a future denylist.
     jti: String,
+    /// The user's token generation it was issued under (ADR 0015). The one optional claim:
+    /// tokens issued before it existed carry none and count as generation 0, so they keep
+    /// working until they expire or their user's sessions are revoked.
+    #[serde(rename = "gen", default)]
+    generation: i64,
+    /// The refresh token issued together with this token, as a hyphenated UUID (ADR 0015): its
+    /// first use ends the reuse leeway of the refresh token that pair replaced. Optional like
+    /// `gen`, for the same reason; when present it must be a UUID, like `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 /// `TokenService` adapter: HS256 access tokens plus opaque refresh tokens.
@@ -142,6 +156,8 @@ impl TokenService for JwtTokenService {
             iat: issued_at,
             exp: issued_at + lifetime,
             jti: Uuid::now_v7().hyphenated().to_string(),
+            generation: claims.generation,
+            sid: claims.refresh_token_id.map(|id| id.hyphenated().to_string()),
         };
         let token =
             jsonwebtoken::encode(&self.header, &claims, &self.encoding_key).context("cannot sign access token")?;
@@ -159,18 +175,20 @@ impl TokenService for JwtTokenService {
             .claims;
 
         let now = now.timestamp();
-        if claims.iat > now + ISSUED_AT_LEEWAY_SECONDS || claims.exp <= claims.iat {
+        if claims.iat > now + ISSUED_AT_LEEWAY_SECONDS || claims.exp <= claims.iat || claims.generation < 0 {
             return Err(TokenRejected::Invalid);
         }
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| TokenRejected::Invalid)?;
         let role = claims.role.parse::<Role>().map_err(|_| TokenRejected::Invalid)?;
         Uuid::parse_str(&claims.jti).map_err(|_| TokenRejected::Invalid)?;
+        let refresh_token_id =
+            claims.sid.as_deref().map(Uuid::parse_str).transpose().map_err(|_| TokenRejected::Invalid)?;
         // RFC 7519 §4.1.4: not accepted "on or after" `exp`. No leeway: the issuer's clock is
         // the same `Clock` (or one in sync with it), and 15 minutes is the whole lifetime.
         if now >= claims.exp {
             return Err(TokenRejected::Expired);
         }
-        Ok(AccessClaims { user_id: UserId::from_uuid(user_id), role })
+        Ok(AccessClaims { user_id: UserId::from_uuid(user_id), role, generation: claims.generation, refresh_token_id })
     }
 
     fn mint_refresh_token(&self) -> anyhow::Result<(RefreshTokenSecret, RefreshTokenHash)> {
@@ -211,7 +229,12 @@ mod tests {
     }
 
     fn customer() -> AccessClaims {
-        AccessClaims { user_id: UserId::new(), role: Role::Customer }
+        AccessClaims {
+            user_id: UserId::new(),
+            role: Role::Customer,
+            generation: 0,
+            refresh_token_id: Some(Uuid::now_v7()),
+        }
     }
 
     /// Valid claims for a customer issued at `now()`, as JSON so tests can break them.
@@ -263,7 +286,8 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_the_same_claims() {
         let service = service();
-        for claims in [customer(), AccessClaims { user_id: UserId::new(), role: Role::Admin }] {
+        let admin = AccessClaims { user_id: UserId::new(), role: Role::Admin, generation: 7, refresh_token_id: None };
+        for claims in [customer(), admin] {
             let issued = service.issue_access_token(claims, now()).unwrap();
             assert_eq!(issued.expires_in_seconds, 900);
             assert_eq!(service.verify_access_token(&issued.token, now()), Ok(claims));
@@ -287,7 +311,46 @@ mod tests {
         assert_eq!(payload["iat"], now().timestamp());
         assert_eq!(payload["exp"], now().timestamp() + 900);
         assert!(Uuid::parse_str(payload["jti"].as_str().unwrap()).is_ok());
-        assert_eq!(payload.as_object().unwrap().len(), 7, "no unexpected claims: {payload}");
+        assert_eq!(payload["gen"], 0);
+        assert_eq!(payload["sid"], claims.refresh_token_id.unwrap().hyphenated().to_string());
+        assert_eq!(payload.as_object().unwrap().len(), 9, "no unexpected claims: {payload}");
+    }
+
+    #[test]
+    fn a_token_naming_no_refresh_token_carries_no_sid() {
+        let claims = AccessClaims { refresh_token_id: None, ..customer() };
+        let token = service().issue_access_token(claims, now()).unwrap().token;
+        assert!(decode_part(&token, 1).get("sid").is_none());
+        assert_eq!(verify(&token), Ok(claims));
+    }
+
+    #[test]
+    fn a_token_without_a_sid_names_no_refresh_token_and_a_malformed_one_is_invalid() {
+        // Issued before `sid` existed: still valid, naming no refresh token (ADR 0015).
+        assert_eq!(verify(&sign_hs256(&valid_claims())).map(|claims| claims.refresh_token_id), Ok(None));
+        let id = Uuid::now_v7();
+        assert_eq!(
+            verify(&sign_hs256(&with(valid_claims(), "sid", json!(id.to_string())))).map(|c| c.refresh_token_id),
+            Ok(Some(id))
+        );
+        for sid in [json!("abc"), json!(""), json!(42), json!(null)] {
+            let verified = verify(&sign_hs256(&with(valid_claims(), "sid", sid.clone())));
+            // `null` reads as absent, like a missing claim; anything else must be a UUID.
+            if sid.is_null() {
+                assert_eq!(verified.map(|c| c.refresh_token_id), Ok(None));
+            } else {
+                assert_eq!(verified, Err(TokenRejected::Invalid), "{sid}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_without_a_generation_is_generation_zero_and_a_negative_one_is_invalid() {
+        // Issued before `gen` existed: still valid, as generation 0 (ADR 0015).
+        assert_eq!(verify(&sign_hs256(&valid_claims())).map(|claims| claims.generation), Ok(0));
+        assert_eq!(verify(&sign_hs256(&with(valid_claims(), "gen", json!(3)))).map(|c| c.generation), Ok(3));
+        assert_eq!(verify(&sign_hs256(&with(valid_claims(), "gen", json!(-1)))), Err(TokenRejected::Invalid));
+        assert_eq!(verify(&sign_hs256(&with(valid_claims(), "gen", json!("1")))), Err(TokenRejected::Invalid));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod actor;
 pub mod auth;
+pub mod authorisation;
 pub mod error;
 pub mod event;
 mod id;

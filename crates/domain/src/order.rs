@@ -6,7 +6,8 @@
 //! - `line_total = unit_price × quantity`, `subtotal = Σ line_total`,
 //!   `tax = round_half_even(subtotal × rate_bps / 10000)`, `total = subtotal + tax`;
 //! - the transition table below, and who may make each move;
-//! - a customer sees only their own orders; someone else's is "not found".
+//! - a customer sees only their own orders; someone else's is "not found";
+//! - the units one customer's pending orders hold together are capped ([`ReservationCap`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -123,6 +124,63 @@ impl OrderRequest {
 
     pub fn lines(&self) -> &[LineRequest] {
         &self.0
+    }
+
+    /// Units asked for, over every line (at most 50 × 1000).
+    pub fn units(&self) -> i64 {
+        self.0.iter().map(|line| line.quantity.get()).sum()
+    }
+}
+
+/// How many units one customer's pending orders may hold at once (§2.3): one customer must not
+/// be able to hold the whole stock in orders they never pay for (OWASP API6, unrestricted
+/// business flow). It counts units, whatever the products, because what is cornered is stock.
+/// It applies to every order placed by anyone, admins included: an admin's pending order holds
+/// stock exactly as a customer's does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationCap(Option<i64>);
+
+impl ReservationCap {
+    /// No cap: `ORDERLY_MAX_RESERVED_UNITS_PER_CUSTOMER=0`.
+    pub const UNLIMITED: Self = Self(None);
+
+    /// At most `units` units held by one customer's pending orders; 0 means no cap.
+    pub fn units(units: u32) -> Self {
+        Self((units > 0).then_some(i64::from(units)))
+    }
+
+    /// The cap in units; `None` when there is none.
+    pub fn limit(self) -> Option<i64> {
+        self.0
+    }
+
+    /// Whether an order for `requested` units fits beside the `held` units the customer's
+    /// pending orders hold already: `held + requested ≤ cap`. `held` must be read under a lock
+    /// that keeps the customer's other placements out until this one commits, or two orders can
+    /// each fit alone and not together.
+    pub fn admit(self, held: i64, requested: i64) -> Result<(), ReservationLimitExceeded> {
+        match self.0 {
+            Some(cap) if held.saturating_add(requested) > cap => Err(ReservationLimitExceeded { cap, held, requested }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An order refused by the [`ReservationCap`] (→ 409 `reservation_limit_exceeded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationLimitExceeded {
+    /// Units one customer may hold in pending orders.
+    pub cap: i64,
+    /// Units the customer's pending orders held when the order was refused.
+    pub held: i64,
+    /// Units the refused order asked for.
+    pub requested: i64,
+}
+
+impl ReservationLimitExceeded {
+    /// Units the customer may still reserve now (0 when the cap was lowered below what they hold).
+    pub fn remaining(&self) -> i64 {
+        (self.cap - self.held).max(0)
     }
 }
 
@@ -639,6 +697,44 @@ mod tests {
         assert_eq!(TaxRate::from_basis_points(10_000).map(TaxRate::basis_points), Some(10_000));
         assert_eq!(TaxRate::from_basis_points(0).map(TaxRate::basis_points), Some(0));
         assert_eq!(TaxRate::default().basis_points(), 0);
+    }
+
+    #[test]
+    fn the_reservation_cap_admits_up_to_the_cap_and_not_a_unit_more() {
+        let cap = ReservationCap::units(1000);
+        assert_eq!(cap.limit(), Some(1000));
+        assert_eq!(cap.admit(0, 1000), Ok(()));
+        assert_eq!(cap.admit(999, 1), Ok(()));
+        assert_eq!(cap.admit(400, 600), Ok(()));
+        let refused = cap.admit(400, 601).unwrap_err();
+        assert_eq!(refused, ReservationLimitExceeded { cap: 1000, held: 400, requested: 601 });
+        assert_eq!(refused.remaining(), 600);
+        assert_eq!(cap.admit(1000, 1).unwrap_err().remaining(), 0);
+        // One order alone can be larger than the cap (50 lines × 1000 units).
+        assert_eq!(cap.admit(0, 50_000).unwrap_err().remaining(), 1000);
+    }
+
+    #[test]
+    fn a_cap_lowered_below_what_is_held_leaves_no_room_but_says_so_in_numbers() {
+        let refused = ReservationCap::units(10).admit(25, 1).unwrap_err();
+        assert_eq!((refused.cap, refused.held, refused.requested, refused.remaining()), (10, 25, 1, 0));
+    }
+
+    #[test]
+    fn a_zero_cap_is_no_cap() {
+        assert_eq!(ReservationCap::units(0), ReservationCap::UNLIMITED);
+        assert_eq!(ReservationCap::UNLIMITED.limit(), None);
+        assert_eq!(ReservationCap::UNLIMITED.admit(i64::MAX, 50_000), Ok(()));
+        assert_eq!(ReservationCap::units(1).admit(0, 1), Ok(()));
+        assert!(ReservationCap::units(1).admit(0, 2).is_err());
+    }
+
+    #[test]
+    fn an_order_counts_the_units_of_every_line() {
+        let line =
+            |quantity| LineRequest { product_id: ProductId::new(), quantity: Quantity::parse(quantity).unwrap() };
+        assert_eq!(OrderRequest::new(vec![line(3), line(1000), line(1)]).unwrap().units(), 1004);
+        assert_eq!(OrderRequest::new((0..50).map(|_| line(1000)).collect()).unwrap().units(), 50_000);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<UpdateOutcome<User>, StoreError>;
     /// Up to `query.limit + 1` users after `query.after` in `query.sort` order.
     fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+    /// The user's current token generation (ADR 0015); `None` when there is no such user. One
+    /// read by primary key: it runs on a cache miss of every authenticated request.
+    fn token_generation(&self, id: UserId) -> Result<Option<crate::auth::TokenGeneration>, StoreError>;
 }
 
 /// Refresh tokens, stored by hash and grouped in families.
@@ -66,6 +69,28 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// Marks `spent` as spent and stores `next` in its family, in one transaction, only if
     /// `spent` was unspent and its family unrevoked at that moment.
     fn rotate(&self, spent: Uuid, next: &NewRefreshToken, now: DateTime<Utc>) -> Result<Rotation, StoreError>;
+    /// A retry within the reuse leeway (ADR 0015): voids `successor`, the token that rotating
+    /// `spent` issued, and stores `next` as `spent`'s successor instead — in one transaction,
+    /// only if `successor` is still unused in both senses (never presented for a refresh nor
+    /// voided, and no use of the access token issued with it recorded), is `spent`'s successor
+    /// and the family unrevoked at that moment. The successor's row lock decides between
+    /// racing retries, and between a retry and a use of either token of the successor pair:
+    /// one wins, the others are `Lost`. The family keeps exactly one live token either way.
+    fn replace_unused_successor(
+        &self,
+        spent: Uuid,
+        successor: Uuid,
+        next: &NewRefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError>;
+    /// Records that the access token issued together with refresh token `token` has been
+    /// used, once: only the first call sets the time (`now`), later ones change nothing, and an
+    /// unknown token is not an error. From then on a retry can no longer void `token`
+    /// ([`Self::replace_unused_successor`] is `Lost`): its pair was evidently received.
+    fn record_access_use(&self, token: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Revokes the family and, in the same transaction, bumps its user's token generation so
+    /// their access tokens stop working too (ADR 0015). Revoking a revoked family changes
+    /// nothing.
     fn revoke_family(&self, family_id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
@@ -87,6 +112,10 @@ pub enum TokenRejected {
     Expired,
     #[error("the token is malformed, wrongly signed, or not for this service")]
     Invalid,
+    /// Well-formed and signed, but issued before its user's sessions were revoked, or for a
+    /// user who no longer exists (ADR 0015).
+    #[error("the token has been revoked")]
+    Revoked,
 }
 
 /// Issues and checks access tokens and mints refresh tokens.
@@ -208,12 +237,17 @@ pub struct NewOrder {
     pub currency: crate::product::Currency,
     pub placed_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// How many units the customer's pending orders may hold, this order included.
+    pub reservation_cap: crate::order::ReservationCap,
 }
 
 /// The outcome of placing an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceOutcome {
     Placed(crate::order::Order),
+    /// The customer's pending orders and this one would hold more than the cap; nothing was
+    /// reserved and no product was touched.
+    ReservationLimitExceeded(crate::order::ReservationLimitExceeded),
     /// Every line that could not be reserved; nothing was reserved.
     InsufficientStock(Vec<crate::order::Shortfall>),
     /// Indexes of the lines whose product does not exist or is archived; nothing was reserved.
@@ -248,7 +282,12 @@ pub enum StatusChangeOutcome {
 /// Orders, with their reservations and invoices.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait OrderRepository: Send + Sync {
-    /// In one transaction: reserves every line (`UPDATE products SET reserved = reserved + q
+    /// In one transaction: unless `order.reservation_cap` is unlimited, first locks the
+    /// customer's user row (so the customer's concurrent placements queue there, on every
+    /// instance; taken before any product row, so the lock order stays one) and sums the
+    /// quantities of the customer's pending orders, and refuses with
+    /// `ReservationLimitExceeded` when [`crate::order::ReservationCap::admit`] says the order
+    /// does not fit. Then reserves every line (`UPDATE products SET reserved = reserved + q
     /// WHERE id = ? AND status = 'active' AND on_hand - reserved >= q`, in product-id order so
     /// concurrent orders cannot deadlock), snapshots prices, prices the order with
     /// [`crate::order::price_lines`], inserts it with its lines and `order.placed`. Any short

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::validation::FieldViolation;
 
@@ -12,9 +13,9 @@ crate::id::uuid_id!(
     UserId
 );
 
-/// An email address, trimmed and lower-cased. The check is deliberately modest (one `@`, a
-/// non-empty local part, a dotted domain, no whitespace or control characters, ≤ 254 chars):
-/// only delivery proves an address.
+/// An email address in its one comparable spelling (see [`Email::normalise`]). The check is
+/// deliberately modest (one `@`, a non-empty local part, a dotted domain, no whitespace or
+/// control characters, ≤ 254 chars): only delivery proves an address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -22,7 +23,7 @@ impl Email {
     pub const FIELD: &'static str = "email";
 
     pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        let email = raw.trim().to_lowercase();
+        let email = Self::normalise(raw);
         let invalid =
             || FieldViolation::new(Self::FIELD, "invalid_format", "must be an email address such as name@example.com");
         if email.is_empty() || email.chars().count() > 254 {
@@ -38,6 +39,18 @@ impl Email {
             return Err(invalid());
         }
         Ok(Self(email))
+    }
+
+    /// The spelling two addresses are compared in (§1.6): trimmed, in Unicode NFC, lower-cased,
+    /// so that `jürgen@` typed with a precomposed `ü` and with `u` + combining diaeresis is one
+    /// account. NFC is applied again after lower-casing because lower-casing can leave a string
+    /// that is no longer composed (a lower-case letter followed by a mark it composes with).
+    ///
+    /// No validation: [`Email::parse`] checks the result. The database adapter also applies this
+    /// to stored rows when it migrates them, so the rule lives here once.
+    pub fn normalise(raw: &str) -> String {
+        let composed: String = raw.trim().nfc().collect();
+        composed.to_lowercase().nfc().collect()
     }
 
     pub fn as_str(&self) -> &str {
@@ -165,11 +178,14 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A user together with the hash needed to check a login.
+/// A user together with what issuing them a session needs: the hash to check a login against,
+/// and their token generation (ADR 0015), read in the same row so that a token carries the
+/// generation of exactly the state (role, active) it was issued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCredentials {
     pub user: User,
     pub password_hash: PasswordHash,
+    pub token_generation: crate::auth::TokenGeneration,
 }
 
 /// What the store needs to create a user.
@@ -192,8 +208,13 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     pub active: Option<bool>,
     /// Revoke every refresh-token family of the user in the same transaction (password
-    /// change, deactivation): a stolen session must not outlive either.
+    /// change, deactivation): a stolen session must not outlive either. Implies
+    /// `revoke_access_tokens`.
     pub revoke_sessions: bool,
+    /// Bump the user's token generation in the same transaction, so the access tokens already
+    /// issued stop working (ADR 0015) while the sessions may go on: a change of role, which
+    /// the next refresh picks up.
+    pub revoke_access_tokens: bool,
 }
 
 impl UserUpdate {
@@ -240,6 +261,46 @@ mod tests {
     #[test]
     fn email_is_trimmed_and_lower_cased() {
         assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+    }
+
+    /// "jürgen@example.com" with a precomposed `ü` (U+00FC).
+    const PRECOMPOSED: &str = "j\u{fc}rgen@example.com";
+    /// The same address with `u` followed by a combining diaeresis (U+0308).
+    const DECOMPOSED: &str = "ju\u{308}rgen@example.com";
+
+    #[test]
+    fn precomposed_and_decomposed_spellings_are_one_address() {
+        let precomposed = Email::parse(PRECOMPOSED).unwrap();
+        let decomposed = Email::parse(DECOMPOSED).unwrap();
+        assert_eq!(precomposed, decomposed);
+        assert_eq!(decomposed.as_str(), PRECOMPOSED, "the stored spelling is NFC");
+    }
+
+    #[test]
+    fn upper_case_umlauts_are_lower_cased_in_either_spelling() {
+        // Precomposed Ü (U+00DC), and U + combining diaeresis.
+        for raw in ["J\u{dc}RGEN@EXAMPLE.COM", "JU\u{308}RGEN@Example.com"] {
+            assert_eq!(Email::parse(raw).unwrap().as_str(), PRECOMPOSED, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_trimmed_before_normalising() {
+        assert_eq!(Email::parse(&format!(" \t{DECOMPOSED}\n ")).unwrap().as_str(), PRECOMPOSED);
+    }
+
+    #[test]
+    fn the_rule_is_a_fixed_point_so_stored_addresses_compare_equal_to_their_input() {
+        // İ (U+0130) lower-cases to two characters (i + U+0307); Ω + combining acute composes
+        // to one capital before lower-casing; the Kelvin sign becomes an ASCII k under NFC.
+        for raw in
+            [PRECOMPOSED, DECOMPOSED, "\u{130}lke@example.com", "\u{3a9}\u{301}@example.com", "\u{212a}@example.com"]
+        {
+            let once = Email::normalise(raw);
+            assert_eq!(Email::normalise(&once), once, "{raw:?}");
+        }
+        assert_eq!(Email::normalise("\u{3a9}\u{301}@example.com"), "\u{3ce}@example.com");
+        assert_eq!(Email::normalise("\u{212a}@example.com"), "k@example.com");
     }
 
     #[test]

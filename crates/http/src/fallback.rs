@@ -32,7 +32,8 @@ enum Segment {
 impl Template {
     fn parse(template: &str, methods: Vec<&'static str>) -> Self {
         let segments = template
-            .trim_start_matches('/')
+            .strip_prefix('/')
+            .unwrap_or(template)
             .split('/')
             .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 Some(inner) if inner.ends_with(":.*") => Segment::Tail,
@@ -46,7 +47,10 @@ impl Template {
     /// How specifically this template matches `path`, segment by segment (a literal beats a
     /// parameter, which beats a tail), or `None` when it does not match at all.
     fn match_specificity(&self, path: &str) -> Option<Vec<Specificity>> {
-        let mut parts = path.trim_start_matches('/').split('/');
+        // One leading slash only: in `//v1/products` the first segment is empty, so the path
+        // is no route of ours (404), not `/v1/products` (whose 405 would allow GET).
+        let path = path.strip_prefix('/')?;
+        let mut parts = path.split('/');
         let mut specificity = Vec::with_capacity(self.segments.len());
         for segment in &self.segments {
             match segment {
@@ -141,6 +145,12 @@ pub async fn answer(req: HttpRequest, table: web::Data<RouteTable>) -> Result<Ht
     }
     let method =
         if req.extensions().contains::<ArrivedAsHead>() { "HEAD".to_owned() } else { req.method().to_string() };
+    // The router took no route although the table lists this method for the path: the path is
+    // one the router does not match the way the table does. A 405 whose `Allow` lists the
+    // refused method would send a client that follows it in a loop; there is no resource here.
+    if allowed.contains(&method.as_str()) {
+        return Err(ApiError::not_found(format!("there is no resource at {}", req.path())));
+    }
     Err(ApiError::method_not_allowed(&method, &allowed))
 }
 
@@ -175,7 +185,17 @@ mod tests {
 
     #[test]
     fn unknown_paths_have_no_methods() {
-        for path in ["/", "/v1", "/v1/users/", "/v1/users/1/2", "/v2/users", "/v1/users//"] {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/users/",
+            "/v1/users/1/2",
+            "/v2/users",
+            "/v1/users//",
+            "//v1/users",
+            "//v1/users/me",
+            "v1/users",
+        ] {
             assert!(table().allowed_methods(path).is_empty(), "{path}");
         }
     }

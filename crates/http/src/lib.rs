@@ -8,8 +8,9 @@
 //!
 //! Must not touch: SQL, password hashing, token cryptography (those are the persistence and
 //! auth adapters, reached only through the domain's services), process-wide state (everything
-//! arrives in [`ApiState`]), or the server's configuration and runtime (the binary wraps
-//! [`app`] in `HttpServer`).
+//! arrives in [`ApiState`]), or the server's configuration and runtime (the binary serves
+//! [`app`] behind its connection guard, and has [`refusals`] render what that guard refuses
+//! before routing).
 //!
 //! ## Following a request
 //!
@@ -59,6 +60,8 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
+pub mod refusals;
+pub mod revocation;
 pub mod routes;
 
 /// The default base of problem `type` URIs.
@@ -128,13 +131,16 @@ pub struct ApiState {
     pub rate_limits: rate_limit::RateLimits,
     /// Admission to the blocking pool, where every service call runs ([`blocking`]).
     pub blocking: blocking::BlockingPool,
+    /// This instance's memory of users' token generations, for the revocation check of
+    /// access tokens ([`revocation`]).
+    pub revocations: revocation::GenerationCache,
     /// What `GET /metrics` renders ([`metrics`]); `None` when no recorder is installed.
     pub metrics: metrics::SharedMetrics,
     pub settings: HttpSettings,
 }
 
 /// The whole HTTP application: routes, `/openapi.json`, `/docs`, the fallback for unknown
-/// routes and methods, and the middleware stack. Call it inside `HttpServer::new`.
+/// routes and methods, and the middleware stack. Call it in the server's per-worker factory.
 pub fn app(
     state: ApiState,
 ) -> App<
@@ -181,6 +187,7 @@ pub fn app_with(
         .configure(|config| openapi::serve(config, api))
         .default_service(web::to(fallback::answer))
         // Registered innermost first; see `middleware` for why this order.
+        .wrap(from_fn(revocation::admit))
         .wrap(from_fn(middleware::head::route_as_get))
         .wrap(from_fn(middleware::problem_responses::render))
         .wrap(from_fn(rate_limit::enforce))

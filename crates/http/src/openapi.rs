@@ -24,13 +24,14 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ArrayItems, Components, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayItems, Components, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Header, HeaderBuilder, Ref, RefOr, Required};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::extract::conditional::{CONDITION_PATTERN, REQUIRED_CONDITION_PATTERN};
 use crate::extract::idempotency_key::IDEMPOTENCY_KEY;
+use crate::extract::path::CANONICAL_UUID_PATTERN;
 use crate::idempotency::{IDEMPOTENCY_REPLAYED, STORED_OPERATIONS};
 use crate::problem::{FieldError, PROBLEM_JSON, ProblemCode, ProblemDetails};
 
@@ -63,7 +64,13 @@ const WITHOUT_STORE: [&str; 2] = ["getHealth", "getMetrics"];
         description = "Order management: a product catalogue with stock, customers who place orders that \
                        reserve stock, and invoices issued when an order is confirmed.\n\n\
                        Every error is an RFC 9457 problem (`application/problem+json`) whose `code` is stable; \
-                       every response carries `X-Request-Id`.",
+                       every response carries `X-Request-Id`.\n\n\
+                       Checks run in this order: authentication (401), then authorisation (403 `forbidden` for an \
+                       operation the caller's role may never perform, such as a customer calling an admin-only \
+                       operation), then validation of the path, query, headers and body (400, 413, 415, 422, 428): \
+                       a caller who may not use an operation learns nothing from its validation.\n\n\
+                       Resource ids are UUIDs written in canonical form (lower-case hex, hyphenated); any other \
+                       spelling in a path or query parameter is 400 `invalid_parameter`, so one resource has one URL.",
         license(name = "MIT", identifier = "MIT"),
     ),
     servers((url = "/", description = "This server")),
@@ -140,7 +147,8 @@ const INVALID_PARAMETER: MachineryResponse = MachineryResponse {
 const UNAUTHENTICATED: MachineryResponse = MachineryResponse {
     name: "Unauthenticated",
     status: "401",
-    description: "`unauthenticated`: no bearer token, or one that is malformed, expired or wrongly signed",
+    description: "`unauthenticated`: no bearer token, or one that is malformed, expired, wrongly signed or revoked \
+                  (by a logout, password change, deactivation or role change since it was issued)",
     header: Some(("WWW-Authenticate", "`Bearer`, or `Bearer error=\"invalid_token\"` when a token was sent")),
 };
 const PAYLOAD_TOO_LARGE: MachineryResponse = MachineryResponse {
@@ -181,8 +189,9 @@ const RATE_LIMITED: MachineryResponse = MachineryResponse {
     name: "RateLimited",
     status: "429",
     description: "`rate_limited`: this caller (the user of a valid token, otherwise the client address) has used \
-                  its requests for now — or, on `POST /v1/auth/tokens`, this address its logins; retry after \
-                  `Retry-After` seconds. `RateLimit` shows which policy is exhausted",
+                  its requests for now — or, on `POST /v1/auth/tokens` and `POST /v1/users`, this address its \
+                  logins and registrations (one `login` bucket for both); retry after `Retry-After` seconds. \
+                  `RateLimit` shows which policy is exhausted",
     header: None,
 };
 
@@ -602,6 +611,7 @@ fn complete_operation(operation: &mut Operation) {
         require_body(body);
     }
     document_condition_syntax(operation);
+    document_id_syntax(operation);
     // Say so explicitly when an operation needs no token (`security: []`).
     operation.security.get_or_insert_with(Vec::new);
     operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(request_id_parameter()));
@@ -629,6 +639,29 @@ fn document_condition_syntax(operation: &mut Operation) {
                 .examples([serde_json::json!("\"3\"")])
                 .build(),
         )));
+    }
+}
+
+/// Every UUID-valued path or query parameter (the resource ids, the `customer_id` filter) is
+/// accepted in its canonical spelling only (§1 "ids": one resource, one URL); its schema says
+/// so with a `pattern`, and its description with the answer to any other spelling.
+fn document_id_syntax(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else { continue };
+        if !matches!(parameter.parameter_in, ParameterIn::Path | ParameterIn::Query) {
+            continue;
+        }
+        let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema else { continue };
+        if schema.format != Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)) {
+            continue;
+        }
+        schema.pattern = Some(CANONICAL_UUID_PATTERN.to_owned());
+        let rule = "In canonical form: lower-case hex, hyphenated. Any other spelling (braces, `urn:uuid:`, \
+                    without hyphens, upper-case hex) is 400 `invalid_parameter`.";
+        parameter.description = Some(match parameter.description.take() {
+            Some(description) => format!("{}. {rule}", description.trim_end_matches('.')),
+            None => rule.to_owned(),
+        });
     }
 }
 
@@ -779,8 +812,8 @@ fn document_rate_limit_headers(components: &mut Components) {
             RATE_LIMIT_POLICY,
             "The rate-limit policies applied to this request (IETF RateLimit header fields draft): \
              `\"default\";q=600;w=60` is `q` requests per `w` seconds per caller (the user of a valid token, \
-             otherwise the client address); `POST /v1/auth/tokens` also lists `\"login\";q=10;w=60`, per client \
-             address. Absent while rate limiting is off, and for a policy whose store could not be reached (the \
+             otherwise the client address); `POST /v1/auth/tokens` and `POST /v1/users` also list \
+             `\"login\";q=10;w=60`, one bucket per client address for logins and registrations together. Absent while rate limiting is off, and for a policy whose store could not be reached (the \
              request was not limited by it).",
         ),
         (

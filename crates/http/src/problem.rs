@@ -37,6 +37,22 @@ const RETRY_AFTER_SECONDS: u32 = 5;
 /// Seconds a client should wait before retrying a request whose key is still in progress.
 const IDEMPOTENCY_RETRY_AFTER_SECONDS: u32 = 1;
 
+// What a problem body may echo is bounded, so that its size does not grow with the request
+// (§1.1): at most `MAX_ERRORS` entries, each text cut to a few hundred bytes. Whatever the
+// request, a problem body stays below 64 KiB (`problem_bodies_are_bounded_whatever_the_input`).
+/// At most this many `errors` entries are listed; `errors_truncated` says when there were more.
+pub const MAX_ERRORS: usize = 100;
+/// An entry's `pointer`, `parameter` and `message` take at most this many bytes each, as
+/// written in the body (escapes included).
+pub const MAX_ENTRY_TEXT_BYTES: usize = 200;
+/// An entry's `code` takes at most this many bytes (ours are short identifiers; the cap is for
+/// codes passed on from elsewhere, e.g. a payment provider's decline code).
+pub const MAX_ENTRY_CODE_BYTES: usize = 64;
+/// `detail` and `instance` take at most this many bytes each, as written in the body.
+pub const MAX_DETAIL_BYTES: usize = 1000;
+/// What ends a text that was cut to fit its bound.
+const CUT_MARK: &str = "…";
+
 /// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
 /// status, title and `type` URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
@@ -56,8 +72,14 @@ pub enum ProblemCode {
     StockBelowReserved,
     IdempotencyInProgress,
     PreconditionFailed,
+    /// Refused before routing (ADR 0016).
+    RequestTimeout,
     PayloadTooLarge,
+    /// Refused before routing (ADR 0016).
+    UriTooLong,
     UnsupportedMediaType,
+    /// Refused before routing (ADR 0016).
+    HeaderFieldsTooLarge,
     ValidationFailed,
     IdempotencyKeyReused,
     PreconditionRequired,
@@ -68,13 +90,14 @@ pub enum ProblemCode {
     PaymentDeclined,
     PaymentInProgress,
     PaymentsDisabled,
+    ReservationLimitExceeded,
     PaymentProviderError,
     PaymentProviderUnavailable,
 }
 
 impl ProblemCode {
     /// Every code, in the order of the contract's table.
-    pub const ALL: [ProblemCode; 28] = [
+    pub const ALL: [ProblemCode; 32] = [
         Self::MalformedJson,
         Self::InvalidParameter,
         Self::Unauthenticated,
@@ -89,8 +112,11 @@ impl ProblemCode {
         Self::StockBelowReserved,
         Self::IdempotencyInProgress,
         Self::PreconditionFailed,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
+        Self::UriTooLong,
         Self::UnsupportedMediaType,
+        Self::HeaderFieldsTooLarge,
         Self::ValidationFailed,
         Self::IdempotencyKeyReused,
         Self::PreconditionRequired,
@@ -101,6 +127,7 @@ impl ProblemCode {
         Self::PaymentDeclined,
         Self::PaymentInProgress,
         Self::PaymentsDisabled,
+        Self::ReservationLimitExceeded,
         Self::PaymentProviderError,
         Self::PaymentProviderUnavailable,
     ];
@@ -122,7 +149,10 @@ impl ProblemCode {
             Self::StockBelowReserved => "stock_below_reserved",
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::PreconditionFailed => "precondition_failed",
+            Self::RequestTimeout => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeaderFieldsTooLarge => "header_fields_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::ValidationFailed => "validation_failed",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -134,6 +164,7 @@ impl ProblemCode {
             Self::PaymentDeclined => "payment_declined",
             Self::PaymentInProgress => "payment_in_progress",
             Self::PaymentsDisabled => "payments_disabled",
+            Self::ReservationLimitExceeded => "reservation_limit_exceeded",
             Self::PaymentProviderError => "payment_provider_error",
             Self::PaymentProviderUnavailable => "payment_provider_unavailable",
         }
@@ -154,9 +185,13 @@ impl ProblemCode {
             | Self::StockBelowReserved
             | Self::IdempotencyInProgress
             | Self::PaymentInProgress
-            | Self::PaymentsDisabled => StatusCode::CONFLICT,
+            | Self::PaymentsDisabled
+            | Self::ReservationLimitExceeded => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
@@ -184,7 +219,10 @@ impl ProblemCode {
             Self::StockBelowReserved => "Stock below reserved",
             Self::IdempotencyInProgress => "Idempotency key in progress",
             Self::PreconditionFailed => "Precondition failed",
+            Self::RequestTimeout => "Request timeout",
             Self::PayloadTooLarge => "Payload too large",
+            Self::UriTooLong => "URI too long",
+            Self::HeaderFieldsTooLarge => "Header fields too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::ValidationFailed => "Validation failed",
             Self::IdempotencyKeyReused => "Idempotency key reused",
@@ -196,6 +234,7 @@ impl ProblemCode {
             Self::PaymentDeclined => "Payment declined",
             Self::PaymentInProgress => "Payment in progress",
             Self::PaymentsDisabled => "Payments disabled",
+            Self::ReservationLimitExceeded => "Reservation limit exceeded",
             Self::PaymentProviderError => "Payment provider error",
             Self::PaymentProviderUnavailable => "Payment provider unavailable",
         }
@@ -216,8 +255,11 @@ impl ProblemCode {
             StatusCode::NOT_FOUND => Self::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
             StatusCode::PRECONDITION_FAILED => Self::PreconditionFailed,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::URI_TOO_LONG => Self::UriTooLong,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeaderFieldsTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => Self::ValidationFailed,
             StatusCode::PRECONDITION_REQUIRED => Self::PreconditionRequired,
             StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
@@ -239,17 +281,21 @@ impl fmt::Display for ProblemCode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(example = json!({"pointer": "/password", "code": "too_short", "message": "must be at least 12 characters"}))]
 pub struct FieldError {
-    /// JSON Pointer (RFC 6901) into the request body; `""` is the whole body.
+    /// JSON Pointer (RFC 6901) into the request body; `""` is the whole body. At most 200
+    /// bytes: a longer one (e.g. an unknown field with a very long name) is cut and ends with `…`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 200)]
     pub pointer: Option<String>,
-    /// Name of the query or path parameter at fault.
+    /// Name of the query or path parameter at fault. At most 200 bytes, like `pointer`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 200)]
     pub parameter: Option<String>,
-    /// Stable machine-readable reason, e.g. `required`, `too_short`, `unknown_field`.
+    /// Stable machine-readable reason, e.g. `required`, `too_short`, `unknown_field`,
+    /// `duplicate_member`.
+    #[schema(max_length = 64)]
     pub code: String,
-    /// Human-readable explanation. Never echoes the submitted value.
+    /// Human-readable explanation. Never echoes the submitted value. At most 200 bytes.
+    #[schema(max_length = 200)]
     pub message: String,
 }
 
@@ -274,6 +320,45 @@ impl FieldError {
         let name = violation.path.first().cloned().unwrap_or_default();
         Self::parameter(name, violation.code, violation.message)
     }
+
+    /// This entry as a problem body shows it: each text cut to its bound.
+    fn bounded(&self) -> Self {
+        let text = |text: &str| bounded(text, MAX_ENTRY_TEXT_BYTES);
+        Self {
+            pointer: self.pointer.as_deref().map(text),
+            parameter: self.parameter.as_deref().map(text),
+            code: bounded(&self.code, MAX_ENTRY_CODE_BYTES),
+            message: text(&self.message),
+        }
+    }
+}
+
+/// `text`, cut on a character boundary so that it takes at most `max_bytes` once written as a
+/// JSON string (without its quotes) and ending with [`CUT_MARK`] when it was cut. Counting the
+/// escapes matters: a name made of control characters is six bytes per character in the body.
+fn bounded(text: &str, max_bytes: usize) -> String {
+    // As serde_json writes a string: `"`, `\` and the C0 controls escaped, nothing else.
+    fn written_len(c: char) -> usize {
+        match c {
+            '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            c => c.len_utf8(),
+        }
+    }
+    if text.chars().map(written_len).sum::<usize>() <= max_bytes {
+        return text.to_owned();
+    }
+    let budget = max_bytes.saturating_sub(CUT_MARK.len());
+    let mut written = 0;
+    let mut end = 0;
+    for (index, c) in text.char_indices() {
+        written += written_len(c);
+        if written > budget {
+            break;
+        }
+        end = index + c.len_utf8();
+    }
+    format!("{}{CUT_MARK}", &text[..end])
 }
 
 /// Builds an RFC 6901 JSON Pointer from path segments, escaping `~` and `/`.
@@ -307,16 +392,26 @@ pub struct ProblemDetails {
     pub title: String,
     /// The HTTP status code, repeated for convenience.
     pub status: u16,
-    /// Explanation specific to this occurrence.
+    /// Explanation specific to this occurrence. At most 1000 bytes.
+    #[schema(max_length = 1000)]
     pub detail: String,
-    /// The request path this problem occurred on.
+    /// The request path this problem occurred on. At most 1000 bytes: a longer path is cut and
+    /// ends with `…`.
+    #[schema(max_length = 1000)]
     pub instance: String,
     pub code: ProblemCode,
     /// The request's id, as echoed in `X-Request-Id`; quote it when reporting a problem.
     pub request_id: String,
-    /// Present when individual fields or parameters are at fault; lists every fault.
+    /// Present when individual fields or parameters are at fault; lists every fault, up to 100
+    /// (`errors_truncated` says when there were more).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100)]
     pub errors: Vec<FieldError>,
+    /// `true` when there were more faults than the 100 that `errors` lists (`detail` says how
+    /// many); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub errors_truncated: bool,
 }
 
 /// Which `WWW-Authenticate` challenge a 401 carries (RFC 6750 §3).
@@ -479,17 +574,19 @@ impl ApiError {
         self.cause.as_ref()
     }
 
-    /// The problem body for this error on the request at `instance` with id `request_id`.
+    /// The problem body for this error on the request at `instance` with id `request_id`:
+    /// every text bounded and at most [`MAX_ERRORS`] entries, whoever produced the error.
     pub fn problem(&self, type_base: &str, instance: &str, request_id: &str) -> ProblemDetails {
         ProblemDetails {
             problem_type: self.code.type_uri(type_base),
             title: self.code.title().to_owned(),
             status: self.code.status().as_u16(),
-            detail: self.detail.clone(),
-            instance: instance.to_owned(),
+            detail: bounded(&self.detail, MAX_DETAIL_BYTES),
+            instance: bounded(instance, MAX_DETAIL_BYTES),
             code: self.code,
             request_id: request_id.to_owned(),
-            errors: self.errors.clone(),
+            errors: self.errors.iter().take(MAX_ERRORS).map(FieldError::bounded).collect(),
+            errors_truncated: self.errors.len() > MAX_ERRORS,
         }
     }
 
@@ -721,6 +818,11 @@ impl From<ListAdjustmentsError> for ApiError {
     }
 }
 
+/// "unit" or "units".
+fn units(count: i64) -> &'static str {
+    if count == 1 { "unit" } else { "units" }
+}
+
 impl From<PlaceOrderError> for ApiError {
     fn from(error: PlaceOrderError) -> Self {
         match error {
@@ -741,6 +843,23 @@ impl From<PlaceOrderError> for ApiError {
                     })
                     .collect();
                 Self::new(ProblemCode::InsufficientStock, detail).with_errors(errors)
+            }
+            PlaceOrderError::ReservationLimitExceeded(exceeded) => {
+                let remaining = exceeded.remaining();
+                let detail = format!(
+                    "this order asks for {} {}, and your pending orders hold {} of the {} units one customer \
+                     may reserve at once; cancel a pending order or order fewer units",
+                    exceeded.requested,
+                    units(exceeded.requested),
+                    exceeded.held,
+                    exceeded.cap,
+                );
+                let message = format!("at most {remaining} more {} can be reserved", units(remaining));
+                Self::new(ProblemCode::ReservationLimitExceeded, detail).with_errors(vec![FieldError::at_pointer(
+                    json_pointer(&["items"]),
+                    "reservation_limit_exceeded",
+                    message,
+                )])
             }
             PlaceOrderError::UnavailableProducts(mut lines) => {
                 lines.sort_unstable();
@@ -958,5 +1077,87 @@ mod tests {
         for code in ProblemCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
         }
+    }
+
+    fn written(text: &str) -> usize {
+        // The string as serde_json writes it, without its quotes.
+        serde_json::to_string(text).unwrap().len() - 2
+    }
+
+    #[test]
+    fn at_most_100_entries_are_listed_and_more_are_flagged() {
+        let faults = |n: usize| {
+            (0..n).map(|i| FieldError::at_pointer(format!("/f{i}"), "unknown_field", "is not a field")).collect()
+        };
+        let problem = ApiError::validation(faults(5_000)).problem("https://x/", "/v1/users", "id");
+        assert_eq!(problem.errors.len(), MAX_ERRORS);
+        assert_eq!(problem.errors[99].pointer.as_deref(), Some("/f99"), "the first 100, in order");
+        assert_eq!(problem.detail, "5000 fields are invalid");
+        assert_eq!(serde_json::to_value(&problem).unwrap()["errors_truncated"], true);
+
+        for n in [3, MAX_ERRORS] {
+            let problem = ApiError::validation(faults(n)).problem("https://x/", "/v1/users", "id");
+            assert_eq!(problem.errors.len(), n);
+            let body = serde_json::to_value(&problem).unwrap();
+            assert!(body.get("errors_truncated").is_none(), "{n}: {body}");
+        }
+    }
+
+    #[test]
+    fn a_text_that_fits_is_kept_as_it_is() {
+        for text in ["", "/name", &"x".repeat(200), &"é".repeat(100)] {
+            assert_eq!(bounded(text, 200), text);
+        }
+    }
+
+    #[test]
+    fn a_long_text_is_cut_on_a_char_boundary_to_its_written_size() {
+        for text in ["x".repeat(10_000), "é".repeat(10_000), "€".repeat(301), "\u{1}".repeat(100), "\"\\\n".repeat(80)]
+        {
+            let cut = bounded(&text, 200);
+            assert!(written(&cut) <= 200, "{} bytes written: {cut:?}", written(&cut));
+            assert!(written(&cut) > 190, "no more is cut than needed: {cut:?}");
+            assert!(cut.ends_with(CUT_MARK), "{cut:?}");
+            assert!(text.starts_with(cut.trim_end_matches(CUT_MARK)), "a prefix of the text: {cut:?}");
+        }
+        assert_eq!(bounded(&"x".repeat(201), 200), format!("{}{CUT_MARK}", "x".repeat(197)));
+    }
+
+    #[test]
+    fn entries_detail_and_instance_are_bounded() {
+        let name = "n".repeat(10_000);
+        let error = ApiError::new(ProblemCode::ValidationFailed, "d".repeat(5_000)).with_errors(vec![
+            FieldError::at_pointer(json_pointer(&[&name]), "c".repeat(500), "m".repeat(500)),
+            FieldError::parameter(&name, "unknown_parameter", "is not a parameter of this operation"),
+        ]);
+        let problem = error.problem("https://x/", &format!("/v1/{name}"), "id");
+        let pointer = problem.errors[0].pointer.as_deref().unwrap();
+        assert!(pointer.starts_with("/nnn") && written(pointer) <= MAX_ENTRY_TEXT_BYTES, "{pointer}");
+        assert!(written(&problem.errors[0].code) <= MAX_ENTRY_CODE_BYTES);
+        assert!(written(&problem.errors[0].message) <= MAX_ENTRY_TEXT_BYTES);
+        assert!(written(problem.errors[1].parameter.as_deref().unwrap()) <= MAX_ENTRY_TEXT_BYTES);
+        assert_eq!(problem.errors[1].message, "is not a parameter of this operation", "short texts are kept");
+        assert!(written(&problem.detail) <= MAX_DETAIL_BYTES);
+        assert!(written(&problem.instance) <= MAX_DETAIL_BYTES && problem.instance.starts_with("/v1/nnn"));
+    }
+
+    #[test]
+    fn problem_bodies_are_bounded_whatever_the_input() {
+        // The worst case: every text as long as can be and costly to write (control characters
+        // are six bytes each once escaped), far more entries than are listed.
+        let worst = "\u{1}".repeat(20_000);
+        let errors = (0..10_000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    FieldError::at_pointer(worst.clone(), worst.clone(), worst.clone())
+                } else {
+                    FieldError::parameter(worst.clone(), worst.clone(), worst.clone())
+                }
+            })
+            .collect();
+        let error = ApiError::new(ProblemCode::ValidationFailed, worst.clone()).with_errors(errors);
+        let request_id = "r".repeat(128);
+        let body = serde_json::to_vec(&error.problem(crate::DEFAULT_PROBLEM_TYPE_BASE, &worst, &request_id)).unwrap();
+        assert!(body.len() < 64 * 1024, "{} bytes", body.len());
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use orderly_domain::user::Email;
 
 /// A connection to whichever database the URL named. Queries are written once against
 /// `MultiBackend`; each variant runs them in its own SQL dialect.
@@ -167,11 +168,19 @@ fn closed_by_server(pg: &mut diesel::PgConnection) -> QueryResult<()> {
     Ok(())
 }
 
+diesel::define_sql_function! {
+    /// The domain's email rule ([`Email::normalise`]) as an SQLite function, for the migration
+    /// that brings stored emails into that spelling (`*_normalise_emails`): SQLite has no
+    /// Unicode normaliser of its own (PostgreSQL's `normalize` serves there).
+    fn orderly_normalise_email(email: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 /// Settings every pooled connection gets when it is opened, because they live in the session,
 /// not in the database.
 ///
 /// - SQLite: only `journal_mode` persists in the file (set once, at start-up); the busy
-///   timeout, foreign keys and sync mode must be repeated on every connection.
+///   timeout, foreign keys and sync mode must be repeated on every connection, and so must the
+///   application-defined function `orderly_normalise_email` the migrations call.
 /// - PostgreSQL: `statement_timeout`, so that no statement (a runaway query, one stuck behind a
 ///   lock) holds a pooled connection and a request thread longer than that; it fails instead,
 ///   and the failure is a retryable 503 (see `error.rs`).
@@ -184,11 +193,14 @@ pub(crate) struct ConnectionSetup {
 impl ConnectionSetup {
     pub(crate) fn apply(&self, conn: &mut AnyConnection) -> QueryResult<()> {
         match conn {
-            AnyConnection::Sqlite(sqlite) => sqlite.batch_execute(&format!(
-                // Foreign keys are off by default in SQLite builds other than the bundled one.
-                // NORMAL is durable with WAL except for the last commits on power loss.
-                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-            )),
+            AnyConnection::Sqlite(sqlite) => {
+                sqlite.batch_execute(&format!(
+                    // Foreign keys are off by default in SQLite builds other than the bundled one.
+                    // NORMAL is durable with WAL except for the last commits on power loss.
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                ))?;
+                orderly_normalise_email_utils::register_impl(sqlite, |email: String| Email::normalise(&email))
+            }
             AnyConnection::Postgresql(pg) => match self.statement_timeout {
                 Some(timeout) => pg.batch_execute(&statement_timeout_sql(timeout)),
                 None => Ok(()),

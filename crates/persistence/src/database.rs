@@ -434,4 +434,138 @@ mod tests {
         checked_out_and_returned(&db, 3);
         assert_eq!(db.checkout_pings(), 0);
     }
+
+    // --- The migration that normalises stored emails ------------------------------------------
+
+    const NORMALISE_EMAILS: &str = "normalise_emails";
+    /// "jürgen@example.com" with a precomposed `ü`, the spelling the migration must leave.
+    const PRECOMPOSED: &str = "j\u{fc}rgen@example.com";
+    /// The same address as `u` + combining diaeresis, as a row written before NFC was the rule.
+    const DECOMPOSED: &str = "ju\u{308}rgen@example.com";
+
+    /// A database migrated up to, not including, the migration that normalises emails.
+    fn migrated_until_emails_are_normalised(backend: Backend) -> Option<(TestDatabase, Database)> {
+        let empty = TestDatabase::unmigrated(backend)?;
+        let db = Database::connect(&DatabaseUrl::parse(&empty.url()).unwrap(), PoolOptions::default()).unwrap();
+        let mut conn = db.connection().unwrap();
+        match &mut *conn {
+            AnyConnection::Postgresql(pg) => run_migrations_before(pg, || POSTGRES_MIGRATIONS, NORMALISE_EMAILS),
+            AnyConnection::Sqlite(sqlite) => run_migrations_before(sqlite, || SQLITE_MIGRATIONS, NORMALISE_EMAILS),
+        }
+        drop(conn);
+        Some((empty, db))
+    }
+
+    /// `source` hands out the (non-`Clone`) migrations afresh for each look.
+    fn run_migrations_before<C, B>(conn: &mut C, source: impl Fn() -> EmbeddedMigrations, name: &str)
+    where
+        C: MigrationHarness<B>,
+        B: diesel::backend::Backend,
+    {
+        loop {
+            let pending = conn.pending_migrations(source()).unwrap();
+            let next = pending.first().unwrap_or_else(|| panic!("no pending migration named {name}"));
+            if next.name().to_string().ends_with(name) {
+                return;
+            }
+            conn.run_migration(next.as_ref()).unwrap();
+        }
+    }
+
+    fn insert_user(db: &Database, id: &str, email: &str) {
+        let mut conn = db.connection().unwrap();
+        diesel::sql_query(
+            "INSERT INTO users (id, email, name, password_hash, role, active, version, created_at, updated_at) \
+             VALUES ($1, $2, 'Jürgen', 'not-a-hash', 'customer', TRUE, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+        )
+        .bind::<Text, _>(id)
+        .bind::<Text, _>(email)
+        .execute(&mut *conn)
+        .unwrap();
+    }
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct StoredEmail {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        email: String,
+        #[diesel(sql_type = BigInt)]
+        version: i64,
+    }
+
+    fn stored_emails(db: &Database) -> Vec<StoredEmail> {
+        let mut conn = db.connection().unwrap();
+        diesel::sql_query("SELECT id, email, version FROM users ORDER BY id").load(&mut *conn).unwrap()
+    }
+
+    const FIRST: &str = "0192f5c2-0000-7000-8000-000000000001";
+    const SECOND: &str = "0192f5c2-0000-7000-8000-000000000002";
+
+    fn stored_emails_are_brought_into_nfc_and_then_found_by_either_spelling(backend: Backend) {
+        use orderly_domain::ports::UserRepository as _;
+        use orderly_domain::user::Email;
+
+        let Some((_test_db, db)) = migrated_until_emails_are_normalised(backend) else { return };
+        insert_user(&db, FIRST, DECOMPOSED);
+        insert_user(&db, SECOND, "ada@example.com");
+
+        assert!(db.run_migrations().unwrap() >= 1);
+        let expected = vec![
+            // A new version, so that cached representations with the old spelling revalidate.
+            StoredEmail { id: FIRST.to_owned(), email: PRECOMPOSED.to_owned(), version: 2 },
+            StoredEmail { id: SECOND.to_owned(), email: "ada@example.com".to_owned(), version: 1 },
+        ];
+        assert_eq!(stored_emails(&db), expected);
+
+        let users = crate::DieselUserRepository::new(db.clone());
+        for spelling in [PRECOMPOSED, DECOMPOSED] {
+            let found = users.find_credentials_by_email(&Email::parse(spelling).unwrap()).unwrap();
+            assert_eq!(
+                found.map(|credentials| credentials.user.email.as_str().to_owned()).as_deref(),
+                Some(PRECOMPOSED)
+            );
+        }
+    }
+
+    fn two_stored_spellings_of_one_address_stop_the_migration_and_change_nothing(backend: Backend) {
+        let Some((_test_db, db)) = migrated_until_emails_are_normalised(backend) else { return };
+        insert_user(&db, FIRST, PRECOMPOSED);
+        insert_user(&db, SECOND, DECOMPOSED);
+
+        let error = format!("{:#}", db.run_migrations().unwrap_err());
+        assert!(error.contains("normalise_emails"), "{error}");
+        assert!(error.contains("one address once Unicode-normalised (NFC)"), "{error}");
+        assert!(error.contains("docs/operations.md"), "{error}");
+        if backend == Backend::Postgres {
+            // PostgreSQL can name the users involved.
+            assert!(error.contains(&format!("{FIRST}, {SECOND}")), "{error}");
+        }
+        let untouched = vec![
+            StoredEmail { id: FIRST.to_owned(), email: PRECOMPOSED.to_owned(), version: 1 },
+            StoredEmail { id: SECOND.to_owned(), email: DECOMPOSED.to_owned(), version: 1 },
+        ];
+        assert_eq!(stored_emails(&db), untouched);
+        assert!(db.pending_migrations().unwrap() >= 1, "the migration is still pending");
+    }
+
+    #[test]
+    fn sqlite_stored_emails_are_brought_into_nfc_and_then_found_by_either_spelling() {
+        stored_emails_are_brought_into_nfc_and_then_found_by_either_spelling(Backend::Sqlite);
+    }
+
+    #[test]
+    fn postgres_stored_emails_are_brought_into_nfc_and_then_found_by_either_spelling() {
+        stored_emails_are_brought_into_nfc_and_then_found_by_either_spelling(Backend::Postgres);
+    }
+
+    #[test]
+    fn sqlite_two_stored_spellings_of_one_address_stop_the_migration_and_change_nothing() {
+        two_stored_spellings_of_one_address_stop_the_migration_and_change_nothing(Backend::Sqlite);
+    }
+
+    #[test]
+    fn postgres_two_stored_spellings_of_one_address_stop_the_migration_and_change_nothing() {
+        two_stored_spellings_of_one_address_stop_the_migration_and_change_nothing(Backend::Postgres);
+    }
 }

@@ -14,10 +14,21 @@
 //!   inserts the order; any short or unavailable line aborts that transaction, so the
 //!   reservations already made in it vanish with it. Every line is still tried first, so the
 //!   answer lists every fault at once.
-//! - **No deadlocks.** Reservations take product row locks in product-id order, whatever the
-//!   order of the request's lines, and so do the commit and release of a status change (after
-//!   the order's own row). The invoice counter row is always locked last. One global order means
-//!   no cycle of waits on PostgreSQL.
+//! - **One customer cannot corner the stock.** With a reservation cap, placing first locks the
+//!   customer's user row (`SELECT ... FOR NO KEY UPDATE` on PostgreSQL: it does not conflict
+//!   with the `FOR KEY SHARE` that foreign keys to the user take, so rows pointing at the user
+//!   are still written freely; only a change of the user row itself waits, for one placement),
+//!   then sums the quantities of the customer's pending orders, and asks the domain's
+//!   `ReservationCap::admit`. Two placements of one customer therefore run one after the other
+//!   from that point, and the second's sum (a new statement, so under READ COMMITTED a new
+//!   snapshot) sees the first's order. Only placing adds to what a customer holds; a
+//!   cancellation or confirmation racing with the sum can only make it too large, never too
+//!   small. On SQLite writers are serialised anyway. Refused before any product row is touched.
+//! - **No deadlocks.** Placing takes the customer's row first, then product row locks in
+//!   product-id order, whatever the order of the request's lines; the commit and release of a
+//!   status change take the order's own row, then products in the same order, and never a
+//!   user's row. The invoice counter row is always locked last. One global order means no
+//!   cycle of waits on PostgreSQL.
 //! - **`reserved` = Σ quantities of pending orders, no double release.** A status change starts
 //!   with `UPDATE orders SET status = to ... WHERE id = ? AND status = from [AND version = ?]`;
 //!   only the transaction that matched the row touches stock. A second cancellation (another
@@ -59,7 +70,7 @@ use uuid::Uuid;
 use crate::connection::{AnyConnection, write_transaction};
 use crate::database::Database;
 use crate::error::{corrupt_row, query_failed};
-use crate::schema::{invoice_counters, invoices, order_lines, orders, payments, products};
+use crate::schema::{invoice_counters, invoices, order_lines, orders, payments, products, users};
 use crate::{events, timestamps};
 
 /// How many times a line's reservation `UPDATE` runs when the follow-up read says the line
@@ -317,8 +328,42 @@ impl DieselOrderRepository {
     }
 }
 
+/// Units held by `customer`'s pending orders, read after locking the customer's row so that the
+/// customer's other placements wait until this transaction ends (see the module docs).
+fn lock_customer_and_count_held(conn: &mut AnyConnection, customer: &str) -> QueryResult<i64> {
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            // No row (an unknown customer) locks nothing; the order's foreign key refuses it.
+            users::table
+                .filter(users::id.eq(customer))
+                .select(users::id)
+                .for_no_key_update()
+                .first::<String>(pg)
+                .optional()?;
+        }
+        // `BEGIN IMMEDIATE` holds the database's one write lock already.
+        AnyConnection::Sqlite(_) => {}
+    }
+    // `SUM` of a BIGINT is NUMERIC on PostgreSQL, which `MultiConnection` cannot read: cast back.
+    // Served by `orders_pending_by_customer_idx`, then the lines' primary key.
+    order_lines::table
+        .inner_join(orders::table)
+        .filter(orders::customer_id.eq(customer))
+        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(order_lines.quantity), 0) AS BIGINT)"))
+        .first::<i64>(conn)
+}
+
 /// Places `order` inside an open write transaction. Any fault aborts with the outcome to report.
 fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec<OrderLineRow>), Abort<PlaceOutcome>> {
+    // The cap first: it depends on the customer's own orders alone, so it is decided before
+    // any product row is locked, and a refused order adds no contention on the stock.
+    if order.reservation_cap.limit().is_some() {
+        let held = lock_customer_and_count_held(conn, &order.customer_id.to_string())?;
+        if let Err(exceeded) = order.reservation_cap.admit(held, order.request.units()) {
+            return Err(Abort::Outcome(Box::new(PlaceOutcome::ReservationLimitExceeded(exceeded))));
+        }
+    }
     let now = timestamps::to_db(order.placed_at);
     let requested = order.request.lines();
     // One global lock order (product id), whatever the order of the request's lines.

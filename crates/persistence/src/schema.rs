@@ -16,6 +16,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        token_generation -> BigInt,
     }
 }
 
@@ -37,6 +38,8 @@ diesel::table! {
         issued_at -> Timestamp,
         expires_at -> Timestamp,
         spent_at -> Nullable<Timestamp>,
+        replaced_by -> Nullable<Text>,
+        access_used_at -> Nullable<Timestamp>,
     }
 }
 

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use orderly_domain::StoreError;
+use orderly_domain::auth::TokenGeneration;
 use orderly_domain::event::DomainEvent;
 use orderly_domain::ports::{InsertUserError, UpdateOutcome, UserRepository};
 use orderly_domain::user::{
@@ -65,6 +66,7 @@ struct CredentialsRow {
     #[diesel(embed)]
     user: UserRow,
     password_hash: String,
+    token_generation: i64,
 }
 
 #[derive(Insertable)]
@@ -113,7 +115,11 @@ impl UserRow {
 
 impl CredentialsRow {
     fn into_domain(self) -> Result<UserCredentials, StoreError> {
-        Ok(UserCredentials { user: self.user.into_domain()?, password_hash: PasswordHash::new(self.password_hash) })
+        Ok(UserCredentials {
+            user: self.user.into_domain()?,
+            password_hash: PasswordHash::new(self.password_hash),
+            token_generation: self.token_generation,
+        })
     }
 }
 
@@ -223,6 +229,9 @@ impl UserRepository for DieselUserRepository {
     ) -> Result<UpdateOutcome<User>, StoreError> {
         let id = id.to_string();
         let now = timestamps::to_db(now);
+        // A revoking change bumps the token generation in the same statement (ADR 0015), so
+        // no access token issued before it is accepted once it has committed.
+        let generation_bump = i64::from(update.revoke_sessions || update.revoke_access_tokens);
         let changes = (
             UserChangeset {
                 name: update.name.as_ref().map(UserName::as_str),
@@ -232,6 +241,7 @@ impl UserRepository for DieselUserRepository {
                 updated_at: now,
             },
             users::version.eq(users::version + 1),
+            users::token_generation.eq(users::token_generation + generation_bump),
         );
         let mut conn = self.db.connection()?;
         let outcome = write_transaction(&mut conn, |conn| -> QueryResult<UpdateOutcome<UserRow>> {
@@ -274,6 +284,16 @@ impl UserRepository for DieselUserRepository {
             UpdateOutcome::NotFound => UpdateOutcome::NotFound,
             UpdateOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
         })
+    }
+
+    fn token_generation(&self, id: UserId) -> Result<Option<TokenGeneration>, StoreError> {
+        let mut conn = self.db.connection()?;
+        users::table
+            .filter(users::id.eq(id.to_string()))
+            .select(users::token_generation)
+            .first::<i64>(&mut *conn)
+            .optional()
+            .map_err(|error| query_failed(error, "reading a user's token generation"))
     }
 
     fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {

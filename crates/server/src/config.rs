@@ -53,17 +53,25 @@ pub struct Config {
     pub jwt_audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long an instance trusts a user's token generation it has read: the bound within
+    /// which a revocation made elsewhere reaches it (ADR 0015). Zero reads it on every request.
+    pub revocation_check_interval: Duration,
+    /// How long after a refresh token was spent presenting it again is taken for a retry
+    /// rather than reuse (ADR 0015). Zero turns the leeway off.
+    pub refresh_reuse_leeway: Duration,
     pub environment: Environment,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub admin: Option<AdminBootstrapConfig>,
     /// Requests per minute per caller; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
-    /// Login attempts per minute per client address; 0 turns the limit off.
+    /// Logins and registrations (one bucket) per minute per client address; 0 turns the limit off.
     pub login_rate_limit_per_minute: u32,
     pub currency: String,
     pub tax_rate_bps: u32,
     pub reservation_ttl: Duration,
+    /// Units one customer's pending orders may hold at once (§2.3); 0 = no cap.
+    pub max_reserved_units_per_customer: u32,
     /// How often this instance sweeps for lapsed reservations.
     pub sweep_interval: Duration,
     /// Where shared rate-limit buckets live; `None` keeps them in this process.
@@ -80,6 +88,10 @@ pub struct Config {
     pub keep_alive: Duration,
     /// How long a client has to send its request head before the connection is closed (408).
     pub client_request_timeout: Duration,
+    /// Longest request line accepted (414 past it; ADR 0016).
+    pub max_request_line_bytes: usize,
+    /// Longest header section accepted (431 past it; ADR 0016).
+    pub max_header_bytes: usize,
     pub problem_type_base: String,
     /// actix worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
@@ -150,6 +162,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_JWT_AUDIENCE", "orderly-api", "`aud` claim issued and required"),
     ("ORDERLY_ACCESS_TOKEN_TTL", "900", "access-token lifetime, seconds"),
     ("ORDERLY_REFRESH_TOKEN_TTL", "2592000", "refresh-token lifetime, seconds (30 days)"),
+    (
+        "ORDERLY_REVOCATION_CHECK_INTERVAL",
+        "1",
+        "seconds an instance trusts a user's token generation it read (0–60): the bound within which a revoked access token stops working on every instance; 0 reads it on every request",
+    ),
+    (
+        "ORDERLY_REFRESH_REUSE_LEEWAY",
+        "30",
+        "seconds after a refresh during which presenting the spent refresh token again is a retry, not reuse (0–300; 0 = off)",
+    ),
     ("ORDERLY_ENV", "development", "`development` or `production`"),
     ("ORDERLY_LOG", "info", "log filter (tracing `EnvFilter` syntax, e.g. `info,orderly_http=debug`)"),
     ("ORDERLY_LOG_FORMAT", "pretty (json in production)", "`json` or `pretty`"),
@@ -157,10 +179,15 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_ADMIN_PASSWORD", "—", "first admin's password (12–128 characters)"),
     ("ORDERLY_ADMIN_NAME", "Administrator", "first admin's display name"),
     ("ORDERLY_RATE_LIMIT", "600", "requests per minute per caller (user id, else client address); 0 = off"),
-    ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins per minute per client address; 0 = off"),
+    ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins and registrations per minute per client address; 0 = off"),
     ("ORDERLY_CURRENCY", "EUR", "the deployment's ISO 4217 currency"),
     ("ORDERLY_TAX_RATE_BPS", "0", "tax rate in basis points (0–10000)"),
     ("ORDERLY_RESERVATION_TTL", "1800", "seconds before a pending order's reservation expires"),
+    (
+        "ORDERLY_MAX_RESERVED_UNITS_PER_CUSTOMER",
+        "1000",
+        "units one customer's (or admin's) pending orders may hold at once; past it 409 `reservation_limit_exceeded`; 0 = no cap",
+    ),
     (
         "ORDERLY_SWEEP_INTERVAL",
         "30",
@@ -184,7 +211,17 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("ORDERLY_STATEMENT_TIMEOUT_MS", "5000", "PostgreSQL `statement_timeout`: the longest any statement may run"),
     ("ORDERLY_KEEP_ALIVE", "75", "seconds an idle keep-alive connection stays open (keep above the proxy's)"),
-    ("ORDERLY_CLIENT_TIMEOUT_MS", "10000", "time a client has to send its request head (slow-loris guard)"),
+    (
+        "ORDERLY_CLIENT_TIMEOUT_MS",
+        "10000",
+        "time a client has to send its request head (slow-loris guard); past it 408",
+    ),
+    (
+        "ORDERLY_MAX_REQUEST_LINE_BYTES",
+        "8192",
+        "longest request line (method, target, version), 1024–32768; past it 414",
+    ),
+    ("ORDERLY_MAX_HEADER_BYTES", "32768", "longest header section (all header lines), 1024–65536; past it 431"),
     ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
     ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
     (
@@ -303,6 +340,9 @@ impl Config {
         let access_token_ttl = Duration::from_secs(reader.number("ORDERLY_ACCESS_TOKEN_TTL", 900, 10, 86_400));
         let refresh_token_ttl =
             Duration::from_secs(reader.number("ORDERLY_REFRESH_TOKEN_TTL", 2_592_000, 60, 31_536_000));
+        let revocation_check_interval =
+            Duration::from_secs(reader.number("ORDERLY_REVOCATION_CHECK_INTERVAL", 1, 0, 60));
+        let refresh_reuse_leeway = Duration::from_secs(reader.number("ORDERLY_REFRESH_REUSE_LEEWAY", 30, 0, 300));
 
         let log_filter = reader.get("ORDERLY_LOG").unwrap_or_else(|| "info".into());
         let default_format = if environment == Environment::Production { LogFormat::Json } else { LogFormat::Pretty };
@@ -340,6 +380,8 @@ impl Config {
         });
         let tax_rate_bps = reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000);
         let reservation_ttl = Duration::from_secs(reader.number("ORDERLY_RESERVATION_TTL", 1800, 1, 31_536_000));
+        let max_reserved_units_per_customer =
+            reader.number("ORDERLY_MAX_RESERVED_UNITS_PER_CUSTOMER", 1000, 0, 1_000_000_000);
         let sweep_interval = Duration::from_secs(reader.number("ORDERLY_SWEEP_INTERVAL", 30, 1, 86_400));
         let redis_url = reader.parse_opt("ORDERLY_REDIS_URL", |v| {
             if v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("redis+unix://") {
@@ -366,6 +408,10 @@ impl Config {
         let statement_timeout =
             Duration::from_millis(reader.number("ORDERLY_STATEMENT_TIMEOUT_MS", 5000, 100, 3_600_000));
         let keep_alive = Duration::from_secs(reader.number("ORDERLY_KEEP_ALIVE", 75, 0, 3600));
+        // Both well below actix-http's own 128 KiB head buffer, which it refuses with a bare
+        // 431 (ADR 0016).
+        let max_request_line_bytes = reader.number("ORDERLY_MAX_REQUEST_LINE_BYTES", 8192, 1024, 32_768);
+        let max_header_bytes = reader.number("ORDERLY_MAX_HEADER_BYTES", 32_768, 1024, 65_536);
         let client_request_timeout =
             Duration::from_millis(reader.number("ORDERLY_CLIENT_TIMEOUT_MS", 10_000, 100, 600_000));
         let problem_type_base =
@@ -456,6 +502,8 @@ impl Config {
             jwt_audience,
             access_token_ttl,
             refresh_token_ttl,
+            revocation_check_interval,
+            refresh_reuse_leeway,
             environment,
             log_filter,
             log_format,
@@ -465,6 +513,7 @@ impl Config {
             currency,
             tax_rate_bps,
             reservation_ttl,
+            max_reserved_units_per_customer,
             sweep_interval,
             redis_url,
             redis_key_prefix,
@@ -473,6 +522,8 @@ impl Config {
             statement_timeout,
             keep_alive,
             client_request_timeout,
+            max_request_line_bytes,
+            max_header_bytes,
             problem_type_base,
             workers,
             password_hash_concurrency,
@@ -608,7 +659,11 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.currency, "EUR");
         assert_eq!(config.reservation_ttl, Duration::from_secs(1800));
+        assert_eq!(config.max_reserved_units_per_customer, 1000);
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!((config.max_request_line_bytes, config.max_header_bytes), (8192, 32_768));
+        assert_eq!(config.revocation_check_interval, Duration::from_secs(1));
+        assert_eq!(config.refresh_reuse_leeway, Duration::from_secs(30));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod http_server;
 pub mod jobs;
 pub mod metrics;
 pub mod startup;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
-use orderly_domain::order::TaxRate;
+use orderly_domain::order::{ReservationCap, TaxRate};
 use orderly_domain::ports::{
     Clock, IdempotentExecutor, PasswordHasher, PaymentProvider, Readiness, Repositories, SystemClock, TokenService,
     UnitOfWork,
@@ -117,6 +117,10 @@ impl Application {
                 password_hash_concurrency(&config).get(),
                 config.database_acquire_timeout,
             ),
+            revocations: orderly_http::revocation::GenerationCache::new(
+                config.revocation_check_interval,
+                orderly_http::revocation::DEFAULT_CAPACITY,
+            ),
             metrics,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),
@@ -125,20 +129,26 @@ impl Application {
                 cors_origins: config.cors_origins.clone(),
             },
         };
-        let mut server = actix_web::HttpServer::new(move || orderly_http::app(state.clone()))
-            // Signals are handled in `run_until_stopped` so that SIGINT is graceful too (actix
-            // treats it as a forced stop by default).
-            .disable_signals()
-            .shutdown_timeout(config.shutdown_timeout.as_secs())
-            // A client gets this long to send its request head; slow-loris connections are cut.
-            .client_request_timeout(config.client_request_timeout)
-            // Longer than the proxy's upstream keep-alive, so the proxy, not Orderly, closes idle
-            // connections and never sends a request on a connection Orderly is closing.
-            .keep_alive(config.keep_alive);
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
-        let server = server.listen(listener)?.run();
+        // Every connection passes through the head guard first (ADR 0016).
+        let server = crate::http_server::serve(
+            listener,
+            state,
+            crate::http_server::ServerSettings {
+                workers: config.workers,
+                shutdown_timeout: config.shutdown_timeout,
+                // Longer than the proxy's upstream keep-alive, so the proxy, not Orderly, closes
+                // idle connections and never sends a request on a connection Orderly is closing.
+                keep_alive: config.keep_alive,
+                limits: orderly_head_guard::Limits {
+                    max_request_line: config.max_request_line_bytes,
+                    max_header_section: config.max_header_bytes,
+                    max_header_fields: orderly_head_guard::Limits::ACTIX_MAX_HEADER_FIELDS,
+                    // A client gets this long to send its request head; slow-loris
+                    // connections are answered 408 and cut.
+                    head_timeout: config.client_request_timeout,
+                },
+            },
+        )?;
         actix_web::rt::spawn(crate::sweep::run(services.orders, services.idempotency, config.sweep_interval));
         actix_web::rt::spawn(crate::jobs::run(services.jobs, config.job_poll_interval));
         crate::webhooks::spawn(
@@ -242,6 +252,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
             tax_rate: TaxRate::from_basis_points(config.tax_rate_bps)
                 .ok_or_else(|| anyhow::anyhow!("ORDERLY_TAX_RATE_BPS must be at most 10000"))?,
             reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
+            reservation_cap: ReservationCap::units(config.max_reserved_units_per_customer),
         },
     );
     let provider = payment_provider(config)?;
@@ -277,7 +288,8 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
             hasher,
             tokens,
             clock.clone(),
-        ),
+        )
+        .with_refresh_reuse_leeway(chrono::Duration::from_std(config.refresh_reuse_leeway)?),
         products: ProductService::new(repositories.products.clone(), clock, currency),
         orders,
         events,

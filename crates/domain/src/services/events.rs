@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::{EventQuery, FeedEvent};
 use crate::pagination::Page;
@@ -27,7 +28,7 @@ impl EventService {
     }
 
     pub fn list(&self, actor: Actor, query: &EventQuery) -> Result<Page<FeedEvent>, ReadFeedError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::ReadEventFeed) {
             return Err(ReadFeedError::Forbidden);
         }
         let rows = self.feed.list(query)?;

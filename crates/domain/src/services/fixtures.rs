@@ -88,7 +88,7 @@ pub(crate) fn actor(user: &User) -> Actor {
 }
 
 pub(crate) fn credentials(user: &User) -> UserCredentials {
-    UserCredentials { user: user.clone(), password_hash: stored_hash() }
+    UserCredentials { user: user.clone(), password_hash: stored_hash(), token_generation: 0 }
 }
 
 // ---- the catalogue --------------------------------------------------------------------------
@@ -152,12 +152,14 @@ pub(crate) fn archived_product() -> Product {
 
 // ---- orders and invoices --------------------------------------------------------------------
 
-/// The ordering rules every order test runs under: EUR, 20 % tax, a 30-minute reservation.
+/// The ordering rules every order test runs under: EUR, 20 % tax, a 30-minute reservation,
+/// at most 1000 units held per customer.
 pub(crate) fn order_policy() -> OrderPolicy {
     OrderPolicy {
         currency: eur(),
         tax_rate: TaxRate::from_basis_points(2000).unwrap(),
         reservation_ttl: Duration::minutes(30),
+        reservation_cap: crate::order::ReservationCap::units(1000),
     }
 }
 

@@ -10,8 +10,8 @@ use crate::actor::Actor;
 use crate::error::StoreError;
 use crate::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
 use crate::order::{
-    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, Shortfall, TaxRate,
-    TransitionRefusal, transition,
+    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, ReservationCap,
+    ReservationLimitExceeded, Shortfall, TaxRate, TransitionRefusal, transition,
 };
 use crate::pagination::Page;
 use crate::ports::{
@@ -24,6 +24,9 @@ use crate::user::Role;
 pub enum PlaceOrderError {
     #[error("{} line(s) cannot be reserved", .0.len())]
     InsufficientStock(Vec<Shortfall>),
+    /// The customer's pending orders would hold more units than one customer may.
+    #[error("{} unit(s) asked for, {} held, at most {} may be held", .0.requested, .0.held, .0.cap)]
+    ReservationLimitExceeded(ReservationLimitExceeded),
     /// Indexes of lines whose product does not exist or is archived.
     #[error("{} line(s) name products that cannot be ordered", .0.len())]
     UnavailableProducts(Vec<usize>),
@@ -69,6 +72,8 @@ pub struct OrderPolicy {
     pub tax_rate: TaxRate,
     /// How long a pending order holds its reservation.
     pub reservation_ttl: Duration,
+    /// How many units one customer's pending orders may hold together.
+    pub reservation_cap: ReservationCap,
 }
 
 #[derive(Clone)]
@@ -99,6 +104,11 @@ impl OrderService {
     }
 
     /// Any user places an order for themselves; all lines are reserved or none.
+    ///
+    /// The reservation cap binds admins too: the rule is about stock held, not about roles.
+    /// It is checked in the placing transaction (see [`crate::ports::OrderRepository::place`]),
+    /// before any line: an order over the cap is refused whatever the stock, and touches no
+    /// product.
     pub fn place(&self, actor: Actor, request: OrderRequest) -> Result<Order, PlaceOrderError> {
         let now = self.clock.now();
         let order = NewOrder {
@@ -109,9 +119,13 @@ impl OrderService {
             currency: self.policy.currency.clone(),
             placed_at: now,
             expires_at: now + self.policy.reservation_ttl,
+            reservation_cap: self.policy.reservation_cap,
         };
         match self.orders.place(&order)? {
             PlaceOutcome::Placed(order) => Ok(order),
+            PlaceOutcome::ReservationLimitExceeded(exceeded) => {
+                Err(PlaceOrderError::ReservationLimitExceeded(exceeded))
+            }
             PlaceOutcome::InsufficientStock(shortfalls) => Err(PlaceOrderError::InsufficientStock(shortfalls)),
             PlaceOutcome::UnavailableProducts(lines) => Err(PlaceOrderError::UnavailableProducts(lines)),
         }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
@@ -105,7 +106,7 @@ impl ProductService {
     }
 
     pub fn create(&self, actor: Actor, draft: ProductDraft) -> Result<Product, CreateProductError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::CreateProduct) {
             return Err(CreateProductError::Forbidden);
         }
         if let Err(error) = Stock::new(draft.initial_stock, 0) {
@@ -180,7 +181,7 @@ impl ProductService {
         update: ProductUpdate,
         expected_version: i64,
     ) -> Result<Product, ChangeProductError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::ChangeProduct) {
             return Err(ChangeProductError::Forbidden);
         }
         if update.is_empty() {
@@ -209,7 +210,7 @@ impl ProductService {
     /// `DELETE`: archives the product (orders keep their snapshot). Archiving an archived
     /// product at the current version changes nothing and succeeds.
     pub fn archive(&self, actor: Actor, id: ProductId, expected_version: i64) -> Result<(), ChangeProductError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::ArchiveProduct) {
             return Err(ChangeProductError::Forbidden);
         }
         let current = self.products.find_by_id(id)?.ok_or(ChangeProductError::NotFound)?;
@@ -229,7 +230,7 @@ impl ProductService {
         delta: StockDelta,
         reason: AdjustmentReason,
     ) -> Result<(StockAdjustment, Product), AdjustStockError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::AdjustStock) {
             return Err(AdjustStockError::Forbidden);
         }
         let product = self.products.find_by_id(id)?.ok_or(AdjustStockError::NotFound)?;
@@ -268,7 +269,7 @@ impl ProductService {
         id: ProductId,
         query: &AdjustmentQuery,
     ) -> Result<Page<StockAdjustment>, ListAdjustmentsError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::ReadStockAdjustments) {
             return Err(ListAdjustmentsError::Forbidden);
         }
         if self.products.find_by_id(id)?.is_none() {

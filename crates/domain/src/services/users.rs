@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::actor::Actor;
+use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
@@ -149,7 +150,7 @@ impl UserService {
     }
 
     pub fn list(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, ListUsersError> {
-        if !actor.is_admin() {
+        if !actor.may(Operation::ListUsers) {
             return Err(ListUsersError::Forbidden);
         }
         let rows = self.users.list(query)?;
@@ -162,7 +163,8 @@ impl UserService {
     }
 
     /// Applies `changes` to user `id` if the caller may, optionally only if the user is still at
-    /// `expected_version`. Changing the password or deactivating revokes every session.
+    /// `expected_version`. Changing the password or deactivating revokes every session;
+    /// changing the role revokes the access tokens already issued (ADR 0015).
     pub fn update(
         &self,
         actor: Actor,
@@ -202,6 +204,11 @@ impl UserService {
         }
         if update.active == Some(false) {
             update.revoke_sessions = true;
+        }
+        // The sessions go on, but no access token may go on claiming the old role (ADR 0015):
+        // the next refresh issues one with the new role.
+        if update.role.is_some() {
+            update.revoke_access_tokens = true;
         }
 
         if update.is_empty() {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::actor::Actor;
+use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::{EventQuery, FeedEvent};
 use crate::pagination::{Page, PageLimit};
@@ -134,11 +135,12 @@ impl WebhookService {
         self.repositories.webhooks.as_ref()
     }
 
-    /// Whether `actor` may manage webhooks (admins only). Every operation checks it first; an
-    /// inbound adapter may ask before it looks at a request's parameters and body, so that a
-    /// caller who may not use an operation learns nothing from its validation (§1.6).
+    /// Whether `actor` may manage webhooks ([`Operation::ManageWebhooks`]: admins only). Every
+    /// operation checks it first; an inbound adapter asks the same rule before it looks at a
+    /// request's parameters and body, so that a caller who may not use an operation learns
+    /// nothing from its validation (§1.6).
     pub fn admin_only(actor: Actor) -> Result<(), WebhookError> {
-        if actor.is_admin() { Ok(()) } else { Err(WebhookError::Forbidden) }
+        if actor.may(Operation::ManageWebhooks) { Ok(()) } else { Err(WebhookError::Forbidden) }
     }
 
     fn check_url(&self, raw: &str) -> Result<crate::webhook::EndpointUrl, FieldViolation> {

@@ -15,6 +15,8 @@ use crate::extract::{BodyContext, RequestBody};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
+    /// Compared as registration stores it (trimmed, Unicode NFC, lower-cased), so any spelling
+    /// of the address works.
     #[schema(value_type = String, required = true, format = Email)]
     email: Option<String>,
     #[schema(value_type = String, required = true, format = Password)]

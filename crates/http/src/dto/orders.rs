@@ -22,6 +22,7 @@ use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::money::MoneyResponse;
 use crate::dto::{required, timestamp};
+use crate::extract::path::{canonical_uuid, non_canonical_uuid};
 use crate::extract::shape;
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
@@ -378,13 +379,14 @@ impl QueryDto for ListOrdersParams {
                 None
             }
         };
-        let customer_id = match self.customer_id.as_deref().map(str::parse::<Uuid>).transpose() {
-            Ok(id) => id.map(UserId::from_uuid),
-            Err(_) => {
-                errors.push(FieldError::parameter("customer_id", "invalid_format", "must be a UUID"));
-                None
+        // Canonical spelling only, as for ids in paths: one filter value, one URL.
+        let customer_id = self.customer_id.as_deref().and_then(|raw| {
+            let id = canonical_uuid(raw).map(UserId::from_uuid);
+            if id.is_none() {
+                errors.push(non_canonical_uuid("customer_id"));
             }
-        };
+            id
+        });
         let sort = match self.sort.as_deref() {
             None | Some("-placed_at") => Some(OrderSort(SortDirection::Descending)),
             Some("placed_at") => Some(OrderSort(SortDirection::Ascending)),

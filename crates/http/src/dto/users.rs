@@ -47,7 +47,7 @@ impl From<Role> for RoleDto {
 pub struct UserResponse {
     /// UUIDv7: ids sort by creation time.
     pub id: Uuid,
-    /// Trimmed and lower-cased.
+    /// Trimmed, in Unicode NFC and lower-cased: the one spelling emails are compared in.
     #[schema(format = Email)]
     pub email: String,
     pub name: String,
@@ -81,7 +81,8 @@ impl From<&User> for UserResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple", "name": "Ada Lovelace"}))]
 pub struct RegisterUserRequest {
-    /// Trimmed and lower-cased; must not be registered yet.
+    /// Trimmed, put in Unicode NFC and lower-cased; must not be registered yet in any spelling
+    /// (a precomposed `ü` and `u` + combining diaeresis are one address).
     #[schema(value_type = String, required = true, format = Email, max_length = 254)]
     email: Option<String>,
     /// 12–128 characters.

@@ -12,22 +12,39 @@
 //! an invalid or expired token is still a 401 — never silently downgraded to anonymous, which
 //! would hide archived products from an admin whose token just expired.
 //!
+//! [`Authorised`] is for operations that some role may never perform (admin-only ones): the
+//! caller as above, then the domain's role rule for the operation (403 `forbidden`), decided
+//! before any other part of the request is read (§1.6).
+//!
 //! Verification is a few microseconds of HMAC with no I/O, so it runs inline rather than on
 //! the blocking pool, and once per request: its outcome is kept in the request's extensions
 //! ([`verify_once`]), where the rate-limit middleware, which verifies first to pick the
 //! caller's bucket, leaves it for the extractor. The token is never logged.
+//!
+//! A validly signed token may have been revoked since (ADR 0015): the revocation middleware
+//! (`crate::revocation`) has judged it before any extractor runs, and left its
+//! [`Admission`]: revoked → 401 `invalid_token` as above; its user's generation could not be
+//! read → 503 `service_unavailable` with `Retry-After` — never accepted unchecked.
 
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use orderly_domain::Actor;
+use orderly_domain::auth::AccessClaims;
+use orderly_domain::authorisation::Operation;
+use orderly_domain::services::{
+    AdjustStockError, ChangeProductError, CreateProductError, ListAdjustmentsError, ListUsersError, ReadFeedError,
+    WebhookError,
+};
 
 use crate::ApiState;
 use crate::middleware::telemetry;
 use crate::problem::{ApiError, BearerChallenge};
+use crate::revocation::Admission;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,22 +107,36 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
     // Expired or invalid alike: the client is told only that the token is invalid.
-    let actor = verify_once(req, state, token).ok_or_else(invalid)?;
+    let claims = verify_once(req, state, token).ok_or_else(invalid)?;
+    let actor = match req.extensions().get::<Admission>().copied() {
+        Some(Admission::Accepted(actor)) if actor.user_id == claims.user_id => actor,
+        // Revoked since it was issued: to the client, just as invalid.
+        Some(Admission::Revoked) => return Err(invalid()),
+        Some(Admission::Unavailable) => {
+            return Err(ApiError::unavailable(anyhow::anyhow!("cannot check whether the access token was revoked")));
+        }
+        // Never accepted unchecked: the check failed (logged where it did), or no admission at
+        // all, which means the middleware is missing.
+        Some(Admission::Accepted(_) | Admission::Failed) | None => {
+            return Err(ApiError::internal(anyhow::anyhow!("the revocation check failed or did not run")));
+        }
+    };
     telemetry::record_user_id(req, &actor.user_id);
     Ok(Caller(actor))
 }
 
-/// What verifying the request's bearer token gave: the caller, or `None` when it was refused.
+/// What verifying the request's bearer token gave: its claims, or `None` when it was refused.
 #[derive(Debug, Clone, Copy)]
-struct Verified(Option<Actor>);
+struct Verified(Option<AccessClaims>);
 
-/// Verifies `token`, the request's one bearer token, unless this request's token was verified
-/// already; either way the outcome is kept in the request's extensions.
-pub(crate) fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> Option<Actor> {
+/// Verifies `token`'s signature and claims (not whether it was revoked since: that is
+/// `crate::revocation`'s), unless this request's token was verified already; either way the
+/// outcome is kept in the request's extensions.
+pub(crate) fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> Option<AccessClaims> {
     if let Some(Verified(outcome)) = req.extensions().get::<Verified>() {
         return *outcome;
     }
-    let outcome = state.sessions.authenticate(token).ok();
+    let outcome = state.sessions.verify_access_token(token).ok();
     req.extensions_mut().insert(Verified(outcome));
     outcome
 }
@@ -116,6 +147,94 @@ pub(crate) fn bearer_token(header_value: &str) -> Option<&str> {
     let token = token.trim_start();
     let b64token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.chars().all(b64token)).then_some(token)
+}
+
+/// The caller, once the domain has agreed that their role may perform the operation `O`
+/// (`orderly_domain::authorisation::Operation`): 401 as for [`Caller`], then 403 `forbidden`.
+///
+/// A handler of an operation that some role may never perform lists this **first** among its
+/// fallible arguments. actix runs extractors in argument order and stops at the first that
+/// fails, so for a forbidden caller the path, the query, `If-Match`, `Idempotency-Key` and
+/// the body are never read: §1.6 — authentication, then authorisation, then validation — and
+/// the caller learns nothing from the request's validation. The use case asks the same rule
+/// again; this only moves the answer ahead of the parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorised<O> {
+    actor: Actor,
+    operation: PhantomData<O>,
+}
+
+impl<O> Authorised<O> {
+    pub fn actor(self) -> Actor {
+        self.actor
+    }
+}
+
+/// A type naming one `Operation`, so that [`Authorised`] can say in a handler's signature
+/// which operation it guards (an enum value cannot be a type parameter).
+pub trait GuardedOperation {
+    const OPERATION: Operation;
+}
+
+impl<O: GuardedOperation> FromRequest for Authorised<O> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|Caller(actor)| {
+            if actor.may(O::OPERATION) {
+                Ok(Authorised { actor, operation: PhantomData })
+            } else {
+                Err(forbidden(O::OPERATION))
+            }
+        }))
+    }
+}
+
+/// The 403 for `operation`: the same problem its use case answers when it refuses it, so the
+/// answer does not depend on which of the two checks refused.
+fn forbidden(operation: Operation) -> ApiError {
+    match operation {
+        Operation::ListUsers => ListUsersError::Forbidden.into(),
+        Operation::CreateProduct => CreateProductError::Forbidden.into(),
+        Operation::ChangeProduct | Operation::ArchiveProduct => ChangeProductError::Forbidden.into(),
+        Operation::AdjustStock => AdjustStockError::Forbidden.into(),
+        Operation::ReadStockAdjustments => ListAdjustmentsError::Forbidden.into(),
+        Operation::ReadEventFeed => ReadFeedError::Forbidden.into(),
+        Operation::ManageWebhooks => WebhookError::Forbidden.into(),
+    }
+}
+
+/// The marker types of [`Authorised`], one per `Operation`, named as its variants.
+pub mod operation {
+    use orderly_domain::authorisation::Operation;
+
+    use super::GuardedOperation;
+
+    macro_rules! guarded_operations {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[doc = concat!("`Operation::", stringify!($name), "`.")]
+                #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+                pub enum $name {}
+
+                impl GuardedOperation for $name {
+                    const OPERATION: Operation = Operation::$name;
+                }
+            )*
+        };
+    }
+
+    guarded_operations!(
+        ListUsers,
+        CreateProduct,
+        ChangeProduct,
+        ArchiveProduct,
+        AdjustStock,
+        ReadStockAdjustments,
+        ReadEventFeed,
+        ManageWebhooks,
+    );
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! | `Content-Type` is `application/json` (`; charset=utf-8` allowed); PATCH also `application/merge-patch+json` | 415 `unsupported_media_type` |
 //! | at most 64 KiB, by `Content-Length` up front and by counting what arrives (chunked or lying) | 413 `payload_too_large` |
 //! | UTF-8, JSON, nested at most 32 levels | 400 `malformed_json` |
-//! | the DTO's shape (types, unknown fields) and its `try_into_domain` rules | 422 `validation_failed`, every fault with a JSON Pointer |
+//! | no member named twice in one object ([`super::duplicates`]), the DTO's shape (types, unknown fields) and its `try_into_domain` rules | 422 `validation_failed`, every fault with a JSON Pointer |
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,13 +23,15 @@ use orderly_domain::product::Currency;
 use orderly_domain::validation::FieldViolation;
 
 use crate::ApiState;
-use crate::extract::shape;
+use crate::extract::{duplicates, shape};
 use crate::problem::{ApiError, FieldError, ProblemCode, json_pointer};
 
 /// Bodies above this many bytes are refused before any parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Deepest nesting of arrays and objects accepted.
 pub const MAX_DEPTH: usize = 32;
+/// The `errors[].code` of a member named twice in one object; reported like an unknown field.
+pub const DUPLICATE_MEMBER: &str = "duplicate_member";
 
 /// A request DTO: deserialized with `Option` fields and `deny_unknown_fields`, then converted
 /// into what the domain takes. `try_into_domain` reports every rule it breaks, each naming the
@@ -134,7 +136,7 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
     if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Err(ApiError::malformed_json(format!("the request body is nested deeper than {MAX_DEPTH} levels")));
     }
-    let mut value: Value = serde_json::from_str(text).map_err(|error| {
+    let duplicates::Parsed { mut value, duplicates } = duplicates::parse(text).map_err(|error| {
         ApiError::malformed_json(format!(
             "the request body is not valid JSON (line {}, column {})",
             error.line(),
@@ -143,16 +145,24 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
     })?;
     integral_numbers_as_integers(&mut value);
 
-    let (dto, shape_faults) = shape::deserialize_collecting::<T>(value);
-    let mut errors: Vec<FieldError> = shape_faults
-        .into_iter()
-        .map(|fault| FieldError::at_pointer(json_pointer(&fault.path), fault.code, fault.message))
+    // A duplicated member was left out of `value`, so it is reported here and nowhere else.
+    let mut errors: Vec<FieldError> = duplicates
+        .iter()
+        .map(|path| {
+            FieldError::at_pointer(json_pointer(path), DUPLICATE_MEMBER, "is named more than once in this object")
+        })
         .collect();
+    let (dto, shape_faults) = shape::deserialize_collecting::<T>(value);
+    errors.extend(
+        shape_faults
+            .into_iter()
+            .map(|fault| FieldError::at_pointer(json_pointer(&fault.path), fault.code, fault.message)),
+    );
     let domain = match dto.map(|dto| dto.try_into_domain(context)) {
         Some(Ok(domain)) => Some(domain),
         Some(Err(violations)) => {
-            // A field already reported for its shape (and then removed) must not be reported
-            // again as, say, missing.
+            // A field already reported for its shape or as a duplicate (and then removed) must
+            // not be reported again as, say, missing.
             let shape_pointers: Vec<String> = errors.iter().filter_map(|error| error.pointer.clone()).collect();
             let already_reported =
                 |pointer: &str| shape_pointers.iter().any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));

@@ -13,7 +13,10 @@
 //!    response, problems included, carries the fields);
 //! 6. [`problem_responses`] — turns every failure into a problem+json body with the request's
 //!    context, and logs server faults;
-//! 7. [`head`] — answers `HEAD` with the matching `GET` route.
+//! 7. [`head`] — answers `HEAD` with the matching `GET` route;
+//! 8. `crate::revocation::admit` — judges whether the request's access token was revoked
+//!    (ADR 0015), for the `Caller` extractors; innermost, so a request refused for its rate
+//!    never costs the read a cache miss needs, and its 503 is rendered like any other.
 //!
 //! `crate::app` registers them in that order; the order matters (each relies on the ones
 //! outside it), so it is kept in one place.

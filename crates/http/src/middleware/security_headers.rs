@@ -9,7 +9,7 @@
 use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
 use crate::openapi::DOCS_PATH;
@@ -19,6 +19,15 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'non
 
 /// What the vendored Swagger UI needs: its own files, inline styles (set by its React
 /// components), `data:` images (its icons) and requests to this origin ("Try it out").
+/// The security headers of every API response (the documentation's CSP differs), also sent
+/// on the refusals the server makes before routing (`crate::refusals`).
+pub const API_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("content-security-policy", API_CSP),
+];
+
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                         img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
                         base-uri 'none'; form-action 'none'";
@@ -31,10 +40,11 @@ pub async fn apply(
     let is_docs = path == DOCS_PATH || path.starts_with(&format!("{DOCS_PATH}/"));
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    let csp = if is_docs { DOCS_CSP } else { API_CSP };
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    for (name, value) in API_HEADERS {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    if is_docs {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
+    }
     Ok(response)
 }

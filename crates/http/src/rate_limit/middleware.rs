@@ -2,9 +2,10 @@
 //! either refuses the request with a complete 429 problem or lets it through; either way the
 //! response carries the RateLimit fields.
 //!
-//! It runs before routing (a refused request must never reach a handler), so the login route
-//! is recognised by method and path — the percent-decoded path the router matches on, so that
-//! `/v1/auth/%74okens` is no way around the login bucket. It sits outside
+//! It runs before routing (a refused request must never reach a handler), so the routes of the
+//! login bucket (logging in and registering) are recognised by method and path — the
+//! percent-decoded path the router matches on, so that `/v1/auth/%74okens` or `/v1/%75sers` is
+//! no way around the login bucket. It sits outside
 //! `problem_responses` so that its fields land on every response, problems included, and
 //! renders its own 429 with [`ProblemContext`] exactly as that middleware would.
 
@@ -25,8 +26,11 @@ use crate::extract::caller::{bearer_token, verify_once};
 use crate::middleware::problem_responses::ProblemContext;
 use crate::problem::ApiError;
 
-/// The route the `login` policy applies to (with `POST`).
+/// The login route; with `POST`, it draws from the `login` bucket.
 pub const LOGIN_PATH: &str = "/v1/auth/tokens";
+/// The registration route; with `POST`, it draws from the `login` bucket too (§1.6): each
+/// registration costs an argon2 hash, as a login does, so it must not be cheaper to flood.
+pub const REGISTRATION_PATH: &str = "/v1/users";
 
 pub async fn enforce(
     req: ServiceRequest,
@@ -36,8 +40,9 @@ pub async fn enforce(
     else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let is_login = req.method() == Method::POST && req.match_info().as_str() == LOGIN_PATH;
-    let verdict = state.rate_limits.check(&caller_keys(&req, &state), is_login).await;
+    let hashes_a_password =
+        req.method() == Method::POST && matches!(req.match_info().as_str(), LOGIN_PATH | REGISTRATION_PATH);
+    let verdict = state.rate_limits.check(&caller_keys(&req, &state), hashes_a_password).await;
 
     if let Some(refusal) = verdict.refusal() {
         metrics::counter!(REFUSED_REQUESTS_METRIC, "policy" => refusal.policy.name.as_str()).increment(1);

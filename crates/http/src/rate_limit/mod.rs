@@ -7,8 +7,10 @@
 //! - **Policies.** `default`: `ORDERLY_RATE_LIMIT` requests per minute per caller — the user id
 //!   of a *valid* bearer token, otherwise the client address ([`crate::client_address`]), so
 //!   a user keeps one bucket across addresses and an invalid token buys no fresh one. `login`:
-//!   `ORDERLY_LOGIN_RATE_LIMIT` per client address, on `POST /v1/auth/tokens` only, in
-//!   addition to `default` — password guessing is what it slows down. A limit of 0 turns that
+//!   `ORDERLY_LOGIN_RATE_LIMIT` per client address, on `POST /v1/auth/tokens` and
+//!   `POST /v1/users` only (one bucket for both), in addition to `default` — what it slows
+//!   down is password guessing, and the argon2 hash each of those requests costs (a flood of
+//!   registrations would otherwise slow every login down). A limit of 0 turns that
 //!   policy off. Every request counts, whatever its route or outcome (404s and probes too); a
 //!   refused request takes no token.
 //! - **Buckets** (`bucket`): `q` tokens refilled evenly over `w` = 60 s, as one number per
@@ -23,8 +25,8 @@
 //!   most every 10 s.
 //! - **Headers** (`verdict`): `RateLimit-Policy: "default";q=600;w=60` and
 //!   `RateLimit: "default";r=599;t=1` on every response (both policies, comma-separated, on the
-//!   login route), where `r` is the tokens left after this request and `t` the whole seconds
-//!   (rounded up) until the bucket is full again. A refused request is 429 `rate_limited` with
+//!   login and registration routes), where `r` is the tokens left after this request and `t`
+//!   the whole seconds (rounded up) until the bucket is full again. A refused request is 429 `rate_limited` with
 //!   `Retry-After` (whole seconds, at least 1, until a token is available) and never reaches
 //!   its handler; [`REFUSED_REQUESTS_METRIC`] counts it under the policy that refused it.
 
@@ -39,7 +41,7 @@ mod middleware;
 mod redis_store;
 mod verdict;
 
-pub use middleware::{LOGIN_PATH, enforce};
+pub use middleware::{LOGIN_PATH, REGISTRATION_PATH, enforce};
 
 use in_process::InProcessStore;
 use redis_store::RedisStore;
@@ -70,7 +72,7 @@ pub fn describe_metrics() {
 pub struct Quotas {
     /// `default`: per caller (user id, else client address).
     pub requests_per_minute: u32,
-    /// `login`: `POST /v1/auth/tokens` per client address.
+    /// `login`: `POST /v1/auth/tokens` and `POST /v1/users` together, per client address.
     pub logins_per_minute: u32,
 }
 
@@ -185,10 +187,11 @@ impl RateLimits {
     }
 
     /// Takes a token from every bucket that applies: the caller's `default` bucket, and on the
-    /// login route the address's `login` bucket. A store failure leaves that policy out.
-    async fn check(&self, callers: &CallerKeys, is_login: bool) -> Verdict {
+    /// login and registration routes (`hashes_a_password`) the address's `login` bucket. A
+    /// store failure leaves that policy out.
+    async fn check(&self, callers: &CallerKeys, hashes_a_password: bool) -> Verdict {
         let Some(limiter) = &self.limiter else { return Verdict::default() };
-        let login = if is_login { limiter.login } else { None };
+        let login = if hashes_a_password { limiter.login } else { None };
         let mut outcomes = Vec::with_capacity(2);
         for (policy, key) in [(limiter.per_caller, &callers.caller), (login, &callers.address)] {
             let Some(policy) = policy else { continue };

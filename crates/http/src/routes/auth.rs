@@ -58,18 +58,23 @@ pub async fn login(
 /// Refresh
 ///
 /// Spends a refresh token for a new pair. Each refresh token works once: presenting a spent
-/// one again ends every session descended from the same login.
+/// one again ends every session descended from the same login — except within the reuse
+/// leeway (30 s by default) after it was spent, while neither token of the pair that spending
+/// it issued has been used (its refresh token for a refresh, its access token for any
+/// request): then the presentation is taken for a retry of a refresh whose answer was lost,
+/// and answered with a new pair like a normal refresh; the unused refresh token of the lost
+/// answer stops working, so the session still has exactly one live refresh token.
 ///
 /// An `Idempotency-Key` is checked (400 when malformed) but not stored: the answer carries
-/// live tokens, which are never kept for replay. A retry presents the (now spent) token again,
-/// so after a lost answer, log in again rather than retry.
+/// live tokens, which are never kept for replay. After a lost answer, retry with the same
+/// refresh token within the leeway; later, log in again.
 #[utoipa::path(
     operation_id = "refreshToken",
     tag = "auth",
     request_body(content = RefreshTokenRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPairResponse),
-        (status = 401, description = "`unauthenticated`: the refresh token is unknown, expired, spent or revoked",
+        (status = 401, description = "`unauthenticated`: the refresh token is unknown, expired or revoked, or spent (outside the reuse leeway, or a token of the pair it was exchanged for was used), which revokes its session",
             body = ProblemDetails, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
     )
@@ -88,8 +93,10 @@ pub async fn refresh(
 
 /// Log out
 ///
-/// Ends the session the refresh token belongs to (its whole family). Always 204, also for a
-/// token that is unknown or already revoked.
+/// Ends the session the refresh token belongs to (its whole family), and revokes the user's
+/// access tokens: they stop working within the revocation check interval (1 s by default) on
+/// every instance; a token issued afterwards works at once. Always 204, also for a token that
+/// is unknown or already revoked.
 ///
 /// An `Idempotency-Key` is checked (400 when malformed) but not stored: the request carries a
 /// live refresh token, which is never kept. Retrying is harmless: the answer is 204 again.
@@ -109,7 +116,11 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let PresentedRefreshToken(token) = body.into_inner();
     let sessions = state.sessions.clone();
-    state.blocking.run(Needs::Database, move || sessions.logout(&token)).await??;
+    if let Some(user) = state.blocking.run(Needs::Database, move || sessions.logout(&token)).await?? {
+        // The user's access tokens were revoked too (ADR 0015): this instance stops trusting
+        // what it remembers of them at once; the others within the check interval.
+        state.revocations.forget(user);
+    }
     let mut response = HttpResponse::NoContent();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.finish())

@@ -1,4 +1,5 @@
-//! `/v1/events` (§2.5): the event feed. Admins only (`EventService` decides). Every state
+//! `/v1/events` (§2.5): the event feed. Admins only (`Operation::ReadEventFeed`, asked by the
+//! `Authorised` extractor before the query is checked, and again by `EventService`). Every state
 //! change wrote its event in the same transaction as the change; the feed serves them in commit
 //! order, and always hands back a cursor to resume from, because a feed consumer keeps polling
 //! (a deliberate deviation from §1.2, where the last page has no cursor).
@@ -11,7 +12,7 @@ use crate::ApiState;
 use crate::blocking::Needs;
 use crate::caching::CachePolicy;
 use crate::dto::events::{self as dto, EventPage, EventResponse, FeedPageInfo, ListEventsParams};
-use crate::extract::{Caller, ValidQuery};
+use crate::extract::{Authorised, ValidQuery, operation};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
 
@@ -66,7 +67,7 @@ pub async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
-    caller: Caller,
+    caller: Authorised<operation::ReadEventFeed>,
     query: ValidQuery<ListEventsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();

@@ -30,6 +30,13 @@ use crate::problem::{ApiError, ProblemDetails};
 /// (`/items/N/quantity`, "only K available"). A line naming a product that does not exist or
 /// is archived is `validation_failed` at `/items/N/product_id` (code `unavailable_product`).
 ///
+/// One customer cannot corner the stock: the units held by the caller's pending orders, this
+/// one included, may not exceed a configured cap (admins ordering for themselves included).
+/// An order past it is `reservation_limit_exceeded`, with one `errors` entry at `/items` saying
+/// how many more units may be reserved; nothing is reserved. Cancelled, expired and confirmed
+/// orders hold nothing. The cap is checked after the body's schema and before the stock: an
+/// order past the cap gets that answer whatever the stock or the products it names.
+///
 /// The new order is `pending`, with prices snapshotted and totals computed; its reservation
 /// lapses at `expires_at`, when the server cancels it unless it has been confirmed. The answer
 /// is never cached (`no-store`).
@@ -45,8 +52,11 @@ use crate::problem::{ApiError, ProblemDetails};
                 ("ETag" = String, description = "Strong entity tag of the new order, `\"1\"`"),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        (status = 409, description = "`insufficient_stock`: some lines cannot be reserved, so none is; `errors` has \
-            one entry per short line, pointer `/items/N/quantity`, saying how many units are available",
+        (status = 409, description = "`reservation_limit_exceeded`: the caller's pending orders and this one would \
+            hold more units than one customer may reserve at once; nothing is reserved; `errors` has one entry, \
+            pointer `/items`, saying how many more units may be reserved. Or `insufficient_stock`: some lines cannot \
+            be reserved, so none is; `errors` has one entry per short line, pointer `/items/N/quantity`, saying how \
+            many units are available",
             body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: the body breaks the schema or a field rule (`errors` lists \
             every fault with a JSON Pointer, e.g. `/items/2/quantity`), or a line names a product that does not \

@@ -1,7 +1,9 @@
 //! `/v1/products` (§2.2): the catalogue, which anyone may read (archived products only
 //! admins), the admin's writes, and each product's stock adjustments. Who may do what is
 //! decided by `ProductService`; reads are cached as §1.3 says (`caching`), writes are never
-//! cached, and changes require `If-Match` (`RequiredIfMatch`).
+//! cached, and changes require `If-Match` (`RequiredIfMatch`). The admin-only operations take
+//! `Authorised<…>` first, so a customer is refused 403 before the path, the query, `If-Match`,
+//! `Idempotency-Key` or the body is read (§1.6: authorisation before validation).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
@@ -17,7 +19,8 @@ use crate::dto::products::{
     ProductResponse, StockAdjustmentResponse, UpdateProductRequest,
 };
 use crate::extract::{
-    Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson, ValidQuery,
+    Authorised, ETag, IdempotencyKeyHeader, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson,
+    ValidQuery, operation,
 };
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
@@ -156,7 +159,7 @@ pub async fn get(
 pub async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    caller: Caller,
+    caller: Authorised<operation::CreateProduct>,
     key: IdempotencyKeyHeader,
     body: ValidJson<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -212,7 +215,7 @@ pub async fn create(
 #[patch("/products/{id}")]
 pub async fn update(
     state: web::Data<ApiState>,
-    caller: Caller,
+    caller: Authorised<operation::ChangeProduct>,
     id: PathId,
     if_match: RequiredIfMatch,
     body: ValidJson<UpdateProductRequest>,
@@ -260,7 +263,7 @@ pub async fn update(
 #[delete("/products/{id}")]
 pub async fn archive(
     state: web::Data<ApiState>,
-    caller: Caller,
+    caller: Authorised<operation::ArchiveProduct>,
     id: PathId,
     if_match: RequiredIfMatch,
 ) -> Result<HttpResponse, ApiError> {
@@ -308,7 +311,7 @@ pub async fn archive(
 pub async fn adjust_stock(
     req: HttpRequest,
     state: web::Data<ApiState>,
-    caller: Caller,
+    caller: Authorised<operation::AdjustStock>,
     id: PathId,
     key: IdempotencyKeyHeader,
     body: ValidJson<AdjustStockRequest>,
@@ -354,7 +357,7 @@ pub async fn list_adjustments(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
-    caller: Caller,
+    caller: Authorised<operation::ReadStockAdjustments>,
     id: PathId,
     page: ValidQuery<ListAdjustmentsParams>,
 ) -> Result<HttpResponse, ApiError> {

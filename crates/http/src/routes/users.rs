@@ -1,5 +1,7 @@
 //! `/v1/users` (§2.1): registration, the caller's own account, the admin collection, one
-//! user, and changes to a user. Who may see or change whom is decided by `UserService`.
+//! user, and changes to a user. Who may see or change whom is decided by `UserService`; the
+//! admin collection takes `Authorised<ListUsers>` first, so a customer is refused 403 before
+//! its query is checked (§1.6).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
@@ -13,7 +15,9 @@ use crate::caching::{self, CachePolicy};
 use crate::dto::users::{
     self as dto, ListUsersParams, RegisterUserRequest, Registration, UpdateUserRequest, UserResponse,
 };
-use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery};
+use crate::extract::{
+    Authorised, Caller, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery, operation,
+};
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
@@ -21,7 +25,11 @@ use crate::problem::{ApiError, ProblemDetails};
 /// Register a customer
 ///
 /// Creates a customer account (self-service registration never creates an admin). The email
-/// is trimmed and lower-cased; an address already registered is refused with `email_taken`.
+/// is trimmed, put in Unicode NFC and lower-cased, and stored and returned that way: two
+/// spellings of one address (a precomposed `ü` or `u` + combining diaeresis) are one account,
+/// and an address already registered is refused with `email_taken`. Each registration costs a
+/// password hash, so it draws from the per-address `login` rate-limit bucket, shared with
+/// `POST /v1/auth/tokens` (429 `rate_limited` when it is empty).
 #[utoipa::path(
     operation_id = "registerUser",
     tag = "users",
@@ -104,7 +112,7 @@ pub async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
-    caller: Caller,
+    caller: Authorised<operation::ListUsers>,
     query: ValidQuery<ListUsersParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -158,7 +166,9 @@ pub async fn get(
 /// A merge patch (`application/json` or `application/merge-patch+json`): fields left out stay
 /// as they are. Users may change their `name`, and their `password` by also sending
 /// `current_password`; admins may also change `role` and `active` (a customer sending them is
-/// `forbidden`). Changing the password or deactivating ends every session of the user. Send
+/// `forbidden`). Changing the password or deactivating ends every session of the user, and
+/// changing the role its access tokens (a refresh issues one with the new role): the tokens
+/// already issued stop working within the revocation check interval (1 s by default). Send
 /// `If-Match` with the ETag you read to make the change only if nobody changed the user since.
 #[utoipa::path(
     operation_id = "updateUser",
@@ -200,6 +210,9 @@ pub async fn update(
         .blocking
         .run(needs, move || users.update(actor, UserId::from_uuid(id.0), changes, expected_version))
         .await??;
+    // A password, role or `active` change may have revoked the user's access tokens (ADR
+    // 0015): this instance stops trusting what it remembers of them at once.
+    state.revocations.forget(user.id);
     let mut response = HttpResponse::Ok();
     response.insert_header((header::ETAG, ETag::for_version(user.version).header_value()));
     CachePolicy::NoStore.apply(&mut response);

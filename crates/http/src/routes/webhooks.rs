@@ -8,14 +8,9 @@
 //! then authorisation, then validation). `If-Match` is optional on `PATCH` and `DELETE` (the
 //! contract requires it for products and orders only) and honoured when sent.
 
-use std::future::{Ready, ready};
-
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
-use orderly_domain::Actor;
-use orderly_domain::services::WebhookService;
 use orderly_domain::webhook::{WebhookDeliveryId, WebhookEndpointId};
 
 use crate::ApiState;
@@ -26,7 +21,8 @@ use crate::dto::webhooks::{
     UpdateWebhookEndpointRequest, WebhookEndpointResponse, WebhookPageParams,
 };
 use crate::extract::{
-    Caller, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathDeliveryId, PathId, ValidJson, ValidQuery,
+    Authorised, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathDeliveryId, PathId, ValidJson, ValidQuery,
+    operation,
 };
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
@@ -36,26 +32,7 @@ use crate::problem::{ApiError, ProblemDetails};
 /// token, then 403 for a customer — before the path, the conditional headers, the query or
 /// the body are read, so a caller who may not use these operations learns nothing from their
 /// validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WebhookAdmin(Actor);
-
-impl WebhookAdmin {
-    pub fn actor(self) -> Actor {
-        self.0
-    }
-}
-
-impl FromRequest for WebhookAdmin {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        ready(Caller::from_request(req, payload).into_inner().and_then(|caller| {
-            WebhookService::admin_only(caller.actor())?;
-            Ok(WebhookAdmin(caller.actor()))
-        }))
-    }
-}
+pub type WebhookAdmin = Authorised<operation::ManageWebhooks>;
 
 /// Register a webhook endpoint
 ///

@@ -47,6 +47,7 @@ fn login_mocks(known: bool, password_ok: bool) -> Mocks {
         Ok(known.then(|| UserCredentials {
             user: user(customer_id(), Role::Customer, 1),
             password_hash: PasswordHash::new("real".into()),
+            token_generation: 0,
         }))
     });
     mocks.hasher.expect_dummy_hash().returning(|| PasswordHash::new("dummy".into()));
@@ -113,6 +114,7 @@ fn stored_token(spent: bool) -> StoredRefreshToken {
         user_id: customer_id(),
         expires_at: chrono::Utc::now() + chrono::Duration::days(1),
         spent,
+        replaced: None,
         family_revoked: false,
     }
 }

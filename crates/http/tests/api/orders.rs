@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use orderly_domain::StoreError;
 use orderly_domain::order::{
-    Order, OrderCursor, OrderId, OrderQuery, OrderSort, OrderStatus, Shortfall, TransitionEffect,
+    Order, OrderCursor, OrderId, OrderQuery, OrderSort, OrderStatus, ReservationCap, ReservationLimitExceeded,
+    Shortfall, TransitionEffect,
 };
 use orderly_domain::pagination::SortDirection;
 use orderly_domain::ports::{PlaceOutcome, StatusChange, StatusChangeOutcome};
@@ -187,6 +188,44 @@ async fn insufficient_stock_is_409_with_one_entry_per_short_line() {
     let problem =
         send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 4)]))).await.problem(409, "insufficient_stock");
     assert_eq!(problem["detail"], "1 item cannot be reserved");
+}
+
+#[actix_web::test]
+async fn an_order_past_the_reservation_cap_is_409_saying_how_many_units_are_left() {
+    let mut mocks = Mocks::new();
+    mocks.orders.expect_place().withf(|new| new.reservation_cap == ReservationCap::units(1000)).returning(|_| {
+        Ok(PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 1000, held: 999, requested: 5 }))
+    });
+    let reply = send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 2), (product(2), 3)]))).await;
+    let problem = reply.problem(409, "reservation_limit_exceeded");
+    assert_eq!(problem["type"], format!("{PROBLEM_BASE}reservation-limit-exceeded"));
+    assert_eq!(problem["title"], "Reservation limit exceeded");
+    assert_eq!(
+        problem["detail"],
+        "this order asks for 5 units, and your pending orders hold 999 of the 1000 units one customer may reserve \
+         at once; cancel a pending order or order fewer units"
+    );
+    assert_eq!(
+        problem["errors"],
+        json!([{"pointer": "/items", "code": "reservation_limit_exceeded", "message": "at most 1 more unit can be reserved"}])
+    );
+    assert_eq!(reply.header(header::CACHE_CONTROL), Some("no-store"));
+    assert!(reply.header(header::LOCATION).is_none());
+
+    // A cap lowered below what is held: nothing is left, and the answer says so.
+    let mut mocks = Mocks::new();
+    mocks.orders.expect_place().returning(|_| {
+        Ok(PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 12, requested: 1 }))
+    });
+    let problem = send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 1)])))
+        .await
+        .problem(409, "reservation_limit_exceeded");
+    assert_eq!(problem["errors"][0]["message"], "at most 0 more units can be reserved");
+    assert_eq!(
+        problem["detail"],
+        "this order asks for 1 unit, and your pending orders hold 12 of the 10 units one customer may reserve at \
+         once; cancel a pending order or order fewer units"
+    );
 }
 
 #[actix_web::test]

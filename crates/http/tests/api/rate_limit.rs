@@ -18,12 +18,15 @@ use orderly_domain::auth::AccessClaims;
 use orderly_domain::ports::{MockTokenService, TokenRejected};
 use orderly_domain::user::Role;
 use orderly_http::ApiState;
-use orderly_http::rate_limit::{BACKEND_ERRORS_METRIC, LOGIN_PATH, Quotas, REFUSED_REQUESTS_METRIC, RateLimits};
+use orderly_http::rate_limit::{
+    BACKEND_ERRORS_METRIC, LOGIN_PATH, Quotas, REFUSED_REQUESTS_METRIC, REGISTRATION_PATH, RateLimits,
+};
 
 use crate::support::*;
 
 const CLIENT: &str = "203.0.113.7:50000";
 const OTHER_CLIENT: &str = "198.51.100.9:50000";
+const THIRD_CLIENT: &str = "192.0.2.33:50000";
 
 fn quotas(requests_per_minute: u32, logins_per_minute: u32) -> Quotas {
     Quotas { requests_per_minute, logins_per_minute }
@@ -44,6 +47,12 @@ fn from(request: TestRequest, peer: &str) -> TestRequest {
 /// like any other request.
 fn login_attempt(peer: &str) -> TestRequest {
     from(json_request(Method::POST, LOGIN_PATH, "{}"), peer)
+}
+
+/// A registration with an invalid body: answered 422 without touching a port (no hash), and
+/// counted like any other request.
+fn registration_attempt(peer: &str) -> TestRequest {
+    from(json_request(Method::POST, REGISTRATION_PATH, "{}"), peer)
 }
 
 fn fields(reply: &Reply) -> (Option<&str>, Option<&str>) {
@@ -152,6 +161,68 @@ async fn logins_have_a_stricter_bucket_per_address_on_top_of_the_default_one() {
 }
 
 #[actix_web::test]
+async fn registrations_draw_from_the_login_bucket_of_their_address() {
+    let recorder = TestRecorder::default();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let clock = FakeRelativeClock::default();
+    let app = test::init_service(orderly_http::app(limited(Mocks::new(), quotas(100, 3), &clock))).await;
+
+    for left in (0..3).rev() {
+        let accepted = send_to(&app, registration_attempt(CLIENT).to_request()).await;
+        accepted.problem(422, "validation_failed");
+        assert_eq!(fields(&accepted).0, Some("\"default\";q=100;w=60, \"login\";q=3;w=60"));
+        let state = fields(&accepted).1.unwrap();
+        assert!(state.ends_with(&format!("\"login\";r={left};t={}", (3 - left) * 20)), "{state}");
+    }
+
+    let refused = send_to(&app, registration_attempt(CLIENT).to_request()).await;
+    refused.problem(429, "rate_limited");
+    assert_eq!(refused.header(header::RETRY_AFTER), Some("20"));
+    assert_eq!(
+        fields(&refused),
+        (Some("\"default\";q=100;w=60, \"login\";q=3;w=60"), Some("\"default\";r=96;t=3, \"login\";r=0;t=60"))
+    );
+    assert_eq!(recorder.value(REFUSED_REQUESTS_METRIC, &[("policy", "login")]), 1);
+
+    // Percent-encoding the path is no way around it, nor is a bearer token.
+    let encoded = send_to(&app, from(json_request(Method::POST, "/v1/%75sers", "{}"), CLIENT).to_request()).await;
+    assert_eq!(encoded.status, StatusCode::TOO_MANY_REQUESTS, "{}", encoded.text());
+    let with_token = send_to(&app, bearer(registration_attempt(CLIENT), ADMIN_TOKEN).to_request()).await;
+    assert_eq!(with_token.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Only registering draws from it: listing users, with the same path, does not.
+    let listing = send_to(&app, bearer(from(get(REGISTRATION_PATH), CLIENT), ADMIN_TOKEN).to_request()).await;
+    assert_ne!(listing.status, StatusCode::TOO_MANY_REQUESTS, "{}", listing.text());
+    assert_eq!(fields(&listing).0, Some("\"default\";q=100;w=60"));
+
+    // Another address has a bucket of its own.
+    send_to(&app, registration_attempt(OTHER_CLIENT).to_request()).await.problem(422, "validation_failed");
+}
+
+#[actix_web::test]
+async fn registrations_and_logins_share_one_bucket() {
+    let clock = FakeRelativeClock::default();
+    let app = test::init_service(orderly_http::app(limited(Mocks::new(), quotas(100, 2), &clock))).await;
+    for _ in 0..2 {
+        send_to(&app, registration_attempt(CLIENT).to_request()).await.problem(422, "validation_failed");
+    }
+    let login = send_to(&app, login_attempt(CLIENT).to_request()).await;
+    login.problem(429, "rate_limited");
+    assert_eq!(login.header(header::RETRY_AFTER), Some("30"));
+    assert_eq!(fields(&login).1, Some("\"default\";r=97;t=2, \"login\";r=0;t=60"));
+
+    // The other way round, from another address.
+    for _ in 0..2 {
+        send_to(&app, login_attempt(OTHER_CLIENT).to_request()).await.problem(422, "validation_failed");
+    }
+    send_to(&app, registration_attempt(OTHER_CLIENT).to_request()).await.problem(429, "rate_limited");
+
+    // A token comes back after 30 s, for either route.
+    clock.advance(Duration::from_secs(30));
+    send_to(&app, registration_attempt(CLIENT).to_request()).await.problem(422, "validation_failed");
+}
+
+#[actix_web::test]
 async fn a_users_bucket_follows_the_user_across_addresses() {
     let clock = FakeRelativeClock::default();
     let app = test::init_service(orderly_http::app(limited(Mocks::new(), quotas(2, 10), &clock))).await;
@@ -198,7 +269,12 @@ async fn a_bearer_token_is_verified_once_per_request() {
         mocks.tokens.expect_verify_access_token().returning(move |token, _| {
             counter.fetch_add(1, Ordering::SeqCst);
             match token {
-                CUSTOMER_TOKEN => Ok(AccessClaims { user_id: customer_id(), role: Role::Customer }),
+                CUSTOMER_TOKEN => Ok(AccessClaims {
+                    user_id: customer_id(),
+                    role: Role::Customer,
+                    generation: 0,
+                    refresh_token_id: None,
+                }),
                 _ => Err(TokenRejected::Expired),
             }
         });
@@ -328,12 +404,26 @@ async fn two_instances_on_one_redis_share_one_limit() {
     assert_eq!(other.status, StatusCode::OK);
     send_to(&first, login_attempt(OTHER_CLIENT).to_request()).await.problem(422, "validation_failed");
     send_to(&second, login_attempt(OTHER_CLIENT).to_request()).await.problem(429, "rate_limited");
+    // Registering draws from that same shared login bucket: a registration on one instance
+    // leaves no login on the other, and the other way round.
+    send_to(&second, registration_attempt(THIRD_CLIENT).to_request()).await.problem(422, "validation_failed");
+    let login = send_to(&first, login_attempt(THIRD_CLIENT).to_request()).await;
+    login.problem(429, "rate_limited");
+    assert_eq!(
+        fields(&login),
+        (Some("\"default\";q=3;w=60, \"login\";q=1;w=60"), Some("\"default\";r=1;t=40, \"login\";r=0;t=60"))
+    );
+    let registration = send_to(&second, registration_attempt(OTHER_CLIENT).to_request()).await;
+    registration.problem(429, "rate_limited");
+    assert!(registration.header(header::RETRY_AFTER).is_some());
 
     let mut connection = redis_connection(&url).await;
     let keys = keys_under(&mut connection, &prefix).await;
     let expected = [
+        format!("{prefix}ratelimit:default:ip:192.0.2.33"),
         format!("{prefix}ratelimit:default:ip:198.51.100.9"),
         format!("{prefix}ratelimit:default:ip:203.0.113.7"),
+        format!("{prefix}ratelimit:login:ip:192.0.2.33"),
         format!("{prefix}ratelimit:login:ip:198.51.100.9"),
     ];
     assert_eq!(keys, expected);

@@ -160,12 +160,14 @@ pub fn invoice(number: InvoiceNumber, customer: UserId) -> Invoice {
     }
 }
 
-/// The ordering rules of every test: EUR, 20 % tax, 30-minute reservations.
+/// The ordering rules of every test: EUR, 20 % tax, 30-minute reservations, at most 1000 units
+/// held per customer.
 pub fn order_policy() -> OrderPolicy {
     OrderPolicy {
         currency: eur(),
         tax_rate: TaxRate::from_basis_points(2000).unwrap(),
         reservation_ttl: chrono::Duration::minutes(30),
+        reservation_cap: orderly_domain::order::ReservationCap::units(1000),
     }
 }
 
@@ -223,13 +225,20 @@ impl Mocks {
     pub fn new() -> Self {
         let mut tokens = MockTokenService::new();
         tokens.expect_verify_access_token().returning(|token, _| match token {
-            CUSTOMER_TOKEN => Ok(AccessClaims { user_id: customer_id(), role: Role::Customer }),
-            ADMIN_TOKEN => Ok(AccessClaims { user_id: admin_id(), role: Role::Admin }),
+            CUSTOMER_TOKEN => {
+                Ok(AccessClaims { user_id: customer_id(), role: Role::Customer, generation: 0, refresh_token_id: None })
+            }
+            ADMIN_TOKEN => {
+                Ok(AccessClaims { user_id: admin_id(), role: Role::Admin, generation: 0, refresh_token_id: None })
+            }
             EXPIRED_TOKEN => Err(TokenRejected::Expired),
             _ => Err(TokenRejected::Invalid),
         });
+        // Nobody's sessions were ever revoked: every user is at generation 0, as the tokens.
+        let mut users = MockUserRepository::new();
+        users.expect_token_generation().returning(|_| Ok(Some(0)));
         Self {
-            users: MockUserRepository::new(),
+            users,
             products: MockProductRepository::new(),
             orders: MockOrderRepository::new(),
             invoices: MockInvoiceRepository::new(),
@@ -301,6 +310,7 @@ impl Mocks {
             idempotency: Arc::new(self.idempotency),
             rate_limits: orderly_http::rate_limit::RateLimits::off(),
             blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
+            revocations: orderly_http::revocation::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
             metrics: None,
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),

@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// Serves `app` on a free loopback port with one worker; the server stops with the test's
 /// runtime.
-fn serve(mocks: Mocks) -> SocketAddr {
+pub fn serve(mocks: Mocks) -> SocketAddr {
     let state = mocks.into_state();
     let server = HttpServer::new(move || orderly_http::app(state.clone()))
         .workers(1)
@@ -24,7 +24,7 @@ fn serve(mocks: Mocks) -> SocketAddr {
 }
 
 /// Sends raw bytes and reads the whole answer (the request says `Connection: close`).
-async fn exchange(address: SocketAddr, request: Vec<u8>) -> String {
+pub async fn exchange(address: SocketAddr, request: Vec<u8>) -> String {
     actix_web::rt::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -503,6 +503,7 @@ fn place(db: &TestDatabase, customer: UserId, product: ProductId, placed_at: Dat
         currency: eur(),
         placed_at,
         expires_at: placed_at + chrono::Duration::seconds(1800),
+        reservation_cap: orderly_domain::order::ReservationCap::UNLIMITED,
     };
     match orders(db).place(&order).unwrap() {
         PlaceOutcome::Placed(order) => order,

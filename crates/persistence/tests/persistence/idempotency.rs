@@ -296,6 +296,7 @@ fn new_order(customer: UserId, product: ProductId, quantity: i64, placed_at: Dat
         currency: eur(),
         placed_at,
         expires_at: placed_at + chrono::Duration::seconds(1800),
+        reservation_cap: orderly_domain::order::ReservationCap::UNLIMITED,
     }
 }
 

@@ -6,7 +6,7 @@ use orderly_domain::event::DomainEvent;
 use orderly_domain::invoice::{InvoiceNumber, InvoiceQuery};
 use orderly_domain::order::{
     CancelReason, LineRequest, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderSort, OrderStatus, Quantity,
-    Shortfall, TaxRate, TransitionEffect,
+    ReservationCap, ReservationLimitExceeded, Shortfall, TaxRate, TransitionEffect,
 };
 use orderly_domain::pagination::{Page, PageLimit, SortDirection};
 use orderly_domain::ports::{
@@ -363,6 +363,88 @@ orderly_persistence::backend_tests! {
         assert_reservations_match_pending_orders(db, &ids);
     }
 
+    /// §2.3's per-customer cap: what the customer's pending orders hold counts, nothing else;
+    /// an order past it is refused before any product is touched.
+    fn an_order_past_the_reservation_cap_reserves_nothing_and_says_what_is_held(db: &TestDatabase) {
+        let (ada, bob, admin) = (insert_user(db, at(0)).id, insert_user(db, at(0)).id, insert_user(db, at(0)).id);
+        let (cups, _) = insert_product(db, &new_product("Cup", 100, 100, at(0)));
+        let (pots, _) = insert_product(db, &new_product("Pot", 100, 100, at(0)));
+        let cap = ReservationCap::units(10);
+        let capped = |customer, lines: &[(ProductId, i64)], second| NewOrder { reservation_cap: cap, ..new_order(customer, lines, at(second), 0) };
+
+        let first = placed(orders(db).place(&capped(ada, &[(cups.id, 4), (pots.id, 2)], 1)).unwrap());
+        let version_before = products(db).find_by_id(cups.id).unwrap().unwrap().version;
+        let events_before = db.recorded_events();
+        let refused = capped(ada, &[(cups.id, 3), (pots.id, 2)], 2);
+        assert_eq!(
+            orders(db).place(&refused).unwrap(),
+            PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 6, requested: 5 })
+        );
+        assert_eq!((stock(db, cups.id), stock(db, pots.id)), ((100, 4), (100, 2)));
+        assert_eq!(products(db).find_by_id(cups.id).unwrap().unwrap().version, version_before, "no product touched");
+        assert_eq!(orders(db).find(refused.id).unwrap(), None);
+        assert_eq!(db.recorded_events(), events_before);
+        // Checked before the lines: an unknown product beside it does not change the answer.
+        let unknown = capped(ada, &[(ProductId::new(), 5)], 2);
+        assert!(matches!(orders(db).place(&unknown).unwrap(), PlaceOutcome::ReservationLimitExceeded(_)));
+
+        // Other customers have caps of their own; exactly the rest of the cap fits.
+        placed(orders(db).place(&capped(bob, &[(cups.id, 10)], 3)).unwrap());
+        placed(orders(db).place(&capped(ada, &[(cups.id, 4)], 4)).unwrap());
+        assert!(matches!(orders(db).place(&capped(ada, &[(pots.id, 1)], 5)).unwrap(), PlaceOutcome::ReservationLimitExceeded(e) if e.remaining() == 0));
+
+        // A cancelled order frees its units; a confirmed one holds none.
+        let mut cancel = change(&first, OrderStatus::Cancelled, Some(ada), at(6));
+        cancel.cancel_reason = Some(CancelReason::Customer);
+        applied(orders(db).change_status(&cancel).unwrap());
+        let second = placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 7)).unwrap());
+        applied(orders(db).change_status(&change(&second, OrderStatus::Confirmed, Some(admin), at(8))).unwrap());
+        placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 9)).unwrap());
+        assert_eq!(
+            orders(db).place(&capped(ada, &[(pots.id, 1)], 10)).unwrap(),
+            PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 10, requested: 1 })
+        );
+        // No cap: nothing is counted.
+        placed(orders(db).place(&new_order(ada, &[(pots.id, 50)], at(11), 0)).unwrap());
+        assert_reservations_match_pending_orders(db, &[cups.id, pots.id]);
+    }
+
+    /// Twenty orders of one customer, three units each on a product of their own (so no
+    /// product row lock orders them), released at once under a cap of 30: exactly ten fit,
+    /// whichever they are. Without the customer's row lock on PostgreSQL, each would sum the
+    /// pending orders before the others commit and all twenty would pass.
+    fn racing_orders_of_one_customer_never_hold_more_than_the_cap(db: &TestDatabase) {
+        let customer = insert_user(db, at(0)).id;
+        let ids: Vec<ProductId> = (0..20).map(|i| insert_product(db, &new_product(&format!("R{i}"), 100, 10, at(0))).0.id).collect();
+        let barrier = Barrier::new(20);
+        let outcomes: Vec<PlaceOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &product)| {
+                    let (repo, barrier) = (orders(db), &barrier);
+                    scope.spawn(move || {
+                        let new = NewOrder { reservation_cap: ReservationCap::units(30), ..new_order(customer, &[(product, 3)], at(i as i64), 0) };
+                        barrier.wait();
+                        repo.place(&new).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        let placed_count = outcomes.iter().filter(|outcome| matches!(outcome, PlaceOutcome::Placed(_))).count();
+        let refusals: Vec<&ReservationLimitExceeded> = outcomes
+            .iter()
+            .filter_map(|outcome| if let PlaceOutcome::ReservationLimitExceeded(refusal) = outcome { Some(refusal) } else { None })
+            .collect();
+        assert_eq!((placed_count, refusals.len()), (10, 10), "refusals: {refusals:?}");
+        // Each refusal saw the full cap held: the sums were read one after another.
+        assert!(refusals.iter().all(|refusal| refusal.held == 30 && refusal.requested == 3), "{refusals:?}");
+        let held: i64 = ids.iter().map(|&id| stock(db, id).1).sum();
+        assert_eq!(held, 30);
+        assert_reservations_match_pending_orders(db, &ids);
+    }
+
     /// 4 threads each try to confirm all 20 orders: each is confirmed once, numbers 1..=20.
     fn racing_confirmations_issue_gapless_unique_numbers_and_commit_once(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
@@ -489,6 +571,7 @@ fn new_order(customer: UserId, lines: &[(ProductId, i64)], placed_at: DateTime<U
         currency: eur(),
         placed_at,
         expires_at: placed_at + chrono::Duration::seconds(1800),
+        reservation_cap: ReservationCap::UNLIMITED,
     }
 }
 

@@ -389,6 +389,7 @@ fn place_order_of(db: &TestDatabase, customer: UserId, product: ProductId, place
         currency: eur(),
         placed_at,
         expires_at: placed_at + chrono::Duration::seconds(1800),
+        reservation_cap: orderly_domain::order::ReservationCap::UNLIMITED,
     };
     match DieselOrderRepository::new(db.database().clone()).place(&new).unwrap() {
         PlaceOutcome::Placed(order) => order,

@@ -131,6 +131,27 @@ orderly_persistence::backend_tests! {
         assert_eq!(credentials.password_hash.as_str(), "new-hash");
     }
 
+    fn a_revoking_update_bumps_the_token_generation_in_the_same_statement(db: &TestDatabase) {
+        let repo = users(db);
+        let user = insert_user(db, at(0));
+        assert_eq!(repo.token_generation(user.id).unwrap(), Some(0));
+        let rename = UserUpdate { name: Some(UserName::parse("Grace").unwrap()), ..UserUpdate::default() };
+        repo.update(user.id, &rename, None, at(10)).unwrap();
+        assert_eq!(repo.token_generation(user.id).unwrap(), Some(0), "a rename revokes nothing");
+
+        let demote = UserUpdate { role: Some(Role::Customer), revoke_access_tokens: true, ..UserUpdate::default() };
+        repo.update(user.id, &demote, None, at(20)).unwrap();
+        assert_eq!(repo.token_generation(user.id).unwrap(), Some(1));
+        let deactivate = UserUpdate { active: Some(false), revoke_sessions: true, ..UserUpdate::default() };
+        repo.update(user.id, &deactivate, None, at(30)).unwrap();
+        assert_eq!(repo.token_generation(user.id).unwrap(), Some(2));
+        assert_eq!(repo.find_credentials_by_id(user.id).unwrap().unwrap().token_generation, 2);
+
+        // A mismatched version changes nothing, the generation included.
+        assert_eq!(repo.update(user.id, &deactivate, Some(1), at(40)).unwrap(), UpdateOutcome::VersionMismatch);
+        assert_eq!(repo.token_generation(user.id).unwrap(), Some(2));
+    }
+
     fn a_stale_version_is_a_mismatch_and_changes_nothing(db: &TestDatabase) {
         let repo = users(db);
         let user = insert_user(db, at(0));

@@ -13,5 +13,7 @@ mod orders;
 mod payments;
 mod products;
 mod rate_limit;
+mod refusals;
+mod request_bodies;
 mod sessions;
 mod users;

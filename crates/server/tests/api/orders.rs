@@ -170,3 +170,93 @@ mod expiry {
         lapsed_reservations_are_released_by_the_sweep(orderly_persistence::testing::Backend::Postgres).await;
     }
 }
+
+/// §2.3: one customer cannot corner the stock. A cap of 10 units, so the numbers stay small.
+mod reservation_cap {
+    use super::*;
+
+    async fn pending_orders_hold_at_most_the_cap(backend: orderly_persistence::testing::Backend) {
+        let Some(app) = TestApp::spawn_with(backend, &[("ORDERLY_MAX_RESERVED_UNITS_PER_CUSTOMER", "10")]).await else {
+            return;
+        };
+        let admin = app.admin().await;
+        let ada = app.customer("ada@example.com").await;
+        let bob = app.customer("bob@example.com").await;
+        let mug = product(&app, &admin, "MUG", 100, 100).await;
+        let plate = product(&app, &admin, "PLATE", 100, 100).await;
+
+        let first = order(&app, &ada, json!([{"product_id": mug, "quantity": 6}])).await;
+        assert_eq!(first.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&first.body));
+        let first = first.json();
+        let over =
+            order(&app, &ada, json!([{"product_id": mug, "quantity": 2}, {"product_id": plate, "quantity": 3}])).await;
+        let problem = over.problem(409, "reservation_limit_exceeded");
+        assert_eq!(
+            problem["errors"],
+            json!([{"pointer": "/items", "code": "reservation_limit_exceeded", "message": "at most 4 more units can be reserved"}])
+        );
+        assert_eq!(
+            problem["detail"],
+            "this order asks for 5 units, and your pending orders hold 6 of the 10 units one customer may reserve at once; \
+             cancel a pending order or order fewer units"
+        );
+        assert!(over.header("location").is_none());
+        assert_eq!(
+            stock(&app, &mug).await,
+            json!({"on_hand": 100, "reserved": 6, "available": 94}),
+            "nothing reserved"
+        );
+        assert_eq!(stock(&app, &plate).await["reserved"], 0);
+        // Checked before the products: an unknown one does not change the answer.
+        let unknown = json!([{"product_id": "0192f5c2-0000-7000-8000-000000000000", "quantity": 5}]);
+        order(&app, &ada, unknown).await.problem(409, "reservation_limit_exceeded");
+
+        // Up to the cap succeeds; other customers have caps of their own; admins are capped too.
+        let rest = order(&app, &ada, json!([{"product_id": plate, "quantity": 4}])).await;
+        assert_eq!(rest.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&rest.body));
+        let full = order(&app, &ada, json!([{"product_id": plate, "quantity": 1}]))
+            .await
+            .problem(409, "reservation_limit_exceeded");
+        assert_eq!(full["errors"][0]["message"], "at most 0 more units can be reserved");
+        assert_eq!(order(&app, &bob, json!([{"product_id": mug, "quantity": 10}])).await.status, StatusCode::CREATED);
+        order(&app, &admin, json!([{"product_id": mug, "quantity": 11}]))
+            .await
+            .problem(409, "reservation_limit_exceeded");
+
+        // Cancelling a pending order frees its units.
+        assert_eq!(move_order(&app, &ada, &first, "cancelled").await.status, StatusCode::OK);
+        let again = order(&app, &ada, json!([{"product_id": mug, "quantity": 6}])).await;
+        assert_eq!(again.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&again.body));
+        // A confirmed order holds no reservation, so it does not count either.
+        assert_eq!(move_order(&app, &admin, &again.json(), "confirmed").await.status, StatusCode::OK);
+        let after = order(&app, &ada, json!([{"product_id": mug, "quantity": 6}])).await;
+        assert_eq!(after.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&after.body));
+        order(&app, &ada, json!([{"product_id": mug, "quantity": 1}])).await.problem(409, "reservation_limit_exceeded");
+        // ada: 4 plates + 6 mugs pending; bob: 10 mugs; the confirmed 6 mugs left the stock.
+        assert_eq!(stock(&app, &mug).await, json!({"on_hand": 94, "reserved": 16, "available": 78}));
+        assert_eq!(stock(&app, &plate).await["reserved"], 4);
+
+        // Racing orders of one customer: exactly the cap's worth is placed.
+        let cyd = app.customer("cyd@example.com").await;
+        let requests = (0..20).map(|_| {
+            let request = app.client.post(app.url("/v1/orders")).bearer_auth(&cyd.access_token);
+            let body = json!({"items": [{"product_id": plate, "quantity": 1}]});
+            async move { request.send_json(&body).await.unwrap().status() }
+        });
+        let statuses = futures_util::future::join_all(requests).await;
+        let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+        let conflicts = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+        assert_eq!((created, conflicts), (10, 10), "{statuses:?}");
+        assert_eq!(stock(&app, &plate).await["reserved"], 14);
+    }
+
+    #[actix_web::test]
+    async fn sqlite() {
+        pending_orders_hold_at_most_the_cap(orderly_persistence::testing::Backend::Sqlite).await;
+    }
+
+    #[actix_web::test]
+    async fn postgres() {
+        pending_orders_hold_at_most_the_cap(orderly_persistence::testing::Backend::Postgres).await;
+    }
+}

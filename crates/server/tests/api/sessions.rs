@@ -57,6 +57,32 @@ on_both_backends! {
         assert_eq!(fresh.status, StatusCode::OK);
     }
 
+    async fn refresh_rotates_and_a_token_replayed_after_its_successor_was_used_revokes_the_family(app) {
+        let ada = app.customer("ada@example.com").await;
+        let rotated = app.post("/v1/auth/refresh", None, &json!({"refresh_token": ada.refresh_token})).await;
+        assert_eq!(rotated.status, StatusCode::OK);
+        assert_eq!(rotated.header("cache-control").as_deref(), Some("no-store"));
+        let pair = rotated.json();
+        let second = pair["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(second, ada.refresh_token);
+        let access = pair["access_token"].as_str().unwrap();
+        assert_eq!(app.get("/v1/users/me", Some(access)).await.status, StatusCode::OK);
+
+        // The successor is used, which ends the reuse leeway of the token it replaced (ADR 0015).
+        let rotated_again = app.post("/v1/auth/refresh", None, &json!({"refresh_token": second})).await;
+        assert_eq!(rotated_again.status, StatusCode::OK);
+        let third = rotated_again.json()["refresh_token"].as_str().unwrap().to_owned();
+
+        // The first token comes back (stolen, or replayed): the whole family is revoked...
+        app.post("/v1/auth/refresh", None, &json!({"refresh_token": ada.refresh_token})).await.problem(401, "unauthenticated");
+        // ...so even the legitimate latest token no longer works.
+        app.post("/v1/auth/refresh", None, &json!({"refresh_token": third})).await.problem(401, "unauthenticated");
+        // Other sessions (families) of the same user are unaffected.
+        let other = app.session("ada@example.com", PASSWORD).await;
+        let fresh = app.post("/v1/auth/refresh", None, &json!({"refresh_token": other.refresh_token})).await;
+        assert_eq!(fresh.status, StatusCode::OK);
+    }
+
     async fn logout_revokes_the_family_and_is_idempotent(app) {
         let ada = app.customer("ada@example.com").await;
         let reply = app.post("/v1/auth/logout", None, &json!({"refresh_token": ada.refresh_token})).await;

@@ -30,6 +30,27 @@ on_both_backends! {
         reply.problem(409, "email_taken");
     }
 
+    async fn two_unicode_spellings_of_one_email_are_one_account(app) {
+        // "jürgen@example.com" with a precomposed ü, and with u + combining diaeresis: they look
+        // the same, and are the same address once normalised (NFC).
+        let precomposed = "j\u{fc}rgen@example.com";
+        let decomposed = "ju\u{308}rgen@example.com";
+        let registered = app.post("/v1/users", None, &json!({"email": decomposed, "password": PASSWORD, "name": "J"})).await;
+        assert_eq!(registered.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&registered.body));
+        assert_eq!(registered.json()["email"], precomposed, "the email is returned in NFC");
+
+        let again = app.post("/v1/users", None, &json!({"email": precomposed, "password": PASSWORD, "name": "J"})).await;
+        again.problem(409, "email_taken");
+        let shouting = app.post("/v1/users", None, &json!({"email": " JU\u{308}RGEN@example.com ", "password": PASSWORD, "name": "J"})).await;
+        shouting.problem(409, "email_taken");
+
+        for spelling in [decomposed, precomposed] {
+            let session = app.session(spelling, PASSWORD).await;
+            let me = app.get("/v1/users/me", Some(&session.access_token)).await;
+            assert_eq!(me.json()["email"], precomposed, "logged in as {spelling:?}");
+        }
+    }
+
     async fn registration_reports_every_faulty_field(app) {
         let reply = app.post("/v1/users", None, &json!({"email": "nope", "password": "short", "role": "admin"})).await;
         let problem = reply.problem(422, "validation_failed");

@@ -102,6 +102,7 @@ fn place_sends_the_callers_lines_with_the_policys_tax_and_currency_the_clocks_ti
         currency: crate::product::Currency::parse("CHF").unwrap(),
         tax_rate: TaxRate::from_basis_points(775).unwrap(),
         reservation_ttl: Duration::minutes(7),
+        reservation_cap: ReservationCap::units(37),
     };
     let expected = policy.clone();
     let sent = lines.clone();
@@ -117,6 +118,7 @@ fn place_sends_the_callers_lines_with_the_policys_tax_and_currency_the_clocks_ti
                 && new.currency == expected.currency
                 && new.placed_at == now()
                 && new.expires_at == now() + Duration::minutes(7)
+                && new.reservation_cap == expected.reservation_cap
         })
         .times(1)
         .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
@@ -143,6 +145,53 @@ fn an_admin_placing_an_order_places_it_for_themselves() {
     let order = ports.service().place(actor(&grace), request(&[(ProductId::new(), 1)])).unwrap();
 
     assert_eq!(order.customer_id, grace.id);
+}
+
+#[test]
+fn admins_are_held_to_the_reservation_cap_like_customers() {
+    let mut ports = Ports::default();
+    ports
+        .orders
+        .expect_place()
+        .withf(|new| new.reservation_cap == ReservationCap::units(1000))
+        .times(2)
+        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+    let service = ports.service();
+
+    for caller in [admin(), customer()] {
+        service.place(actor(&caller), request(&[(ProductId::new(), 1)])).unwrap();
+    }
+}
+
+#[test]
+fn a_zero_cap_in_the_policy_sends_no_cap() {
+    let policy = OrderPolicy { reservation_cap: ReservationCap::units(0), ..order_policy() };
+    let mut ports = Ports::default();
+    ports
+        .orders
+        .expect_place()
+        .withf(|new| new.reservation_cap == ReservationCap::UNLIMITED)
+        .times(1)
+        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+
+    ports.service_with(policy).place(actor(&customer()), request(&[(ProductId::new(), 1000)])).unwrap();
+}
+
+#[test]
+fn an_order_past_the_cap_is_refused_with_what_is_held_and_what_is_left() {
+    let exceeded = ReservationLimitExceeded { cap: 1000, held: 700, requested: 400 };
+    let mut ports = Ports::default();
+    ports.orders.expect_place().times(1).return_once(move |_| Ok(PlaceOutcome::ReservationLimitExceeded(exceeded)));
+
+    let result = ports.service().place(actor(&customer()), request(&[(ProductId::new(), 400)]));
+
+    match result {
+        Err(PlaceOrderError::ReservationLimitExceeded(reported)) => {
+            assert_eq!(reported, exceeded);
+            assert_eq!(reported.remaining(), 300);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -9,12 +9,12 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::Actor;
-use crate::auth::{AccessToken, RefreshTokenHash, RefreshTokenSecret};
+use crate::auth::{AccessToken, RefreshTokenHash, RefreshTokenSecret, Replacement};
 use crate::ports::{
     MockPasswordHasher, MockRefreshTokenRepository, MockTokenService, MockUserRepository, TokenRejected,
 };
 use crate::services::fixtures::{admin, credentials, customer, dummy_hash, email, fixed_clock, now, stored_hash};
-use crate::user::Role;
+use crate::user::{Role, User};
 
 #[derive(Default)]
 struct Ports {
@@ -36,11 +36,16 @@ impl Ports {
     }
 
     /// The token service issues one access token for `claims` at `now()` and mints one refresh
-    /// token living 30 days.
+    /// token living 30 days. The access token names a refresh token (which one is checked in
+    /// `every_access_token_names_the_refresh_token_issued_with_it`).
     fn expect_pair_for(&mut self, claims: AccessClaims) {
         self.tokens
             .expect_issue_access_token()
-            .with(eq(claims), eq(now()))
+            .withf(move |issued, at| {
+                issued.refresh_token_id.is_some()
+                    && AccessClaims { refresh_token_id: None, ..*issued } == claims
+                    && *at == now()
+            })
             .times(1)
             .returning(|_, _| Ok(access_token()));
         self.tokens
@@ -95,12 +100,13 @@ fn stored_token(user: &User) -> StoredRefreshToken {
         user_id: user.id,
         expires_at: now() + Duration::days(29),
         spent: false,
+        replaced: None,
         family_revoked: false,
     }
 }
 
 fn claims_of(user: &User) -> AccessClaims {
-    AccessClaims { user_id: user.id, role: user.role }
+    AccessClaims { user_id: user.id, role: user.role, generation: 0, refresh_token_id: None }
 }
 
 // ---- login ----------------------------------------------------------------------------------
@@ -187,6 +193,24 @@ fn an_unknown_email_still_costs_one_verification_against_the_dummy_hash() {
     ports.refresh_tokens.expect_start_family().never();
 
     let result = ports.service().login("nobody@example.com", "some password");
+
+    assert!(matches!(result, Err(LoginError::InvalidCredentials)), "{result:?}");
+}
+
+#[test]
+fn any_spelling_of_an_email_is_looked_up_in_its_one_normalised_spelling() {
+    let mut ports = Ports::default();
+    // u + combining diaeresis, capitals and spaces: looked up as "jürgen@" with a precomposed ü.
+    ports
+        .users
+        .expect_find_credentials_by_email()
+        .withf(|email| email.as_str() == "j\u{fc}rgen@example.com")
+        .times(1)
+        .returning(|_| Ok(None));
+    ports.hasher.expect_dummy_hash().times(1).returning(dummy_hash);
+    ports.hasher.expect_verify().times(1).returning(|_, _| Ok(false));
+
+    let result = ports.service().login(" JU\u{308}RGEN@example.com ", "some password");
 
     assert!(matches!(result, Err(LoginError::InvalidCredentials)), "{result:?}");
 }
@@ -295,7 +319,7 @@ fn an_expired_refresh_token_is_invalid() {
     for expires_at in [now(), now() - Duration::seconds(1)] {
         let mut ports = Ports::default();
         ports.expect_presented_token(Some(StoredRefreshToken { expires_at, ..stored_token(&customer()) }));
-        ports.users.expect_find_by_id().never();
+        ports.users.expect_find_credentials_by_id().never();
         ports.refresh_tokens.expect_rotate().never();
         ports.refresh_tokens.expect_revoke_family().never();
 
@@ -326,7 +350,7 @@ fn a_spent_token_revokes_its_family_and_reports_reuse() {
     let mut ports = Ports::default();
     ports.expect_presented_token(Some(stored));
     ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
-    ports.users.expect_find_by_id().never();
+    ports.users.expect_find_credentials_by_id().never();
     ports.refresh_tokens.expect_rotate().never();
 
     let result = ports.service().refresh(PRESENTED);
@@ -339,8 +363,8 @@ fn a_deactivated_user_cannot_refresh() {
     let ada = User { active: false, ..customer() };
     let mut ports = Ports::default();
     ports.expect_presented_token(Some(stored_token(&ada)));
-    let found = ada.clone();
-    ports.users.expect_find_by_id().with(eq(ada.id)).times(1).returning(move |_| Ok(Some(found.clone())));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().with(eq(ada.id)).times(1).returning(move |_| Ok(Some(found.clone())));
     ports.tokens.expect_issue_access_token().never();
     ports.refresh_tokens.expect_rotate().never();
 
@@ -354,7 +378,7 @@ fn a_deleted_user_cannot_refresh() {
     let ada = customer();
     let mut ports = Ports::default();
     ports.expect_presented_token(Some(stored_token(&ada)));
-    ports.users.expect_find_by_id().with(eq(ada.id)).times(1).returning(|_| Ok(None));
+    ports.users.expect_find_credentials_by_id().with(eq(ada.id)).times(1).returning(|_| Ok(None));
     ports.refresh_tokens.expect_rotate().never();
 
     let result = ports.service().refresh(PRESENTED);
@@ -370,9 +394,14 @@ fn refresh_rotates_within_the_family_and_issues_the_users_current_role() {
     let (spent_id, family_id, user_id) = (stored.id, stored.family_id, promoted.id);
     let mut ports = Ports::default();
     ports.expect_presented_token(Some(stored));
-    let found = promoted.clone();
-    ports.users.expect_find_by_id().with(eq(promoted.id)).times(1).returning(move |_| Ok(Some(found.clone())));
-    ports.expect_pair_for(AccessClaims { user_id, role: Role::Admin });
+    let found = credentials(&promoted);
+    ports
+        .users
+        .expect_find_credentials_by_id()
+        .with(eq(promoted.id))
+        .times(1)
+        .returning(move |_| Ok(Some(found.clone())));
+    ports.expect_pair_for(AccessClaims { user_id, role: Role::Admin, generation: 0, refresh_token_id: None });
     ports
         .refresh_tokens
         .expect_rotate()
@@ -402,8 +431,8 @@ fn losing_the_rotation_race_is_reuse_and_revokes_the_family() {
     let family_id = stored.family_id;
     let mut ports = Ports::default();
     ports.expect_presented_token(Some(stored));
-    let found = ada.clone();
-    ports.users.expect_find_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
     ports.expect_pair_for(claims_of(&ada));
     ports.refresh_tokens.expect_rotate().times(1).returning(|_, _, _| Ok(Rotation::Lost));
     ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
@@ -468,32 +497,316 @@ fn logout_passes_store_failures_through() {
     assert!(matches!(ports.service().logout(PRESENTED), Err(StoreError::Unavailable(_))));
 }
 
-// ---- authenticate ---------------------------------------------------------------------------
+// ---- the reuse leeway -----------------------------------------------------------------------
 
-#[test]
-fn authenticate_turns_verified_claims_into_an_actor() {
-    let grace = admin();
-    let mut ports = Ports::default();
-    let claims = claims_of(&grace);
-    ports
-        .tokens
-        .expect_verify_access_token()
-        .with(eq("signed.access.token"), eq(now()))
-        .times(1)
-        .returning(move |_, _| Ok(claims));
-
-    let caller = ports.service().authenticate("signed.access.token").unwrap();
-
-    assert_eq!(caller, Actor { user_id: grace.id, role: Role::Admin });
+/// A token spent `ago` ago by a rotation that issued `successor`.
+fn rotated(user: &User, ago: Duration, successor: Uuid) -> StoredRefreshToken {
+    StoredRefreshToken { spent: true, replaced: Some(Replacement { at: now() - ago, successor }), ..stored_token(user) }
 }
 
 #[test]
-fn authenticate_passes_the_rejection_through() {
+fn a_retry_within_the_leeway_replaces_the_unused_successor_with_a_new_pair() {
+    let ada = customer();
+    let successor = Uuid::now_v7();
+    let stored = rotated(&ada, Duration::seconds(29), successor);
+    let (spent_id, family_id) = (stored.id, stored.family_id);
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().with(eq(ada.id)).times(1).returning(move |_| Ok(Some(found.clone())));
+    ports.expect_pair_for(claims_of(&ada));
+    ports
+        .refresh_tokens
+        .expect_replace_unused_successor()
+        .withf(move |spent, voided, next, at| {
+            *spent == spent_id
+                && *voided == successor
+                && next.family_id == family_id
+                && next.id != successor
+                && next.hash == next_hash()
+                && *at == now()
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(Rotation::Rotated));
+    ports.refresh_tokens.expect_rotate().never();
+    ports.refresh_tokens.expect_revoke_family().never();
+
+    let service = ports.service().with_refresh_reuse_leeway(Duration::seconds(30));
+
+    assert_eq!(service.refresh(PRESENTED).unwrap(), expected_pair());
+}
+
+#[test]
+fn a_retry_whose_successor_was_used_meanwhile_is_reuse_and_revokes_the_family() {
+    let ada = customer();
+    let stored = rotated(&ada, Duration::seconds(1), Uuid::now_v7());
+    let family_id = stored.family_id;
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
+    ports.expect_pair_for(claims_of(&ada));
+    ports.refresh_tokens.expect_replace_unused_successor().times(1).returning(|_, _, _, _| Ok(Rotation::Lost));
+    ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
+
+    let result = ports.service().refresh(PRESENTED);
+
+    assert!(matches!(result, Err(RefreshError::ReuseDetected { family_id: f }) if f == family_id), "{result:?}");
+}
+
+#[test]
+fn after_the_leeway_or_without_one_a_spent_token_revokes_the_family() {
+    let cases = [
+        (Duration::seconds(30), Duration::seconds(30)),
+        (Duration::seconds(30), Duration::seconds(31)),
+        (Duration::zero(), Duration::zero()),
+        (Duration::zero(), Duration::seconds(1)),
+    ];
+    for (leeway, ago) in cases {
+        let stored = rotated(&customer(), ago, Uuid::now_v7());
+        let family_id = stored.family_id;
+        let mut ports = Ports::default();
+        ports.expect_presented_token(Some(stored));
+        ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
+        ports.refresh_tokens.expect_replace_unused_successor().never();
+        ports.users.expect_find_credentials_by_id().never();
+
+        let result = ports.service().with_refresh_reuse_leeway(leeway).refresh(PRESENTED);
+
+        assert!(
+            matches!(result, Err(RefreshError::ReuseDetected { .. })),
+            "leeway {leeway}, spent {ago} ago: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn a_token_voided_by_a_retry_is_never_a_retry_itself() {
+    // Spent, but replaced by nothing: the unused successor a retry voided.
+    let stored = StoredRefreshToken { spent: true, replaced: None, ..stored_token(&customer()) };
+    let family_id = stored.family_id;
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored));
+    ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
+    ports.refresh_tokens.expect_replace_unused_successor().never();
+
+    let result = ports.service().refresh(PRESENTED);
+
+    assert!(matches!(result, Err(RefreshError::ReuseDetected { .. })), "{result:?}");
+}
+
+#[test]
+fn a_retry_for_a_deactivated_user_is_invalid() {
+    let ada = User { active: false, ..customer() };
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(rotated(&ada, Duration::seconds(1), Uuid::now_v7())));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
+    ports.refresh_tokens.expect_replace_unused_successor().never();
+    ports.tokens.expect_issue_access_token().never();
+
+    let result = ports.service().refresh(PRESENTED);
+
+    assert!(matches!(result, Err(RefreshError::InvalidToken)), "{result:?}");
+}
+
+#[test]
+fn issued_access_tokens_carry_the_users_current_generation() {
+    let ada = customer();
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored_token(&ada)));
+    let found = UserCredentials { token_generation: 7, ..credentials(&ada) };
+    ports.users.expect_find_credentials_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
+    ports.expect_pair_for(AccessClaims { generation: 7, ..claims_of(&ada) });
+    ports.refresh_tokens.expect_rotate().times(1).returning(|_, _, _| Ok(Rotation::Rotated));
+
+    assert_eq!(ports.service().refresh(PRESENTED).unwrap(), expected_pair());
+}
+
+/// The token service issues any access token and mints refresh tokens; answers the claims of
+/// every access token issued.
+fn issuing_any_pair(ports: &mut Ports) -> Arc<std::sync::Mutex<Vec<AccessClaims>>> {
+    let issued = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&issued);
+    ports.tokens.expect_issue_access_token().returning(move |claims, _| {
+        seen.lock().unwrap().push(claims);
+        Ok(access_token())
+    });
+    ports.tokens.expect_mint_refresh_token().returning(|| Ok((RefreshTokenSecret::new("s".to_owned()), next_hash())));
+    ports.tokens.expect_refresh_token_lifetime().return_const(refresh_lifetime());
+    issued
+}
+
+#[test]
+fn every_access_token_names_the_refresh_token_issued_with_it() {
+    let ada = customer();
+    let stored_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+    // A login.
+    let mut ports = Ports::default();
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_email().returning(move |_| Ok(Some(found.clone())));
+    ports.hasher.expect_verify().returning(|_, _| Ok(true));
+    let issued = issuing_any_pair(&mut ports);
+    let seen = Arc::clone(&stored_ids);
+    ports.refresh_tokens.expect_start_family().times(1).returning(move |token| {
+        seen.lock().unwrap().push(token.id);
+        Ok(())
+    });
+    ports.service().login("ada@example.com", "correct horse battery").unwrap();
+    let login = issued.lock().unwrap().clone();
+
+    // A refresh.
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored_token(&ada)));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().returning(move |_| Ok(Some(found.clone())));
+    let issued = issuing_any_pair(&mut ports);
+    let seen = Arc::clone(&stored_ids);
+    ports.refresh_tokens.expect_rotate().times(1).returning(move |_, next, _| {
+        seen.lock().unwrap().push(next.id);
+        Ok(Rotation::Rotated)
+    });
+    ports.service().refresh(PRESENTED).unwrap();
+    let refresh = issued.lock().unwrap().clone();
+
+    // A retry within the leeway.
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(rotated(&ada, Duration::seconds(1), Uuid::now_v7())));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().returning(move |_| Ok(Some(found.clone())));
+    let issued = issuing_any_pair(&mut ports);
+    let seen = Arc::clone(&stored_ids);
+    ports.refresh_tokens.expect_replace_unused_successor().times(1).returning(move |_, _, next, _| {
+        seen.lock().unwrap().push(next.id);
+        Ok(Rotation::Rotated)
+    });
+    ports.service().refresh(PRESENTED).unwrap();
+    let retry = issued.lock().unwrap().clone();
+
+    let named: Vec<_> = [login, refresh, retry].concat().iter().map(|claims| claims.refresh_token_id).collect();
+    let stored: Vec<_> = stored_ids.lock().unwrap().iter().copied().map(Some).collect();
+    assert_eq!(named, stored);
+}
+
+#[test]
+fn a_retry_after_the_successors_access_token_was_used_is_reuse() {
+    // The store finds the successor used — here, its access token's use recorded — and voids
+    // nothing; the presentation is reuse after all, however early in the leeway.
+    let ada = customer();
+    let stored = rotated(&ada, Duration::seconds(1), Uuid::now_v7());
+    let family_id = stored.family_id;
+    let mut ports = Ports::default();
+    ports.expect_presented_token(Some(stored));
+    let found = credentials(&ada);
+    ports.users.expect_find_credentials_by_id().times(1).returning(move |_| Ok(Some(found.clone())));
+    ports.expect_pair_for(claims_of(&ada));
+    ports.refresh_tokens.expect_replace_unused_successor().times(1).returning(|_, _, _, _| Ok(Rotation::Lost));
+    ports.refresh_tokens.expect_revoke_family().with(eq(family_id), eq(now())).times(1).returning(|_, _| Ok(()));
+    ports.refresh_tokens.expect_rotate().never();
+
+    let result = ports.service().with_refresh_reuse_leeway(Duration::seconds(30)).refresh(PRESENTED);
+
+    assert!(matches!(result, Err(RefreshError::ReuseDetected { family_id: f }) if f == family_id), "{result:?}");
+}
+
+#[test]
+fn recording_an_access_tokens_use_marks_its_refresh_token_at_the_clocks_time() {
+    let token = Uuid::now_v7();
+    let mut ports = Ports::default();
+    ports.refresh_tokens.expect_record_access_use().with(eq(token), eq(now())).times(1).returning(|_, _| Ok(()));
+
+    ports.service().record_access_use(token).unwrap();
+}
+
+#[test]
+fn recording_an_access_tokens_use_passes_store_failures_through() {
+    let mut ports = Ports::default();
+    ports
+        .refresh_tokens
+        .expect_record_access_use()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+
+    assert!(matches!(ports.service().record_access_use(Uuid::now_v7()), Err(StoreError::Unavailable(_))));
+}
+
+// ---- authenticate ---------------------------------------------------------------------------
+
+#[test]
+fn a_token_is_admitted_iff_its_generation_is_the_current_one() {
+    let grace = admin();
+    let at = |generation| AccessClaims { generation, ..claims_of(&grace) };
+    assert_eq!(SessionService::admit(at(3), Some(3)), Ok(Actor { user_id: grace.id, role: Role::Admin }));
+    // Issued before a revocation.
+    assert_eq!(SessionService::admit(at(2), Some(3)), Err(TokenRejected::Revoked));
+    // Newer than the store knows: not issued by it.
+    assert_eq!(SessionService::admit(at(4), Some(3)), Err(TokenRejected::Revoked));
+    // Its user is gone.
+    assert_eq!(SessionService::admit(at(0), None), Err(TokenRejected::Revoked));
+}
+
+#[test]
+fn the_generation_check_tells_a_stale_view_from_a_revocation() {
+    let claims = AccessClaims { generation: 5, ..claims_of(&customer()) };
+    assert_eq!(claims.check_generation(5), GenerationCheck::Current);
+    assert_eq!(claims.check_generation(6), GenerationCheck::Revoked);
+    assert_eq!(claims.check_generation(4), GenerationCheck::Newer);
+}
+
+#[test]
+fn authenticate_checks_the_stored_generation() {
+    let grace = admin();
+    for (stored, expected) in
+        [(0, Ok(Actor { user_id: grace.id, role: Role::Admin })), (1, Err(TokenRejected::Revoked))]
+    {
+        let mut ports = Ports::default();
+        let claims = claims_of(&grace);
+        ports
+            .tokens
+            .expect_verify_access_token()
+            .with(eq("signed.access.token"), eq(now()))
+            .times(1)
+            .returning(move |_, _| Ok(claims));
+        ports.users.expect_token_generation().with(eq(grace.id)).times(1).returning(move |_| Ok(Some(stored)));
+
+        let result = ports.service().authenticate("signed.access.token");
+
+        match (result, expected) {
+            (Ok(actor), Ok(expected)) => assert_eq!(actor, expected),
+            (Err(AuthenticationError::Rejected(rejection)), Err(expected)) => assert_eq!(rejection, expected),
+            (other, _) => panic!("stored generation {stored}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn authenticate_passes_the_rejection_through_without_reading_the_store() {
     let rejections: [fn() -> TokenRejected; 2] = [|| TokenRejected::Expired, || TokenRejected::Invalid];
     for rejection in rejections {
         let mut ports = Ports::default();
         ports.tokens.expect_verify_access_token().times(1).returning(move |_, _| Err(rejection()));
+        ports.users.expect_token_generation().never();
 
-        assert_eq!(ports.service().authenticate("signed.access.token"), Err(rejection()));
+        let result = ports.service().authenticate("signed.access.token");
+
+        assert!(matches!(&result, Err(AuthenticationError::Rejected(r)) if *r == rejection()), "{result:?}");
     }
+}
+
+#[test]
+fn authenticate_fails_rather_than_accepts_when_the_store_is_down() {
+    let grace = admin();
+    let mut ports = Ports::default();
+    let claims = claims_of(&grace);
+    ports.tokens.expect_verify_access_token().times(1).returning(move |_, _| Ok(claims));
+    ports
+        .users
+        .expect_token_generation()
+        .times(1)
+        .returning(|_| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+
+    let result = ports.service().authenticate("signed.access.token");
+
+    assert!(matches!(result, Err(AuthenticationError::Store(StoreError::Unavailable(_)))), "{result:?}");
 }

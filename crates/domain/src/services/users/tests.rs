@@ -98,6 +98,26 @@ fn register_hashes_the_password_and_inserts_a_customer_with_a_registered_event()
 }
 
 #[test]
+fn register_stores_and_announces_the_one_normalised_spelling_of_the_email() {
+    // Typed with u + combining diaeresis and capitals; stored as "jürgen@" with a precomposed ü.
+    let mut ports = Ports::default();
+    ports.hasher.expect_hash().times(1).returning(|_| Ok(new_hash()));
+    ports
+        .users
+        .expect_insert()
+        .withf(|user, event| user.email.as_str() == "j\u{fc}rgen@example.com" && *event == registered_event(user))
+        .times(1)
+        .returning(|user, _| Ok(inserted(user)));
+
+    let user = ports
+        .service()
+        .register(email(" JU\u{308}rgen@Example.com "), name("J\u{fc}rgen"), password("correct horse battery"))
+        .unwrap();
+
+    assert_eq!(user.email.as_str(), "j\u{fc}rgen@example.com");
+}
+
+#[test]
 fn register_maps_a_taken_email_to_email_taken() {
     let mut ports = Ports::default();
     ports.hasher.expect_hash().times(1).returning(|_| Ok(new_hash()));
@@ -421,7 +441,8 @@ fn a_customer_renames_themselves_without_revoking_sessions() {
 fn an_admin_may_change_role_and_reactivate_without_revoking_sessions() {
     let bob = other_customer();
     let mut ports = Ports::default();
-    let expected = UserUpdate { role: Some(Role::Admin), active: Some(true), ..UserUpdate::default() };
+    let expected =
+        UserUpdate { role: Some(Role::Admin), active: Some(true), revoke_access_tokens: true, ..UserUpdate::default() };
     let returned = User { role: Role::Admin, ..bob.clone() };
     ports
         .users

@@ -1,0 +1,1 @@
+DROP INDEX orders_pending_by_customer_idx;
