@@ -1,4 +1,4 @@
-//! A payment whose process dies at the worst moment (§2.6): the real binary is killed with
+//! A payment whose process dies at the worst moment (docs/api.md#payments): the real binary is killed with
 //! `kill -9` after the provider has taken the money but before Orderly has recorded it. Nothing
 //! a request started may be lost: the attempt and its reconciliation job were committed before
 //! the provider was called, so the restarted server finds out how the charge ended, confirms

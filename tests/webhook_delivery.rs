@@ -1,4 +1,4 @@
-//! Webhooks (§2.7) delivered by the real binary to real HTTP receivers on loopback, on SQLite
+//! Webhooks (docs/api.md#webhooks) delivered by the real binary to real HTTP receivers on loopback, on SQLite
 //! and PostgreSQL: what a subscriber receives (signed per Standard Webhooks, the feed's own
 //! representation, the same `webhook-id` on every attempt), how failures are retried, what is
 //! never sent (redirect targets, refused destinations, disabled and deleted endpoints), and

@@ -17,10 +17,10 @@ import schemathesis
 STATE_DEPENDENT = {
     400: [
         ("invalid_parameter", "invalid_cursor", "parameter:cursor"),
-        # Only the provider can sign a provider event (§2.6): any other signature is refused.
+        # Only the provider can sign a provider event (docs/api.md#payments): any other signature is refused.
         ("invalid_signature", None, "header:Stripe-Signature"),
     ],
-    # A payment method the provider does not know or declines (§2.6): its state, not the schema's.
+    # A payment method the provider does not know or declines (docs/api.md#payments): its state, not the schema's.
     402: [
         ("payment_declined", "invalid_payment_method", "/payment_method"),
         ("payment_declined", "card_declined", "/payment_method"),
@@ -34,12 +34,12 @@ STATE_DEPENDENT = {
         # depending on the stock it meets.
         ("validation_failed", "out_of_range", "/delta"),
         # Depends on who calls: users changing their own password must send the current one,
-        # an admin resetting someone else's need not (§2.1), so the schema cannot require it.
+        # an admin resetting someone else's need not (docs/api.md#users-and-tokens), so the schema cannot require it.
         ("validation_failed", "required", "/current_password"),
         # Not state, but a rule JSON Schema cannot state: `uniqueItems` compares whole lines, and
-        # "no product twice" (§2.3) is about one field of them.
+        # "no product twice" (docs/api.md#orders) is about one field of them.
         ("validation_failed", "duplicate", "/items/"),
-        # A webhook endpoint's URL (§2.7): which destinations are allowed is the deployment's
+        # A webhook endpoint's URL (docs/api.md#webhooks): which destinations are allowed is the deployment's
         # configuration (`https` only unless ORDERLY_WEBHOOK_ALLOW_HTTP; loopback, private,
         # link-local, multicast, unspecified and reserved addresses, and `localhost`, refused
         # unless ORDERLY_WEBHOOK_ALLOWED_NETWORKS names them), and the URL is read by the WHATWG

@@ -150,7 +150,7 @@ pub fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_else(|| panic!("not a string: {value}"))
 }
 
-/// `subtotal × rate` rounded half-to-even to the minor unit (§2.3).
+/// `subtotal × rate` rounded half-to-even to the minor unit (docs/api.md#orders).
 pub fn tax_of(subtotal: i64, rate_bps: i64) -> i64 {
     let product = subtotal * rate_bps;
     let (quotient, remainder) = (product / 10_000, product % 10_000);

@@ -1,4 +1,5 @@
-//! HS256 JWT access tokens (§1.6) and the `TokenService` adapter that also mints refresh tokens.
+//! HS256 JWT access tokens (docs/api.md#authentication-and-authorisation) and the `TokenService`
+//! adapter that also mints refresh tokens.
 //!
 //! Every claim is both issued and required, but `gen` (the user's token generation, ADR 0015),
 //! which tokens issued before it existed lack and which then counts as 0, and `sid` (the id of
@@ -48,7 +49,7 @@ pub struct JwtSettings {
 }
 
 impl JwtSettings {
-    /// §1.6: access tokens live 15 minutes by default.
+    /// docs/api.md#authentication-and-authorisation: access tokens live 15 minutes by default.
     pub const DEFAULT_ACCESS_TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
     /// Refresh tokens live 30 days by default (each rotation starts a fresh 30 days).
     pub const DEFAULT_REFRESH_TOKEN_TTL: chrono::Duration = chrono::Duration::days(30);

@@ -1,6 +1,6 @@
 //! Sessions: access tokens (short-lived, self-contained) and refresh tokens (long-lived, opaque,
 //! stored hashed, rotated on every use, grouped in families so that replaying a spent token
-//! revokes every descendant — token theft detection, §1.6).
+//! revokes every descendant — token theft detection, docs/api.md#authentication-and-authorisation).
 
 use std::fmt;
 

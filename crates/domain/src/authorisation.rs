@@ -1,5 +1,5 @@
-//! Which operations a role may ever perform (§1.6: 403 `forbidden` for "an operation this role
-//! may never do").
+//! Which operations a role may ever perform (docs/api.md#authentication-and-authorisation: 403
+//! `forbidden` for "an operation this role may never do").
 //!
 //! This is the role rule only, decided from who is calling and nothing else: no resource, no
 //! parameter, no body. That is what lets an inbound adapter ask it *before* it reads and
@@ -50,7 +50,7 @@ impl Operation {
 
     /// Whether `role` may perform this operation at all.
     pub fn permits(self, role: Role) -> bool {
-        // Every operation named here is the administration of the shop (§2: the "who" column
+        // Every operation named here is the administration of the shop (docs/api.md#resources: the "who" column
         // says "admin"); the match stays exhaustive so that a new operation is decided here.
         match self {
             Operation::ListUsers

@@ -1,4 +1,4 @@
-//! Domain events (§2.5). Each state change records its event in the same transaction as the
+//! Domain events (docs/api.md#events). Each state change records its event in the same transaction as the
 //! change (transactional outbox); persistence adapters serialise them.
 
 use chrono::{DateTime, Utc};
@@ -115,7 +115,7 @@ impl DomainEvent {
         }
     }
 
-    /// The `(subject type, subject id)` the event is about (§2.5 `subject`). Ids are UUIDs
+    /// The `(subject type, subject id)` the event is about (docs/api.md#events `subject`). Ids are UUIDs
     /// except for invoices, which are addressed by their number.
     pub fn subject(&self) -> (&'static str, String) {
         match self {

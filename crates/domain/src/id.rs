@@ -1,4 +1,4 @@
-//! Typed resource ids. Every resource id is a UUIDv7 (§1: ids sort by creation time), wrapped
+//! Typed resource ids. Every resource id is a UUIDv7 (docs/api.md#resource-ids: ids sort by creation time), wrapped
 //! in its own type so a `ProductId` can never be passed where a `UserId` is expected.
 
 /// Declares a `Copy` newtype over a UUIDv7 with `new`, `from_uuid`, `as_uuid` and `Display`.

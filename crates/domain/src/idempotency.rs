@@ -1,5 +1,6 @@
-//! Safe retries (§1.4). A POST carrying an `Idempotency-Key` executes once per (caller, key);
-//! a repeat with the same request gets the first outcome again, byte for byte.
+//! Safe retries (docs/api.md#retries-idempotency-key). A POST carrying an `Idempotency-Key`
+//! executes once per (caller, key); a repeat with the same request gets the first outcome again,
+//! byte for byte.
 //!
 //! The protocol, which the `IdempotentExecutor` port implements:
 //! 1. **Claim** the key in a short transaction of its own: a new key is recorded as in progress
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::validation::FieldViolation;
 
-/// 1–255 printable ASCII characters (§1.4).
+/// 1–255 printable ASCII characters (docs/api.md#retries-idempotency-key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 

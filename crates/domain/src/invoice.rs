@@ -1,4 +1,4 @@
-//! Invoices (§2.4): issued when an order is confirmed, immutable, numbered `YYYY-NNNNNN` per
+//! Invoices (docs/api.md#invoices): issued when an order is confirmed, immutable, numbered `YYYY-NNNNNN` per
 //! calendar year, gapless and unique. The number is allocated by the store from a counter row
 //! in the confirming transaction, so a rolled-back confirmation leaves no gap.
 

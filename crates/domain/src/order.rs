@@ -1,4 +1,4 @@
-//! Orders and their money (§2.3): lines with snapshotted prices, totals with tax rounded
+//! Orders and their money (docs/api.md#orders): lines with snapshotted prices, totals with tax rounded
 //! half-to-even, the status transition table, and the ownership rules.
 //!
 //! Rules owned here:
@@ -132,7 +132,7 @@ impl OrderRequest {
     }
 }
 
-/// How many units one customer's pending orders may hold at once (§2.3): one customer must not
+/// How many units one customer's pending orders may hold at once (docs/api.md#orders): one customer must not
 /// be able to hold the whole stock in orders they never pay for (OWASP API6, unrestricted
 /// business flow). It counts units, whatever the products, because what is cornered is stock.
 /// It applies to every order placed by anyone, admins included: an admin's pending order holds
@@ -287,7 +287,7 @@ pub struct Order {
 }
 
 impl Order {
-    /// Ownership (§1.6): admins see every order, customers only their own.
+    /// Ownership (docs/api.md#authentication-and-authorisation): admins see every order, customers only their own.
     pub fn visible_to(&self, actor: Actor) -> bool {
         actor.may_access_owned_by(self.customer_id)
     }
@@ -321,7 +321,7 @@ pub enum Mover {
     System,
 }
 
-/// The transition table of §2.3.
+/// The transition table of docs/api.md#orders.
 pub fn transition(from: OrderStatus, to: OrderStatus, mover: Mover) -> Result<TransitionEffect, TransitionRefusal> {
     use OrderStatus::*;
     let (effect, admin_only) = match (from, to) {
@@ -609,7 +609,7 @@ mod tests {
         }
     }
 
-    /// §2.3, written out: who may make each move of the table, and its effect.
+    /// docs/api.md#orders, written out: who may make each move of the table, and its effect.
     fn expected_transition(
         from: OrderStatus,
         to: OrderStatus,

@@ -4,7 +4,7 @@
 
 use crate::validation::FieldViolation;
 
-/// Page size, 1–100 (§1.2). Default 20.
+/// Page size, 1–100 (docs/api.md#pagination). Default 20.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageLimit(u16);
 

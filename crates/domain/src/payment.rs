@@ -1,4 +1,4 @@
-//! Payments (§2.6): an attempt to pay an order's total through the payment provider.
+//! Payments (docs/api.md#payments): an attempt to pay an order's total through the payment provider.
 //!
 //! An attempt is recorded *before* the provider is called (status `processing`), so that a
 //! crash, a timeout or an untrustworthy answer always leaves a row that says "money may have

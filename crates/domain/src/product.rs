@@ -1,4 +1,4 @@
-//! The catalogue: products, their price and their stock (§2.2).
+//! The catalogue: products, their price and their stock (docs/api.md#products-and-stock).
 //!
 //! Stock is two counters: `on_hand` (units in the warehouse) and `reserved` (units promised to
 //! pending orders). The rule this module owns is `0 ≤ reserved ≤ on_hand`; `available` is

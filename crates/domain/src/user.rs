@@ -41,10 +41,11 @@ impl Email {
         Ok(Self(email))
     }
 
-    /// The spelling two addresses are compared in (§1.6): trimmed, in Unicode NFC, lower-cased,
-    /// so that `jürgen@` typed with a precomposed `ü` and with `u` + combining diaeresis is one
-    /// account. NFC is applied again after lower-casing because lower-casing can leave a string
-    /// that is no longer composed (a lower-case letter followed by a mark it composes with).
+    /// The spelling two addresses are compared in (docs/api.md#authentication-and-authorisation):
+    /// trimmed, in Unicode NFC, lower-cased, so that `jürgen@` typed with a precomposed `ü` and
+    /// with `u` + combining diaeresis is one account. NFC is applied again after lower-casing
+    /// because lower-casing can leave a string that is no longer composed (a lower-case letter
+    /// followed by a mark it composes with).
     ///
     /// No validation: [`Email::parse`] checks the result. The database adapter also applies this
     /// to stored rows when it migrates them, so the rule lives here once.
@@ -58,8 +59,8 @@ impl Email {
     }
 }
 
-/// A plain-text password on its way to the hasher: 12–128 characters (§1.6). Its `Debug`
-/// never shows the value.
+/// A plain-text password on its way to the hasher: 12–128 characters
+/// (docs/api.md#authentication-and-authorisation). Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 

@@ -1,4 +1,4 @@
-//! Webhooks (§2.7): endpoints that subscribers register, and the deliveries of feed events to
+//! Webhooks (docs/api.md#webhooks): endpoints that subscribers register, and the deliveries of feed events to
 //! them.
 //!
 //! Owns what an endpoint may be (its URL passes the [`DestinationPolicy`], its event-type

@@ -1,7 +1,7 @@
 //! Property-based tests (proptest) of the domain's money, transition table and stock rules
 //! (issue 6). Each property states its expectation independently of the code under test — the
 //! rounding in `i128` written another way, the transition table copied from the contract
-//! (`api-v1.md` §2.3), the stock counters kept in a plain model — so that a change to the
+//! (docs/api.md#orders), the stock counters kept in a plain model — so that a change to the
 //! domain that breaks a rule makes a property fail with a shrunk counter-example.
 //!
 //! Run: `cargo test -p orderly-domain --test properties`. More cases:
@@ -196,7 +196,7 @@ enum Who {
     Server,
 }
 
-/// §2.3 of the contract, copied by hand: the only moves that exist, who may make each, and
+/// The transition table of docs/api.md#orders, copied by hand: the only moves that exist, who may make each, and
 /// what it does to stock. "owner or admin" for pending → cancelled is `Admin` and `Customer`
 /// here (ownership itself is `Order::visible_to`'s business); the server's only move is the
 /// expiry cancellation. Anything not listed → 409 `invalid_transition`.
@@ -212,7 +212,7 @@ const CONTRACT_TABLE: [(OrderStatus, OrderStatus, &[Who], TransitionEffect); 4] 
     (OrderStatus::Shipped, OrderStatus::Delivered, &[Who::Admin], TransitionEffect::None),
 ];
 
-/// Terminal states (docs/invariants.md, §2.3): nothing leaves them.
+/// Terminal states (docs/invariants.md, docs/api.md#orders): nothing leaves them.
 const TERMINAL: [OrderStatus; 2] = [OrderStatus::Cancelled, OrderStatus::Delivered];
 
 fn contract(from: OrderStatus, to: OrderStatus, who: Who) -> Result<TransitionEffect, TransitionRefusal> {

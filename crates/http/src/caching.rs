@@ -1,4 +1,4 @@
-//! How responses may be cached (§1.3), and the conditional GET built on ETags.
+//! How responses may be cached (docs/api.md#caching), and the conditional GET built on ETags.
 //!
 //! - errors: `no-store` (set by `middleware::problem_responses`);
 //! - token responses and user creation, and other writes that return personal data: `no-store`;
@@ -30,11 +30,11 @@ pub enum CachePolicy {
     PrivateImmutable,
 }
 
-/// How long a shared cache may serve an anonymous catalogue read without revalidating (§1.3).
+/// How long a shared cache may serve an anonymous catalogue read without revalidating (docs/api.md#caching).
 pub const PUBLIC_MAX_AGE_SECONDS: u32 = 30;
 
 impl CachePolicy {
-    /// Catalogue reads (§1.3): public and short-lived for anonymous callers, private for
+    /// Catalogue reads (docs/api.md#caching): public and short-lived for anonymous callers, private for
     /// anyone who sent a token.
     pub fn for_catalogue(authenticated: bool) -> Self {
         if authenticated { Self::PrivateRevalidate } else { Self::PublicShortLived }

@@ -3,7 +3,7 @@
 //!
 //! Owns two answers that must not be taken on a client's word:
 //!
-//! - [`client_ip`]: the address rate limits are keyed by (§1.5). It is the TCP peer, unless the
+//! - [`client_ip`]: the address rate limits are keyed by (docs/api.md#rate-limiting). It is the TCP peer, unless the
 //!   peer is a trusted proxy; then `X-Forwarded-For` is walked **from the right** (each proxy
 //!   appends the address it received the request from), skipping entries that are themselves
 //!   trusted proxies, and the first untrusted entry is the client. Everything to the left of
@@ -11,7 +11,7 @@
 //!   sending its own `X-Forwarded-For`. A malformed entry stops the walk at the last hop that
 //!   was vouched for: a garbage value is never trusted, nor skipped over.
 //! - [`request_origin`]: the scheme and host the client addressed, for absolute URLs such as
-//!   the `Link` header of a collection (§1.2). `Forwarded` and `X-Forwarded-Proto`/`-Host` are
+//!   the `Link` header of a collection (docs/api.md#pagination). `Forwarded` and `X-Forwarded-Proto`/`-Host` are
 //!   believed only from a trusted proxy; otherwise the request's own `Host` and scheme are
 //!   used, so nobody can make Orderly emit links to a host of their choosing.
 //!

@@ -48,7 +48,6 @@ use orderly_domain::services::{
 pub mod blocking;
 pub mod caching;
 pub mod client_address;
-pub mod deprecation;
 pub mod dto;
 pub mod extract;
 pub mod fallback;
@@ -152,36 +151,14 @@ pub fn app(
         InitError = (),
     >,
 > {
-    app_with(state, deprecation::DEPRECATED_OPERATIONS)
-}
-
-/// [`app`] with another list of deprecated operations: how the deprecation mechanism is
-/// tested while nothing in v1 is deprecated.
-pub fn app_with(
-    state: ApiState,
-    deprecated: &'static [deprecation::Deprecation],
-) -> App<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
     let (app, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
     let mut api = openapi::finish(api);
     openapi::describe_currency(&mut api, state.products.currency().as_str());
-    let unmatched = deprecation::mark_in_document(&mut api, deprecated);
-    if !unmatched.is_empty() {
-        tracing::error!(?unmatched, "deprecation entries that name no documented operation");
-    }
     let route_table = fallback::RouteTable::new(&api, &openapi::UNDOCUMENTED_ROUTES);
     let cursors = pagination::CursorCodec::new(&state.settings.cursor_key);
     let cors = middleware::cors::policy(&state.settings.cors_origins);
 
     app.app_data(web::Data::new(state))
-        .app_data(web::Data::new(deprecation::Deprecations(deprecated)))
         .app_data(web::Data::new(cursors))
         .app_data(web::Data::new(route_table))
         .configure(|config| openapi::serve(config, api))
@@ -191,7 +168,6 @@ pub fn app_with(
         .wrap(from_fn(middleware::head::route_as_get))
         .wrap(from_fn(middleware::problem_responses::render))
         .wrap(from_fn(rate_limit::enforce))
-        .wrap(from_fn(deprecation::announce))
         .wrap(TracingLogger::<middleware::telemetry::OrderlyRootSpan>::new())
         .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
         .wrap(from_fn(middleware::cors::render_refusals))
@@ -217,6 +193,5 @@ pub fn openapi_for_currency(currency: &str) -> utoipa::openapi::OpenApi {
     let (_, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
     let mut api = openapi::finish(api);
     openapi::describe_currency(&mut api, currency);
-    deprecation::mark_in_document(&mut api, deprecation::DEPRECATED_OPERATIONS);
     api
 }

@@ -1,5 +1,5 @@
-//! The OpenAPI 3.1 document (§3) and where it is served (`/openapi.json`, Swagger UI at
-//! `/docs`, vendored into the binary: no CDN).
+//! The OpenAPI 3.1 document (README.md#resource-model, "operational") and where it is served
+//! (`/openapi.json`, Swagger UI at `/docs`, vendored into the binary: no CDN).
 //!
 //! The document is assembled in three steps, so that it cannot drift from the router:
 //! 1. [`ApiDoc`] — info, licence, servers, tags and the shared schemas;
@@ -515,7 +515,7 @@ fn document_links(api: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// States the deployment's one currency (§1: "one currency per deployment") where requests
+/// States the deployment's one currency (docs/api.md#money-and-time) where requests
 /// name a currency: `MoneyInput.currency` is `enum: [code]`, so the document served by a
 /// deployment says exactly which code its request bodies take (any other is 422
 /// `unsupported_currency`). Responses keep the general ISO 4217 shape.
@@ -643,7 +643,7 @@ fn document_condition_syntax(operation: &mut Operation) {
 }
 
 /// Every UUID-valued path or query parameter (the resource ids, the `customer_id` filter) is
-/// accepted in its canonical spelling only (§1 "ids": one resource, one URL); its schema says
+/// accepted in its canonical spelling only (docs/api.md#resource-ids: one resource, one URL); its schema says
 /// so with a `pattern`, and its description with the answer to any other spelling.
 fn document_id_syntax(operation: &mut Operation) {
     for parameter in operation.parameters.iter_mut().flatten() {
@@ -666,7 +666,7 @@ fn document_id_syntax(operation: &mut Operation) {
 }
 
 /// `Idempotency-Key` on a `POST`, and for the operations that store their outcomes what a
-/// key adds to the answers (§1.4).
+/// key adds to the answers (docs/api.md#retries-idempotency-key).
 fn document_idempotency(operation: &mut Operation) {
     let stored = operation.operation_id.as_deref().is_some_and(|id| STORED_OPERATIONS.contains(&id));
     operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(idempotency_key_parameter(stored)));

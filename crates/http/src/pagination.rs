@@ -1,4 +1,4 @@
-//! Collections, one model everywhere (§1.2): keyset pagination with opaque signed cursors,
+//! Collections, one model everywhere (docs/api.md#pagination): keyset pagination with opaque signed cursors,
 //! the `{data, page}` envelope and the `Link: <…>; rel="next"` header. Generic: a collection
 //! supplies its name, its sort orders and how to write its sort key as text (a timestamp in
 //! microseconds, a name, a price; empty for collections keyed by id alone); everything else

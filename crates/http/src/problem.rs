@@ -53,220 +53,123 @@ pub const MAX_DETAIL_BYTES: usize = 1000;
 /// What ends a text that was cut to fit its bound.
 const CUT_MARK: &str = "…";
 
-/// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
-/// status, title and `type` URI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemCode {
-    MalformedJson,
-    InvalidParameter,
-    Unauthenticated,
-    InvalidCredentials,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    EmailTaken,
-    SkuTaken,
-    InsufficientStock,
-    InvalidTransition,
-    StockBelowReserved,
-    IdempotencyInProgress,
-    PreconditionFailed,
+/// Declares [`ProblemCode`] from its table: one row per code gives the variant, the wire
+/// `code`, the status, the title, the `type` slug and whether it is the code of a bare status
+/// (see [`ProblemCode::for_status`]). Every fact about a code is read from its row, so adding a
+/// code is adding a row.
+// `$code` is a `tt`, not a `literal`: utoipa reads `#[serde(rename = ...)]` only from a bare
+// literal token, and a `literal` fragment reaches it wrapped in an invisible group.
+macro_rules! problem_codes {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident => $code:tt, $status:ident, $title:literal, $slug:literal, $bare:literal;
+    )*) => {
+        /// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
+        /// status, title and `type` URI.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        pub enum ProblemCode {
+            $(
+                $(#[doc = $doc])*
+                #[serde(rename = $code)]
+                $variant,
+            )*
+        }
+
+        impl ProblemCode {
+            /// Every code, in the order of the contract's table.
+            pub const ALL: [ProblemCode; [$($code),*].len()] = [$(Self::$variant),*];
+
+            /// The stable machine-readable key, as it appears in `code`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// A short, human-readable summary that does not change between occurrences
+            /// (RFC 9457 §3.1.4).
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $title,)*
+                }
+            }
+
+            /// The last segment of the `type` URI.
+            fn type_slug(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $slug,)*
+                }
+            }
+
+            /// Whether this is the code of a bare response with its status.
+            fn is_bare_status_code(self) -> bool {
+                match self {
+                    $(Self::$variant => $bare,)*
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    // variant                    code                             status                            title                            type slug                        bare
+    MalformedJson              => "malformed_json",                BAD_REQUEST,                      "Malformed JSON",                "malformed-json",                false;
+    InvalidParameter           => "invalid_parameter",             BAD_REQUEST,                      "Invalid parameter",             "invalid-parameter",             true;
+    Unauthenticated            => "unauthenticated",               UNAUTHORIZED,                     "Unauthenticated",               "unauthenticated",               true;
+    InvalidCredentials         => "invalid_credentials",           UNAUTHORIZED,                     "Invalid credentials",           "invalid-credentials",           false;
+    Forbidden                  => "forbidden",                     FORBIDDEN,                        "Forbidden",                     "forbidden",                     true;
+    NotFound                   => "not_found",                     NOT_FOUND,                        "Not found",                     "not-found",                     true;
+    MethodNotAllowed           => "method_not_allowed",            METHOD_NOT_ALLOWED,               "Method not allowed",            "method-not-allowed",            true;
+    EmailTaken                 => "email_taken",                   CONFLICT,                         "Email taken",                   "email-taken",                   false;
+    SkuTaken                   => "sku_taken",                     CONFLICT,                         "SKU taken",                     "sku-taken",                     false;
+    InsufficientStock          => "insufficient_stock",            CONFLICT,                         "Insufficient stock",            "insufficient-stock",            false;
+    InvalidTransition          => "invalid_transition",            CONFLICT,                         "Invalid transition",            "invalid-transition",            false;
+    StockBelowReserved         => "stock_below_reserved",          CONFLICT,                         "Stock below reserved",          "stock-below-reserved",          false;
+    IdempotencyInProgress      => "idempotency_in_progress",       CONFLICT,                         "Idempotency key in progress",   "idempotency-in-progress",       false;
+    PreconditionFailed         => "precondition_failed",           PRECONDITION_FAILED,              "Precondition failed",           "precondition-failed",           true;
     /// Refused before routing (ADR 0016).
-    RequestTimeout,
-    PayloadTooLarge,
+    RequestTimeout             => "request_timeout",               REQUEST_TIMEOUT,                  "Request timeout",               "request-timeout",               true;
+    PayloadTooLarge            => "payload_too_large",             PAYLOAD_TOO_LARGE,                "Payload too large",             "payload-too-large",             true;
     /// Refused before routing (ADR 0016).
-    UriTooLong,
-    UnsupportedMediaType,
+    UriTooLong                 => "uri_too_long",                  URI_TOO_LONG,                     "URI too long",                  "uri-too-long",                  true;
+    UnsupportedMediaType       => "unsupported_media_type",        UNSUPPORTED_MEDIA_TYPE,           "Unsupported media type",        "unsupported-media-type",        true;
     /// Refused before routing (ADR 0016).
-    HeaderFieldsTooLarge,
-    ValidationFailed,
-    IdempotencyKeyReused,
-    PreconditionRequired,
-    RateLimited,
-    InternalError,
-    ServiceUnavailable,
-    InvalidSignature,
-    PaymentDeclined,
-    PaymentInProgress,
-    PaymentsDisabled,
-    ReservationLimitExceeded,
-    PaymentProviderError,
-    PaymentProviderUnavailable,
+    HeaderFieldsTooLarge       => "header_fields_too_large",       REQUEST_HEADER_FIELDS_TOO_LARGE,  "Header fields too large",       "header-fields-too-large",       true;
+    ValidationFailed           => "validation_failed",             UNPROCESSABLE_ENTITY,             "Validation failed",             "validation-failed",             true;
+    IdempotencyKeyReused       => "idempotency_key_reused",        UNPROCESSABLE_ENTITY,             "Idempotency key reused",        "idempotency-key-reused",        false;
+    PreconditionRequired       => "precondition_required",         PRECONDITION_REQUIRED,            "Precondition required",         "precondition-required",         true;
+    RateLimited                => "rate_limited",                  TOO_MANY_REQUESTS,                "Rate limited",                  "rate-limited",                  true;
+    InternalError              => "internal_error",                INTERNAL_SERVER_ERROR,            "Internal error",                "internal-error",                true;
+    ServiceUnavailable         => "service_unavailable",           SERVICE_UNAVAILABLE,              "Service unavailable",           "service-unavailable",           true;
+    InvalidSignature           => "invalid_signature",             BAD_REQUEST,                      "Invalid signature",             "invalid-signature",             false;
+    PaymentDeclined            => "payment_declined",              PAYMENT_REQUIRED,                 "Payment declined",              "payment-declined",              false;
+    PaymentInProgress          => "payment_in_progress",           CONFLICT,                         "Payment in progress",           "payment-in-progress",           false;
+    PaymentsDisabled           => "payments_disabled",             CONFLICT,                         "Payments disabled",             "payments-disabled",             false;
+    ReservationLimitExceeded   => "reservation_limit_exceeded",    CONFLICT,                         "Reservation limit exceeded",    "reservation-limit-exceeded",    false;
+    PaymentProviderError       => "payment_provider_error",        BAD_GATEWAY,                      "Payment provider error",        "payment-provider-error",        false;
+    PaymentProviderUnavailable => "payment_provider_unavailable",  SERVICE_UNAVAILABLE,              "Payment provider unavailable",  "payment-provider-unavailable",  false;
 }
 
 impl ProblemCode {
-    /// Every code, in the order of the contract's table.
-    pub const ALL: [ProblemCode; 32] = [
-        Self::MalformedJson,
-        Self::InvalidParameter,
-        Self::Unauthenticated,
-        Self::InvalidCredentials,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::EmailTaken,
-        Self::SkuTaken,
-        Self::InsufficientStock,
-        Self::InvalidTransition,
-        Self::StockBelowReserved,
-        Self::IdempotencyInProgress,
-        Self::PreconditionFailed,
-        Self::RequestTimeout,
-        Self::PayloadTooLarge,
-        Self::UriTooLong,
-        Self::UnsupportedMediaType,
-        Self::HeaderFieldsTooLarge,
-        Self::ValidationFailed,
-        Self::IdempotencyKeyReused,
-        Self::PreconditionRequired,
-        Self::RateLimited,
-        Self::InternalError,
-        Self::ServiceUnavailable,
-        Self::InvalidSignature,
-        Self::PaymentDeclined,
-        Self::PaymentInProgress,
-        Self::PaymentsDisabled,
-        Self::ReservationLimitExceeded,
-        Self::PaymentProviderError,
-        Self::PaymentProviderUnavailable,
-    ];
-
-    /// The stable machine-readable key, as it appears in `code`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MalformedJson => "malformed_json",
-            Self::InvalidParameter => "invalid_parameter",
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::EmailTaken => "email_taken",
-            Self::SkuTaken => "sku_taken",
-            Self::InsufficientStock => "insufficient_stock",
-            Self::InvalidTransition => "invalid_transition",
-            Self::StockBelowReserved => "stock_below_reserved",
-            Self::IdempotencyInProgress => "idempotency_in_progress",
-            Self::PreconditionFailed => "precondition_failed",
-            Self::RequestTimeout => "request_timeout",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UriTooLong => "uri_too_long",
-            Self::HeaderFieldsTooLarge => "header_fields_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::ValidationFailed => "validation_failed",
-            Self::IdempotencyKeyReused => "idempotency_key_reused",
-            Self::PreconditionRequired => "precondition_required",
-            Self::RateLimited => "rate_limited",
-            Self::InternalError => "internal_error",
-            Self::ServiceUnavailable => "service_unavailable",
-            Self::InvalidSignature => "invalid_signature",
-            Self::PaymentDeclined => "payment_declined",
-            Self::PaymentInProgress => "payment_in_progress",
-            Self::PaymentsDisabled => "payments_disabled",
-            Self::ReservationLimitExceeded => "reservation_limit_exceeded",
-            Self::PaymentProviderError => "payment_provider_error",
-            Self::PaymentProviderUnavailable => "payment_provider_unavailable",
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::MalformedJson | Self::InvalidParameter | Self::InvalidSignature => StatusCode::BAD_REQUEST,
-            Self::PaymentDeclined => StatusCode::PAYMENT_REQUIRED,
-            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken
-            | Self::SkuTaken
-            | Self::InsufficientStock
-            | Self::InvalidTransition
-            | Self::StockBelowReserved
-            | Self::IdempotencyInProgress
-            | Self::PaymentInProgress
-            | Self::PaymentsDisabled
-            | Self::ReservationLimitExceeded => StatusCode::CONFLICT,
-            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UriTooLong => StatusCode::URI_TOO_LONG,
-            Self::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ServiceUnavailable | Self::PaymentProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::PaymentProviderError => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    /// A short, human-readable summary that does not change between occurrences (RFC 9457 §3.1.4).
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::MalformedJson => "Malformed JSON",
-            Self::InvalidParameter => "Invalid parameter",
-            Self::Unauthenticated => "Unauthenticated",
-            Self::InvalidCredentials => "Invalid credentials",
-            Self::Forbidden => "Forbidden",
-            Self::NotFound => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::EmailTaken => "Email taken",
-            Self::SkuTaken => "SKU taken",
-            Self::InsufficientStock => "Insufficient stock",
-            Self::InvalidTransition => "Invalid transition",
-            Self::StockBelowReserved => "Stock below reserved",
-            Self::IdempotencyInProgress => "Idempotency key in progress",
-            Self::PreconditionFailed => "Precondition failed",
-            Self::RequestTimeout => "Request timeout",
-            Self::PayloadTooLarge => "Payload too large",
-            Self::UriTooLong => "URI too long",
-            Self::HeaderFieldsTooLarge => "Header fields too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::ValidationFailed => "Validation failed",
-            Self::IdempotencyKeyReused => "Idempotency key reused",
-            Self::PreconditionRequired => "Precondition required",
-            Self::RateLimited => "Rate limited",
-            Self::InternalError => "Internal error",
-            Self::ServiceUnavailable => "Service unavailable",
-            Self::InvalidSignature => "Invalid signature",
-            Self::PaymentDeclined => "Payment declined",
-            Self::PaymentInProgress => "Payment in progress",
-            Self::PaymentsDisabled => "Payments disabled",
-            Self::ReservationLimitExceeded => "Reservation limit exceeded",
-            Self::PaymentProviderError => "Payment provider error",
-            Self::PaymentProviderUnavailable => "Payment provider unavailable",
-        }
-    }
-
-    /// The `type` URI: the configured base plus the code in kebab-case, unique per code.
+    /// The `type` URI: the configured base plus the code's slug, unique per code.
     pub fn type_uri(self, base: &str) -> String {
-        format!("{base}{}", self.as_str().replace('_', "-"))
+        format!("{base}{}", self.type_slug())
     }
 
     /// The code a bare status maps to, for failures the framework produced without an
-    /// `ApiError` (e.g. an embedded service answering 404). `None` for statuses no code has.
+    /// `ApiError` (e.g. an embedded service answering 404): the row marked `bare` with that
+    /// status, or `internal_error` for any other server error. `None` for statuses no code has.
     pub fn for_status(status: StatusCode) -> Option<Self> {
-        Some(match status {
-            StatusCode::BAD_REQUEST => Self::InvalidParameter,
-            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
-            StatusCode::FORBIDDEN => Self::Forbidden,
-            StatusCode::NOT_FOUND => Self::NotFound,
-            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
-            StatusCode::PRECONDITION_FAILED => Self::PreconditionFailed,
-            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
-            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
-            StatusCode::URI_TOO_LONG => Self::UriTooLong,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeaderFieldsTooLarge,
-            StatusCode::UNPROCESSABLE_ENTITY => Self::ValidationFailed,
-            StatusCode::PRECONDITION_REQUIRED => Self::PreconditionRequired,
-            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
-            StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
-            status if status.is_server_error() => Self::InternalError,
-            _ => return None,
-        })
+        Self::ALL
+            .into_iter()
+            .find(|code| code.is_bare_status_code() && code.status() == status)
+            .or_else(|| status.is_server_error().then_some(Self::InternalError))
     }
 }
 
@@ -1070,6 +973,18 @@ mod tests {
             assert!(seen.insert(code.type_uri("https://x/")), "{code}");
         }
         assert_eq!(ProblemCode::MalformedJson.type_uri("https://x/p/"), "https://x/p/malformed-json");
+    }
+
+    #[test]
+    fn a_bare_status_maps_to_the_code_marked_for_it() {
+        let bare = |status: u16| ProblemCode::for_status(StatusCode::from_u16(status).unwrap());
+        assert_eq!(bare(400), Some(ProblemCode::InvalidParameter));
+        assert_eq!(bare(401), Some(ProblemCode::Unauthenticated));
+        assert_eq!(bare(422), Some(ProblemCode::ValidationFailed));
+        assert_eq!(bare(503), Some(ProblemCode::ServiceUnavailable));
+        assert_eq!(bare(502), Some(ProblemCode::InternalError), "any other server error");
+        assert_eq!(bare(402), None);
+        assert_eq!(bare(409), None, "a conflict has no one code");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The answers to requests the server refuses before a route is matched (§1.1, ADR 0016): a
+//! The answers to requests the server refuses before a route is matched (docs/api.md#errors, ADR 0016): a
 //! request line or header section over the limit, a head that came too slowly, malformed
 //! framing. The server's connection guard (`orderly-head-guard`) decides *that* a request is
 //! refused; this module says *what* the client reads, so that those answers have the same

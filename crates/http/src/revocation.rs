@@ -1,9 +1,10 @@
-//! Whether a validly signed access token has been revoked since it was issued (§1.6, ADR 0015):
-//! the [`admit`] middleware judges the request's bearer token against its user's token
-//! generation and leaves the outcome in the request's extensions ([`Admission`]), where the
-//! `Caller` extractors (`crate::extract::caller`) read it. The rule is the domain's
-//! (`SessionService::admit`: accepted iff the token's generation is the current one); what this
-//! module owns is how fresh the generation it is compared with must be.
+//! Whether a validly signed access token has been revoked since it was issued
+//! (docs/api.md#authentication-and-authorisation, ADR 0015): the [`admit`] middleware judges the
+//! request's bearer token against its user's token generation and leaves the outcome in the
+//! request's extensions ([`Admission`]), where the `Caller` extractors (`crate::extract::caller`)
+//! read it. The rule is the domain's (`SessionService::admit`: accepted iff the token's generation
+//! is the current one); what this module owns is how fresh the generation it is compared with must
+//! be.
 //!
 //! A read per request would make every authenticated request a database round trip, so each
 //! instance keeps a [`GenerationCache`]: user id → (generation, when it was read), an entry

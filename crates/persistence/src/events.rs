@@ -1,4 +1,4 @@
-//! The transactional outbox and the event feed (§2.5).
+//! The transactional outbox and the event feed (docs/api.md#events).
 //!
 //! Domain events become rows of `events` inside the transaction of the change that caused them,
 //! so the feed never shows a change that was rolled back, nor misses one that was committed.

@@ -1,4 +1,5 @@
-//! Idempotency-Key records (§1.4) in `idempotency_keys`: the [`IdempotentExecutor`] port.
+//! Idempotency-Key records (docs/api.md#retries-idempotency-key) in `idempotency_keys`: the
+//! [`IdempotentExecutor`] port.
 //!
 //! One row per (scope, key). The protocol of [`orderly_domain::idempotency`], statement by
 //! statement:
@@ -62,8 +63,6 @@ pub struct DieselIdempotentExecutor {
     db: Database,
     /// How long a claim is its holder's before another request may take it over.
     lease: chrono::Duration,
-    /// Test hook: make the completion write fail (see `failing_completion_for_tests`).
-    fail_completion: bool,
 }
 
 impl DieselIdempotentExecutor {
@@ -71,15 +70,7 @@ impl DieselIdempotentExecutor {
     /// and may be taken over by a retry. Non-positive leases are treated as one second.
     pub fn new(db: Database, lease: chrono::Duration) -> Self {
         let lease = if lease <= chrono::Duration::zero() { chrono::Duration::seconds(1) } else { lease };
-        Self { db, lease, fail_completion: false }
-    }
-
-    /// For tests: an executor whose completion write (the `UPDATE` that stores a committed
-    /// response) fails, to prove that the use case's changes are rolled back with it.
-    #[cfg(feature = "testing")]
-    pub fn failing_completion_for_tests(mut self) -> Self {
-        self.fail_completion = true;
-        self
+        Self { db, lease }
     }
 }
 
@@ -301,12 +292,7 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
 
         match execution {
             Execution::Committed(response) => {
-                let completed = if self.fail_completion {
-                    Err(StoreError::Unexpected(anyhow::anyhow!("storing an idempotent response (failing test hook)")))
-                } else {
-                    complete(&mut conn, &held, &response)
-                };
-                match completed {
+                match complete(&mut conn, &held, &response) {
                     Ok(1) => match commit(&mut conn) {
                         Ok(()) => Ok(IdempotentOutcome::Executed(response)),
                         Err(error) => {

@@ -33,7 +33,7 @@
 //!   with `UPDATE orders SET status = to ... WHERE id = ? AND status = from [AND version = ?]`;
 //!   only the transaction that matched the row touches stock. A second cancellation (another
 //!   sweep instance, the customer) matches nothing and changes nothing: `Conflict`.
-//! - **The sweep never expires an order whose payment is `processing`** (§2.6).
+//! - **The sweep never expires an order whose payment is `processing`** (docs/api.md#payments).
 //!   `expired_pending` skips such orders (`NOT EXISTS` a processing payment), and a change with
 //!   `CancelReason::Expired` checks again after its `UPDATE` holds the order's row lock, and
 //!   rolls back as `Conflict` if one exists (see `change_in`).
@@ -506,7 +506,7 @@ fn change_in(
         let outcome = if exists { StatusChangeOutcome::Conflict } else { StatusChangeOutcome::NotFound };
         return Err(Abort::Outcome(Box::new(outcome)));
     };
-    // The expiry sweep never expires an order whose payment is `processing` (§2.6): money may
+    // The expiry sweep never expires an order whose payment is `processing` (docs/api.md#payments): money may
     // be moving for it. Checked by a new statement after the UPDATE above holds the order's row
     // lock: inserting an attempt takes that lock first (`payments::insert_in`), so on
     // PostgreSQL (READ COMMITTED: each statement sees what committed before it) this sees every
@@ -699,7 +699,7 @@ impl OrderRepository for DieselOrderRepository {
         let ids = orders::table
             .filter(orders::status.eq(OrderStatus::Pending.as_str()))
             .filter(orders::expires_at.le(timestamps::to_db(now)))
-            // Not while a payment is `processing` (§2.6); `change_status` checks again.
+            // Not while a payment is `processing` (docs/api.md#payments); `change_status` checks again.
             .filter(diesel::dsl::not(diesel::dsl::exists(
                 payments::table
                     .filter(payments::order_id.eq(orders::id))

@@ -1,4 +1,4 @@
-//! `PaymentRepository` over diesel: payment attempts (§2.6) and the provider events already
+//! `PaymentRepository` over diesel: payment attempts (docs/api.md#payments) and the provider events already
 //! applied.
 //!
 //! ## Invariants and how each is kept

@@ -145,7 +145,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Payment attempts (§2.6); see `payments.rs`.
+    /// Payment attempts (docs/api.md#payments); see `payments.rs`.
     payments (id) {
         id -> Text,
         order_id -> Text,
@@ -187,7 +187,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Webhook endpoints (§2.7); see `webhooks.rs`. `event_types`: NULL for every type, else
+    /// Webhook endpoints (docs/api.md#webhooks); see `webhooks.rs`. `event_types`: NULL for every type, else
     /// the types comma-separated.
     webhook_endpoints (id) {
         id -> Text,
@@ -262,7 +262,7 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
-    /// Idempotency-Key records (§1.4); see `idempotency.rs`.
+    /// Idempotency-Key records (docs/api.md#retries-idempotency-key); see `idempotency.rs`.
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,

@@ -1,4 +1,4 @@
-//! `WebhookRepository` over diesel: webhook endpoints (§2.7), the deliveries of feed events to
+//! `WebhookRepository` over diesel: webhook endpoints (docs/api.md#webhooks), the deliveries of feed events to
 //! them, and how far the dispatcher has read the feed.
 //!
 //! ## Invariants and how each is kept

@@ -1,4 +1,4 @@
-//! The command line (§4): `orderly [serve]`, `orderly migrate`, `orderly openapi`,
+//! The command line (README.md#run-it): `orderly [serve]`, `orderly migrate`, `orderly openapi`,
 //! `orderly users create-admin --email E`. Configuration comes from `ORDERLY_*` variables,
 //! not flags, so the same settings drive every subcommand.
 
@@ -55,15 +55,10 @@ pub enum UsersCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            // The document this deployment serves: only the currency is configurable in it.
-            let currency = match std::env::var("ORDERLY_CURRENCY") {
-                Ok(code) => orderly_domain::product::Currency::parse(&code)
-                    .map_err(|violation| anyhow::anyhow!("ORDERLY_CURRENCY {}", violation.message))?
-                    .as_str()
-                    .to_owned(),
-                Err(_) => orderly_http::DEFAULT_CURRENCY.to_owned(),
-            };
-            let document = serde_json::to_string_pretty(&orderly_http::openapi_for_currency(&currency))?;
+            // The document this deployment serves: only the currency is configurable in it, so
+            // only the currency is read (the rest need not be valid on a build machine).
+            let currency = Config::currency_from_env()?;
+            let document = serde_json::to_string_pretty(&orderly_http::openapi_for_currency(currency.as_str()))?;
             println!("{document}");
             Ok(())
         }
@@ -88,8 +83,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|v| anyhow::anyhow!("--email {}", v.message))?;
     let name = UserName::parse(name).map_err(|v| anyhow::anyhow!("--name {}", v.message))?;
-    let password = match std::env::var("ORDERLY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
-        Some(password) => SecretString::from(password),
+    let password = match config.admin_password.clone() {
+        Some(password) => password,
         None => prompt_password()?,
     };
     let password =

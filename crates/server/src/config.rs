@@ -1,4 +1,4 @@
-//! One typed configuration, read from `ORDERLY_*` environment variables (§4).
+//! One typed configuration, read from `ORDERLY_*` environment variables (README.md#configuration).
 //!
 //! Reading is separated from the environment (`Config::from_lookup`) so every rule is unit
 //! tested without touching the process environment. All problems are reported at once, each
@@ -8,6 +8,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use orderly_domain::order::TaxRate;
+use orderly_domain::product::Currency;
+use orderly_http::{DEFAULT_CURRENCY, DEFAULT_PROBLEM_TYPE_BASE};
 use orderly_persistence::DatabaseUrl;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -63,14 +66,16 @@ pub struct Config {
     pub log_filter: String,
     pub log_format: LogFormat,
     pub admin: Option<AdminBootstrapConfig>,
+    /// `ORDERLY_ADMIN_PASSWORD` even without an email: `orderly users create-admin` reads it.
+    pub admin_password: Option<SecretString>,
     /// Requests per minute per caller; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
     /// Logins and registrations (one bucket) per minute per client address; 0 turns the limit off.
     pub login_rate_limit_per_minute: u32,
-    pub currency: String,
-    pub tax_rate_bps: u32,
+    pub currency: Currency,
+    pub tax_rate: TaxRate,
     pub reservation_ttl: Duration,
-    /// Units one customer's pending orders may hold at once (§2.3); 0 = no cap.
+    /// Units one customer's pending orders may hold at once (docs/api.md#orders); 0 = no cap.
     pub max_reserved_units_per_customer: u32,
     /// How often this instance sweeps for lapsed reservations.
     pub sweep_interval: Duration,
@@ -99,13 +104,13 @@ pub struct Config {
     pub password_hash_concurrency: Option<usize>,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
-    /// The payment provider (§2.6); `None` turns payments off.
+    /// The payment provider (docs/api.md#payments); `None` turns payments off.
     pub payments: Option<StripeConfig>,
     /// Each provider call gives up after this long (`ORDERLY_PAYMENT_TIMEOUT_MS`).
     pub payment_timeout: Duration,
     /// How often each instance looks for due background jobs.
     pub job_poll_interval: Duration,
-    /// Webhook deliveries (§2.7).
+    /// Webhook deliveries (docs/api.md#webhooks).
     pub webhooks: WebhookConfig,
 }
 
@@ -180,7 +185,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("ORDERLY_ADMIN_NAME", "Administrator", "first admin's display name"),
     ("ORDERLY_RATE_LIMIT", "600", "requests per minute per caller (user id, else client address); 0 = off"),
     ("ORDERLY_LOGIN_RATE_LIMIT", "10", "logins and registrations per minute per client address; 0 = off"),
-    ("ORDERLY_CURRENCY", "EUR", "the deployment's ISO 4217 currency"),
+    ("ORDERLY_CURRENCY", DEFAULT_CURRENCY, "the deployment's ISO 4217 currency"),
     ("ORDERLY_TAX_RATE_BPS", "0", "tax rate in basis points (0–10000)"),
     ("ORDERLY_RESERVATION_TTL", "1800", "seconds before a pending order's reservation expires"),
     (
@@ -222,7 +227,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "longest request line (method, target, version), 1024–32768; past it 414",
     ),
     ("ORDERLY_MAX_HEADER_BYTES", "32768", "longest header section (all header lines), 1024–65536; past it 431"),
-    ("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/", "base of problem `type` URIs"),
+    ("ORDERLY_PROBLEM_BASE_URI", DEFAULT_PROBLEM_TYPE_BASE, "base of problem `type` URIs"),
     ("ORDERLY_WORKERS", "number of cores", "HTTP worker threads"),
     (
         "ORDERLY_PASSWORD_HASH_CONCURRENCY",
@@ -352,11 +357,12 @@ impl Config {
             _ => Err("must be `json` or `pretty`".into()),
         });
 
-        let admin = match (reader.get("ORDERLY_ADMIN_EMAIL"), reader.get("ORDERLY_ADMIN_PASSWORD")) {
+        let admin_password = reader.get("ORDERLY_ADMIN_PASSWORD").map(SecretString::from);
+        let admin = match (reader.get("ORDERLY_ADMIN_EMAIL"), admin_password.clone()) {
             (Some(email), Some(password)) => Some(AdminBootstrapConfig {
                 email,
                 name: reader.get("ORDERLY_ADMIN_NAME").unwrap_or_else(|| "Administrator".into()),
-                password: SecretString::from(password),
+                password,
             }),
             (Some(_), None) => {
                 reader.problem("ORDERLY_ADMIN_PASSWORD", "is required when ORDERLY_ADMIN_EMAIL is set");
@@ -371,14 +377,9 @@ impl Config {
 
         let rate_limit_per_minute = reader.number("ORDERLY_RATE_LIMIT", 600, 0, 1_000_000);
         let login_rate_limit_per_minute = reader.number("ORDERLY_LOGIN_RATE_LIMIT", 10, 0, 1_000_000);
-        let currency = reader.parse("ORDERLY_CURRENCY", "EUR".to_owned(), |v| {
-            if v.len() == 3 && v.bytes().all(|b| b.is_ascii_uppercase()) {
-                Ok(v.to_owned())
-            } else {
-                Err("must be an ISO 4217 code of three upper-case letters, e.g. EUR".into())
-            }
-        });
-        let tax_rate_bps = reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000);
+        let currency = read_currency(&mut reader);
+        let tax_rate =
+            TaxRate::from_basis_points(reader.number("ORDERLY_TAX_RATE_BPS", 0, 0, 10_000)).unwrap_or_default();
         let reservation_ttl = Duration::from_secs(reader.number("ORDERLY_RESERVATION_TTL", 1800, 1, 31_536_000));
         let max_reserved_units_per_customer =
             reader.number("ORDERLY_MAX_RESERVED_UNITS_PER_CUSTOMER", 1000, 0, 1_000_000_000);
@@ -414,14 +415,13 @@ impl Config {
         let max_header_bytes = reader.number("ORDERLY_MAX_HEADER_BYTES", 32_768, 1024, 65_536);
         let client_request_timeout =
             Duration::from_millis(reader.number("ORDERLY_CLIENT_TIMEOUT_MS", 10_000, 100, 600_000));
-        let problem_type_base =
-            reader.parse("ORDERLY_PROBLEM_BASE_URI", "https://orderly.example/problems/".to_owned(), |v| {
-                if v.starts_with("https://") || v.starts_with("http://") {
-                    Ok(if v.ends_with('/') { v.to_owned() } else { format!("{v}/") })
-                } else {
-                    Err("must be an absolute http(s) URI".into())
-                }
-            });
+        let problem_type_base = reader.parse("ORDERLY_PROBLEM_BASE_URI", DEFAULT_PROBLEM_TYPE_BASE.to_owned(), |v| {
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(if v.ends_with('/') { v.to_owned() } else { format!("{v}/") })
+            } else {
+                Err("must be an absolute http(s) URI".into())
+            }
+        });
         let workers = reader.parse_opt("ORDERLY_WORKERS", |v| match v.parse::<usize>() {
             Ok(n) if (1..=256).contains(&n) => Ok(n),
             _ => Err("must be a whole number from 1 to 256".into()),
@@ -488,9 +488,9 @@ impl Config {
             workers: reader.number("ORDERLY_WEBHOOK_WORKERS", 4, 0, 64),
         };
 
-        if !reader.problems.is_empty() {
+        let (Some(currency), true) = (currency, reader.problems.is_empty()) else {
             return Err(ConfigError(reader.problems));
-        }
+        };
         Ok(Config {
             bind,
             database_url,
@@ -508,10 +508,11 @@ impl Config {
             log_filter,
             log_format,
             admin,
+            admin_password,
             rate_limit_per_minute,
             login_rate_limit_per_minute,
             currency,
-            tax_rate_bps,
+            tax_rate,
             reservation_ttl,
             max_reserved_units_per_customer,
             sweep_interval,
@@ -535,6 +536,21 @@ impl Config {
         })
     }
 
+    /// Only the currency (`ORDERLY_CURRENCY`), by the same rule as `from_lookup`: all that
+    /// `orderly openapi` needs, so the rest of the configuration need not be valid for it.
+    pub fn currency_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Currency, ConfigError> {
+        let mut reader =
+            Reader { lookup: &|name| lookup(name).filter(|value| !value.trim().is_empty()), problems: vec![] };
+        match read_currency(&mut reader) {
+            Some(currency) => Ok(currency),
+            None => Err(ConfigError(reader.problems)),
+        }
+    }
+
+    pub fn currency_from_env() -> Result<Currency, ConfigError> {
+        Self::currency_from_lookup(|name| std::env::var(name).ok())
+    }
+
     /// The key that signs pagination cursors, derived from the JWT secret so that every
     /// instance sharing the secret accepts every other instance's cursors, while a cursor
     /// can never be used as a token (different key, different format).
@@ -545,6 +561,20 @@ impl Config {
         hasher.update(self.jwt_secret.expose_secret().as_bytes());
         hasher.finalize().to_vec()
     }
+}
+
+/// `ORDERLY_CURRENCY`, or the default, checked by the domain's own rule; `None` after
+/// reporting the problem.
+fn read_currency(reader: &mut Reader<'_>) -> Option<Currency> {
+    let raw = reader.get("ORDERLY_CURRENCY").unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
+    let currency = Currency::parse(raw.trim()).ok();
+    if currency.is_none() {
+        reader.problem(
+            "ORDERLY_CURRENCY",
+            &format!("must be an ISO 4217 code of three upper-case letters, e.g. {DEFAULT_CURRENCY}"),
+        );
+    }
+    currency
 }
 
 /// A retry schedule: comma-separated waits, each a number with an optional unit (`ms`, `s`,
@@ -657,7 +687,8 @@ mod tests {
         assert_eq!(config.jwt_secret_source, SecretSource::GeneratedForDevelopment);
         assert!(config.jwt_secret.expose_secret().len() >= MIN_SECRET_BYTES);
         assert_eq!(config.log_format, LogFormat::Pretty);
-        assert_eq!(config.currency, "EUR");
+        assert_eq!(config.currency.as_str(), "EUR");
+        assert_eq!(config.tax_rate, TaxRate::default());
         assert_eq!(config.reservation_ttl, Duration::from_secs(1800));
         assert_eq!(config.max_reserved_units_per_customer, 1000);
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
@@ -790,6 +821,27 @@ mod tests {
             let error = config(&[(name, bad)]).unwrap_err();
             assert!(error.0[0].starts_with(name), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn currency_and_tax_rate_are_the_domain_types() {
+        let configured = config(&[("ORDERLY_CURRENCY", "USD"), ("ORDERLY_TAX_RATE_BPS", "2000")]).unwrap();
+        assert_eq!((configured.currency.as_str(), configured.tax_rate.basis_points()), ("USD", 2000));
+        for (name, bad) in [("ORDERLY_CURRENCY", "eur"), ("ORDERLY_TAX_RATE_BPS", "10001")] {
+            let error = config(&[(name, bad)]).unwrap_err();
+            assert!(error.0[0].starts_with(name), "{bad}: {error}");
+        }
+        let only_currency = |value: &str| Config::currency_from_lookup(|_| Some(value.to_owned()));
+        assert_eq!(only_currency("").unwrap().as_str(), "EUR");
+        assert_eq!(only_currency("USD").unwrap().as_str(), "USD");
+        assert!(only_currency("usd").unwrap_err().0[0].starts_with("ORDERLY_CURRENCY must be an ISO 4217"));
+    }
+
+    #[test]
+    fn admin_password_alone_is_kept_for_create_admin() {
+        let configured = config(&[("ORDERLY_ADMIN_PASSWORD", "admin-password-123")]).unwrap();
+        assert!(configured.admin.is_none());
+        assert_eq!(configured.admin_password.unwrap().expose_secret(), "admin-password-123");
     }
 
     #[test]

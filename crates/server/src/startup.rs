@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use orderly_auth::{Argon2PasswordHasher, JwtSettings, JwtTokenService};
-use orderly_domain::order::{ReservationCap, TaxRate};
+use orderly_domain::order::ReservationCap;
 use orderly_domain::ports::{
     Clock, IdempotentExecutor, PasswordHasher, PaymentProvider, Readiness, Repositories, SystemClock, TokenService,
     UnitOfWork,
 };
-use orderly_domain::product::Currency;
 use orderly_domain::services::users::AdminBootstrap;
 use orderly_domain::services::{
     EventService, JobWorker, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
@@ -230,7 +229,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
     let idempotency: Arc<dyn IdempotentExecutor> =
         Arc::new(DieselIdempotentExecutor::new(database.clone(), chrono::Duration::seconds(60)));
     let readiness: Arc<dyn Readiness> = Arc::new(DieselReadiness::new(database));
-    let currency = Currency::parse(&config.currency).map_err(|v| anyhow::anyhow!("ORDERLY_CURRENCY {}", v.message))?;
+    let currency = config.currency.clone();
     let hasher: Arc<dyn PasswordHasher> = Arc::new(
         Argon2PasswordHasher::with_max_concurrent(password_hash_concurrency(config))
             .context("cannot set up password hashing")?,
@@ -249,8 +248,7 @@ pub fn build_services(config: &Config, database: Database) -> anyhow::Result<Ser
         clock.clone(),
         OrderPolicy {
             currency: currency.clone(),
-            tax_rate: TaxRate::from_basis_points(config.tax_rate_bps)
-                .ok_or_else(|| anyhow::anyhow!("ORDERLY_TAX_RATE_BPS must be at most 10000"))?,
+            tax_rate: config.tax_rate,
             reservation_ttl: chrono::Duration::from_std(config.reservation_ttl)?,
             reservation_cap: ReservationCap::units(config.max_reserved_units_per_customer),
         },

@@ -1,6 +1,6 @@
 //! The background sweep: every `ORDERLY_SWEEP_INTERVAL`, cancel pending orders whose
 //! reservation has lapsed (`ORDERLY_RESERVATION_TTL`) and release their stock, and purge
-//! idempotency records older than 24 hours (§1.4).
+//! idempotency records older than 24 hours (docs/api.md#retries-idempotency-key).
 //!
 //! Every instance runs it. That is safe by construction, not by coordination: each
 //! cancellation is a conditional update on the order still being pending (see
@@ -17,7 +17,7 @@ use std::time::Duration;
 use orderly_domain::ports::IdempotentExecutor;
 use orderly_domain::services::OrderService;
 
-/// How long an idempotency record is kept (§1.4).
+/// How long an idempotency record is kept (docs/api.md#retries-idempotency-key).
 const IDEMPOTENCY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 
 /// Orders cancelled per batch; a sweep repeats batches until one comes back short.

@@ -1,4 +1,4 @@
-//! The webhook loops (§2.7) of one instance: a dispatcher that turns new feed events into
+//! The webhook loops (docs/api.md#webhooks) of one instance: a dispatcher that turns new feed events into
 //! deliveries, and `ORDERLY_WEBHOOK_WORKERS` workers that make the deliveries' attempts.
 //!
 //! Every instance runs them; nothing needs coordinating. Dispatching moves the shared dispatch

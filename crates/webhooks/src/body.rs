@@ -1,4 +1,4 @@
-//! The body of a delivery: the event exactly as `GET /v1/events` represents it (§2.5).
+//! The body of a delivery: the event exactly as `GET /v1/events` represents it (docs/api.md#events).
 //!
 //! Owns the field order and formats: `{"id", "type", "occurred_at", "subject": {"type", "id"},
 //! "data"}`, `occurred_at` in RFC 3339 UTC with milliseconds and `Z` (as every timestamp of the

@@ -1,6 +1,6 @@
 //! # orderly-webhooks — the webhook sender
 //!
-//! Owns Orderly's outbound side of §2.7 behind the domain's
+//! Owns Orderly's outbound side of docs/api.md#webhooks behind the domain's
 //! [`WebhookSender`](orderly_domain::ports::WebhookSender) port: the body of a delivery (the
 //! event exactly as `GET /v1/events` represents it, see [`render_body`]), its Standard Webhooks
 //! 1.0 signature (`webhook-id`, `webhook-timestamp`, `webhook-signature`, made with the spec's

@@ -1,7 +1,7 @@
--- Emails are compared in one spelling (contract §1.6): trimmed, in Unicode NFC, lower-cased
--- (`Email::normalise` in crates/domain). Rows written before NFC was part of the rule were
--- already trimmed and lower-cased by the application, so NFC is all they can lack; PostgreSQL's
--- own `normalize` supplies it (it needs a UTF8 database, which Orderly's always are).
+-- Emails are compared in one spelling (docs/api.md#authentication-and-authorisation): trimmed, in
+-- Unicode NFC, lower-cased (`Email::normalise` in crates/domain). Rows written before NFC was part
+-- of the rule were already trimmed and lower-cased by the application, so NFC is all they can lack;
+-- PostgreSQL's own `normalize` supplies it (it needs a UTF8 database, which Orderly's always are).
 --
 -- Two rows that become one address cannot both stay, and which account is the real one is the
 -- operator's decision, not a migration's: the migration stops, changing nothing, and names the

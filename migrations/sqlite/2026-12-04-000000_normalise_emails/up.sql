@@ -1,7 +1,7 @@
--- Emails are compared in one spelling (contract §1.6): trimmed, in Unicode NFC, lower-cased.
--- SQLite has no Unicode normaliser: `orderly_normalise_email` is the domain's own rule
--- (`Email::normalise` in crates/domain), registered on every connection Orderly opens
--- (crates/persistence/src/connection.rs). Run these migrations through Orderly, not a generic
+-- Emails are compared in one spelling (docs/api.md#authentication-and-authorisation): trimmed, in
+-- Unicode NFC, lower-cased. SQLite has no Unicode normaliser: `orderly_normalise_email` is the
+-- domain's own rule (`Email::normalise` in crates/domain), registered on every connection Orderly
+-- opens (crates/persistence/src/connection.rs). Run these migrations through Orderly, not a generic
 -- tool, which would not know the function.
 --
 -- Two rows that become one address cannot both stay, and which account is the real one is the

@@ -1,4 +1,4 @@
-//! The event feed (§2.5): admins read every change in commit order.
+//! The event feed (docs/api.md#events): admins read every change in commit order.
 
 use std::sync::Arc;
 

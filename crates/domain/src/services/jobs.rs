@@ -1,4 +1,4 @@
-//! The durable background work (§2.6): claims due jobs from the [`JobQueue`] and hands each to
+//! The durable background work (docs/api.md#payments): claims due jobs from the [`JobQueue`] and hands each to
 //! the use case that owns its kind; a job that could not finish is retried later with
 //! back-off, one that did is removed.
 //!

@@ -1,6 +1,6 @@
-//! Placing, reading and moving orders (§2.3), reading invoices (§2.4), and the reservation
-//! expiry sweep. Ownership: a customer sees and cancels only their own orders; anyone else's is
-//! "not found", never "forbidden".
+//! Placing, reading and moving orders (docs/api.md#orders), reading invoices
+//! (docs/api.md#invoices), and the reservation expiry sweep. Ownership: a customer sees and cancels
+//! only their own orders; anyone else's is "not found", never "forbidden".
 
 use std::sync::Arc;
 

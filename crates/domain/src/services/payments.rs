@@ -1,4 +1,4 @@
-//! Paying an order through the payment provider (§2.6), and settling what the provider's
+//! Paying an order through the payment provider (docs/api.md#payments), and settling what the provider's
 //! answers leave open: its signed events, reconciliation and refunds (run as durable jobs).
 //!
 //! ## Phases
@@ -40,7 +40,7 @@ use crate::ports::{
 };
 use crate::services::OrderService;
 
-/// Why paying was refused or could not finish. Each maps to one status of §2.6.
+/// Why paying was refused or could not finish. Each maps to one status of docs/api.md#payments.
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {
     #[error("order not found")]
@@ -165,7 +165,7 @@ impl PaymentService {
         self.provider.is_some()
     }
 
-    /// Pays the order's total with `method` (§2.6 `POST /v1/orders/{id}/payments`).
+    /// Pays the order's total with `method` (docs/api.md#payments `POST /v1/orders/{id}/payments`).
     pub fn pay(
         &self,
         actor: Actor,

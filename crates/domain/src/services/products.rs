@@ -1,4 +1,4 @@
-//! The catalogue's use cases (§2.2): anyone reads active products; admins also see archived
+//! The catalogue's use cases (docs/api.md#products-and-stock): anyone reads active products; admins also see archived
 //! ones and are the only ones who create, edit, archive and adjust stock.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Logging in, refreshing and logging out (§1.6, §2.1).
+//! Logging in, refreshing and logging out (docs/api.md#authentication-and-authorisation, docs/api.md#users-and-tokens).
 //!
 //! Rules owned here:
 //! - a failed login looks the same whether the email is unknown, the password wrong or the
@@ -82,8 +82,9 @@ impl SessionService {
         Self { users, refresh_tokens, hasher, tokens, clock, refresh_reuse_leeway: Self::DEFAULT_REFRESH_REUSE_LEEWAY }
     }
 
-    /// §1.6's "short reuse leeway" (ADR 0015): long enough for a client's retry after a lost
-    /// answer, short enough that a stolen spent token is of little use.
+    /// The "short reuse leeway" of docs/api.md#authentication-and-authorisation (ADR 0015): long
+    /// enough for a client's retry after a lost answer, short enough that a stolen spent token is
+    /// of little use.
     pub const DEFAULT_REFRESH_REUSE_LEEWAY: chrono::Duration = chrono::Duration::seconds(30);
 
     /// This service with another reuse leeway; zero turns it off (every reuse revokes).

@@ -1,7 +1,7 @@
-//! Registering, reading, listing and changing users, under the ownership and role rules of §2.1:
-//! a customer sees and edits only themselves (someone else is "not found", never "forbidden"),
-//! may change only `name` and `password`; an admin sees everyone and may also change `role`
-//! and `active`.
+//! Registering, reading, listing and changing users, under the ownership and role rules of
+//! docs/api.md#users-and-tokens: a customer sees and edits only themselves (someone else is "not
+//! found", never "forbidden"), may change only `name` and `password`; an admin sees everyone and
+//! may also change `role` and `active`.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Webhooks (§2.7): admins manage endpoints; the dispatcher turns feed events into deliveries;
+//! Webhooks (docs/api.md#webhooks): admins manage endpoints; the dispatcher turns feed events into deliveries;
 //! the job worker makes each delivery's attempts.
 //!
 //! Three steps, none of which holds a transaction across a remote call:
@@ -138,7 +138,7 @@ impl WebhookService {
     /// Whether `actor` may manage webhooks ([`Operation::ManageWebhooks`]: admins only). Every
     /// operation checks it first; an inbound adapter asks the same rule before it looks at a
     /// request's parameters and body, so that a caller who may not use an operation learns
-    /// nothing from its validation (§1.6).
+    /// nothing from its validation (docs/api.md#authentication-and-authorisation).
     pub fn admin_only(actor: Actor) -> Result<(), WebhookError> {
         if actor.may(Operation::ManageWebhooks) { Ok(()) } else { Err(WebhookError::Forbidden) }
     }

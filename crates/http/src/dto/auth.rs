@@ -1,5 +1,6 @@
-//! Sessions on the wire (§1.6, §2.1): login credentials, refresh tokens and the token pair.
-//! None of these types implements `Debug`: they hold passwords and tokens.
+//! Sessions on the wire (docs/api.md#authentication-and-authorisation,
+//! docs/api.md#users-and-tokens): login credentials, refresh tokens and the token pair. None of
+//! these types implements `Debug`: they hold passwords and tokens.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

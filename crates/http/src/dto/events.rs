@@ -1,4 +1,4 @@
-//! The event feed on the wire (§2.5): the `Event` representation, whose `data` is the payload
+//! The event feed on the wire (docs/api.md#events): the `Event` representation, whose `data` is the payload
 //! exactly as the outbox stored it, the feed's page (which, unlike other collections, always
 //! carries a cursor to resume from), and the query string with its cursor.
 //!

@@ -1,4 +1,4 @@
-//! Invoices on the wire (§2.4): the `Invoice` representation (its lines have the order line's
+//! Invoices on the wire (docs/api.md#invoices): the `Invoice` representation (its lines have the order line's
 //! shape) and the collection's query string, whose cursor is keyed by the invoice number:
 //! numbers order like issue times, so the number alone fixes a position.
 

@@ -1,4 +1,4 @@
-//! Money on the wire (§1): `{"amount": 1999, "currency": "EUR"}`, integer minor units and an
+//! Money on the wire (docs/api.md#money-and-time): `{"amount": 1999, "currency": "EUR"}`, integer minor units and an
 //! ISO 4217 code, never a float. One currency per deployment: a request naming another is a
 //! validation fault, reported with every other fault of the body. Shared by every resource
 //! that carries a price.

@@ -1,4 +1,4 @@
-//! Orders on the wire (§2.3): the `Order` representation and its lines (shared with invoices),
+//! Orders on the wire (docs/api.md#orders): the `Order` representation and its lines (shared with invoices),
 //! the placement body, the status change body, and the collection's query string with its
 //! cursor.
 //!

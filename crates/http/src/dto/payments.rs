@@ -1,4 +1,4 @@
-//! Payments on the wire (§2.6): the `Payment` representation, the body that pays an order,
+//! Payments on the wire (docs/api.md#payments): the `Payment` representation, the body that pays an order,
 //! and the query string of an order's payment attempts.
 //!
 //! The body names the payment method only: the amount is the order's total and the currency

@@ -1,4 +1,4 @@
-//! Products and stock on the wire (§2.2): the `Product` and `StockAdjustment`
+//! Products and stock on the wire (docs/api.md#products-and-stock): the `Product` and `StockAdjustment`
 //! representations, the create, merge-patch and adjustment bodies, and the query strings of
 //! the catalogue and of a product's audit trail, with their cursors.
 //!

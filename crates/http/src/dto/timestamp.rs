@@ -1,4 +1,4 @@
-//! Times on the wire (§1): RFC 3339 in UTC with `Z` and milliseconds, e.g.
+//! Times on the wire (docs/api.md#money-and-time): RFC 3339 in UTC with `Z` and milliseconds, e.g.
 //! `2026-11-23T18:04:05.123Z`.
 
 use chrono::{DateTime, SecondsFormat, Utc};

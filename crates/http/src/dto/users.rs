@@ -1,4 +1,4 @@
-//! Users on the wire (§2.1): the `User` representation, registration and update bodies, and
+//! Users on the wire (docs/api.md#users-and-tokens): the `User` representation, registration and update bodies, and
 //! the `GET /v1/users` query string with its cursor.
 
 use chrono::{DateTime, TimeZone, Utc};

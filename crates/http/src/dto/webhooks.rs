@@ -1,4 +1,4 @@
-//! Webhooks on the wire (§2.7): the `WebhookEndpoint` representation (and, once, with its
+//! Webhooks on the wire (docs/api.md#webhooks): the `WebhookEndpoint` representation (and, once, with its
 //! signing secret), the `WebhookDelivery` representation, the create and merge-patch bodies,
 //! and the query strings of the endpoint list and of an endpoint's delivery log, with their
 //! cursors.

@@ -1,6 +1,7 @@
-//! Who is calling (§1.6): the [`Caller`] extractor reads `Authorization: Bearer <token>`,
-//! has the domain's `SessionService::authenticate` verify it, and records the user id on the
-//! request's span. It decides only *who*; *what they may do* is the domain's decision.
+//! Who is calling (docs/api.md#authentication-and-authorisation): the [`Caller`] extractor reads
+//! `Authorization: Bearer <token>`, has the domain's `SessionService::authenticate` verify it, and
+//! records the user id on the request's span. It decides only *who*; *what they may do* is the
+//! domain's decision.
 //!
 //! - no `Authorization` header → 401 `unauthenticated`, `WWW-Authenticate: Bearer`;
 //! - a header that is not one well-formed bearer token, or a token that is expired, wrongly
@@ -14,7 +15,7 @@
 //!
 //! [`Authorised`] is for operations that some role may never perform (admin-only ones): the
 //! caller as above, then the domain's role rule for the operation (403 `forbidden`), decided
-//! before any other part of the request is read (§1.6).
+//! before any other part of the request is read (docs/api.md#authentication-and-authorisation).
 //!
 //! Verification is a few microseconds of HMAC with no I/O, so it runs inline rather than on
 //! the blocking pool, and once per request: its outcome is kept in the request's extensions
@@ -74,7 +75,7 @@ impl OptionalCaller {
         self.0
     }
 
-    /// Whether the request carried a (valid) token: what decides its caching (§1.3).
+    /// Whether the request carried a (valid) token: what decides its caching (docs/api.md#caching).
     pub fn is_authenticated(self) -> bool {
         self.0.is_some()
     }
@@ -155,9 +156,9 @@ pub(crate) fn bearer_token(header_value: &str) -> Option<&str> {
 /// A handler of an operation that some role may never perform lists this **first** among its
 /// fallible arguments. actix runs extractors in argument order and stops at the first that
 /// fails, so for a forbidden caller the path, the query, `If-Match`, `Idempotency-Key` and
-/// the body are never read: §1.6 — authentication, then authorisation, then validation — and
-/// the caller learns nothing from the request's validation. The use case asks the same rule
-/// again; this only moves the answer ahead of the parsing.
+/// the body are never read: docs/api.md#authentication-and-authorisation — authentication, then
+/// authorisation, then validation — and the caller learns nothing from the request's validation.
+/// The use case asks the same rule again; this only moves the answer ahead of the parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authorised<O> {
     actor: Actor,

@@ -151,11 +151,6 @@ impl IfMatch {
     /// A version no resource ever has: a tag that cannot be ours then fails the precondition.
     const NEVER: i64 = -1;
 
-    /// Whether the header was sent at all.
-    pub fn is_present(&self) -> bool {
-        self.0.is_some()
-    }
-
     /// The version to pass to the domain as the expected one: `None` when there is no
     /// precondition (header absent, or `*`). A weak tag or one that is not a version of ours
     /// can never match, and turns into a version no resource has. Of several tags the first

@@ -1,5 +1,5 @@
 //! Parsing a request body into a JSON [`Value`] while finding every member named twice in one
-//! object (§1, "unknown fields": "a member named twice in one object is rejected the same way,
+//! object (docs/api.md#errors: "a member named twice in one object is rejected the same way,
 //! never 'last one wins'").
 //!
 //! serde_json keeps the last of two members with one name and says nothing, so a gateway or an

@@ -1,5 +1,5 @@
-//! The `Idempotency-Key` request header (§1.4): optional; when sent, 1–255 printable ASCII
-//! characters (`IdempotencyKey::parse`), sent once. Anything else is a 400
+//! The `Idempotency-Key` request header (docs/api.md#retries-idempotency-key): optional; when sent,
+//! 1–255 printable ASCII characters (`IdempotencyKey::parse`), sent once. Anything else is a 400
 //! `invalid_parameter` naming the header. What the key does is [`crate::idempotency`]'s part.
 
 use std::future::{Ready, ready};

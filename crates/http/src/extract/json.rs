@@ -1,5 +1,5 @@
 //! The JSON request body extractor, [`ValidJson`]: media type, size, encoding, depth, syntax,
-//! shape and field rules, each failure with its own problem (§1, §1.1):
+//! shape and field rules, each failure with its own problem (docs/api.md#errors):
 //!
 //! | check | problem |
 //! |---|---|
@@ -184,7 +184,7 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
 
 /// JSON Schema's `integer` is any number with a zero fractional part (2020-12 §6.1.1), so
 /// `685.0` and `1e3` are integers to every client that reads the OpenAPI document; serde
-/// would refuse them for an `i64`. The API has no fractional fields ("never floats", §1), so
+/// would refuse them for an `i64`. The API has no fractional fields (docs/api.md#money-and-time), so
 /// every integral number in range becomes an integer before the shape is checked; `685.5` or
 /// one beyond `i64` stays as it is and is refused by the field.
 fn integral_numbers_as_integers(value: &mut Value) {

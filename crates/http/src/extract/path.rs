@@ -1,8 +1,8 @@
 //! Path parameters. actix's own `web::Path` answers a bad value with plain text; these answer
-//! 400 `invalid_parameter` naming the parameter (§1.1).
+//! 400 `invalid_parameter` naming the parameter (docs/api.md#errors).
 //!
 //! A resource id is accepted only in its canonical spelling, [`canonical_uuid`]: one resource,
-//! one URL (§1 "ids"), so a shared cache never holds two copies of one resource under two keys
+//! one URL (docs/api.md#resource-ids), so a shared cache never holds two copies of one resource under two keys
 //! and a consumer never stores two ids for one thing.
 
 use std::future::{Ready, ready};

@@ -1,6 +1,6 @@
 //! Query strings: [`ValidQuery`] accepts only the parameters an operation declares, each at
 //! most once, and converts them into domain values; every fault is a 400 `invalid_parameter`
-//! naming the parameter (§1.1), all faults in one answer.
+//! naming the parameter (docs/api.md#errors), all faults in one answer.
 //!
 //! A query DTO lists its parameters as `Option<String>` fields (that list is also what makes
 //! an unknown parameter unknown) and parses them in `try_into_domain`. Pagination's `limit`

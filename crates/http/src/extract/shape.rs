@@ -1,5 +1,5 @@
 //! Checking untrusted JSON against a DTO's serde shape and collecting **every** fault, not
-//! just the first one serde stops at (§1.1: "`errors` lists every fault").
+//! just the first one serde stops at (docs/api.md#errors: "`errors` lists every fault").
 //!
 //! DTO fields are `Option<T>` at the serde level, so a missing field is never a serde error;
 //! the DTO's `try_into_domain` reports it. What serde does see is collected like this:

@@ -35,7 +35,7 @@ const ALLOWED_REQUEST_HEADERS: [&str; 6] =
     ["authorization", "content-type", "if-match", "if-none-match", "idempotency-key", "x-request-id"];
 
 /// Response headers a browser script may read, beyond the CORS-safelisted ones.
-const EXPOSED_RESPONSE_HEADERS: [&str; 11] = [
+const EXPOSED_RESPONSE_HEADERS: [&str; 9] = [
     "etag",
     "location",
     "link",
@@ -45,8 +45,6 @@ const EXPOSED_RESPONSE_HEADERS: [&str; 11] = [
     "x-request-id",
     "idempotency-replayed",
     "www-authenticate",
-    "deprecation",
-    "sunset",
 ];
 
 /// How long a browser may cache a preflight answer.

@@ -30,7 +30,7 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     // Read before the call: the request moves into it. The first to ask for the template,
-    // so it is computed here and kept for the span and the deprecation headers.
+    // so it is computed here and kept for the span.
     let method = method_label(req.method());
     let route = RouteTemplate::of(req.request()).0;
     let outcome = next.call(req).await;

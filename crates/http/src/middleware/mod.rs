@@ -21,9 +21,9 @@
 //! `crate::app` registers them in that order; the order matters (each relies on the ones
 //! outside it), so it is kept in one place.
 //!
-//! The route template (`/v1/products/{id}`) labels the metrics, names the span and finds
-//! deprecations; [`RouteTemplate::of`] works it out once per request (the resource map is
-//! walked with every dynamic route's regex) and keeps it in the request's extensions.
+//! The route template (`/v1/products/{id}`) labels the metrics and names the span;
+//! [`RouteTemplate::of`] works it out once per request (the resource map is walked with every
+//! dynamic route's regex) and keeps it in the request's extensions.
 
 pub mod cors;
 pub mod head;

@@ -28,8 +28,9 @@ use crate::problem::ApiError;
 
 /// The login route; with `POST`, it draws from the `login` bucket.
 pub const LOGIN_PATH: &str = "/v1/auth/tokens";
-/// The registration route; with `POST`, it draws from the `login` bucket too (§1.6): each
-/// registration costs an argon2 hash, as a login does, so it must not be cheaper to flood.
+/// The registration route; with `POST`, it draws from the `login` bucket too
+/// (docs/api.md#authentication-and-authorisation): each registration costs an argon2 hash, as a
+/// login does, so it must not be cheaper to flood.
 pub const REGISTRATION_PATH: &str = "/v1/users";
 
 pub async fn enforce(

@@ -1,4 +1,4 @@
-//! Rate limiting (§1.5): token buckets per caller and, stricter, for logins per client address,
+//! Rate limiting (docs/api.md#rate-limiting): token buckets per caller and, stricter, for logins per client address,
 //! enforced by the [`enforce`] middleware on every request and reported in the headers of the
 //! IETF RateLimit fields draft.
 //!

@@ -1,8 +1,8 @@
-//! `/v1/auth` (§1.6, §2.1): logging in, refreshing and logging out. Token responses are never
-//! cached. Logging in runs argon2, so it is admitted to the blocking pool under the hashing
-//! bound, not the database one (`crate::blocking`).
-//! `Idempotency-Key` is validated here but never stored (`crate::idempotency`): token
-//! responses must not be kept for replay.
+//! `/v1/auth` (docs/api.md#authentication-and-authorisation, docs/api.md#users-and-tokens): logging
+//! in, refreshing and logging out. Token responses are never cached. Logging in runs argon2, so it
+//! is admitted to the blocking pool under the hashing bound, not the database one
+//! (`crate::blocking`). `Idempotency-Key` is validated here but never stored
+//! (`crate::idempotency`): token responses must not be kept for replay.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, HttpResponseBuilder, post, web};

@@ -1,8 +1,8 @@
-//! `/v1/events` (§2.5): the event feed. Admins only (`Operation::ReadEventFeed`, asked by the
+//! `/v1/events` (docs/api.md#events): the event feed. Admins only (`Operation::ReadEventFeed`, asked by the
 //! `Authorised` extractor before the query is checked, and again by `EventService`). Every state
 //! change wrote its event in the same transaction as the change; the feed serves them in commit
 //! order, and always hands back a cursor to resume from, because a feed consumer keeps polling
-//! (a deliberate deviation from §1.2, where the last page has no cursor).
+//! (a deliberate deviation from docs/api.md#pagination, where the last page has no cursor).
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 

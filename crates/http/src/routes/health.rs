@@ -1,5 +1,6 @@
-//! Operational endpoints (§3): liveness, readiness and metrics. None of them is under `/v1`:
-//! they are for the platform (probes, scrapers), not for API consumers.
+//! Operational endpoints (README.md#resource-model, "operational"): liveness, readiness and
+//! metrics. None of them is under `/v1`: they are for the platform (probes, scrapers), not for API
+//! consumers.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};

@@ -1,4 +1,4 @@
-//! `/v1/invoices` (§2.4): the invoices issued when orders were confirmed, addressed by their
+//! `/v1/invoices` (docs/api.md#invoices): the invoices issued when orders were confirmed, addressed by their
 //! number. Customers see their own, admins all; someone else's invoice is `not_found`. An
 //! invoice never changes, so one read may be kept by the caller's cache for a year.
 

@@ -1,4 +1,4 @@
-//! `/v1/orders` (§2.3): placing an order (which reserves its stock), reading orders, and moving
+//! `/v1/orders` (docs/api.md#orders): placing an order (which reserves its stock), reading orders, and moving
 //! them along the transition table. Who may see or move which order is decided by
 //! `OrderService`: someone else's order is `not_found`, never `forbidden`. Reads are private
 //! (`private, no-cache`), writes never cached, and a status change requires `If-Match`.

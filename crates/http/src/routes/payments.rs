@@ -1,4 +1,4 @@
-//! Payments (§2.6): paying an order through the payment provider, reading its attempts, and
+//! Payments (docs/api.md#payments): paying an order through the payment provider, reading its attempts, and
 //! the provider's signed event notifications. Whose order may be paid, and what each
 //! provider answer means, is `PaymentService`'s call; this module only maps its outcomes to
 //! statuses (201 paid, 202 still processing, 402 declined, 502 untrustworthy answer, 503

@@ -1,9 +1,10 @@
-//! `/v1/products` (§2.2): the catalogue, which anyone may read (archived products only
+//! `/v1/products` (docs/api.md#products-and-stock): the catalogue, which anyone may read (archived products only
 //! admins), the admin's writes, and each product's stock adjustments. Who may do what is
-//! decided by `ProductService`; reads are cached as §1.3 says (`caching`), writes are never
+//! decided by `ProductService`; reads are cached as docs/api.md#caching says (`caching`), writes are never
 //! cached, and changes require `If-Match` (`RequiredIfMatch`). The admin-only operations take
 //! `Authorised<…>` first, so a customer is refused 403 before the path, the query, `If-Match`,
-//! `Idempotency-Key` or the body is read (§1.6: authorisation before validation).
+//! `Idempotency-Key` or the body is read (docs/api.md#authentication-and-authorisation:
+//! authorisation before validation).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};

@@ -1,7 +1,7 @@
-//! `/v1/users` (§2.1): registration, the caller's own account, the admin collection, one
+//! `/v1/users` (docs/api.md#users-and-tokens): registration, the caller's own account, the admin collection, one
 //! user, and changes to a user. Who may see or change whom is decided by `UserService`; the
 //! admin collection takes `Authorised<ListUsers>` first, so a customer is refused 403 before
-//! its query is checked (§1.6).
+//! its query is checked (docs/api.md#authentication-and-authorisation).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};

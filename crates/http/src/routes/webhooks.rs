@@ -1,12 +1,13 @@
-//! `/v1/webhook-endpoints` (§2.7): the admin's webhook endpoints, each endpoint's delivery log,
+//! `/v1/webhook-endpoints` (docs/api.md#webhooks): the admin's webhook endpoints, each endpoint's delivery log,
 //! and retrying a delivery. Who may do what, and what an endpoint may be (an allowed
 //! destination, known event types), is `WebhookService`'s call; this module maps its outcomes
 //! to statuses.
 //!
 //! Every operation is for admins only, so every handler takes [`WebhookAdmin`] first: a
-//! customer is refused 403 before any parameter or body is looked at (§1.6: authentication,
-//! then authorisation, then validation). `If-Match` is optional on `PATCH` and `DELETE` (the
-//! contract requires it for products and orders only) and honoured when sent.
+//! customer is refused 403 before any parameter or body is looked at
+//! (docs/api.md#authentication-and-authorisation: authentication, then authorisation, then
+//! validation). `If-Match` is optional on `PATCH` and `DELETE` (the contract requires it for
+//! products and orders only) and honoured when sent.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};

@@ -1,4 +1,4 @@
-//! `/v1/events` (§2.5) as a consumer sees it: the shape of an event (its `data` an object, as
+//! `/v1/events` (docs/api.md#events) as a consumer sees it: the shape of an event (its `data` an object, as
 //! stored), admins only, the `type` filter, and polling with the cursor the feed always hands
 //! back (the position after the last event, or the cursor sent when nothing is new), which is
 //! bound to its filter.

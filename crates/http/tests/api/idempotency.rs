@@ -1,7 +1,7 @@
-//! `Idempotency-Key` (§1.4) through an in-memory executor (`support::FakeIdempotency`): replays
-//! byte for byte and execute once, stored refusals, unstored server failures, 422 for a reused
-//! key, 409 while in progress, per-caller scopes, malformed keys, and the auth `POST`s that
-//! validate but never store.
+//! `Idempotency-Key` (docs/api.md#retries-idempotency-key) through an in-memory executor
+//! (`support::FakeIdempotency`): replays byte for byte and execute once, stored refusals, unstored
+//! server failures, 422 for a reused key, 409 while in progress, per-caller scopes, malformed keys,
+//! and the auth `POST`s that validate but never store.
 
 use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};

@@ -1,4 +1,4 @@
-//! One resource, one URL (§1 "ids"): a resource id is accepted only in its canonical spelling,
+//! One resource, one URL (docs/api.md#resource-ids): a resource id is accepted only in its canonical spelling,
 //! lower-case and hyphenated. Braces, `urn:uuid:`, the 32 digits without hyphens and upper-case
 //! hex are 400 `invalid_parameter` naming the parameter, in every path and in the `customer_id`
 //! filter — never a second (publicly cacheable) URL for the same resource. Over the real stores

@@ -1,4 +1,4 @@
-//! `/v1/invoices` (§2.4) as a consumer sees it: one invoice (ownership as 404, a strong ETag
+//! `/v1/invoices` (docs/api.md#invoices) as a consumer sees it: one invoice (ownership as 404, a strong ETag
 //! that is the number, 304, immutable private caching, malformed numbers), and the collection
 //! (own invoices for customers, newest first, a cursor keyed by the number).
 

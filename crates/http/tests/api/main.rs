@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
-mod cors_and_deprecation;
+mod cors;
 mod events;
 mod idempotency;
 mod ids;

@@ -208,8 +208,9 @@ async fn the_router_serves_exactly_the_documented_operations() {
     }
 }
 
-/// §1.4: every POST takes `Idempotency-Key`; those that store their outcomes document the
-/// replay header, 409 `idempotency_in_progress` and 422 `idempotency_key_reused`.
+/// docs/api.md#retries-idempotency-key: every POST takes `Idempotency-Key`; those that store their
+/// outcomes document the replay header, 409 `idempotency_in_progress` and 422
+/// `idempotency_key_reused`.
 #[test]
 fn every_post_documents_idempotency() {
     let document = document();

@@ -1,6 +1,7 @@
-//! The order of checks (§1.6): authentication (401), then authorisation (403 for an operation
-//! the caller's role may never perform), then validation (400, 413, 415, 422, 428). For every
-//! admin-only operation, a request that is wrong in some other way too is refused:
+//! The order of checks (docs/api.md#authentication-and-authorisation): authentication (401), then
+//! authorisation (403 for an operation the caller's role may never perform), then validation (400,
+//! 413, 415, 422, 428). For every admin-only operation, a request that is wrong in some other way
+//! too is refused:
 //!
 //! - without a token, 401 `unauthenticated`;
 //! - from a customer, 403 `forbidden` — never the validation error, which would tell them

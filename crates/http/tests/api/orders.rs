@@ -1,4 +1,4 @@
-//! `/v1/orders` (§2.3) as a consumer sees it: placing an order (201 with Location and ETag,
+//! `/v1/orders` (docs/api.md#orders) as a consumer sees it: placing an order (201 with Location and ETag,
 //! every fault of the body at once with per-line pointers, 409 `insufficient_stock` per short
 //! line, 422 for unavailable products), reading orders (ownership as 404, ETag/304, private
 //! caching, the cursor pages and their parameters), and status changes (the transition table's

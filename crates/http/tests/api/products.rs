@@ -1,4 +1,4 @@
-//! `/v1/products` (§2.2) as a consumer sees it: the catalogue for anonymous callers,
+//! `/v1/products` (docs/api.md#products-and-stock) as a consumer sees it: the catalogue for anonymous callers,
 //! customers and admins (caching, ETag/304, archived products), the cursor pages and their
 //! parameters, the admin's writes (every fault at once, nested pointers, no mass assignment of
 //! stock, If-Match 428 vs 412), and stock adjustments with their audit trail.

@@ -1,4 +1,4 @@
-//! Rate limiting (§1.5) as a consumer sees it: the RateLimit fields on every response, the 429
+//! Rate limiting (docs/api.md#rate-limiting) as a consumer sees it: the RateLimit fields on every response, the 429
 //! problem, which bucket a request draws from (user, address, login), forwarding headers, and
 //! the Redis store — shared between instances, and failing open when it is unreachable.
 //!

@@ -1,7 +1,7 @@
 //! Request bodies and the problems they can cause, as a consumer sees them: a member named
-//! twice in one object is a 422 `duplicate_member` at its pointer, never "last one wins" (§1),
+//! twice in one object is a 422 `duplicate_member` at its pointer, never "last one wins" (docs/api.md#errors),
 //! and a problem's `errors` is capped at 100 entries of bounded size, `errors_truncated`
-//! saying when there were more (§1.1), so that no request can make a problem much larger than
+//! saying when there were more (docs/api.md#errors), so that no request can make a problem much larger than
 //! a fixed bound.
 
 use actix_web::http::header;

@@ -1,7 +1,8 @@
-//! Revoking access tokens and the refresh reuse leeway (§1.6, ADR 0015) — which ends once either
-//! token of the successor pair was used — end to end over the real user and refresh-token stores
-//! on SQLite and PostgreSQL, with real signed access tokens.
-//! Only password hashing is faked (argon2 adds nothing here but seconds).
+//! Revoking access tokens and the refresh reuse leeway
+//! (docs/api.md#authentication-and-authorisation, ADR 0015) — which ends once either token of the
+//! successor pair was used — end to end over the real user and refresh-token stores on SQLite and
+//! PostgreSQL, with real signed access tokens. Only password hashing is faked (argon2 adds nothing
+//! here but seconds).
 //!
 //! The revocation check interval is set per test: zero (every request reads the generation),
 //! or a minute — longer than any test — to show that the instance making a revoking change

@@ -1,4 +1,4 @@
-//! `/v1/webhook-endpoints` (§2.7) as a consumer sees it, over the real webhook store on SQLite
+//! `/v1/webhook-endpoints` (docs/api.md#webhooks) as a consumer sees it, over the real webhook store on SQLite
 //! and, when `ORDERLY_TEST_POSTGRES_URL` is set, PostgreSQL: the endpoint's two
 //! representations (the secret only in the creation answer), every refused destination, shape
 //! and rule faults, admins only (401, then 403 before any validation), the list's pages,
@@ -171,8 +171,9 @@ orderly_persistence::backend_tests! {
         assert_eq!((blank["event_types"].clone(), blank["description"].clone()), (Value::Null, Value::Null));
     }
 
-    /// §1.4 on the real executor (and on SQLite its one write transaction): the replay is the
-    /// first answer byte for byte, secret included, and registers nothing more.
+    /// docs/api.md#retries-idempotency-key on the real executor (and on SQLite its one write
+    /// transaction): the replay is the first answer byte for byte, secret included, and registers
+    /// nothing more.
     #[actix_web::test]
     async fn a_retried_registration_is_replayed_with_its_secret(db: &TestDatabase) {
         let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
@@ -196,7 +197,7 @@ orderly_persistence::backend_tests! {
         send_to(&app, other.to_request()).await.problem(422, "idempotency_key_reused");
     }
 
-    /// §2.7: refused when saved, each at `/url`, and nothing is stored.
+    /// docs/api.md#webhooks: refused when saved, each at `/url`, and nothing is stored.
     #[actix_web::test]
     async fn every_refused_destination_is_422_at_the_url(db: &TestDatabase) {
         let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
@@ -275,8 +276,8 @@ orderly_persistence::backend_tests! {
         send_to(&app, text.to_request()).await.problem(415, "unsupported_media_type");
     }
 
-    /// §1.6: who (401), then whether they may (403) — before the path, the query or the body
-    /// is looked at.
+    /// docs/api.md#authentication-and-authorisation: who (401), then whether they may (403) —
+    /// before the path, the query or the body is looked at.
     #[actix_web::test]
     async fn admins_only_and_customers_learn_nothing_from_validation(db: &TestDatabase) {
         let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
@@ -330,7 +331,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(list["data"].as_array().unwrap().len(), 1);
     }
 
-    /// §1.2: oldest first, every endpoint once, `Link` to the next page, signed cursors.
+    /// docs/api.md#pagination: oldest first, every endpoint once, `Link` to the next page, signed cursors.
     #[actix_web::test]
     async fn the_list_is_oldest_first_in_pages(db: &TestDatabase) {
         let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
@@ -389,7 +390,7 @@ orderly_persistence::backend_tests! {
         }
     }
 
-    /// §1.3: a strong ETag from the version, 304 for a current `If-None-Match`; ids are UUIDs.
+    /// docs/api.md#caching: a strong ETag from the version, 304 for a current `If-None-Match`; ids are UUIDs.
     #[actix_web::test]
     async fn one_endpoint_has_an_etag_and_answers_304(db: &TestDatabase) {
         let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;

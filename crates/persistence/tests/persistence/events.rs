@@ -1,4 +1,4 @@
-//! The event feed (§2.5): positions increase in the order no later commit can get behind
+//! The event feed (docs/api.md#events): positions increase in the order no later commit can get behind
 //! (consecutive, in commit order, on SQLite; from a sequence on PostgreSQL, where a reader waits
 //! for the writers in flight), a rolled-back writer's events never appear, the feed pages
 //! through every event once, a change that waited for another's row comes after it, and

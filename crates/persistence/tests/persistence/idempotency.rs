@@ -1,4 +1,4 @@
-//! The Idempotency-Key executor (§1.4) with the real repositories running inside it: the
+//! The Idempotency-Key executor (docs/api.md#retries-idempotency-key) with the real repositories running inside it: the
 //! use case's changes and the stored response commit or roll back together.
 
 use std::panic::AssertUnwindSafe;
@@ -12,7 +12,7 @@ use orderly_domain::order::{LineRequest, OrderId, OrderRequest, Quantity, TaxRat
 use orderly_domain::ports::{IdempotentExecutor, NewOrder, OrderRepository, PlaceOutcome, ProductRepository};
 use orderly_domain::product::ProductId;
 use orderly_domain::user::UserId;
-use orderly_persistence::testing::TestDatabase;
+use orderly_persistence::testing::{Backend, TestDatabase};
 use orderly_persistence::{DieselIdempotentExecutor, DieselOrderRepository};
 
 use crate::fixtures::{at, eur, insert_product, insert_user, new_product, products};
@@ -165,12 +165,15 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let mut order_id = None;
-        let failing = executor(db).failing_completion_for_tests();
-        let outcome = failing.run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
+        // The database refuses the completion write (the `UPDATE` that stores the committed
+        // response), as it would on a lost connection or a full disk.
+        refuse_completions(db, true);
+        let outcome = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
             let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
             order_id = Some(order.id);
             Execution::Committed(response(201, b"placed"))
         });
+        refuse_completions(db, false);
         assert!(outcome.is_err(), "{outcome:?}");
         assert_eq!(orders(db).find(order_id.unwrap()).unwrap(), None);
         assert_eq!(stock(db, cups.id), (10, 0));
@@ -252,6 +255,25 @@ orderly_persistence::backend_tests! {
         assert_eq!(kept, IdempotentOutcome::Replayed(response(201, b"new")));
         let again = executor(db).run(&claim_of(customer, "old", "fp", at(200)), &mut |_| Execution::Committed(response(201, b"again"))).unwrap();
         assert_eq!(again, IdempotentOutcome::Executed(response(201, b"again")));
+    }
+}
+
+/// Installs (or drops) a trigger that makes every write completing an idempotency key fail.
+fn refuse_completions(db: &TestDatabase, refuse: bool) {
+    let statements: &[&str] = match (db.backend(), refuse) {
+        (Backend::Sqlite, true) => &["CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys \
+             WHEN NEW.state = 'completed' BEGIN SELECT RAISE(ABORT, 'completion refused by the test'); END"],
+        (Backend::Sqlite, false) => &["DROP TRIGGER refuse_completion"],
+        (Backend::Postgres, true) => &[
+            "CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'completion refused by the test'; END $$",
+            "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_keys FOR EACH ROW \
+             WHEN (NEW.state = 'completed') EXECUTE FUNCTION refuse_completion()",
+        ],
+        (Backend::Postgres, false) => &["DROP TRIGGER refuse_completion ON idempotency_keys"],
+    };
+    for statement in statements {
+        db.execute(statement);
     }
 }
 

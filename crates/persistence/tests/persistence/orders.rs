@@ -363,7 +363,7 @@ orderly_persistence::backend_tests! {
         assert_reservations_match_pending_orders(db, &ids);
     }
 
-    /// §2.3's per-customer cap: what the customer's pending orders hold counts, nothing else;
+    /// The per-customer cap of docs/api.md#orders: what the customer's pending orders hold counts, nothing else;
     /// an order past it is refused before any product is touched.
     fn an_order_past_the_reservation_cap_reserves_nothing_and_says_what_is_held(db: &TestDatabase) {
         let (ada, bob, admin) = (insert_user(db, at(0)).id, insert_user(db, at(0)).id, insert_user(db, at(0)).id);

@@ -1,4 +1,4 @@
-//! Payment attempts (§2.6): one `processing` attempt per order (also under racing inserts),
+//! Payment attempts (docs/api.md#payments): one `processing` attempt per order (also under racing inserts),
 //! settled exactly once with its event, the provider reference recorded once, each provider
 //! event applied once, and the expiry sweep leaving orders with a processing payment alone.
 
@@ -336,7 +336,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(reserved(db, product), i64::try_from(paid).unwrap());
     }
 
-    /// §2.6: the sweep never expires an order whose payment is `processing`, neither when it
+    /// docs/api.md#payments: the sweep never expires an order whose payment is `processing`, neither when it
     /// lists expired orders nor when it cancels one it listed before the attempt began.
     fn the_sweep_leaves_orders_with_a_processing_payment_alone(db: &TestDatabase) {
         let (paying, product) = place_order(db, at(0));

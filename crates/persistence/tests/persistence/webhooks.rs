@@ -1,4 +1,4 @@
-//! Webhooks (§2.7): endpoints round-trip, page oldest first and change or go only at the
+//! Webhooks (docs/api.md#webhooks): endpoints round-trip, page oldest first and change or go only at the
 //! version read (their deliveries with them); one delivery per (endpoint, event), however often
 //! a stretch of the feed is dispatched; an attempt recorded once, counted only when sent; manual
 //! retries; the backlog; the dispatch position moved by one dispatcher only (also racing, and

@@ -1,4 +1,4 @@
-//! The event feed through the real application (§2.5): every change appears once, in commit
+//! The event feed through the real application (docs/api.md#events): every change appears once, in commit
 //! order, and a consumer polling with its last cursor misses nothing while writers commit.
 
 use std::collections::HashSet;

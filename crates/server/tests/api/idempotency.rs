@@ -1,6 +1,6 @@
-//! Safe retries through the real application and database (§1.4): a retried order is placed
-//! once, racing retries of one key reserve stock once, and a key cannot be reused for another
-//! request.
+//! Safe retries through the real application and database (docs/api.md#retries-idempotency-key): a
+//! retried order is placed once, racing retries of one key reserve stock once, and a key cannot be
+//! reused for another request.
 
 use awc::http::StatusCode;
 use serde_json::json;

@@ -1,6 +1,6 @@
-//! Orders and invoices through the real application (§2.3, §2.4): a customer orders, an admin
-//! confirms and the invoice appears with the next number, a cancelled order frees its stock,
-//! lapsed reservations are swept, and racing customers never oversell.
+//! Orders and invoices through the real application (docs/api.md#orders, docs/api.md#invoices): a
+//! customer orders, an admin confirms and the invoice appears with the next number, a cancelled
+//! order frees its stock, lapsed reservations are swept, and racing customers never oversell.
 
 use awc::http::StatusCode;
 use serde_json::{Value, json};
@@ -171,7 +171,7 @@ mod expiry {
     }
 }
 
-/// §2.3: one customer cannot corner the stock. A cap of 10 units, so the numbers stay small.
+/// docs/api.md#orders: one customer cannot corner the stock. A cap of 10 units, so the numbers stay small.
 mod reservation_cap {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! Payments through the real application and a real provider (§2.6): `localstripe` (a
+//! Payments through the real application and a real provider (docs/api.md#payments): `localstripe` (a
 //! stateful stand-in for Stripe's API, its own process), with a fault-injecting proxy in front
 //! of it for what it will not do by itself: answer late, answer garbage, or not at all.
 //!

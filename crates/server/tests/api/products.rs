@@ -1,6 +1,7 @@
-//! The catalogue through the real application (§2.2, §1.2, §1.3): admins create, edit, archive
-//! and adjust stock; anonymous clients page, filter, sort and revalidate; concurrent edits
-//! and adjustments lose nothing.
+//! The catalogue through the real application (docs/api.md#products-and-stock,
+//! docs/api.md#pagination, docs/api.md#caching): admins create, edit, archive and adjust stock;
+//! anonymous clients page, filter, sort and revalidate; concurrent edits and adjustments lose
+//! nothing.
 
 use awc::http::StatusCode;
 use serde_json::{Value, json};

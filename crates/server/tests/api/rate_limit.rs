@@ -1,6 +1,6 @@
-//! Rate limiting and client addresses through the real wiring (§1.5, §1.2): the limits from
-//! configuration, `X-Forwarded-For` and `X-Forwarded-Host` believed only from
-//! `ORDERLY_TRUSTED_PROXIES`, and start-up with a Redis that is not there.
+//! Rate limiting and client addresses through the real wiring (docs/api.md#rate-limiting,
+//! docs/api.md#pagination): the limits from configuration, `X-Forwarded-For` and `X-Forwarded-Host`
+//! believed only from `ORDERLY_TRUSTED_PROXIES`, and start-up with a Redis that is not there.
 //!
 //! The test client connects from 127.0.0.1, so without trusted proxies every request of a test
 //! comes from one address.

@@ -1,4 +1,4 @@
-//! Refusals made before a route is matched (§1.1, ADR 0016), on the real server over a raw
+//! Refusals made before a route is matched (docs/api.md#errors, ADR 0016), on the real server over a raw
 //! socket (an HTTP client would refuse to send most of these): a request line or header
 //! section over the limit, a slow head and malformed framing are answered as problem+json with
 //! a request id and the security headers; good requests around them are unchanged.

@@ -1,4 +1,4 @@
-//! Request bodies through the real application (§1, §1.1): a member named twice is refused
+//! Request bodies through the real application (docs/api.md#errors): a member named twice is refused
 //! before anything is stored, and a body full of faults gets a problem of bounded size.
 //! Bodies are sent as text, since a JSON value cannot hold a member twice.
 

@@ -1,4 +1,5 @@
-//! Logging in, refreshing with rotation and reuse detection, logging out (§1.6, §2.1).
+//! Logging in, refreshing with rotation and reuse detection, logging out
+//! (docs/api.md#authentication-and-authorisation, docs/api.md#users-and-tokens).
 
 use awc::http::StatusCode;
 use serde_json::{Value, json};

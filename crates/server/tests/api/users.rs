@@ -1,4 +1,4 @@
-//! Registration, reading, listing and changing users, as customers and admins (§2.1).
+//! Registration, reading, listing and changing users, as customers and admins (docs/api.md#users-and-tokens).
 
 use awc::http::StatusCode;
 use serde_json::json;

@@ -1,11 +1,8 @@
-//! CORS (off by default, an allow-list when configured) and the deprecation mechanism
-//! (`Deprecation`/`Sunset` headers plus `deprecated: true` in the document), as a browser app
-//! and a consumer reading headers would see them.
+//! CORS (off by default, an allow-list when configured), as a browser app would see it.
 
 use actix_web::http::header;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test;
-use orderly_http::deprecation::Deprecation;
 
 use crate::support::*;
 
@@ -96,57 +93,4 @@ async fn requests_without_an_origin_are_untouched_by_cors() {
     let reply = send_state(with_cors(Mocks::new()), get("/healthz")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.header(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
-}
-
-static DEPRECATED_GET_USER: &[Deprecation] = &[Deprecation {
-    method: "GET",
-    path: "/v1/users/{id}",
-    deprecated_at: 1_798_761_600,
-    sunset_at: Some(1_814_400_000),
-    successor: Some("/v1/users/me"),
-    notice: None,
-}];
-
-#[actix_web::test]
-async fn a_deprecated_operation_announces_it_on_every_response_errors_included() {
-    let service = test::init_service(orderly_http::app_with(Mocks::new().into_state(), DEPRECATED_GET_USER)).await;
-
-    // Unauthenticated: still a response of the deprecated operation.
-    let reply = send_to(&service, get(&format!("/v1/users/{}", other_id())).to_request()).await;
-    reply.problem(401, "unauthenticated");
-    assert_eq!(reply.header("deprecation"), Some("@1798761600"));
-    assert_eq!(reply.header("sunset"), Some("Thu, 01 Jul 2027 00:00:00 GMT"));
-    assert_eq!(reply.header(header::LINK), Some("</v1/users/me>; rel=\"successor-version\""));
-
-    // Other operations, and other methods on the same path, say nothing.
-    for request in [get("/v1/users/me"), with_method(Method::PATCH, &format!("/v1/users/{}", other_id()))] {
-        let reply = send_to(&service, request.to_request()).await;
-        assert!(reply.header("deprecation").is_none());
-        assert!(reply.header("sunset").is_none());
-    }
-}
-
-#[actix_web::test]
-async fn a_deprecated_operation_is_marked_in_the_served_document() {
-    let service = test::init_service(orderly_http::app_with(Mocks::new().into_state(), DEPRECATED_GET_USER)).await;
-    let document = send_to(&service, get("/openapi.json").to_request()).await.json();
-
-    let get_user = &document["paths"]["/v1/users/{id}"]["get"];
-    assert_eq!(get_user["deprecated"], true);
-    assert!(get_user["description"].as_str().unwrap().starts_with("**Deprecated** since 2027-01-01."), "{get_user}");
-    assert!(document["paths"]["/v1/users/{id}"]["patch"].get("deprecated").is_none());
-
-    let marked_in = |document: &serde_json::Value| {
-        document["paths"]
-            .as_object()
-            .unwrap()
-            .values()
-            .flat_map(|item| item.as_object().unwrap().values())
-            .filter(|operation| operation.get("deprecated").is_some())
-            .count()
-    };
-    assert_eq!(marked_in(&document), 1);
-    // The published document (no deprecations yet) marks nothing.
-    let published = serde_json::to_value(orderly_http::openapi()).unwrap();
-    assert_eq!(marked_in(&published), 0);
 }
