@@ -7,8 +7,10 @@
 //!
 //! Must not touch: HTTP, SQL, JSON, cryptography, async runtimes. No actix, diesel, serde_json,
 //! argon2, jsonwebtoken, tokio or utoipa may ever appear in this crate's dependencies. Every
-//! port is synchronous: adapters are blocking (diesel, argon2), and the HTTP layer runs a whole
-//! use case on the blocking pool.
+//! port of the use cases is synchronous: adapters are blocking (diesel, argon2), and the HTTP
+//! layer runs a whole use case on the blocking pool. The one exception is
+//! [`rate_limit::RateLimiter`], asked on every request before any use case, which returns a
+//! `std` future (ADR 0017).
 //!
 //! Every rule here is unit-tested through mockall mocks of the ports (feature `mocks` exposes
 //! them to other crates' tests).
@@ -26,6 +28,7 @@ pub mod pagination;
 pub mod payment;
 pub mod ports;
 pub mod product;
+pub mod rate_limit;
 pub mod services;
 pub mod user;
 pub mod validation;

@@ -395,6 +395,55 @@ pub struct Shortfall {
     pub available: i64,
 }
 
+/// Why an order could not be placed. Nothing was reserved: an order reserves all its lines or
+/// none.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    /// Every line that could not be reserved, in request order.
+    #[error("{} line(s) cannot be reserved", .0.len())]
+    InsufficientStock(Vec<Shortfall>),
+    /// The customer's pending orders would hold more units than one customer may.
+    #[error("{} unit(s) asked for, {} held, at most {} may be held", .0.requested, .0.held, .0.cap)]
+    ReservationLimitExceeded(ReservationLimitExceeded),
+    /// Indexes of lines whose product does not exist or is archived, in request order.
+    #[error("{} line(s) name products that cannot be ordered", .0.len())]
+    UnavailableProducts(Vec<usize>),
+    #[error(transparent)]
+    Store(#[from] crate::error::StoreError),
+}
+
+impl PlaceOrderError {
+    /// The refusal of an order some of whose lines could not be reserved, or `None` when every
+    /// line was. A line naming a product that cannot be ordered is a defect of the request
+    /// (422), which no amount of stock would cure: it outranks shortfalls (409). Each list is
+    /// reported whole, in request order, whatever order the lines were tried in.
+    pub fn for_unreserved_lines(mut unavailable: Vec<usize>, mut short: Vec<Shortfall>) -> Option<Self> {
+        if !unavailable.is_empty() {
+            unavailable.sort_unstable();
+            return Some(Self::UnavailableProducts(unavailable));
+        }
+        if !short.is_empty() {
+            short.sort_by_key(|shortfall| shortfall.line);
+            return Some(Self::InsufficientStock(short));
+        }
+        None
+    }
+}
+
+impl Order {
+    /// The event placing this order records (`order.placed`): what each line reserved and the
+    /// total, at the moment of placement.
+    pub fn placed_event(&self) -> crate::event::DomainEvent {
+        crate::event::DomainEvent::OrderPlaced {
+            order_id: self.id,
+            customer_id: self.customer_id,
+            lines: self.items.iter().map(|line| (line.product_id, line.quantity.get())).collect(),
+            total: self.total.amount(),
+            occurred_at: self.placed_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,6 +776,62 @@ mod tests {
         assert_eq!(ReservationCap::UNLIMITED.admit(i64::MAX, 50_000), Ok(()));
         assert_eq!(ReservationCap::units(1).admit(0, 1), Ok(()));
         assert!(ReservationCap::units(1).admit(0, 2).is_err());
+    }
+
+    #[test]
+    fn unavailable_products_outrank_shortfalls_and_each_list_is_in_request_order() {
+        let short = |line| Shortfall { line, product_id: ProductId::new(), requested: 2, available: 1 };
+        assert!(PlaceOrderError::for_unreserved_lines(Vec::new(), Vec::new()).is_none());
+        let refusal = PlaceOrderError::for_unreserved_lines(vec![3, 1], vec![short(2)]);
+        assert!(
+            matches!(&refusal, Some(PlaceOrderError::UnavailableProducts(lines)) if *lines == [1, 3]),
+            "{refusal:?}"
+        );
+        let (second, first) = (short(4), short(0));
+        let refusal = PlaceOrderError::for_unreserved_lines(Vec::new(), vec![second, first]);
+        assert!(
+            matches!(&refusal, Some(PlaceOrderError::InsufficientStock(lines)) if *lines == [first, second]),
+            "{refusal:?}"
+        );
+    }
+
+    #[test]
+    fn the_placed_event_names_what_each_line_reserved_and_the_total() {
+        let (mug, tea) = (ProductId::new(), ProductId::new());
+        let snapshot = |product_id, unit_price| ProductSnapshot {
+            product_id,
+            sku: "SKU".to_owned(),
+            name: "Item".to_owned(),
+            unit_price: Money::from_stored(unit_price, eur()),
+        };
+        let line = |product_id, quantity| LineRequest { product_id, quantity: Quantity::parse(quantity).unwrap() };
+        let priced = [(line(mug, 2), snapshot(mug, 500)), (line(tea, 1), snapshot(tea, 250))];
+        let (items, totals) = price_lines(&priced, TaxRate::from_basis_points(1000).unwrap(), &eur());
+        let placed_at = Utc::now();
+        let order = Order {
+            id: OrderId::new(),
+            customer_id: UserId::new(),
+            status: OrderStatus::Pending,
+            items,
+            subtotal: totals.subtotal,
+            tax: totals.tax,
+            total: totals.total.clone(),
+            invoice_number: None,
+            version: 1,
+            placed_at,
+            updated_at: placed_at,
+            expires_at: Some(placed_at),
+        };
+        assert_eq!(
+            order.placed_event(),
+            crate::event::DomainEvent::OrderPlaced {
+                order_id: order.id,
+                customer_id: order.customer_id,
+                lines: vec![(mug, 2), (tea, 1)],
+                total: totals.total.amount(),
+                occurred_at: placed_at,
+            }
+        );
     }
 
     #[test]

@@ -27,13 +27,16 @@ pub enum InsertUserError {
     Store(#[from] StoreError),
 }
 
-/// The outcome of a conditional update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpdateOutcome<T> {
-    Updated(T),
+/// Why a conditional write (applied only at the version the caller expected) changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("not found")]
     NotFound,
     /// The row exists but its version differs from the one the caller expected.
+    #[error("the version differs from the one expected")]
     VersionMismatch,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Users and their credentials.
@@ -44,15 +47,16 @@ pub trait UserRepository: Send + Sync {
     fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
     fn find_credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError>;
     fn find_credentials_by_id(&self, id: UserId) -> Result<Option<UserCredentials>, StoreError>;
-    /// Applies `update` if the row's version equals `expected_version` (any version when
-    /// `None`), in the same statement, so two writers cannot both win.
+    /// Applies `update` only if the user's version equals `expected_version` (any version when
+    /// `None`), atomically with that check, so of two writers holding one version only one
+    /// wins; the other is `VersionMismatch` and changes nothing.
     fn update(
         &self,
         id: UserId,
         update: &UserUpdate,
         expected_version: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<User>, StoreError>;
+    ) -> Result<User, UpdateError>;
     /// Up to `query.limit + 1` users after `query.after` in `query.sort` order.
     fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
     /// The user's current token generation (ADR 0015); `None` when there is no such user. One
@@ -73,9 +77,9 @@ pub trait RefreshTokenRepository: Send + Sync {
     /// `spent` issued, and stores `next` as `spent`'s successor instead — in one transaction,
     /// only if `successor` is still unused in both senses (never presented for a refresh nor
     /// voided, and no use of the access token issued with it recorded), is `spent`'s successor
-    /// and the family unrevoked at that moment. The successor's row lock decides between
-    /// racing retries, and between a retry and a use of either token of the successor pair:
-    /// one wins, the others are `Lost`. The family keeps exactly one live token either way.
+    /// and the family unrevoked at that moment. Racing retries, and a retry racing a use of
+    /// either token of the successor pair, are decided one at a time on every instance: one
+    /// wins, the others are `Lost`. The family keeps exactly one live token either way.
     fn replace_unused_successor(
         &self,
         spent: Uuid,
@@ -158,22 +162,16 @@ pub enum InsertProductError {
     Store(#[from] StoreError),
 }
 
-/// The outcome of an atomic stock adjustment.
-// One value per request, moved once: the size difference between variants costs nothing,
-// while boxing would burden every adapter and test that builds one.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdjustOutcome {
-    Adjusted {
-        adjustment: StockAdjustment,
-        product: Product,
-    },
+/// Why a stock adjustment was refused; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StockAdjustmentError {
+    #[error("product not found")]
     NotFound,
     /// The adjustment would take `on_hand` below `reserved` (values at the moment of the check).
-    BelowReserved {
-        on_hand: i64,
-        reserved: i64,
-    },
+    #[error("on hand would fall below reserved")]
+    BelowReserved { on_hand: i64, reserved: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Products, their stock and its audit trail.
@@ -185,8 +183,9 @@ pub trait ProductRepository: Send + Sync {
     /// Up to `query.limit + 1` products after `query.after` in the query's order. `query.status`
     /// is already resolved by the service (`None` here means every status).
     fn list(&self, query: &ProductQuery) -> Result<Vec<Product>, StoreError>;
-    /// Applies `update` if the row is still at `expected_version`, in the same statement, and
-    /// records `event` in the same transaction.
+    /// Applies `update` only if the product is still at `expected_version`, atomically with
+    /// that check (of two writers holding one version only one wins), and records `event` in
+    /// the same transaction.
     fn update(
         &self,
         id: ProductId,
@@ -194,11 +193,12 @@ pub trait ProductRepository: Send + Sync {
         expected_version: i64,
         event: &DomainEvent,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<Product>, StoreError>;
-    /// Adds `delta` to `on_hand` only if the result stays ≥ `reserved`, checked in the same
-    /// `UPDATE … WHERE on_hand + delta >= reserved` statement so that concurrent adjustments
-    /// and reservations never lose an update; writes the adjustment row and the
-    /// `stock.adjusted` event in the same transaction.
+    ) -> Result<Product, UpdateError>;
+    /// Adds `delta` to `on_hand` only if the result stays ≥ `reserved`, atomically with that
+    /// check, so concurrent adjustments and reservations never lose an update nor take
+    /// `on_hand` below what pending orders hold; records the adjustment (the audit trail) and
+    /// its `stock.adjusted` event ([`StockAdjustment::event`], with the counters after it) in
+    /// the same transaction. Returns the adjustment and the product after it.
     fn adjust_stock(
         &self,
         id: ProductId,
@@ -206,7 +206,7 @@ pub trait ProductRepository: Send + Sync {
         reason: &AdjustmentReason,
         actor: UserId,
         now: DateTime<Utc>,
-    ) -> Result<AdjustOutcome, StoreError>;
+    ) -> Result<(StockAdjustment, Product), StockAdjustmentError>;
     /// Up to `query.limit + 1` adjustments of one product, newest first.
     fn list_adjustments(&self, product: ProductId, query: &AdjustmentQuery)
     -> Result<Vec<StockAdjustment>, StoreError>;
@@ -241,19 +241,6 @@ pub struct NewOrder {
     pub reservation_cap: crate::order::ReservationCap,
 }
 
-/// The outcome of placing an order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlaceOutcome {
-    Placed(crate::order::Order),
-    /// The customer's pending orders and this one would hold more than the cap; nothing was
-    /// reserved and no product was touched.
-    ReservationLimitExceeded(crate::order::ReservationLimitExceeded),
-    /// Every line that could not be reserved; nothing was reserved.
-    InsufficientStock(Vec<crate::order::Shortfall>),
-    /// Indexes of the lines whose product does not exist or is archived; nothing was reserved.
-    UnavailableProducts(Vec<usize>),
-}
-
 /// A status change, already allowed by the transition table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
@@ -270,39 +257,86 @@ pub struct StatusChange {
     pub now: DateTime<Utc>,
 }
 
-/// The outcome of a conditional status change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusChangeOutcome {
-    Applied(Box<crate::order::Order>),
+impl StatusChange {
+    /// The events this change records: `order.<to>` and, when it issued an invoice (its number
+    /// and total), `invoice.issued`. The adapter calls it inside the changing transaction, once
+    /// it knows the order's customer and the invoice it issued.
+    pub fn events(
+        &self,
+        customer_id: UserId,
+        invoice: Option<(crate::invoice::InvoiceNumber, i64)>,
+    ) -> Vec<DomainEvent> {
+        let changed = DomainEvent::OrderStatusChanged {
+            order_id: self.order_id,
+            customer_id,
+            from: self.from,
+            to: self.to,
+            actor_id: self.actor_id,
+            reason: self.cancel_reason,
+            occurred_at: self.now,
+        };
+        let issued = invoice.map(|(number, total)| DomainEvent::InvoiceIssued {
+            number,
+            order_id: self.order_id,
+            customer_id,
+            total,
+            occurred_at: self.now,
+        });
+        std::iter::once(changed).chain(issued).collect()
+    }
+}
+
+/// Why a status change was not made; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusChangeError {
+    #[error("order not found")]
     NotFound,
-    /// The order is no longer at `from` or at the expected version: someone else moved it first.
+    /// The order is no longer at `from` or at the expected version: someone else moved it
+    /// first. Also an expiry (`CancelReason::Expired`) of an order with a payment attempt
+    /// `processing`: money may be moving for it.
+    #[error("the order was moved by someone else first")]
     Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Orders, with their reservations and invoices.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait OrderRepository: Send + Sync {
-    /// In one transaction: unless `order.reservation_cap` is unlimited, first locks the
-    /// customer's user row (so the customer's concurrent placements queue there, on every
-    /// instance; taken before any product row, so the lock order stays one) and sums the
-    /// quantities of the customer's pending orders, and refuses with
-    /// `ReservationLimitExceeded` when [`crate::order::ReservationCap::admit`] says the order
-    /// does not fit. Then reserves every line (`UPDATE products SET reserved = reserved + q
-    /// WHERE id = ? AND status = 'active' AND on_hand - reserved >= q`, in product-id order so
-    /// concurrent orders cannot deadlock), snapshots prices, prices the order with
-    /// [`crate::order::price_lines`], inserts it with its lines and `order.placed`. Any short
-    /// or unavailable line rolls everything back and is reported, all of them at once.
-    fn place(&self, order: &NewOrder) -> Result<PlaceOutcome, StoreError>;
+    /// Places the order atomically: reserves every line or none, and records the order, its
+    /// lines and `order.placed` ([`crate::order::Order::placed_event`]) in the same
+    /// transaction.
+    ///
+    /// - The cap first: unless `order.reservation_cap` is unlimited, the units the customer's
+    ///   pending orders hold are read so that the customer's concurrent placements (on any
+    ///   instance) are decided one after the other, and
+    ///   [`crate::order::ReservationCap::admit`] decides; an order over the cap is
+    ///   `ReservationLimitExceeded` and touches no product.
+    /// - Then every line is reserved only if its product is active and has the units
+    ///   available, atomically with that check, so stock is never oversold; concurrent
+    ///   placements over the same products neither deadlock nor lose a reservation.
+    /// - Every line is tried, and the refusal, if any, is the one
+    ///   [`crate::order::PlaceOrderError::for_unreserved_lines`] picks from every fault at
+    ///   once; then nothing was reserved.
+    /// - Prices are the products' at the moment their lines are reserved (snapshotted while the
+    ///   reservation holds the product), and the order is priced inside the transaction with
+    ///   [`crate::order::price_lines`].
+    ///
+    /// How each of these holds on each database: `docs/invariants.md`.
+    fn place(&self, order: &NewOrder) -> Result<crate::order::Order, crate::order::PlaceOrderError>;
     fn find(&self, id: crate::order::OrderId) -> Result<Option<crate::order::Order>, StoreError>;
     /// Up to `query.limit + 1` orders after `query.after`.
     fn list(&self, query: &crate::order::OrderQuery) -> Result<Vec<crate::order::Order>, StoreError>;
-    /// In one transaction: `UPDATE orders SET status = to, version = version + 1 … WHERE id = ?
-    /// AND status = from [AND version = ?]`; then the stock effect (commit or release the
-    /// reservation), the invoice (number from the year's counter row, so numbers are gapless
-    /// and unique across instances) and the events. Zero rows updated → `Conflict` (or
-    /// `NotFound`), and nothing else happens — which is what makes two sweeps, or a sweep and
-    /// a customer, unable to release one reservation twice.
-    fn change_status(&self, change: &StatusChange) -> Result<StatusChangeOutcome, StoreError>;
+    /// Moves the order from `change.from` to `change.to` only if it is still at `from` (and at
+    /// `change.expected_version` when given), atomically with that check: of several changes
+    /// racing from one status exactly one is made, the others are `Conflict` and change
+    /// nothing — so two sweeps, or a sweep and a customer, never release one reservation
+    /// twice. In the same transaction: the stock effect (commit or release the reservation),
+    /// for a confirmation the invoice (its number gapless and unique per year across
+    /// instances), and the events of [`StatusChange::events`]. An expiry
+    /// (`CancelReason::Expired`) of an order with a payment attempt `processing` is refused as
+    /// `Conflict`, even if the attempt began after the order was listed as expired.
+    fn change_status(&self, change: &StatusChange) -> Result<crate::order::Order, StatusChangeError>;
     /// Ids of up to `limit` pending orders whose reservation expired at or before `now`.
     fn expired_pending(&self, now: DateTime<Utc>, limit: u16) -> Result<Vec<crate::order::OrderId>, StoreError>;
 }
@@ -425,11 +459,11 @@ pub enum InsertPaymentError {
 /// Payment attempts and the provider events already applied.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait PaymentRepository: Send + Sync {
-    /// Inserts a `processing` attempt, only while its order is `pending`: the order's row is
-    /// locked by the same transaction (a no-op `UPDATE ... WHERE status = 'pending'`), so the
-    /// expiry sweep's cancellation and this insert are serialised. At most one attempt per
-    /// order may be `processing`: a second is `AlreadyProcessing`, decided by the database, so
-    /// it holds across instances.
+    /// Inserts a `processing` attempt, only while its order is `pending`, and serialised with
+    /// the order's status changes, so the expiry sweep's cancellation and this insert cannot
+    /// both win (`OrderNotPending` otherwise). At most one attempt per order may be
+    /// `processing`: a second is `AlreadyProcessing`, decided by the database, so it holds
+    /// across instances.
     fn insert(&self, payment: &crate::payment::NewPayment) -> Result<crate::payment::Payment, InsertPaymentError>;
     fn find(&self, id: crate::payment::PaymentId) -> Result<Option<crate::payment::Payment>, StoreError>;
     /// The attempt a request with this `request_key` created for this order, if any.
@@ -452,7 +486,7 @@ pub trait PaymentRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Moves the attempt from `settlement.from` to `settlement.to` only if it is still at
-    /// `from` (in the same statement), and records `event` with it. `None`: it was not at
+    /// `from` (atomically with that check), and records `event` with it. `None`: it was not at
     /// `from` any more (someone else settled it first) and nothing was written.
     fn settle(
         &self,
@@ -712,22 +746,22 @@ pub trait WebhookRepository: Send + Sync {
     ) -> Result<Vec<crate::webhook::WebhookEndpoint>, StoreError>;
     /// Every active endpoint (the dispatcher matches each event against them).
     fn active_endpoints(&self) -> Result<Vec<crate::webhook::WebhookEndpoint>, StoreError>;
-    /// Applies `update` (version + 1, `updated_at = now`) if the endpoint's version equals
-    /// `expected_version` (any version when `None`), in one statement.
+    /// Applies `update` (version + 1, `updated_at = now`) only if the endpoint's version
+    /// equals `expected_version` (any version when `None`), atomically with that check.
     fn update_endpoint(
         &self,
         id: crate::webhook::WebhookEndpointId,
         update: &crate::webhook::WebhookEndpointUpdate,
         expected_version: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<crate::webhook::WebhookEndpoint>, StoreError>;
-    /// Deletes the endpoint and its deliveries, if its version equals `expected_version` (any
-    /// when `None`).
+    ) -> Result<crate::webhook::WebhookEndpoint, UpdateError>;
+    /// Deletes the endpoint and its deliveries, only if its version equals `expected_version`
+    /// (any when `None`), atomically with that check.
     fn delete_endpoint(
         &self,
         id: crate::webhook::WebhookEndpointId,
         expected_version: Option<i64>,
-    ) -> Result<UpdateOutcome<()>, StoreError>;
+    ) -> Result<(), UpdateError>;
 
     /// Inserts the deliveries; one that exists already for its (endpoint, event) is skipped.
     /// Returns the ids of those inserted.

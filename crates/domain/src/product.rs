@@ -337,6 +337,23 @@ pub struct StockAdjustment {
     pub created_at: DateTime<Utc>,
 }
 
+impl StockAdjustment {
+    /// The event this adjustment records (`stock.adjusted`): the change and the product's
+    /// counters after it (`reserved` as it stood when the adjustment was made).
+    pub fn event(&self, reserved: i64) -> crate::event::DomainEvent {
+        crate::event::DomainEvent::StockAdjusted {
+            product_id: self.product_id,
+            adjustment_id: self.id,
+            delta: self.delta,
+            reason: self.reason.as_str().to_owned(),
+            on_hand: self.on_hand_after,
+            reserved,
+            actor_id: self.actor_id,
+            occurred_at: self.created_at,
+        }
+    }
+}
+
 /// Sort keys of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProductSortKey {

@@ -1,4 +1,4 @@
-//! Safe retries (§1.4): the one mechanism every stored `POST` runs its use case through.
+//! Safe retries (docs/api.md#retries-idempotency-key): the one mechanism every stored `POST` runs its use case through.
 //!
 //! A handler hands [`respond`] its use case as a closure that calls the service and renders
 //! the success as a [`Reply`]. Then:

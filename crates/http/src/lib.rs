@@ -126,8 +126,8 @@ pub struct ApiState {
     pub readiness: Arc<dyn Readiness>,
     /// Runs `Idempotency-Key` requests at most once per (caller, key) ([`idempotency`]).
     pub idempotency: Arc<dyn IdempotentExecutor>,
-    /// Token buckets per caller and for logins ([`rate_limit`]).
-    pub rate_limits: rate_limit::RateLimits,
+    /// Token buckets per caller and for logins, behind the domain's port ([`rate_limit`]).
+    pub rate_limits: Arc<dyn orderly_domain::rate_limit::RateLimiter>,
     /// Admission to the blocking pool, where every service call runs ([`blocking`]).
     pub blocking: blocking::BlockingPool,
     /// This instance's memory of users' token generations, for the revocation check of

@@ -710,7 +710,7 @@ fn document_idempotency(operation: &mut Operation) {
 
 fn idempotency_key_parameter(stored: bool) -> Parameter {
     let description = if stored {
-        "Makes retrying safe (§1.4): 1–255 printable ASCII characters, e.g. a UUID; anything else is 400 \
+        "Makes retrying safe: 1–255 printable ASCII characters, e.g. a UUID; anything else is 400 \
          `invalid_parameter`. The first request with this key (per caller) runs; the same request again (same \
          method, path and body) within 24 hours gets the first answer again, byte for byte, with \
          `Idempotency-Replayed: true`, and changes nothing. Refusals (4xx) are stored too; server failures (5xx) \
@@ -792,11 +792,15 @@ fn request_id_parameter() -> Parameter {
         .build()
 }
 
+/// A problem response (`application/problem+json`, `ProblemDetails`), as the machinery's and
+/// the operations' own (`crate::routes::responses`) are written.
+pub(crate) fn problem(description: &str) -> ResponseBuilder {
+    let schema = Ref::from_schema_name("ProblemDetails");
+    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(schema)))
+}
+
 fn problem_response(machinery: &MachineryResponse) -> Response {
-    let mut response = ResponseBuilder::new()
-        .description(machinery.description)
-        .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("ProblemDetails"))))
-        .build();
+    let mut response = problem(machinery.description).build();
     response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
     insert_rate_limit_headers(&mut response);
     if let Some((name, description)) = machinery.header {
@@ -838,7 +842,7 @@ fn insert_rate_limit_headers(response: &mut Response) {
     }
 }
 
-fn string_header(description: &str) -> Header {
+pub(crate) fn string_header(description: &str) -> Header {
     HeaderBuilder::new().schema(Some(Object::with_type(Type::String))).description(Some(description)).build()
 }
 

@@ -1,4 +1,4 @@
-//! Every failure, one shape: RFC 9457 problem details (§1.1).
+//! Every failure, one shape: RFC 9457 problem details (docs/api.md#errors).
 //!
 //! Owns the closed list of problem codes, [`ApiError`] (what a handler, extractor or the
 //! fallback returns when something fails), the **one** mapping from each domain error enum to
@@ -38,7 +38,7 @@ const RETRY_AFTER_SECONDS: u32 = 5;
 const IDEMPOTENCY_RETRY_AFTER_SECONDS: u32 = 1;
 
 // What a problem body may echo is bounded, so that its size does not grow with the request
-// (§1.1): at most `MAX_ERRORS` entries, each text cut to a few hundred bytes. Whatever the
+// (docs/api.md#the-size-of-a-problem): at most `MAX_ERRORS` entries, each text cut to a few hundred bytes. Whatever the
 // request, a problem body stays below 64 KiB (`problem_bodies_are_bounded_whatever_the_input`).
 /// At most this many `errors` entries are listed; `errors_truncated` says when there were more.
 pub const MAX_ERRORS: usize = 100;
@@ -64,7 +64,7 @@ macro_rules! problem_codes {
         $(#[doc = $doc:literal])*
         $variant:ident => $code:tt, $status:ident, $title:literal, $slug:literal, $bare:literal;
     )*) => {
-        /// The closed list of problem codes (§1.1). Clients switch on these; each has exactly one
+        /// The closed list of problem codes. Clients switch on these; each has exactly one
         /// status, title and `type` URI.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
         pub enum ProblemCode {
@@ -430,7 +430,7 @@ impl ApiError {
     }
 
     /// 429 `rate_limited` with `Retry-After`: a rate-limit bucket of the caller is empty and
-    /// the next token arrives in `retry_after_seconds` (§1.5, `crate::rate_limit`).
+    /// the next token arrives in `retry_after_seconds` (docs/api.md#rate-limiting, `crate::rate_limit`).
     pub fn rate_limited(retry_after_seconds: u32) -> Self {
         let mut error = Self::new(
             ProblemCode::RateLimited,
@@ -441,7 +441,7 @@ impl ApiError {
     }
 
     /// 409 `idempotency_in_progress` with `Retry-After`: the first request with this
-    /// `Idempotency-Key` is still executing (§1.4).
+    /// `Idempotency-Key` is still executing (docs/api.md#retries-idempotency-key).
     pub fn idempotency_in_progress() -> Self {
         let mut error = Self::new(
             ProblemCode::IdempotencyInProgress,
@@ -452,7 +452,7 @@ impl ApiError {
     }
 
     /// 422 `idempotency_key_reused`: the `Idempotency-Key` was first sent with another request
-    /// (another method, path or body) (§1.4).
+    /// (another method, path or body) (docs/api.md#retries-idempotency-key).
     pub fn idempotency_key_reused() -> Self {
         Self::new(
             ProblemCode::IdempotencyKeyReused,

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use orderly_domain::auth::{AccessClaims, GenerationCheck, TokenGeneration};
@@ -55,7 +55,7 @@ use uuid::Uuid;
 
 use crate::ApiState;
 use crate::blocking::Needs;
-use crate::extract::caller::{bearer_token, verify_once};
+use crate::extract::caller::verified_claims;
 
 /// How many users' generations one instance remembers, at most. An entry is a few dozen
 /// bytes; past the bound, expired entries go first, then the oldest.
@@ -254,19 +254,14 @@ pub async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if let Some(state) = req.app_data::<web::Data<ApiState>>().cloned() {
-        let mut authorization = req.headers().get_all(header::AUTHORIZATION);
-        let token = match (authorization.next(), authorization.next()) {
-            (Some(value), None) => value.to_str().ok().and_then(bearer_token),
-            _ => None,
+    if let Some(state) = req.app_data::<web::Data<ApiState>>().cloned()
+        && let Some(claims) = verified_claims(req.request(), &state)
+    {
+        let admission = match judge(&state, claims).await {
+            Admission::Accepted(actor) => record_first_use(&state, &claims, actor).await,
+            refused => refused,
         };
-        if let Some(claims) = token.and_then(|token| verify_once(req.request(), &state, token)) {
-            let admission = match judge(&state, claims).await {
-                Admission::Accepted(actor) => record_first_use(&state, &claims, actor).await,
-                refused => refused,
-            };
-            req.extensions_mut().insert(admission);
-        }
+        req.extensions_mut().insert(admission);
     }
     next.call(req).await
 }

@@ -13,7 +13,8 @@
 //! - **All lines or none.** Every line of an order is reserved in the one transaction that also
 //!   inserts the order; any short or unavailable line aborts that transaction, so the
 //!   reservations already made in it vanish with it. Every line is still tried first, so the
-//!   answer lists every fault at once.
+//!   answer lists every fault at once; which fault is reported is the domain's rule
+//!   (`PlaceOrderError::for_unreserved_lines`), applied inside the transaction.
 //! - **One customer cannot corner the stock.** With a reservation cap, placing first locks the
 //!   customer's user row (`SELECT ... FOR NO KEY UPDATE` on PostgreSQL: it does not conflict
 //!   with the `FOR KEY SHARE` that foreign keys to the user take, so rows pointing at the user
@@ -44,7 +45,8 @@
 //!   sequences are not transactional and leave gaps.
 //!
 //! Every change writes its events in its own transaction (`order.placed`; `order.<status>`;
-//! `invoice.issued`), see [`crate::events`].
+//! `invoice.issued`), as the domain builds them (`Order::placed_event`, `StatusChange::events`),
+//! see [`crate::events`].
 
 use std::collections::HashMap;
 
@@ -52,17 +54,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use orderly_domain::StoreError;
-use orderly_domain::event::DomainEvent;
 use orderly_domain::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
 use orderly_domain::order::{
-    CancelReason, LineRequest, Order, OrderId, OrderLine, OrderQuery, OrderStatus, ProductSnapshot, Quantity,
-    Shortfall, TransitionEffect, price_lines,
+    CancelReason, LineRequest, Order, OrderId, OrderLine, OrderQuery, OrderStatus, PlaceOrderError, ProductSnapshot,
+    Quantity, Shortfall, TransitionEffect, price_lines,
 };
 use orderly_domain::pagination::SortDirection;
 use orderly_domain::payment::PaymentStatus;
-use orderly_domain::ports::{
-    InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, StatusChange, StatusChangeOutcome,
-};
+use orderly_domain::ports::{InvoiceRepository, NewOrder, OrderRepository, StatusChange, StatusChangeError};
 use orderly_domain::product::{Currency, Money, ProductId, ProductStatus};
 use orderly_domain::user::UserId;
 use uuid::Uuid;
@@ -295,22 +294,21 @@ fn reserve_line(
     Ok(Reservation::Contended)
 }
 
-/// Why a transaction was abandoned: an outcome that must not commit (its writes are rolled
-/// back), a store error, or a failed statement.
-enum Abort<T> {
-    /// Boxed: `PlaceOutcome` can hold a whole order, and errors should stay small.
-    Outcome(Box<T>),
+/// Why a transaction was abandoned (its writes are rolled back): a refusal to report, a store
+/// error, or a failed statement.
+enum Abort<E> {
+    Refused(E),
     Store(StoreError),
     Query(DieselError),
 }
 
-impl<T> From<DieselError> for Abort<T> {
+impl<E> From<DieselError> for Abort<E> {
     fn from(error: DieselError) -> Self {
         Abort::Query(error)
     }
 }
 
-impl<T> Abort<T> {
+impl<E> Abort<E> {
     fn unexpected(message: String) -> Self {
         Abort::Store(StoreError::Unexpected(anyhow::anyhow!(message)))
     }
@@ -354,14 +352,14 @@ fn lock_customer_and_count_held(conn: &mut AnyConnection, customer: &str) -> Que
         .first::<i64>(conn)
 }
 
-/// Places `order` inside an open write transaction. Any fault aborts with the outcome to report.
-fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec<OrderLineRow>), Abort<PlaceOutcome>> {
+/// Places `order` inside an open write transaction. Any fault aborts with the refusal to report.
+fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<Order, Abort<PlaceOrderError>> {
     // The cap first: it depends on the customer's own orders alone, so it is decided before
     // any product row is locked, and a refused order adds no contention on the stock.
     if order.reservation_cap.limit().is_some() {
         let held = lock_customer_and_count_held(conn, &order.customer_id.to_string())?;
         if let Err(exceeded) = order.reservation_cap.admit(held, order.request.units()) {
-            return Err(Abort::Outcome(Box::new(PlaceOutcome::ReservationLimitExceeded(exceeded))));
+            return Err(Abort::Refused(PlaceOrderError::ReservationLimitExceeded(exceeded)));
         }
     }
     let now = timestamps::to_db(order.placed_at);
@@ -399,15 +397,10 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec
             }
         }
     }
-    // A line naming a product that cannot be ordered is a defect of the request (422), which
-    // no amount of stock would cure: it wins over shortfalls (409).
-    if !unavailable.is_empty() {
-        unavailable.sort_unstable();
-        return Err(Abort::Outcome(Box::new(PlaceOutcome::UnavailableProducts(unavailable))));
-    }
-    if !short.is_empty() {
-        short.sort_by_key(|shortfall| shortfall.line);
-        return Err(Abort::Outcome(Box::new(PlaceOutcome::InsufficientStock(short))));
+    // Which fault is reported (every line was tried, so it lists them all) is the domain's
+    // rule; reporting it rolls back every reservation made above.
+    if let Some(refusal) = PlaceOrderError::for_unreserved_lines(unavailable, short) {
+        return Err(Abort::Refused(refusal));
     }
 
     let priced: Vec<(LineRequest, ProductSnapshot)> = requested
@@ -452,7 +445,7 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec
                 line_total_amount: line.line_total.amount(),
             })
         })
-        .collect::<Result<Vec<_>, Abort<PlaceOutcome>>>()?;
+        .collect::<Result<Vec<_>, Abort<PlaceOrderError>>>()?;
     // One statement for all lines (at most 50). `MultiConnection` cannot send a multi-row
     // insert, so the statement goes to the inner connection, which holds this transaction.
     macro_rules! insert_lines {
@@ -464,22 +457,17 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<(OrderRow, Vec
         AnyConnection::Postgresql(pg) => insert_lines!(pg)?,
         AnyConnection::Sqlite(sqlite) => insert_lines!(sqlite)?,
     };
-    let event = DomainEvent::OrderPlaced {
-        order_id: order.id,
-        customer_id: order.customer_id,
-        lines: lines.iter().map(|line| (line.product_id, line.quantity.get())).collect(),
-        total: totals.total.amount(),
-        occurred_at: timestamps::from_db(now),
-    };
-    events::insert_events(conn, &[event])?;
-    Ok((row, line_rows))
+    let placed = row.into_domain(line_rows).map_err(Abort::Store)?;
+    // Last write (on SQLite it takes the event counter, after every row lock; see `events`).
+    events::insert_events(conn, &[placed.placed_event()])?;
+    Ok(placed)
 }
 
-/// Applies `change` inside an open write transaction; `Outcome` aborts without writing.
+/// Applies `change` inside an open write transaction; `Refused` aborts without writing.
 fn change_in(
     conn: &mut AnyConnection,
     change: &StatusChange,
-) -> Result<(OrderRow, Vec<OrderLineRow>), Abort<StatusChangeOutcome>> {
+) -> Result<(OrderRow, Vec<OrderLineRow>), Abort<StatusChangeError>> {
     let id = change.order_id.to_string();
     let now = timestamps::to_db(change.now);
     // The decisive statement: of several transactions moving this order from `from`, exactly
@@ -503,8 +491,8 @@ fn change_in(
         .optional()?;
     let Some(customer_id) = customer_id else {
         let exists = diesel::select(diesel::dsl::exists(orders::table.filter(orders::id.eq(&id)))).get_result(conn)?;
-        let outcome = if exists { StatusChangeOutcome::Conflict } else { StatusChangeOutcome::NotFound };
-        return Err(Abort::Outcome(Box::new(outcome)));
+        let refusal = if exists { StatusChangeError::Conflict } else { StatusChangeError::NotFound };
+        return Err(Abort::Refused(refusal));
     };
     // The expiry sweep never expires an order whose payment is `processing` (docs/api.md#payments): money may
     // be moving for it. Checked by a new statement after the UPDATE above holds the order's row
@@ -520,20 +508,12 @@ fn change_in(
         ))
         .get_result::<bool>(conn)?;
         if processing {
-            return Err(Abort::Outcome(Box::new(StatusChangeOutcome::Conflict)));
+            return Err(Abort::Refused(StatusChangeError::Conflict));
         }
     }
     let customer = UserId::from_uuid(parse_uuid("order", &customer_id).map_err(Abort::Store)?);
 
-    let mut recorded = vec![DomainEvent::OrderStatusChanged {
-        order_id: change.order_id,
-        customer_id: customer,
-        from: change.from,
-        to: change.to,
-        actor_id: change.actor_id,
-        reason: change.cancel_reason,
-        occurred_at: change.now,
-    }];
+    let mut invoice = None;
     if change.effect != TransitionEffect::None {
         // Product rows in id order, as reservations take them.
         let lines = order_lines::table
@@ -569,17 +549,11 @@ fn change_in(
         if commit {
             let number = issue_invoice(conn, &id, change.now)?;
             let total = orders::table.filter(orders::id.eq(&id)).select(orders::total).first::<i64>(conn)?;
-            recorded.push(DomainEvent::InvoiceIssued {
-                number,
-                order_id: change.order_id,
-                customer_id: customer,
-                total,
-                occurred_at: change.now,
-            });
+            invoice = Some((number, total));
         }
     }
     // Last write (on SQLite it takes the event counter, after every row lock; see `events`).
-    events::insert_events(conn, &recorded)?;
+    events::insert_events(conn, &change.events(customer, invoice))?;
     find_order(conn, &id)?.ok_or_else(|| Abort::unexpected(format!("order {id} vanished while it was changed")))
 }
 
@@ -589,7 +563,7 @@ fn issue_invoice(
     conn: &mut AnyConnection,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<InvoiceNumber, Abort<StatusChangeOutcome>> {
+) -> Result<InvoiceNumber, Abort<StatusChangeError>> {
     let year = InvoiceNumber::year_of(now);
     // `MultiConnection` has no `ON CONFLICT`; both backends have the same one (SQLite ≥ 3.35
     // with `RETURNING`), so the statement is written once and sent to the inner connection,
@@ -635,13 +609,13 @@ fn issue_invoice(
 }
 
 impl OrderRepository for DieselOrderRepository {
-    fn place(&self, order: &NewOrder) -> Result<PlaceOutcome, StoreError> {
+    fn place(&self, order: &NewOrder) -> Result<Order, PlaceOrderError> {
         let mut conn = self.db.connection()?;
         match write_transaction(&mut conn, |conn| place_in(conn, order)) {
-            Ok((row, lines)) => Ok(PlaceOutcome::Placed(row.into_domain(lines)?)),
-            Err(Abort::Outcome(outcome)) => Ok(*outcome),
-            Err(Abort::Store(error)) => Err(error),
-            Err(Abort::Query(error)) => Err(query_failed(error, "placing an order")),
+            Ok(placed) => Ok(placed),
+            Err(Abort::Refused(refusal)) => Err(refusal),
+            Err(Abort::Store(error)) => Err(error.into()),
+            Err(Abort::Query(error)) => Err(query_failed(error, "placing an order").into()),
         }
     }
 
@@ -684,13 +658,13 @@ impl OrderRepository for DieselOrderRepository {
         rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
     }
 
-    fn change_status(&self, change: &StatusChange) -> Result<StatusChangeOutcome, StoreError> {
+    fn change_status(&self, change: &StatusChange) -> Result<Order, StatusChangeError> {
         let mut conn = self.db.connection()?;
         match write_transaction(&mut conn, |conn| change_in(conn, change)) {
-            Ok((row, lines)) => Ok(StatusChangeOutcome::Applied(Box::new(row.into_domain(lines)?))),
-            Err(Abort::Outcome(outcome)) => Ok(*outcome),
-            Err(Abort::Store(error)) => Err(error),
-            Err(Abort::Query(error)) => Err(query_failed(error, "changing an order's status")),
+            Ok((row, lines)) => Ok(row.into_domain(lines)?),
+            Err(Abort::Refused(refusal)) => Err(refusal),
+            Err(Abort::Store(error)) => Err(error.into()),
+            Err(Abort::Query(error)) => Err(query_failed(error, "changing an order's status").into()),
         }
     }
 

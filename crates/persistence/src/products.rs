@@ -14,7 +14,8 @@
 //! `CHECK (reserved >= 0 AND on_hand >= reserved)` is only a last line of defence.
 //!
 //! Every adjustment writes a `stock_adjustments` row (who, when, delta, reason, `on_hand`
-//! after) and a `stock.adjusted` event in the same transaction. A product created with stock
+//! after) and a `stock.adjusted` event (built by the domain's `StockAdjustment::event`) in the
+//! same transaction. A product created with stock
 //! also gets a first adjustment, reason `"initial stock"`, by the admin named in its
 //! `product.created` event, so the trail explains every unit from the start (its
 //! `product.created` event already carries `on_hand`, so no `stock.adjusted` event is added).
@@ -34,7 +35,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use orderly_domain::StoreError;
 use orderly_domain::event::DomainEvent;
 use orderly_domain::pagination::SortDirection;
-use orderly_domain::ports::{AdjustOutcome, InsertProductError, ProductRepository, UpdateOutcome};
+use orderly_domain::ports::{InsertProductError, ProductRepository, StockAdjustmentError, UpdateError};
 use orderly_domain::product::{
     AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductCursor, ProductId,
     ProductName, ProductQuery, ProductSortKey, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta,
@@ -477,7 +478,7 @@ impl ProductRepository for DieselProductRepository {
         expected_version: i64,
         event: &DomainEvent,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<Product>, StoreError> {
+    ) -> Result<Product, UpdateError> {
         let id = id.to_string();
         let changes = (
             ProductChangeset {
@@ -495,7 +496,7 @@ impl ProductRepository for DieselProductRepository {
             products::version.eq(products::version + 1),
         );
         let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<UpdateOutcome<ProductRow>> {
+        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<ProductRow, UpdateError>> {
             // The version check is part of the UPDATE itself, so of two writers holding the same
             // version only one can match (the other's ETag is then stale: 412).
             let updated = diesel::update(
@@ -509,17 +510,13 @@ impl ProductRepository for DieselProductRepository {
                 // Nothing matched: tell a missing product from a stale version.
                 let exists = diesel::select(diesel::dsl::exists(products::table.filter(products::id.eq(&id))))
                     .get_result::<bool>(conn)?;
-                return Ok(if exists { UpdateOutcome::VersionMismatch } else { UpdateOutcome::NotFound });
+                return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
             };
             events::insert_events(conn, std::slice::from_ref(event))?;
-            Ok(UpdateOutcome::Updated(updated))
+            Ok(Ok(updated))
         })
         .map_err(|error| query_failed(error, "updating a product"))?;
-        Ok(match outcome {
-            UpdateOutcome::Updated(row) => UpdateOutcome::Updated(row.into_domain()?),
-            UpdateOutcome::NotFound => UpdateOutcome::NotFound,
-            UpdateOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
-        })
+        Ok(outcome?.into_domain()?)
     }
 
     fn adjust_stock(
@@ -529,7 +526,7 @@ impl ProductRepository for DieselProductRepository {
         reason: &AdjustmentReason,
         actor: UserId,
         now: DateTime<Utc>,
-    ) -> Result<AdjustOutcome, StoreError> {
+    ) -> Result<(StockAdjustment, Product), StockAdjustmentError> {
         let (product_id, delta, now) = (id.to_string(), delta.get(), timestamps::to_db(now));
         let adjustment_id = Uuid::now_v7();
         let mut conn = self.db.connection()?;
@@ -549,36 +546,37 @@ impl ProductRepository for DieselProductRepository {
                     created_at: now,
                 };
                 diesel::insert_into(stock_adjustments::table).values(&adjustment).execute(conn)?;
-                let event = DomainEvent::StockAdjusted {
+                let recorded = StockAdjustment {
+                    id: adjustment_id,
                     product_id: id,
-                    adjustment_id,
                     delta,
-                    reason: adjustment.reason.clone(),
-                    on_hand: product.on_hand,
-                    reserved: product.reserved,
+                    reason: reason.clone(),
                     actor_id: actor,
-                    occurred_at: timestamps::from_db(now),
+                    on_hand_after: product.on_hand,
+                    created_at: timestamps::from_db(now),
                 };
-                events::insert_events(conn, &[event])?;
+                events::insert_events(conn, &[recorded.event(product.reserved)])?;
                 Ok(Ok((product, adjustment)))
             })
             .map_err(|error| query_failed(error, "adjusting stock"))?;
         match outcome {
-            Ok((product, adjustment)) => {
-                Ok(AdjustOutcome::Adjusted { adjustment: adjustment.into_domain()?, product: product.into_domain()? })
+            Ok((product, adjustment)) => Ok((adjustment.into_domain()?, product.into_domain()?)),
+            Err(Refusal::NotFound) => Err(StockAdjustmentError::NotFound),
+            Err(Refusal::BelowReserved { on_hand, reserved }) => {
+                Err(StockAdjustmentError::BelowReserved { on_hand, reserved })
             }
-            Err(Refusal::NotFound) => Ok(AdjustOutcome::NotFound),
-            Err(Refusal::BelowReserved { on_hand, reserved }) => Ok(AdjustOutcome::BelowReserved { on_hand, reserved }),
             // Only reachable when concurrent additions race past the service's check; the port
             // has no outcome for it, and it is not the client's fault as such.
             Err(Refusal::AboveMaximum) => Err(StoreError::Unexpected(anyhow::anyhow!(
                 "the adjustment would take on_hand above {} units",
                 Stock::MAX_UNITS
-            ))),
+            ))
+            .into()),
             // Transient, like a busy database: worth a retry (503).
             Err(Refusal::Contended) => Err(StoreError::Unavailable(anyhow::anyhow!(
                 "the stock kept changing during {ADJUST_ATTEMPTS} attempts to adjust it"
-            ))),
+            ))
+            .into()),
         }
     }
 

@@ -7,7 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use orderly_domain::StoreError;
 use orderly_domain::auth::TokenGeneration;
 use orderly_domain::event::DomainEvent;
-use orderly_domain::ports::{InsertUserError, UpdateOutcome, UserRepository};
+use orderly_domain::ports::{InsertUserError, UpdateError, UserRepository};
 use orderly_domain::user::{
     Email, NewUser, PasswordHash, Role, User, UserCredentials, UserId, UserName, UserQuery, UserSort, UserUpdate,
 };
@@ -226,7 +226,7 @@ impl UserRepository for DieselUserRepository {
         update: &UserUpdate,
         expected_version: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<User>, StoreError> {
+    ) -> Result<User, UpdateError> {
         let id = id.to_string();
         let now = timestamps::to_db(now);
         // A revoking change bumps the token generation in the same statement (ADR 0015), so
@@ -244,7 +244,7 @@ impl UserRepository for DieselUserRepository {
             users::token_generation.eq(users::token_generation + generation_bump),
         );
         let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<UpdateOutcome<UserRow>> {
+        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<UserRow, UpdateError>> {
             // The version check is part of the UPDATE itself, so of two concurrent writers
             // holding the same version only one can match.
             let updated = match expected_version {
@@ -265,7 +265,7 @@ impl UserRepository for DieselUserRepository {
                 // Nothing matched: tell a missing user from a stale version.
                 let exists = diesel::select(diesel::dsl::exists(users::table.filter(users::id.eq(&id))))
                     .get_result::<bool>(conn)?;
-                return Ok(if exists { UpdateOutcome::VersionMismatch } else { UpdateOutcome::NotFound });
+                return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
             };
             if update.revoke_sessions {
                 diesel::update(
@@ -276,14 +276,10 @@ impl UserRepository for DieselUserRepository {
                 .set(refresh_token_families::revoked_at.eq(Some(now)))
                 .execute(conn)?;
             }
-            Ok(UpdateOutcome::Updated(updated))
+            Ok(Ok(updated))
         })
         .map_err(|error| query_failed(error, "updating a user"))?;
-        Ok(match outcome {
-            UpdateOutcome::Updated(row) => UpdateOutcome::Updated(row.into_domain()?),
-            UpdateOutcome::NotFound => UpdateOutcome::NotFound,
-            UpdateOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
-        })
+        Ok(outcome?.into_domain()?)
     }
 
     fn token_generation(&self, id: UserId) -> Result<Option<TokenGeneration>, StoreError> {

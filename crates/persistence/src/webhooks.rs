@@ -48,7 +48,7 @@
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use orderly_domain::StoreError;
-use orderly_domain::ports::{UpdateOutcome, WebhookRepository};
+use orderly_domain::ports::{UpdateError, WebhookRepository};
 use orderly_domain::webhook::{
     DeliveryAttempt, DeliveryBacklog, DeliveryQuery, DeliveryStatus, EndpointUrl, EventTypeFilter, NewWebhookDelivery,
     NewWebhookEndpoint, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId, WebhookEndpointQuery,
@@ -342,8 +342,8 @@ fn endpoint_exists(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
 }
 
 /// What a conditional statement on endpoint `id` that matched nothing means.
-fn missed<T>(conn: &mut AnyConnection, id: &str) -> QueryResult<UpdateOutcome<T>> {
-    Ok(if endpoint_exists(conn, id)? { UpdateOutcome::VersionMismatch } else { UpdateOutcome::NotFound })
+fn missed<T>(conn: &mut AnyConnection, id: &str) -> QueryResult<Result<T, UpdateError>> {
+    Ok(Err(if endpoint_exists(conn, id)? { UpdateError::VersionMismatch } else { UpdateError::NotFound }))
 }
 
 impl WebhookRepository for DieselWebhookRepository {
@@ -384,7 +384,7 @@ impl WebhookRepository for DieselWebhookRepository {
         update: &WebhookEndpointUpdate,
         expected_version: Option<i64>,
         now: DateTime<Utc>,
-    ) -> Result<UpdateOutcome<WebhookEndpoint>, StoreError> {
+    ) -> Result<WebhookEndpoint, UpdateError> {
         let id = id.to_string();
         let changes = (
             EndpointChangeset {
@@ -397,7 +397,7 @@ impl WebhookRepository for DieselWebhookRepository {
             webhook_endpoints::version.eq(webhook_endpoints::version + 1),
         );
         let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<UpdateOutcome<EndpointRow>> {
+        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<EndpointRow, UpdateError>> {
             // The version check is part of the UPDATE itself: of two writers holding the same
             // version only one matches (the other's ETag is then stale).
             let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
@@ -410,35 +410,27 @@ impl WebhookRepository for DieselWebhookRepository {
                 None => diesel::update(target).set(changes).returning(ENDPOINT_COLUMNS).get_result(conn).optional()?,
             };
             match updated {
-                Some(row) => Ok(UpdateOutcome::Updated(row)),
+                Some(row) => Ok(Ok(row)),
                 None => missed(conn, &id),
             }
         })
         .map_err(|error| query_failed(error, "updating a webhook endpoint"))?;
-        Ok(match outcome {
-            UpdateOutcome::Updated(row) => UpdateOutcome::Updated(row.into_domain()?),
-            UpdateOutcome::NotFound => UpdateOutcome::NotFound,
-            UpdateOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
-        })
+        Ok(outcome?.into_domain()?)
     }
 
-    fn delete_endpoint(
-        &self,
-        id: WebhookEndpointId,
-        expected_version: Option<i64>,
-    ) -> Result<UpdateOutcome<()>, StoreError> {
+    fn delete_endpoint(&self, id: WebhookEndpointId, expected_version: Option<i64>) -> Result<(), UpdateError> {
         let id = id.to_string();
         let mut conn = self.db.connection()?;
-        write_transaction(&mut conn, |conn| -> QueryResult<UpdateOutcome<()>> {
+        write_transaction(&mut conn, |conn| -> QueryResult<Result<(), UpdateError>> {
             // Its deliveries go with it (`ON DELETE CASCADE`).
             let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
             let deleted = match expected_version {
                 Some(version) => diesel::delete(target.filter(webhook_endpoints::version.eq(version))).execute(conn)?,
                 None => diesel::delete(target).execute(conn)?,
             };
-            if deleted == 1 { Ok(UpdateOutcome::Updated(())) } else { missed(conn, &id) }
+            if deleted == 1 { Ok(Ok(())) } else { missed(conn, &id) }
         })
-        .map_err(|error| query_failed(error, "deleting a webhook endpoint"))
+        .map_err(|error| query_failed(error, "deleting a webhook endpoint"))?
     }
 
     fn insert_deliveries(&self, deliveries: &[NewWebhookDelivery]) -> Result<Vec<WebhookDeliveryId>, StoreError> {

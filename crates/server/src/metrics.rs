@@ -18,12 +18,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use orderly_http::metrics::{
     AUTH_FAILED_LOGINS_TOTAL, HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, MetricsSource,
 };
-use orderly_http::rate_limit::BACKEND_ERRORS_METRIC;
 use orderly_persistence::Database;
 use orderly_persistence::metrics::{
     DB_POOL_CONNECTIONS, DB_POOL_IDLE_CONNECTIONS, DB_POOL_MAX_CONNECTIONS, DB_POOL_TIMEOUTS_TOTAL,
     DB_POOL_WAIT_SECONDS,
 };
+use orderly_rate_limit::BACKEND_ERRORS_METRIC;
 
 use orderly_payments::metrics::{
     PAYMENT_PROVIDER_EVENTS_TOTAL, PAYMENT_PROVIDER_REQUEST_DURATION_SECONDS, PAYMENT_PROVIDER_REQUESTS_TOTAL,
@@ -86,8 +86,12 @@ fn describe_all() {
         "Time from a request reaching the router to its response, by method, route template and status"
     );
     describe_counter!(AUTH_FAILED_LOGINS_TOTAL, "Logins refused for an unknown email, wrong password or inactive user");
-    // `rate_limited_requests_total` and `rate_limit_backend_errors_total`, worded by their owner.
-    orderly_http::rate_limit::describe_metrics();
+    describe_counter!(
+        orderly_http::rate_limit::REFUSED_REQUESTS_METRIC,
+        "Requests refused with 429 rate_limited, by policy."
+    );
+    // `rate_limit_backend_errors_total`, worded by its owner.
+    orderly_rate_limit::describe_metrics();
     describe_gauge!(DB_POOL_CONNECTIONS, "Database connections open, idle or in use");
     describe_gauge!(DB_POOL_IDLE_CONNECTIONS, "Database connections open and not in use");
     describe_gauge!(DB_POOL_MAX_CONNECTIONS, "The most database connections the pool opens");

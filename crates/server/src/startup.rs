@@ -96,8 +96,8 @@ impl Application {
             idempotency: services.idempotency.clone(),
             readiness: services.readiness,
             // Built once, outside the worker factory, so every worker shares the same buckets.
-            rate_limits: {
-                use orderly_http::rate_limit::{Quotas, RateLimits};
+            rate_limits: Arc::new({
+                use orderly_rate_limit::{Quotas, RateLimits};
                 let quotas = Quotas {
                     requests_per_minute: config.rate_limit_per_minute,
                     logins_per_minute: config.login_rate_limit_per_minute,
@@ -108,7 +108,7 @@ impl Application {
                         .context("ORDERLY_REDIS_URL is not a usable Redis URL")?,
                     None => RateLimits::in_process(quotas),
                 }
-            },
+            }),
             // As many database calls on the blocking pool as the pool has connections, as many
             // hashing calls as hashes may run; the rest wait as futures (ADR 0011).
             blocking: BlockingPool::new(

@@ -10,29 +10,17 @@ use crate::actor::Actor;
 use crate::error::StoreError;
 use crate::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
 use crate::order::{
-    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, ReservationCap,
-    ReservationLimitExceeded, Shortfall, TaxRate, TransitionRefusal, transition,
+    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, ReservationCap, TaxRate,
+    TransitionRefusal, transition,
 };
 use crate::pagination::Page;
 use crate::ports::{
-    Clock, InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, Repositories, StatusChange, StatusChangeOutcome,
+    Clock, InvoiceRepository, NewOrder, OrderRepository, Repositories, StatusChange, StatusChangeError,
 };
 use crate::product::Currency;
 use crate::user::Role;
 
-#[derive(Debug, thiserror::Error)]
-pub enum PlaceOrderError {
-    #[error("{} line(s) cannot be reserved", .0.len())]
-    InsufficientStock(Vec<Shortfall>),
-    /// The customer's pending orders would hold more units than one customer may.
-    #[error("{} unit(s) asked for, {} held, at most {} may be held", .0.requested, .0.held, .0.cap)]
-    ReservationLimitExceeded(ReservationLimitExceeded),
-    /// Indexes of lines whose product does not exist or is archived.
-    #[error("{} line(s) name products that cannot be ordered", .0.len())]
-    UnavailableProducts(Vec<usize>),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use crate::order::PlaceOrderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GetOrderError {
@@ -121,14 +109,7 @@ impl OrderService {
             expires_at: now + self.policy.reservation_ttl,
             reservation_cap: self.policy.reservation_cap,
         };
-        match self.orders.place(&order)? {
-            PlaceOutcome::Placed(order) => Ok(order),
-            PlaceOutcome::ReservationLimitExceeded(exceeded) => {
-                Err(PlaceOrderError::ReservationLimitExceeded(exceeded))
-            }
-            PlaceOutcome::InsufficientStock(shortfalls) => Err(PlaceOrderError::InsufficientStock(shortfalls)),
-            PlaceOutcome::UnavailableProducts(lines) => Err(PlaceOrderError::UnavailableProducts(lines)),
-        }
+        self.orders.place(&order)
     }
 
     pub fn get(&self, actor: Actor, id: OrderId) -> Result<Order, GetOrderError> {
@@ -188,11 +169,7 @@ impl OrderService {
             cancel_reason,
             now: self.clock.now(),
         };
-        match self.orders.change_status(&change)? {
-            StatusChangeOutcome::Applied(order) => Ok(*order),
-            StatusChangeOutcome::NotFound => Err(ChangeOrderError::NotFound),
-            StatusChangeOutcome::Conflict => Err(ChangeOrderError::VersionMismatch),
-        }
+        Ok(self.orders.change_status(&change)?)
     }
 
     /// Confirms a pending order because its payment succeeded: reserved stock is committed and
@@ -210,7 +187,7 @@ impl OrderService {
             cancel_reason: None,
             now: self.clock.now(),
         };
-        Ok(matches!(self.orders.change_status(&change)?, StatusChangeOutcome::Applied(_)))
+        applied(self.orders.change_status(&change))
     }
 
     /// Cancels up to `batch` pending orders whose reservation has lapsed and returns how many
@@ -231,7 +208,7 @@ impl OrderService {
                 cancel_reason: Some(CancelReason::Expired),
                 now,
             };
-            if let StatusChangeOutcome::Applied(_) = self.orders.change_status(&change)? {
+            if applied(self.orders.change_status(&change))? {
                 cancelled += 1;
             }
         }
@@ -251,6 +228,27 @@ impl OrderService {
         }
         let rows = self.invoices.list(&query)?;
         Ok(Page::from_overfetched(rows, query.limit))
+    }
+}
+
+/// Whether a change the server makes (no `If-Match`) took effect: an order that is gone or was
+/// moved by someone else first is not a failure of the caller's, only a change not to make.
+fn applied(result: Result<Order, StatusChangeError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StatusChangeError::NotFound | StatusChangeError::Conflict) => Ok(false),
+        Err(StatusChangeError::Store(error)) => Err(error),
+    }
+}
+
+impl From<StatusChangeError> for ChangeOrderError {
+    fn from(error: StatusChangeError) -> Self {
+        match error {
+            StatusChangeError::NotFound => Self::NotFound,
+            // The caller's version was checked before: the order moved on since.
+            StatusChangeError::Conflict => Self::VersionMismatch,
+            StatusChangeError::Store(error) => Self::Store(error),
+        }
     }
 }
 

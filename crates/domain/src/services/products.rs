@@ -8,7 +8,7 @@ use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
-use crate::ports::{AdjustOutcome, Clock, InsertProductError, ProductRepository, Repositories, UpdateOutcome};
+use crate::ports::{Clock, InsertProductError, ProductRepository, Repositories, StockAdjustmentError, UpdateError};
 use crate::product::{
     AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductCursor, ProductId,
     ProductName, ProductQuery, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta, StockError,
@@ -200,11 +200,7 @@ impl ProductService {
             actor_id: actor.user_id,
             occurred_at: now,
         };
-        match self.products.update(id, &update, expected_version, &event, now)? {
-            UpdateOutcome::Updated(product) => Ok(product),
-            UpdateOutcome::NotFound => Err(ChangeProductError::NotFound),
-            UpdateOutcome::VersionMismatch => Err(ChangeProductError::VersionMismatch),
-        }
+        Ok(self.products.update(id, &update, expected_version, &event, now)?)
     }
 
     /// `DELETE`: archives the product (orders keep their snapshot). Archiving an archived
@@ -253,13 +249,13 @@ impl ProductService {
                 )]));
             }
         }
-        match self.products.adjust_stock(id, delta, &reason, actor.user_id, self.clock.now())? {
-            AdjustOutcome::Adjusted { adjustment, product } => Ok((adjustment, product)),
-            AdjustOutcome::NotFound => Err(AdjustStockError::NotFound),
-            AdjustOutcome::BelowReserved { on_hand, reserved } => {
-                Err(AdjustStockError::BelowReserved { on_hand, reserved, delta: delta.get() })
+        self.products.adjust_stock(id, delta, &reason, actor.user_id, self.clock.now()).map_err(|error| match error {
+            StockAdjustmentError::NotFound => AdjustStockError::NotFound,
+            StockAdjustmentError::BelowReserved { on_hand, reserved } => {
+                AdjustStockError::BelowReserved { on_hand, reserved, delta: delta.get() }
             }
-        }
+            StockAdjustmentError::Store(error) => AdjustStockError::Store(error),
+        })
     }
 
     /// The audit trail of one product, newest first.
@@ -277,6 +273,16 @@ impl ProductService {
         }
         let rows = self.products.list_adjustments(id, query)?;
         Ok(Page::from_overfetched(rows, query.limit))
+    }
+}
+
+impl From<UpdateError> for ChangeProductError {
+    fn from(error: UpdateError) -> Self {
+        match error {
+            UpdateError::NotFound => Self::NotFound,
+            UpdateError::VersionMismatch => Self::VersionMismatch,
+            UpdateError::Store(error) => Self::Store(error),
+        }
     }
 }
 

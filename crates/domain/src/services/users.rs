@@ -10,7 +10,7 @@ use crate::authorisation::Operation;
 use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
-use crate::ports::{Clock, InsertUserError, PasswordHasher, Repositories, UpdateOutcome, UserRepository};
+use crate::ports::{Clock, InsertUserError, PasswordHasher, Repositories, UpdateError, UserRepository};
 use crate::user::{Email, NewUser, Password, Role, User, UserCursor, UserId, UserName, UserQuery, UserUpdate};
 use crate::validation::FieldViolation;
 
@@ -57,6 +57,16 @@ pub enum UpdateUserError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<UpdateError> for UpdateUserError {
+    fn from(error: UpdateError) -> Self {
+        match error {
+            UpdateError::NotFound => Self::NotFound,
+            UpdateError::VersionMismatch => Self::VersionMismatch,
+            UpdateError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// A requested change to a user, already shape-checked by the inbound adapter.
@@ -219,11 +229,7 @@ impl UserService {
                 _ => Ok(user),
             };
         }
-        match self.users.update(id, &update, expected_version, self.clock.now())? {
-            UpdateOutcome::Updated(user) => Ok(user),
-            UpdateOutcome::NotFound => Err(UpdateUserError::NotFound),
-            UpdateOutcome::VersionMismatch => Err(UpdateUserError::VersionMismatch),
-        }
+        Ok(self.users.update(id, &update, expected_version, self.clock.now())?)
     }
 
     /// Users changing their own password must prove they know the current one; an admin

@@ -26,7 +26,7 @@ use crate::error::StoreError;
 use crate::event::{EventQuery, FeedEvent};
 use crate::pagination::{Page, PageLimit};
 use crate::ports::{
-    Clock, EventFeed, Job, JobKind, NewJob, Repositories, SendOutcome, UnitOfWork, UpdateOutcome, WebhookMessage,
+    Clock, EventFeed, Job, JobKind, NewJob, Repositories, SendOutcome, UnitOfWork, UpdateError, WebhookMessage,
     WebhookRepository, WebhookSender, in_transaction,
 };
 use crate::validation::FieldViolation;
@@ -91,6 +91,16 @@ pub enum WebhookError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<UpdateError> for WebhookError {
+    fn from(error: UpdateError) -> Self {
+        match error {
+            UpdateError::NotFound => Self::NotFound,
+            UpdateError::VersionMismatch => Self::VersionMismatch,
+            UpdateError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// What the job worker does with a delivery job after an attempt.
@@ -232,11 +242,7 @@ impl WebhookService {
                 _ => Ok(endpoint),
             };
         }
-        match self.store().update_endpoint(id, &update, expected_version, self.clock.now())? {
-            UpdateOutcome::Updated(endpoint) => Ok(endpoint),
-            UpdateOutcome::NotFound => Err(WebhookError::NotFound),
-            UpdateOutcome::VersionMismatch => Err(WebhookError::VersionMismatch),
-        }
+        Ok(self.store().update_endpoint(id, &update, expected_version, self.clock.now())?)
     }
 
     /// Removes an endpoint and its delivery log; its pending deliveries are not sent.
@@ -247,11 +253,7 @@ impl WebhookService {
         expected_version: Option<i64>,
     ) -> Result<(), WebhookError> {
         Self::admin_only(actor)?;
-        match self.store().delete_endpoint(id, expected_version)? {
-            UpdateOutcome::Updated(()) => Ok(()),
-            UpdateOutcome::NotFound => Err(WebhookError::NotFound),
-            UpdateOutcome::VersionMismatch => Err(WebhookError::VersionMismatch),
-        }
+        Ok(self.store().delete_endpoint(id, expected_version)?)
     }
 
     // ---- Deliveries (admin) ----

@@ -19,8 +19,9 @@
 //!
 //! Verification is a few microseconds of HMAC with no I/O, so it runs inline rather than on
 //! the blocking pool, and once per request: its outcome is kept in the request's extensions
-//! ([`verify_once`]), where the rate-limit middleware, which verifies first to pick the
-//! caller's bucket, leaves it for the extractor. The token is never logged.
+//! ([`verify_once`]). The first of the rate-limit middleware (to pick the caller's bucket), the
+//! revocation middleware (to judge the token) and the extractor to ask verifies; the others
+//! read that outcome ([`verified_claims`] for the middlewares). The token is never logged.
 //!
 //! A validly signed token may have been revoked since (ADR 0015): the revocation middleware
 //! (`crate::revocation`) has judged it before any extractor runs, and left its
@@ -31,7 +32,7 @@ use std::future::{Ready, ready};
 use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use orderly_domain::Actor;
@@ -95,15 +96,8 @@ impl FromRequest for OptionalCaller {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION);
-    let Some(value) = values.next() else {
-        return Err(ApiError::unauthenticated(BearerChallenge::Missing));
-    };
+    let token = sent_bearer_token(req.headers()).map_err(ApiError::unauthenticated)?;
     let invalid = || ApiError::unauthenticated(BearerChallenge::InvalidToken);
-    if values.next().is_some() {
-        return Err(invalid());
-    }
-    let token = value.to_str().ok().and_then(bearer_token).ok_or_else(invalid)?;
     let state = req
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
@@ -126,6 +120,25 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     Ok(Caller(actor))
 }
 
+/// The claims of the request's bearer token if it sent exactly one well-formed, validly signed
+/// one (revoked or not): what the rate-limit and revocation middlewares go by. Verified at most
+/// once per request ([`verify_once`]).
+pub(crate) fn verified_claims(req: &HttpRequest, state: &ApiState) -> Option<AccessClaims> {
+    sent_bearer_token(req.headers()).ok().and_then(|token| verify_once(req, state, token))
+}
+
+/// The token of the request's one `Authorization: Bearer` header: `Missing` without the
+/// header, `InvalidToken` for several headers (they identify nobody) or one that is not a
+/// well-formed bearer credential.
+fn sent_bearer_token(headers: &HeaderMap) -> Result<&str, BearerChallenge> {
+    let mut values = headers.get_all(header::AUTHORIZATION);
+    match (values.next(), values.next()) {
+        (None, _) => Err(BearerChallenge::Missing),
+        (Some(value), None) => value.to_str().ok().and_then(bearer_token).ok_or(BearerChallenge::InvalidToken),
+        (Some(_), Some(_)) => Err(BearerChallenge::InvalidToken),
+    }
+}
+
 /// What verifying the request's bearer token gave: its claims, or `None` when it was refused.
 #[derive(Debug, Clone, Copy)]
 struct Verified(Option<AccessClaims>);
@@ -133,7 +146,7 @@ struct Verified(Option<AccessClaims>);
 /// Verifies `token`'s signature and claims (not whether it was revoked since: that is
 /// `crate::revocation`'s), unless this request's token was verified already; either way the
 /// outcome is kept in the request's extensions.
-pub(crate) fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> Option<AccessClaims> {
+fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> Option<AccessClaims> {
     if let Some(Verified(outcome)) = req.extensions().get::<Verified>() {
         return *outcome;
     }
@@ -143,7 +156,7 @@ pub(crate) fn verify_once(req: &HttpRequest, state: &ApiState, token: &str) -> O
 }
 
 /// The token of a `Bearer` credential (scheme case-insensitive, RFC 6750 `b64token` syntax).
-pub(crate) fn bearer_token(header_value: &str) -> Option<&str> {
+fn bearer_token(header_value: &str) -> Option<&str> {
     let (scheme, token) = header_value.trim().split_once(' ')?;
     let token = token.trim_start();
     let b64token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');

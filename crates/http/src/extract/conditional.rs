@@ -1,12 +1,13 @@
-//! Conditional requests (§1.3, RFC 9110 §13): the strong [`ETag`] of a versioned resource, and
-//! the `If-Match` / `If-None-Match` request headers.
+//! Conditional requests (docs/api.md#concurrency-control-lost-updates, RFC 9110 §13): the
+//! strong [`ETag`] of a versioned resource, and the `If-Match` / `If-None-Match` request
+//! headers.
 //!
 //! A resource's ETag is its version in quotes (`"3"`): the version changes whenever the
 //! representation does. `If-None-Match` uses the weak comparison (a `W/` prefix is ignored),
 //! `If-Match` the strong one, so a weak tag there never matches. A header that is not valid
 //! entity-tag syntax is a 400 `invalid_parameter` naming the header.
 //!
-//! Where `If-Match` is required (PATCH and DELETE of products and orders, §1.3), its absence is
+//! Where `If-Match` is required (PATCH and DELETE of products and orders), its absence is
 //! 428 `precondition_required`, and so is `If-Match: *`: "any version" is exactly the lost
 //! update the requirement exists to prevent. The tag is not compared here but handed to the
 //! domain, whose store compares it in the conditional `UPDATE` itself (412 when stale).

@@ -1,4 +1,4 @@
-//! Request ids (§1): a valid incoming `X-Request-Id` (1–128 chars of `[A-Za-z0-9._-]`) is kept,
+//! Request ids (docs/api.md#request-ids-and-logs): a valid incoming `X-Request-Id` (1–128 chars of `[A-Za-z0-9._-]`) is kept,
 //! anything else is replaced by a new UUIDv7. The id is stored in the request's extensions
 //! (for the telemetry span and problem bodies) and echoed as `X-Request-Id` on every response,
 //! including failures produced by inner middleware.

@@ -13,16 +13,17 @@ use std::net::IpAddr;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, header};
+use actix_web::http::Method;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use ipnet::Ipv6Net;
+use orderly_domain::rate_limit::{CallerKeys, Outcome, Verdict};
 
-use super::verdict::Verdict;
-use super::{CallerKeys, REFUSED_REQUESTS_METRIC};
+use super::REFUSED_REQUESTS_METRIC;
 use crate::ApiState;
 use crate::client_address;
-use crate::extract::caller::{bearer_token, verify_once};
+use crate::extract::caller::verified_claims;
 use crate::middleware::problem_responses::ProblemContext;
 use crate::problem::ApiError;
 
@@ -32,6 +33,11 @@ pub const LOGIN_PATH: &str = "/v1/auth/tokens";
 /// (docs/api.md#authentication-and-authorisation): each registration costs an argon2 hash, as a
 /// login does, so it must not be cheaper to flood.
 pub const REGISTRATION_PATH: &str = "/v1/users";
+
+/// The quota policies that apply to the response, e.g. `"default";q=600;w=60`.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// What is left of each, e.g. `"default";r=599;t=1`.
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 pub async fn enforce(
     req: ServiceRequest,
@@ -47,31 +53,52 @@ pub async fn enforce(
 
     if let Some(refusal) = verdict.refusal() {
         metrics::counter!(REFUSED_REQUESTS_METRIC, "policy" => refusal.policy.name.as_str()).increment(1);
-        let error = ApiError::rate_limited(Verdict::retry_after_seconds(refusal));
+        let error = ApiError::rate_limited(refusal.retry_after_seconds());
         let mut response = ProblemContext::of(req.request()).render(&error);
-        verdict.write_headers(response.headers_mut());
+        write_headers(&verdict, response.headers_mut());
         return Ok(req.into_response(response).map_into_right_body());
     }
     let mut response = next.call(req).await?;
-    verdict.write_headers(response.headers_mut());
+    write_headers(&verdict, response.headers_mut());
     Ok(response.map_into_left_body())
 }
 
-/// The request's bucket keys: the user of a valid bearer token (verified here, as an invalid
-/// token must not buy a fresh bucket; the `Caller` extractor reuses the outcome), and the
-/// client address.
+/// The request's bucket keys: the user of a validly signed bearer token (verified here, as an
+/// invalid token must not buy a fresh bucket; the revocation middleware and the `Caller`
+/// extractor reuse the outcome), and the client address.
 fn caller_keys(req: &ServiceRequest, state: &ApiState) -> CallerKeys {
     let address = client_address::client_ip(req.head(), &state.settings.trusted_proxies)
         .map_or_else(|| "ip:unknown".to_owned(), address_key);
-    let mut authorization = req.headers().get_all(header::AUTHORIZATION);
-    let token = match (authorization.next(), authorization.next()) {
-        (Some(value), None) => value.to_str().ok().and_then(bearer_token),
-        // None, or several: the extractor refuses several, so they identify nobody.
-        _ => None,
-    };
-    let user = token.and_then(|token| verify_once(req.request(), state, token)).map(|actor| actor.user_id);
+    let user = verified_claims(req.request(), state).map(|claims| claims.user_id);
     let caller = user.map_or_else(|| address.clone(), |user_id| format!("user:{user_id}"));
     CallerKeys { caller, address }
+}
+
+/// Sets `RateLimit-Policy` and `RateLimit`; neither when no policy answered.
+fn write_headers(verdict: &Verdict, headers: &mut HeaderMap) {
+    let Some((policy, state)) = header_values(verdict) else { return };
+    for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The values of `RateLimit-Policy` (the quota policies that apply, e.g.
+/// `"default";q=600;w=60`) and `RateLimit` (what is left of each, e.g. `"default";r=599;t=1`):
+/// structured-field lists, one item per policy that answered; `None` when none did. Names,
+/// digits, quotes and punctuation only: always valid header values.
+fn header_values(verdict: &Verdict) -> Option<(String, String)> {
+    if verdict.is_empty() {
+        return None;
+    }
+    let items = |item: fn(&Outcome) -> String| verdict.outcomes().iter().map(item).collect::<Vec<_>>().join(", ");
+    let policy =
+        |o: &Outcome| format!("\"{}\";q={};w={}", o.policy.name.as_str(), o.policy.limit, o.policy.window.as_secs());
+    let state = |o: &Outcome| {
+        format!("\"{}\";r={};t={}", o.policy.name.as_str(), o.decision.remaining, o.decision.seconds_until_full())
+    };
+    Some((items(policy), items(state)))
 }
 
 /// The key of a client address. An IPv6 client is keyed by its /64, the block a single
@@ -88,7 +115,44 @@ fn address_key(ip: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use orderly_domain::rate_limit::{Decision, Policy, PolicyName};
+
     use super::*;
+
+    fn outcome(name: PolicyName, limit: u32, allowed: bool, remaining: u32, reset_ms: u64) -> Outcome {
+        Outcome {
+            policy: Policy::per_minute(name, NonZeroU32::new(limit).unwrap()),
+            decision: Decision {
+                allowed,
+                remaining,
+                reset_after: Duration::from_millis(reset_ms),
+                retry_after: Duration::ZERO,
+            },
+        }
+    }
+
+    #[test]
+    fn one_policy_is_one_item_with_seconds_rounded_up() {
+        let verdict = Verdict::new(vec![outcome(PolicyName::Default, 600, true, 599, 100)]);
+        let (policy, state) = header_values(&verdict).unwrap();
+        assert_eq!(policy, "\"default\";q=600;w=60");
+        assert_eq!(state, "\"default\";r=599;t=1");
+    }
+
+    #[test]
+    fn the_login_route_lists_both_policies_in_both_fields() {
+        let verdict = Verdict::new(vec![
+            outcome(PolicyName::Default, 600, true, 598, 200),
+            outcome(PolicyName::Login, 10, false, 0, 60_000),
+        ]);
+        let (policy, state) = header_values(&verdict).unwrap();
+        assert_eq!(policy, "\"default\";q=600;w=60, \"login\";q=10;w=60");
+        assert_eq!(state, "\"default\";r=598;t=1, \"login\";r=0;t=60");
+        assert_eq!(header_values(&Verdict::default()), None, "no policy answered, no fields");
+    }
 
     #[test]
     fn ipv4_clients_are_keyed_by_address_and_ipv6_clients_by_their_64() {

@@ -15,6 +15,7 @@ use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, Refresh
 use crate::extract::{IdempotencyKeyHeader, ValidJson};
 use crate::metrics::AUTH_FAILED_LOGINS_TOTAL;
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses;
 
 /// Log in
 ///
@@ -121,9 +122,7 @@ pub async fn logout(
         // what it remembers of them at once; the others within the check interval.
         state.revocations.forget(user);
     }
-    let mut response = HttpResponse::NoContent();
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.finish())
+    Ok(responses::no_content())
 }
 
 /// Token responses must never be stored (RFC 6749 §5.1).

@@ -11,6 +11,7 @@ use crate::dto::invoices::{self as dto, InvoiceResponse, ListInvoicesParams};
 use crate::extract::{Caller, ETag, IfNoneMatch, PathInvoiceNumber, ValidQuery};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses::{self, InvoiceNotModified};
 
 /// List invoices
 ///
@@ -48,9 +49,7 @@ pub async fn list(
     let next_cursor =
         page.has_more.then(|| page.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.number));
     let data = page.items.iter().map(InvoiceResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, limit, next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One invoice
@@ -76,12 +75,7 @@ pub async fn list(
                 ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
             )),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(
-                ("ETag" = String, description = "The entity tag"),
-                ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
-                ("Vary" = String, description = "`Authorization`"),
-            )),
+        InvoiceNotModified,
         (status = 400, description = "`invalid_parameter`: `number` is not of the form `YYYY-NNNNNN` \
             (`errors[0].parameter` is `number`), or `If-None-Match` is not a list of entity tags",
             body = ProblemDetails, content_type = "application/problem+json"),

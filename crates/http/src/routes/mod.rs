@@ -19,6 +19,7 @@ pub mod invoices;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod responses;
 pub mod users;
 pub mod webhooks;
 

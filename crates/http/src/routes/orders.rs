@@ -3,7 +3,6 @@
 //! `OrderService`: someone else's order is `not_found`, never `forbidden`. Reads are private
 //! (`private, no-cache`), writes never cached, and a status change requires `If-Match`.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 
 use orderly_domain::order::OrderId;
@@ -17,6 +16,7 @@ use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, PathId, Re
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses::{self, NotModified, OrderNotFound, OrderPreconditionFailed, PreconditionRequired};
 
 /// Place an order
 ///
@@ -120,9 +120,7 @@ pub async fn list(
     let page = state.blocking.run(Needs::Database, move || orders.list(actor, query)).await??;
     let next_cursor = OrderService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(OrderResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, limit, next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One order
@@ -146,14 +144,8 @@ pub async fn list(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
             )),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(
-                ("ETag" = String, description = "The current entity tag"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-                ("Vary" = String, description = "`Authorization`"),
-            )),
-        (status = 404, description = "`not_found`: no such order, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        NotModified,
+        OrderNotFound,
     )
 )]
 #[get("/orders/{id}")]
@@ -202,18 +194,15 @@ pub async fn get(
         (status = 403, description = "`forbidden`: the move is in the table but not for this role (only admins \
             confirm, ship and deliver)",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such order, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        OrderNotFound,
         (status = 409, description = "`invalid_transition`: the transition table has no move from the order's \
             status to the requested one (`errors[0].pointer` is `/status`)",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the order changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        OrderPreconditionFailed,
         (status = 422, description = "`validation_failed`: `status` is missing or not a status, or another field \
             is sent (only `status` can be changed)",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 428, description = "`precondition_required`: `If-Match` is missing (or `*`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        PreconditionRequired,
     )
 )]
 #[patch("/orders/{id}")]
@@ -232,8 +221,5 @@ pub async fn change_status(
         .blocking
         .run(Needs::Database, move || orders.change_status(actor, OrderId::from_uuid(id.0), to, expected_version))
         .await??;
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::ETAG, ETag::for_version(order.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(OrderResponse::from(&order)))
+    Ok(responses::changed(order.version, &OrderResponse::from(&order)))
 }

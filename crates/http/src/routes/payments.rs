@@ -23,6 +23,7 @@ use crate::idempotency::{self, Reply};
 use crate::middleware::request_id::RequestId;
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemCode, ProblemDetails};
+use crate::routes::responses::{self, NotModified, OrderNotFound};
 
 /// The provider's signature header (Stripe's scheme).
 const SIGNATURE_HEADER: &str = "Stripe-Signature";
@@ -68,8 +69,7 @@ const SIGNATURE_HEADER: &str = "Stripe-Signature";
         (status = 402, description = "`payment_declined`: the provider declined; the failed attempt is recorded \
             and the order stays pending (`errors[0]` at `/payment_method` says why)",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such order, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        OrderNotFound,
         (status = 409, description = "`invalid_transition`: the order is not `pending`; `payment_in_progress`: \
             another attempt of this order is processing (with `Retry-After`); `payments_disabled`: this deployment \
             has no payment provider (an admin confirms orders instead)",
@@ -129,8 +129,7 @@ pub async fn pay(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
             )),
-        (status = 404, description = "`not_found`: no such order, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        OrderNotFound,
     )
 )]
 #[get("/orders/{id}/payments")]
@@ -150,9 +149,7 @@ pub async fn list(
     let next_cursor =
         found.has_more.then(|| found.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.id));
     let data = found.items.iter().map(PaymentResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, page.limit, next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One payment
@@ -176,12 +173,7 @@ pub async fn list(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
             )),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(
-                ("ETag" = String, description = "The current entity tag"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-                ("Vary" = String, description = "`Authorization`"),
-            )),
+        NotModified,
         (status = 404, description = "`not_found`: no such payment of this order, or another customer's",
             body = ProblemDetails, content_type = "application/problem+json"),
     )

@@ -6,7 +6,6 @@
 //! `Idempotency-Key` or the body is read (docs/api.md#authentication-and-authorisation:
 //! authorisation before validation).
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
 use orderly_domain::product::ProductId;
@@ -26,6 +25,9 @@ use crate::extract::{
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses::{
+    self, CatalogueNotModified, InvalidToken, PreconditionRequired, ProductNotFound, ProductPreconditionFailed,
+};
 
 /// List products
 ///
@@ -52,10 +54,7 @@ use crate::problem::{ApiError, ProblemDetails};
                 ("Cache-Control" = String, description = "`public, max-age=30` without a token, `private, no-cache` with one"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on whether (and which) token is sent"),
             )),
-        (status = 401, description = "`unauthenticated`: a bearer token was sent and is malformed, expired or wrongly \
-            signed (send none to read anonymously)",
-            body = ProblemDetails, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        InvalidToken,
     )
 )]
 #[get("/products")]
@@ -73,9 +72,7 @@ pub async fn list(
     let page = state.blocking.run(Needs::Database, move || products.list(actor, query)).await??;
     let next_cursor = ProductService::next_cursor(&page, &asked).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(ProductResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, limit, next_cursor);
-    CachePolicy::for_catalogue(caller.is_authenticated()).apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::for_catalogue(caller.is_authenticated())))
 }
 
 /// One product
@@ -103,16 +100,8 @@ pub async fn list(
                 ("Cache-Control" = String, description = "`public, max-age=30` without a token, `private, no-cache` with one"),
                 ("Vary" = String, description = "`Authorization`: the answer depends on whether (and which) token is sent"),
             )),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(
-                ("ETag" = String, description = "The current entity tag"),
-                ("Cache-Control" = String, description = "As on 200"),
-                ("Vary" = String, description = "`Authorization`"),
-            )),
-        (status = 401, description = "`unauthenticated`: a bearer token was sent and is malformed, expired or wrongly \
-            signed (send none to read anonymously)",
-            body = ProblemDetails, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        CatalogueNotModified,
+        InvalidToken,
         (status = 404, description = "`not_found`: no such product, or an archived one and the caller is not an admin",
             body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -205,12 +194,9 @@ pub async fn create(
             headers(("ETag" = String, description = "Strong entity tag of the new version"))),
         (status = 403, description = "`forbidden`: only admins may change products",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the product changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 428, description = "`precondition_required`: `If-Match` is missing (or `*`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        ProductNotFound,
+        ProductPreconditionFailed,
+        PreconditionRequired,
     )
 )]
 #[patch("/products/{id}")]
@@ -229,10 +215,7 @@ pub async fn update(
         .blocking
         .run(Needs::Database, move || products.update(actor, ProductId::from_uuid(id.0), changes, expected_version))
         .await??;
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::ETAG, ETag::for_version(product.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(ProductResponse::from(&product)))
+    Ok(responses::changed(product.version, &ProductResponse::from(&product)))
 }
 
 /// Archive a product
@@ -253,12 +236,9 @@ pub async fn update(
         (status = 204, description = "The product is archived"),
         (status = 403, description = "`forbidden`: only admins may archive products",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the product changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 428, description = "`precondition_required`: `If-Match` is missing (or `*`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        ProductNotFound,
+        ProductPreconditionFailed,
+        PreconditionRequired,
     )
 )]
 #[delete("/products/{id}")]
@@ -275,9 +255,7 @@ pub async fn archive(
         .blocking
         .run(Needs::Database, move || products.archive(actor, ProductId::from_uuid(id.0), expected_version))
         .await??;
-    let mut response = HttpResponse::NoContent();
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.finish())
+    Ok(responses::no_content())
 }
 
 /// Adjust stock
@@ -301,8 +279,7 @@ pub async fn archive(
         (status = 201, description = "The recorded adjustment", body = StockAdjustmentResponse),
         (status = 403, description = "`forbidden`: only admins may adjust stock",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        ProductNotFound,
         (status = 409, description = "`stock_below_reserved`: `on_hand` would fall below `reserved`; the `errors` entry \
             at `/delta` gives `on_hand` and `reserved`",
             body = ProblemDetails, content_type = "application/problem+json"),
@@ -349,8 +326,7 @@ pub async fn adjust_stock(
             )),
         (status = 403, description = "`forbidden`: only admins may read the stock audit trail",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        ProductNotFound,
     )
 )]
 #[get("/products/{id}/stock-adjustments")]
@@ -375,7 +351,5 @@ pub async fn list_adjustments(
         .flatten()
         .map(|last| dto::next_adjustment_cursor(&cursors, product, last.id));
     let data = page.items.iter().map(StockAdjustmentResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, limit, next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

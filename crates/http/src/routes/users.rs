@@ -3,7 +3,6 @@
 //! admin collection takes `Authorised<ListUsers>` first, so a customer is refused 403 before
 //! its query is checked (docs/api.md#authentication-and-authorisation).
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 
 use orderly_domain::services::UserService;
@@ -16,11 +15,12 @@ use crate::dto::users::{
     self as dto, ListUsersParams, RegisterUserRequest, Registration, UpdateUserRequest, UserResponse,
 };
 use crate::extract::{
-    Authorised, Caller, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery, operation,
+    Authorised, Caller, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathId, ValidJson, ValidQuery, operation,
 };
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses::{self, NotModified, UserNotFound, UserPreconditionFailed};
 
 /// Register a customer
 ///
@@ -72,8 +72,7 @@ pub async fn register(
     responses(
         (status = 200, description = "The caller", body = UserResponse,
             headers(("ETag" = String, description = "Strong entity tag of this version of the user, e.g. `\"3\"`"))),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(("ETag" = String, description = "The current entity tag"))),
+        NotModified,
         (status = 404, description = "`not_found`: the token's user no longer exists",
             body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -122,9 +121,7 @@ pub async fn list(
     let page = state.blocking.run(Needs::Database, move || users.list(actor, &query)).await??;
     let next_cursor = UserService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(UserResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, limit, next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One user
@@ -142,10 +139,8 @@ pub async fn list(
     responses(
         (status = 200, description = "The user", body = UserResponse,
             headers(("ETag" = String, description = "Strong entity tag of this version of the user, e.g. `\"3\"`"))),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(("ETag" = String, description = "The current entity tag"))),
-        (status = 404, description = "`not_found`: no such user, or not one the caller may see",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        NotModified,
+        UserNotFound,
     )
 )]
 #[get("/users/{id}")]
@@ -189,8 +184,7 @@ pub async fn get(
             body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user, or not one the caller may change",
             body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the user changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        UserPreconditionFailed,
     )
 )]
 #[patch("/users/{id}")]
@@ -213,8 +207,5 @@ pub async fn update(
     // A password, role or `active` change may have revoked the user's access tokens (ADR
     // 0015): this instance stops trusting what it remembers of them at once.
     state.revocations.forget(user.id);
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::ETAG, ETag::for_version(user.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(UserResponse::from(&user)))
+    Ok(responses::changed(user.version, &UserResponse::from(&user)))
 }

@@ -9,7 +9,6 @@
 //! validation). `If-Match` is optional on `PATCH` and `DELETE` (the contract requires it for
 //! products and orders only) and honoured when sent.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
 use orderly_domain::webhook::{WebhookDeliveryId, WebhookEndpointId};
@@ -28,6 +27,7 @@ use crate::extract::{
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
 use crate::problem::{ApiError, ProblemDetails};
+use crate::routes::responses::{self, EndpointNotFound, EndpointPreconditionFailed, NotModified, WebhooksForbidden};
 
 /// The caller, once the domain has agreed that they may manage webhooks: 401 without a valid
 /// token, then 403 for a customer — before the path, the conditional headers, the query or
@@ -68,8 +68,7 @@ pub type WebhookAdmin = Authorised<operation::ManageWebhooks>;
                 ("ETag" = String, description = "Strong entity tag of the new endpoint, `\"1\"`"),
                 ("Cache-Control" = String, description = "`no-store`: the answer carries a secret"),
             )),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
         (status = 422, description = "`validation_failed`: the body breaks the schema or a rule; `errors` lists \
             every fault with a JSON Pointer. At `/url`: `invalid_format` (not an absolute URL with a host), \
             `too_long` (over 2048 bytes), `invalid_value` (not `https` where only `https` is allowed, or with a \
@@ -128,8 +127,7 @@ pub async fn create(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`"),
             )),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
     )
 )]
 #[get("/webhook-endpoints")]
@@ -148,9 +146,7 @@ pub async fn list(
     let next_cursor =
         found.has_more.then(|| found.items.last()).flatten().map(|last| dto::next_endpoint_cursor(&cursors, last.id));
     let data = found.items.iter().map(WebhookEndpointResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, page.limit(), next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One webhook endpoint
@@ -173,16 +169,9 @@ pub async fn list(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`"),
             )),
-        (status = 304, description = "Not modified: the `If-None-Match` tag is current",
-            headers(
-                ("ETag" = String, description = "The current entity tag"),
-                ("Cache-Control" = String, description = "`private, no-cache`"),
-                ("Vary" = String, description = "`Authorization`"),
-            )),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        NotModified,
+        WebhooksForbidden,
+        EndpointNotFound,
     )
 )]
 #[get("/webhook-endpoints/{id}")]
@@ -229,12 +218,9 @@ pub async fn get(
                 ("ETag" = String, description = "Strong entity tag of the new version"),
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the endpoint changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
+        EndpointNotFound,
+        EndpointPreconditionFailed,
         (status = 422, description = "`validation_failed`: the body breaks the schema or a rule; `errors` lists \
             every fault with a JSON Pointer: `url` and `active` cannot be `null`; the URL's faults are those of \
             creation (`invalid_format`, `too_long`, `invalid_value`, `forbidden_destination` at `/url`), and so \
@@ -260,10 +246,7 @@ pub async fn update(
             webhooks.update(actor, WebhookEndpointId::from_uuid(id.0), changes, expected_version)
         })
         .await??;
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::ETAG, ETag::for_version(endpoint.version).header_value()));
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.json(WebhookEndpointResponse::from(&endpoint)))
+    Ok(responses::changed(endpoint.version, &WebhookEndpointResponse::from(&endpoint)))
 }
 
 /// Remove a webhook endpoint
@@ -282,12 +265,9 @@ pub async fn update(
     responses(
         (status = 204, description = "The endpoint and its delivery log are removed",
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "`precondition_failed`: the endpoint changed since the `If-Match` ETag was read",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
+        EndpointNotFound,
+        EndpointPreconditionFailed,
     )
 )]
 #[delete("/webhook-endpoints/{id}")]
@@ -304,9 +284,7 @@ pub async fn remove(
         .blocking
         .run(Needs::Database, move || webhooks.delete(actor, WebhookEndpointId::from_uuid(id.0), expected_version))
         .await??;
-    let mut response = HttpResponse::NoContent();
-    CachePolicy::NoStore.apply(&mut response);
-    Ok(response.finish())
+    Ok(responses::no_content())
 }
 
 /// An endpoint's deliveries
@@ -329,10 +307,8 @@ pub async fn remove(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`"),
             )),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such endpoint",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
+        EndpointNotFound,
     )
 )]
 #[get("/webhook-endpoints/{id}/deliveries")]
@@ -356,9 +332,7 @@ pub async fn list_deliveries(
         .flatten()
         .map(|last| dto::next_delivery_cursor(&cursors, endpoint, last.id));
     let data = found.items.iter().map(DeliveryResponse::from).collect();
-    let mut response = pagination::page_response(&req, data, page.limit(), next_cursor);
-    CachePolicy::PrivateRevalidate.apply_to(&mut response);
-    Ok(response)
+    Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// Retry a delivery
@@ -381,8 +355,7 @@ pub async fn list_deliveries(
         (status = 202, description = "Accepted: the delivery is `pending` again, its next attempt due now",
             body = DeliveryResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 403, description = "`forbidden`: only admins may manage webhooks",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        WebhooksForbidden,
         (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it",
             body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`: the endpoint is disabled, so the delivery would not be \

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use orderly_domain::StoreError;
 use orderly_domain::idempotency::IdempotencyScope;
-use orderly_domain::order::{OrderStatus, Shortfall};
-use orderly_domain::ports::{AdjustOutcome, InsertProductError, PlaceOutcome};
+use orderly_domain::order::{OrderStatus, PlaceOrderError, Shortfall};
+use orderly_domain::ports::InsertProductError;
 use orderly_domain::user::{PasswordHash, Role, User};
 
 use crate::support::*;
@@ -36,11 +36,7 @@ fn with_key(request: TestRequest, key: Option<&str>) -> TestRequest {
 }
 
 fn placing_once(mocks: &mut Mocks) {
-    mocks
-        .orders
-        .expect_place()
-        .times(1)
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+    mocks.orders.expect_place().times(1).returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
 }
 
 #[actix_web::test]
@@ -72,11 +68,7 @@ async fn a_retried_order_is_replayed_byte_for_byte_and_placed_once() {
 #[actix_web::test]
 async fn without_a_key_nothing_is_stored_and_every_request_runs() {
     let mut mocks = Mocks::new();
-    mocks
-        .orders
-        .expect_place()
-        .times(2)
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+    mocks.orders.expect_place().times(2).returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
     let store = mocks.idempotency.clone();
     let app = test::init_service(orderly_http::app(mocks.into_state())).await;
     for _ in 0..2 {
@@ -121,7 +113,7 @@ async fn a_key_still_in_progress_is_409_with_retry_after() {
 async fn a_refusal_is_stored_and_replayed_with_the_first_request_id() {
     let mut mocks = Mocks::new();
     mocks.orders.expect_place().times(1).returning(|_| {
-        Ok(PlaceOutcome::InsufficientStock(vec![Shortfall {
+        Err(PlaceOrderError::InsufficientStock(vec![Shortfall {
             line: 0,
             product_id: product_id(),
             requested: 20,
@@ -185,7 +177,7 @@ async fn a_stock_adjustment_is_made_once() {
             on_hand_after: 15,
             created_at: at(1_795_457_100_000_000),
         };
-        Ok(AdjustOutcome::Adjusted { adjustment, product: product(id, 3) })
+        Ok((adjustment, product(id, 3)))
     });
     let app = test::init_service(orderly_http::app(mocks.into_state())).await;
     let uri = format!("/v1/products/{}/stock-adjustments", product_id());
@@ -227,9 +219,9 @@ async fn a_server_failure_is_not_stored_so_a_retry_runs_again() {
     mocks.orders.expect_place().times(2).returning(move |new| {
         calls += 1;
         if calls == 1 {
-            Err(StoreError::Unavailable(anyhow::anyhow!("pool timed out")))
+            Err(StoreError::Unavailable(anyhow::anyhow!("pool timed out")).into())
         } else {
-            Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1)))
+            Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1))
         }
     });
     let store = mocks.idempotency.clone();
@@ -247,11 +239,7 @@ async fn a_server_failure_is_not_stored_so_a_retry_runs_again() {
 #[actix_web::test]
 async fn keys_are_scoped_per_caller() {
     let mut mocks = Mocks::new();
-    mocks
-        .orders
-        .expect_place()
-        .times(2)
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+    mocks.orders.expect_place().times(2).returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
     let app = test::init_service(orderly_http::app(mocks.into_state())).await;
     for token in [CUSTOMER_TOKEN, ADMIN_TOKEN] {
         let reply = send_to(&app, place(token, order_body(2), Some(KEY)).to_request()).await;
@@ -277,7 +265,7 @@ async fn a_malformed_key_is_400_naming_the_header() {
             .orders
             .expect_place()
             .times(usize::from(ok))
-            .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+            .returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
         let request = bearer(json_request(Method::POST, "/v1/orders", order_body(2)), CUSTOMER_TOKEN).insert_header((
             "Idempotency-Key",
             actix_web::http::header::HeaderValue::from_bytes(key.as_bytes()).unwrap(),

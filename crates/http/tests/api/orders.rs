@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use orderly_domain::StoreError;
 use orderly_domain::order::{
-    Order, OrderCursor, OrderId, OrderQuery, OrderSort, OrderStatus, ReservationCap, ReservationLimitExceeded,
-    Shortfall, TransitionEffect,
+    Order, OrderCursor, OrderId, OrderQuery, OrderSort, OrderStatus, PlaceOrderError, ReservationCap,
+    ReservationLimitExceeded, Shortfall, TransitionEffect,
 };
 use orderly_domain::pagination::SortDirection;
-use orderly_domain::ports::{PlaceOutcome, StatusChange, StatusChangeOutcome};
+use orderly_domain::ports::{StatusChange, StatusChangeError};
 use orderly_domain::product::ProductId;
 use orderly_http::pagination::{CursorCodec, CursorPosition, CursorScope};
 
@@ -97,7 +97,7 @@ async fn placing_an_order_is_201_pending_with_location_etag_and_no_store() {
                 && new.currency == eur()
                 && new.expires_at - new.placed_at == chrono::Duration::minutes(30)
         })
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+        .returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
     let reply = send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 2), (product(2), 1)]))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     let body = reply.json();
@@ -157,7 +157,7 @@ async fn an_order_has_exactly_the_contract_fields() {
 async fn insufficient_stock_is_409_with_one_entry_per_short_line() {
     let mut mocks = Mocks::new();
     mocks.orders.expect_place().returning(|_| {
-        Ok(PlaceOutcome::InsufficientStock(vec![
+        Err(PlaceOrderError::InsufficientStock(vec![
             Shortfall { line: 2, product_id: product(3), requested: 5, available: 0 },
             Shortfall { line: 0, product_id: product(1), requested: 4, available: 3 },
         ]))
@@ -178,7 +178,7 @@ async fn insufficient_stock_is_409_with_one_entry_per_short_line() {
 
     let mut mocks = Mocks::new();
     mocks.orders.expect_place().returning(|_| {
-        Ok(PlaceOutcome::InsufficientStock(vec![Shortfall {
+        Err(PlaceOrderError::InsufficientStock(vec![Shortfall {
             line: 0,
             product_id: product(1),
             requested: 4,
@@ -194,7 +194,7 @@ async fn insufficient_stock_is_409_with_one_entry_per_short_line() {
 async fn an_order_past_the_reservation_cap_is_409_saying_how_many_units_are_left() {
     let mut mocks = Mocks::new();
     mocks.orders.expect_place().withf(|new| new.reservation_cap == ReservationCap::units(1000)).returning(|_| {
-        Ok(PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 1000, held: 999, requested: 5 }))
+        Err(PlaceOrderError::ReservationLimitExceeded(ReservationLimitExceeded { cap: 1000, held: 999, requested: 5 }))
     });
     let reply = send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 2), (product(2), 3)]))).await;
     let problem = reply.problem(409, "reservation_limit_exceeded");
@@ -215,7 +215,7 @@ async fn an_order_past_the_reservation_cap_is_409_saying_how_many_units_are_left
     // A cap lowered below what is held: nothing is left, and the answer says so.
     let mut mocks = Mocks::new();
     mocks.orders.expect_place().returning(|_| {
-        Ok(PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 12, requested: 1 }))
+        Err(PlaceOrderError::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 12, requested: 1 }))
     });
     let problem = send(mocks, place(CUSTOMER_TOKEN, lines_body(&[(product(1), 1)])))
         .await
@@ -231,7 +231,7 @@ async fn an_order_past_the_reservation_cap_is_409_saying_how_many_units_are_left
 #[actix_web::test]
 async fn unknown_or_archived_products_are_422_pointing_at_their_lines() {
     let mut mocks = Mocks::new();
-    mocks.orders.expect_place().returning(|_| Ok(PlaceOutcome::UnavailableProducts(vec![2, 0])));
+    mocks.orders.expect_place().returning(|_| Err(PlaceOrderError::UnavailableProducts(vec![2, 0])));
     let body = lines_body(&[(product(1), 1), (product(2), 1), (product(3), 1)]);
     let reply = send(mocks, place(CUSTOMER_TOKEN, body)).await;
     let problem = reply.problem(422, "validation_failed");
@@ -306,7 +306,7 @@ async fn an_order_has_one_to_fifty_lines() {
         .orders
         .expect_place()
         .withf(|new| new.request.lines().len() == 50)
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+        .returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
     assert_eq!(send(mocks, place(CUSTOMER_TOKEN, lines_body(&fifty))).await.status, StatusCode::CREATED);
 }
 
@@ -551,7 +551,7 @@ fn expecting_change(order: Order, to: OrderStatus, effect: TransitionEffect) -> 
         .times(1)
         .returning(move |change| {
             let changed = crate::support::order(change.order_id, order.customer_id, change.to, version + 1);
-            Ok(StatusChangeOutcome::Applied(Box::new(changed)))
+            Ok(changed)
         });
     mocks
 }
@@ -651,7 +651,7 @@ async fn a_status_change_without_if_match_is_428_and_with_a_stale_one_412() {
     }
     // Changed by someone else between the read and the conditional update.
     let mut mocks = with_order(Mocks::new(), order(order_id(), customer_id(), OrderStatus::Pending, 2));
-    mocks.orders.expect_change_status().returning(|_| Ok(StatusChangeOutcome::Conflict));
+    mocks.orders.expect_change_status().returning(|_| Err(StatusChangeError::Conflict));
     let request = patch(ADMIN_TOKEN, r#"{"status":"confirmed"}"#).insert_header((header::IF_MATCH, "\"2\""));
     send(mocks, request).await.problem(412, "precondition_failed");
 

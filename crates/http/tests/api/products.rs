@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use orderly_domain::StoreError;
 use orderly_domain::pagination::SortDirection;
-use orderly_domain::ports::{AdjustOutcome, InsertProductError, UpdateOutcome};
+use orderly_domain::ports::{InsertProductError, StockAdjustmentError, UpdateError};
 use orderly_domain::product::{
     AdjustmentQuery, AdjustmentReason, Money, Product, ProductCursor, ProductId, ProductName, ProductQuery,
     ProductSortKey, ProductStatus, ProductUpdate, Stock, StockAdjustment,
@@ -531,7 +531,7 @@ fn expecting_the_blue_mug_patch() -> Mocks {
         .products
         .expect_update()
         .withf(move |id, update, version, _, _| *id == product_id() && *version == 2 && *update == expected)
-        .returning(|id, _, _, _, _| Ok(UpdateOutcome::Updated(product(id, 3))));
+        .returning(|id, _, _, _, _| Ok(product(id, 3)));
     mocks
 }
 
@@ -569,7 +569,7 @@ async fn a_patch_without_if_match_is_428_and_a_stale_one_412() {
             .products
             .expect_update()
             .withf(move |_, _, version, _, _| *version == expected)
-            .returning(|_, _, _, _, _| Ok(UpdateOutcome::VersionMismatch));
+            .returning(|_, _, _, _, _| Err(UpdateError::VersionMismatch));
         let request = patch(ADMIN_TOKEN, r#"{"name":"Blue mug"}"#).insert_header((header::IF_MATCH, tag));
         send(mocks, request).await.problem(412, "precondition_failed");
     }
@@ -588,7 +588,7 @@ async fn patching_is_for_admins_and_an_unknown_product_is_404() {
     send(Mocks::new(), anonymous).await.problem(401, "unauthenticated");
 
     let mut mocks = Mocks::new();
-    mocks.products.expect_update().returning(|_, _, _, _, _| Ok(UpdateOutcome::NotFound));
+    mocks.products.expect_update().returning(|_, _, _, _, _| Err(UpdateError::NotFound));
     let request = patch(ADMIN_TOKEN, r#"{"name":"Blue mug"}"#).insert_header((header::IF_MATCH, "\"2\""));
     send(mocks, request).await.problem(404, "not_found");
 }
@@ -654,9 +654,7 @@ async fn deleting_archives_the_product_and_answers_204() {
         .products
         .expect_update()
         .withf(|_, update, expected, _, _| *expected == 2 && update.status == Some(ProductStatus::Archived))
-        .returning(|id, _, _, _, _| {
-            Ok(UpdateOutcome::Updated(Product { status: ProductStatus::Archived, ..product(id, 3) }))
-        });
+        .returning(|id, _, _, _, _| Ok(Product { status: ProductStatus::Archived, ..product(id, 3) }));
     let reply = send(mocks, delete(ADMIN_TOKEN).insert_header((header::IF_MATCH, "\"2\""))).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
     assert!(reply.body.is_empty());
@@ -671,7 +669,7 @@ async fn deleting_without_if_match_is_428_and_with_a_stale_one_412() {
         .problem(428, "precondition_required");
 
     let mut mocks = with_product(Mocks::new(), product(product_id(), 3));
-    mocks.products.expect_update().returning(|_, _, _, _, _| Ok(UpdateOutcome::VersionMismatch));
+    mocks.products.expect_update().returning(|_, _, _, _, _| Err(UpdateError::VersionMismatch));
     send(mocks, delete(ADMIN_TOKEN).insert_header((header::IF_MATCH, "\"2\"")))
         .await
         .problem(412, "precondition_failed");
@@ -726,9 +724,7 @@ async fn an_admin_adjusts_stock_and_gets_the_adjustment_without_location() {
         .withf(|id, delta, reason, actor, _| {
             *id == product_id() && delta.get() == -6 && reason.as_str() == "2 broken" && *actor == admin_id()
         })
-        .returning(|_, _, _, _, _| {
-            Ok(AdjustOutcome::Adjusted { adjustment: adjustment(1, -6, 4), product: product(product_id(), 3) })
-        });
+        .returning(|_, _, _, _, _| Ok((adjustment(1, -6, 4), product(product_id(), 3))));
     let reply = send(mocks, adjust(ADMIN_TOKEN, r#"{"delta":-6,"reason":" 2 broken "}"#)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     assert!(reply.header(header::LOCATION).is_none());
@@ -768,7 +764,7 @@ async fn taking_on_hand_below_reserved_is_409_with_the_numbers() {
     mocks
         .products
         .expect_adjust_stock()
-        .returning(|_, _, _, _, _| Ok(AdjustOutcome::BelowReserved { on_hand: 10, reserved: 9 }));
+        .returning(|_, _, _, _, _| Err(StockAdjustmentError::BelowReserved { on_hand: 10, reserved: 9 }));
     let reply = send(mocks, adjust(ADMIN_TOKEN, r#"{"delta":-6,"reason":"loss"}"#)).await;
     let problem = reply.problem(409, "stock_below_reserved");
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("9 are reserved"));

@@ -18,9 +18,8 @@ use orderly_domain::auth::AccessClaims;
 use orderly_domain::ports::{MockTokenService, TokenRejected};
 use orderly_domain::user::Role;
 use orderly_http::ApiState;
-use orderly_http::rate_limit::{
-    BACKEND_ERRORS_METRIC, LOGIN_PATH, Quotas, REFUSED_REQUESTS_METRIC, REGISTRATION_PATH, RateLimits,
-};
+use orderly_http::rate_limit::{LOGIN_PATH, REFUSED_REQUESTS_METRIC, REGISTRATION_PATH};
+use orderly_rate_limit::{BACKEND_ERRORS_METRIC, Quotas, RateLimits};
 
 use crate::support::*;
 
@@ -35,7 +34,7 @@ fn quotas(requests_per_minute: u32, logins_per_minute: u32) -> Quotas {
 /// The state of `mocks` with in-process limits on `clock`.
 fn limited(mocks: Mocks, quotas: Quotas, clock: &FakeRelativeClock) -> ApiState {
     let mut state = mocks.into_state();
-    state.rate_limits = RateLimits::in_process_with_clock(quotas, clock.clone());
+    state.rate_limits = Arc::new(RateLimits::in_process_with_clock(quotas, clock.clone()));
     state
 }
 
@@ -321,7 +320,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
 #[actix_web::test]
 async fn without_an_active_policy_there_are_no_fields() {
     let reply = send(Mocks::new(), from(get("/healthz"), CLIENT)).await;
-    assert_eq!(fields(&reply), (None, None), "RateLimits::off()");
+    assert_eq!(fields(&reply), (None, None), "NoRateLimits");
 
     let clock = FakeRelativeClock::default();
     let app = test::init_service(orderly_http::app(limited(Mocks::new(), quotas(0, 0), &clock))).await;
@@ -356,7 +355,7 @@ fn unique_prefix() -> String {
 /// The state of an instance whose buckets are in the Redis at `url`.
 fn on_redis(url: &str, quotas: Quotas, key_prefix: &str) -> ApiState {
     let mut state = Mocks::new().into_state();
-    state.rate_limits = RateLimits::redis(quotas, url, key_prefix).unwrap();
+    state.rate_limits = Arc::new(RateLimits::redis(quotas, url, key_prefix).unwrap());
     state
 }
 

@@ -11,7 +11,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use orderly_domain::order::OrderStatus;
-use orderly_domain::ports::PlaceOutcome;
 use orderly_domain::product::ProductId;
 use orderly_domain::user::{PasswordHash, Role};
 
@@ -130,7 +129,7 @@ async fn a_body_without_duplicates_is_accepted_escapes_and_all() {
                 new.request.lines().iter().map(|line| (line.product_id, line.quantity.get())).collect();
             lines == vec![(product_id(), 2), (other_product(), 1)]
         })
-        .returning(|new| Ok(PlaceOutcome::Placed(order(new.id, new.customer_id, OrderStatus::Pending, 1))));
+        .returning(|new| Ok(order(new.id, new.customer_id, OrderStatus::Pending, 1)));
     let body = json!({"items": [
         {"product_id": product_id().to_string(), "quantity": 2},
         {"product_id": other_product().to_string(), "quantity": 1},

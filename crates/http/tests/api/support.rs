@@ -308,7 +308,7 @@ impl Mocks {
             repositories,
             readiness: Arc::new(self.readiness),
             idempotency: Arc::new(self.idempotency),
-            rate_limits: orderly_http::rate_limit::RateLimits::off(),
+            rate_limits: std::sync::Arc::new(orderly_domain::rate_limit::NoRateLimits),
             blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
             revocations: orderly_http::revocation::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
             metrics: None,

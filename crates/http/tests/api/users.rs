@@ -8,7 +8,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test;
 use serde_json::json;
 
-use orderly_domain::ports::{InsertUserError, UpdateOutcome};
+use orderly_domain::ports::{InsertUserError, UpdateError};
 use orderly_domain::user::{PasswordHash, Role, User, UserCursor, UserId, UserQuery, UserSort};
 
 use crate::support::*;
@@ -199,7 +199,7 @@ async fn a_stale_if_match_is_412() {
         .users
         .expect_update()
         .withf(|_, _, expected, _| *expected == Some(2))
-        .returning(|_, _, _, _| Ok(UpdateOutcome::VersionMismatch));
+        .returning(|_, _, _, _| Err(UpdateError::VersionMismatch));
     let request =
         patch(customer_id(), CUSTOMER_TOKEN, r#"{"name":"Ada King"}"#).insert_header((header::IF_MATCH, "\"2\""));
     send(mocks, request).await.problem(412, "precondition_failed");
@@ -214,7 +214,7 @@ async fn a_merge_patch_returns_the_user_and_its_new_etag() {
         .withf(|_, update, expected, _| {
             update.name.as_ref().is_some_and(|n| n.as_str() == "Ada King") && expected.is_none()
         })
-        .returning(|id, _, _, _| Ok(UpdateOutcome::Updated(user(id, Role::Customer, 4))));
+        .returning(|id, _, _, _| Ok(user(id, Role::Customer, 4)));
     let request = patch(customer_id(), CUSTOMER_TOKEN, r#"{"name":" Ada King "}"#)
         .insert_header((header::CONTENT_TYPE, "application/merge-patch+json"));
     let reply = send(mocks, request).await;

@@ -9,7 +9,7 @@ use orderly_domain::idempotency::{
     Execution, IdempotencyClaim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, StoredResponse,
 };
 use orderly_domain::order::{LineRequest, OrderId, OrderRequest, Quantity, TaxRate};
-use orderly_domain::ports::{IdempotentExecutor, NewOrder, OrderRepository, PlaceOutcome, ProductRepository};
+use orderly_domain::ports::{IdempotentExecutor, NewOrder, OrderRepository, ProductRepository};
 use orderly_domain::product::ProductId;
 use orderly_domain::user::UserId;
 use orderly_persistence::testing::{Backend, TestDatabase};
@@ -53,7 +53,7 @@ orderly_persistence::backend_tests! {
         std::thread::scope(|scope| {
             let first = scope.spawn(|| {
                 executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-                    placed(tx.orders.place(&new_order(customer, cups.id, 2, at(0))).unwrap());
+                    placed(tx.orders.place(&new_order(customer, cups.id, 2, at(0))));
                     entered.wait();
                     release.wait();
                     Execution::Committed(response(201, b"first"))
@@ -79,7 +79,7 @@ orderly_persistence::backend_tests! {
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let crashed = std::panic::catch_unwind(AssertUnwindSafe(|| {
             executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-                placed(tx.orders.place(&new_order(customer, cups.id, 4, at(0))).unwrap());
+                placed(tx.orders.place(&new_order(customer, cups.id, 4, at(0))));
                 panic!("the use case crashed");
             })
         }));
@@ -87,7 +87,7 @@ orderly_persistence::backend_tests! {
         // The crash left neither the change nor an ambient transaction behind.
         assert_eq!(stock(db, cups.id), (10, 0));
         assert_eq!(events_of(db, "order.placed"), 0);
-        placed(orders(db).place(&new_order(customer, cups.id, 1, at(1))).unwrap());
+        placed(orders(db).place(&new_order(customer, cups.id, 1, at(1))));
         assert_eq!(stock(db, cups.id), (10, 1));
 
         // Within the 60 s lease the claim is still someone's.
@@ -96,7 +96,7 @@ orderly_persistence::backend_tests! {
         let reused = executor(db).run(&claim_of(customer, "k", "other", at(61)), &mut |_| panic!("must not execute")).unwrap();
         assert_eq!(reused, IdempotentOutcome::KeyReused);
         let taken = executor(db).run(&claim_of(customer, "k", "fp", at(60)), &mut |tx| {
-            placed(tx.orders.place(&new_order(customer, cups.id, 4, at(60))).unwrap());
+            placed(tx.orders.place(&new_order(customer, cups.id, 4, at(60))));
             Execution::Committed(response(201, b"retried"))
         }).unwrap();
         assert_eq!(taken, IdempotentOutcome::Executed(response(201, b"retried")));
@@ -109,7 +109,7 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let refused = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))));
             Execution::Refused(response(409, b"{\"type\":\"conflict\"}"))
         }).unwrap();
         assert_eq!(refused, IdempotentOutcome::Executed(response(409, b"{\"type\":\"conflict\"}")));
@@ -123,7 +123,7 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let failed = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))));
             Execution::Failed(response(500, b"oops"))
         }).unwrap();
         assert_eq!(failed, IdempotentOutcome::Executed(response(500, b"oops")));
@@ -132,7 +132,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(stock(db, cups.id), (10, 0));
 
         let retried = executor(db).run(&claim_of(customer, "k", "fp", at(1)), &mut |tx| {
-            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(1))).unwrap());
+            placed(tx.orders.place(&new_order(customer, cups.id, 3, at(1))));
             Execution::Committed(response(201, b"ok"))
         }).unwrap();
         assert_eq!(retried, IdempotentOutcome::Executed(response(201, b"ok")));
@@ -144,7 +144,7 @@ orderly_persistence::backend_tests! {
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         let mut order_id = None;
         let outcome = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))));
             // Inside, the use case reads its own writes ...
             assert_eq!(tx.orders.find(order.id).unwrap().map(|found| found.id), Some(order.id));
             // ... which no other connection sees before the commit.
@@ -169,7 +169,7 @@ orderly_persistence::backend_tests! {
         // response), as it would on a lost connection or a full disk.
         refuse_completions(db, true);
         let outcome = executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |tx| {
-            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+            let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))));
             order_id = Some(order.id);
             Execution::Committed(response(201, b"placed"))
         });
@@ -188,7 +188,7 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
         executor(db).run(&claim_of(customer, "k", "fp", at(0)), &mut |_| Execution::Committed(response(201, b"x"))).unwrap();
-        let order = placed(orders(db).place(&new_order(customer, cups.id, 2, at(1))).unwrap());
+        let order = placed(orders(db).place(&new_order(customer, cups.id, 2, at(1))));
         assert!(orders(db).find(order.id).unwrap().is_some());
         assert_eq!(stock(db, cups.id), (10, 2));
     }
@@ -219,7 +219,7 @@ orderly_persistence::backend_tests! {
                 scope.spawn(|| {
                     start.wait();
                     let outcome = executor(db).run(&claim_of(customer, "race", "fp", at(0)), &mut |tx| {
-                        let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))).unwrap());
+                        let order = placed(tx.orders.place(&new_order(customer, cups.id, 3, at(0))));
                         Execution::Committed(response(201, order.id.to_string().as_bytes()))
                     }).unwrap();
                     outcomes.lock().unwrap().push(outcome);
@@ -322,11 +322,10 @@ fn new_order(customer: UserId, product: ProductId, quantity: i64, placed_at: Dat
     }
 }
 
-fn placed(outcome: PlaceOutcome) -> orderly_domain::order::Order {
-    match outcome {
-        PlaceOutcome::Placed(order) => order,
-        other => panic!("expected Placed, got {other:?}"),
-    }
+fn placed(
+    outcome: Result<orderly_domain::order::Order, orderly_domain::order::PlaceOrderError>,
+) -> orderly_domain::order::Order {
+    outcome.unwrap_or_else(|refusal| panic!("expected the order placed, got {refusal:?}"))
 }
 
 /// `(on_hand, reserved)` of a product.

@@ -5,13 +5,12 @@ use chrono::{DateTime, Utc};
 use orderly_domain::event::DomainEvent;
 use orderly_domain::invoice::{InvoiceNumber, InvoiceQuery};
 use orderly_domain::order::{
-    CancelReason, LineRequest, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderSort, OrderStatus, Quantity,
-    ReservationCap, ReservationLimitExceeded, Shortfall, TaxRate, TransitionEffect,
+    CancelReason, LineRequest, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderSort, OrderStatus,
+    PlaceOrderError, Quantity, ReservationCap, ReservationLimitExceeded, Shortfall, TaxRate, TransitionEffect,
 };
 use orderly_domain::pagination::{Page, PageLimit, SortDirection};
 use orderly_domain::ports::{
-    InvoiceRepository, NewOrder, OrderRepository, PlaceOutcome, ProductRepository, StatusChange, StatusChangeOutcome,
-    UpdateOutcome,
+    InvoiceRepository, NewOrder, OrderRepository, ProductRepository, StatusChange, StatusChangeError,
 };
 use orderly_domain::product::{ProductId, ProductStatus, ProductUpdate};
 use orderly_domain::user::UserId;
@@ -27,7 +26,7 @@ orderly_persistence::backend_tests! {
         let (pot, _) = insert_product(db, &new_product("Pot", 600, 3, at(0)));
         // 5 × 1.25 + 1 × 6.00 = 12.25; 10 % of it is 1.225, which rounds half-to-even to 1.22.
         let new = new_order(customer, &[(cups.id, 5), (pot.id, 1)], at(10), 1000);
-        let order = placed(orders(db).place(&new).unwrap());
+        let order = placed(orders(db).place(&new));
         assert_eq!(order.id, new.id);
         assert_eq!((order.customer_id, order.status, order.version), (customer, OrderStatus::Pending, 1));
         assert_eq!((order.placed_at, order.updated_at, order.expires_at), (at(10), at(10), Some(at(10 + 1800))));
@@ -45,7 +44,7 @@ orderly_persistence::backend_tests! {
         let update = ProductUpdate { unit_price: Some(price(999)), ..ProductUpdate::default() };
         let event = DomainEvent::ProductUpdated { product_id: cups.id, fields: vec!["unit_price"], status: None, actor_id: admin, occurred_at: at(20) };
         let version = products(db).find_by_id(cups.id).unwrap().unwrap().version;
-        assert!(matches!(products(db).update(cups.id, &update, version, &event, at(20)).unwrap(), UpdateOutcome::Updated(_)));
+        products(db).update(cups.id, &update, version, &event, at(20)).unwrap();
         assert_eq!(orders(db).find(order.id).unwrap(), Some(order.clone()));
         assert_eq!(orders(db).find(OrderId::new()).unwrap(), None);
 
@@ -70,24 +69,23 @@ orderly_persistence::backend_tests! {
         let (few, _) = insert_product(db, &new_product("Few", 100, 3, at(0)));
         let (none, _) = insert_product(db, &new_product("None", 100, 0, at(0)));
         // One unit of `few` is already promised to another order: 2 are available.
-        placed(orders(db).place(&new_order(customer, &[(few.id, 1)], at(1), 0)).unwrap());
+        placed(orders(db).place(&new_order(customer, &[(few.id, 1)], at(1), 0)));
         let events_before = db.recorded_events();
 
         let refused = new_order(customer, &[(plenty.id, 5), (few.id, 3), (none.id, 1)], at(2), 0);
-        assert_eq!(
-            orders(db).place(&refused).unwrap(),
-            PlaceOutcome::InsufficientStock(vec![
-                Shortfall { line: 1, product_id: few.id, requested: 3, available: 2 },
-                Shortfall { line: 2, product_id: none.id, requested: 1, available: 0 },
-            ])
-        );
+        let expected = vec![
+            Shortfall { line: 1, product_id: few.id, requested: 3, available: 2 },
+            Shortfall { line: 2, product_id: none.id, requested: 1, available: 0 },
+        ];
+        let refusal = orders(db).place(&refused).unwrap_err();
+        assert!(matches!(&refusal, PlaceOrderError::InsufficientStock(short) if *short == expected), "{refusal:?}");
         assert_eq!(stock(db, plenty.id), (10, 0));
         assert_eq!(stock(db, few.id), (3, 1));
         assert_eq!(stock(db, none.id), (0, 0));
         assert_eq!(orders(db).find(refused.id).unwrap(), None);
         assert_eq!(db.recorded_events(), events_before);
         // Exactly what is available still fits.
-        placed(orders(db).place(&new_order(customer, &[(plenty.id, 10), (few.id, 2)], at(3), 0)).unwrap());
+        placed(orders(db).place(&new_order(customer, &[(plenty.id, 10), (few.id, 2)], at(3), 0)));
         assert_eq!(stock(db, few.id), (3, 3));
     }
 
@@ -98,13 +96,14 @@ orderly_persistence::backend_tests! {
         let (short, _) = insert_product(db, &new_product("Short", 100, 0, at(0)));
         let archive = ProductUpdate { status: Some(ProductStatus::Archived), ..ProductUpdate::default() };
         let event = DomainEvent::ProductUpdated { product_id: gone.id, fields: vec!["status"], status: Some(ProductStatus::Archived), actor_id: admin, occurred_at: at(1) };
-        assert!(matches!(products(db).update(gone.id, &archive, 1, &event, at(1)).unwrap(), UpdateOutcome::Updated(_)));
+        products(db).update(gone.id, &archive, 1, &event, at(1)).unwrap();
         let events_before = db.recorded_events();
 
         let unknown = ProductId::new();
         let refused = new_order(customer, &[(fine.id, 1), (unknown, 1), (short.id, 1), (gone.id, 1)], at(2), 0);
         // An unavailable product is a defect of the request, reported even beside shortfalls.
-        assert_eq!(orders(db).place(&refused).unwrap(), PlaceOutcome::UnavailableProducts(vec![1, 3]));
+        let refusal = orders(db).place(&refused).unwrap_err();
+        assert!(matches!(&refusal, PlaceOrderError::UnavailableProducts(lines) if *lines == [1, 3]), "{refusal:?}");
         assert_eq!(stock(db, fine.id), (10, 0));
         assert_eq!(stock(db, gone.id), (10, 0));
         assert_eq!(orders(db).find(refused.id).unwrap(), None);
@@ -117,11 +116,11 @@ orderly_persistence::backend_tests! {
         let admin = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 125, 10, at(0)));
         let (pot, _) = insert_product(db, &new_product("Pot", 600, 3, at(0)));
-        let first = placed(orders(db).place(&new_order(customer, &[(cups.id, 5), (pot.id, 1)], at(10), 1000)).unwrap());
-        let second = placed(orders(db).place(&new_order(other, &[(cups.id, 2)], at(11), 1000)).unwrap());
+        let first = placed(orders(db).place(&new_order(customer, &[(cups.id, 5), (pot.id, 1)], at(10), 1000)));
+        let second = placed(orders(db).place(&new_order(other, &[(cups.id, 2)], at(11), 1000)));
         assert_eq!(stock(db, cups.id), (10, 7));
 
-        let confirmed = applied(orders(db).change_status(&change(&first, OrderStatus::Confirmed, Some(admin), at(60))).unwrap());
+        let confirmed = applied(orders(db).change_status(&change(&first, OrderStatus::Confirmed, Some(admin), at(60))));
         assert_eq!((confirmed.status, confirmed.version, confirmed.updated_at, confirmed.expires_at), (OrderStatus::Confirmed, 2, at(60), None));
         let number = InvoiceNumber::parse("2026-000001").unwrap();
         assert_eq!(confirmed.invoice_number, Some(number));
@@ -148,7 +147,7 @@ orderly_persistence::backend_tests! {
             serde_json::json!({"number": "2026-000001", "order_id": first.id.to_string(), "customer_id": customer.to_string(), "total": 1347})
         );
 
-        let confirmed_second = applied(orders(db).change_status(&change(&second, OrderStatus::Confirmed, Some(admin), at(61))).unwrap());
+        let confirmed_second = applied(orders(db).change_status(&change(&second, OrderStatus::Confirmed, Some(admin), at(61))));
         let second_number = InvoiceNumber::parse("2026-000002").unwrap();
         assert_eq!(confirmed_second.invoice_number, Some(second_number));
         assert_eq!(stock(db, cups.id), (3, 0));
@@ -170,13 +169,13 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let admin = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
-        let cancelled = placed(orders(db).place(&new_order(customer, &[(cups.id, 4)], at(1), 0)).unwrap());
-        let shipped = placed(orders(db).place(&new_order(customer, &[(cups.id, 3)], at(2), 0)).unwrap());
+        let cancelled = placed(orders(db).place(&new_order(customer, &[(cups.id, 4)], at(1), 0)));
+        let shipped = placed(orders(db).place(&new_order(customer, &[(cups.id, 3)], at(2), 0)));
         assert_eq!(stock(db, cups.id), (10, 7));
 
         let mut cancel = change(&cancelled, OrderStatus::Cancelled, Some(customer), at(5));
         cancel.cancel_reason = Some(CancelReason::Customer);
-        let after_cancel = applied(orders(db).change_status(&cancel).unwrap());
+        let after_cancel = applied(orders(db).change_status(&cancel));
         assert_eq!((after_cancel.status, after_cancel.version, after_cancel.expires_at, after_cancel.invoice_number), (OrderStatus::Cancelled, 2, None, None));
         assert_eq!(stock(db, cups.id), (10, 3));
         let cancelled_events = events_of(db, "order.cancelled");
@@ -185,11 +184,11 @@ orderly_persistence::backend_tests! {
             serde_json::json!({"order_id": cancelled.id.to_string(), "customer_id": customer.to_string(), "from": "pending", "to": "cancelled", "actor_id": customer.to_string(), "reason": "customer"})
         );
 
-        let confirmed = applied(orders(db).change_status(&change(&shipped, OrderStatus::Confirmed, Some(admin), at(6))).unwrap());
+        let confirmed = applied(orders(db).change_status(&change(&shipped, OrderStatus::Confirmed, Some(admin), at(6))));
         assert_eq!(stock(db, cups.id), (7, 0));
-        let on_its_way = applied(orders(db).change_status(&change(&confirmed, OrderStatus::Shipped, Some(admin), at(7))).unwrap());
+        let on_its_way = applied(orders(db).change_status(&change(&confirmed, OrderStatus::Shipped, Some(admin), at(7))));
         assert_eq!((on_its_way.status, on_its_way.version, on_its_way.invoice_number), (OrderStatus::Shipped, 3, confirmed.invoice_number));
-        let delivered = applied(orders(db).change_status(&change(&on_its_way, OrderStatus::Delivered, Some(admin), at(8))).unwrap());
+        let delivered = applied(orders(db).change_status(&change(&on_its_way, OrderStatus::Delivered, Some(admin), at(8))));
         assert_eq!((delivered.status, delivered.version, delivered.updated_at), (OrderStatus::Delivered, 4, at(8)));
         assert_eq!(stock(db, cups.id), (7, 0));
         assert_eq!(events_of(db, "order.shipped")[0].data["to"], "shipped");
@@ -200,28 +199,28 @@ orderly_persistence::backend_tests! {
     fn stale_versions_wrong_states_and_missing_orders_change_nothing(db: &TestDatabase) {
         let customer = insert_user(db, at(0)).id;
         let (cups, _) = insert_product(db, &new_product("Cup", 100, 10, at(0)));
-        let order = placed(orders(db).place(&new_order(customer, &[(cups.id, 4)], at(1), 0)).unwrap());
+        let order = placed(orders(db).place(&new_order(customer, &[(cups.id, 4)], at(1), 0)));
         let events_before = db.recorded_events();
 
         let mut stale = change(&order, OrderStatus::Cancelled, Some(customer), at(5));
         stale.expected_version = Some(2);
-        assert_eq!(orders(db).change_status(&stale).unwrap(), StatusChangeOutcome::Conflict);
+        assert!(matches!(orders(db).change_status(&stale), Err(StatusChangeError::Conflict)));
         let mut wrong_from = change(&order, OrderStatus::Delivered, Some(customer), at(5));
         wrong_from.from = OrderStatus::Shipped;
-        assert_eq!(orders(db).change_status(&wrong_from).unwrap(), StatusChangeOutcome::Conflict);
+        assert!(matches!(orders(db).change_status(&wrong_from), Err(StatusChangeError::Conflict)));
         let mut missing = change(&order, OrderStatus::Cancelled, Some(customer), at(5));
         missing.order_id = OrderId::new();
-        assert_eq!(orders(db).change_status(&missing).unwrap(), StatusChangeOutcome::NotFound);
+        assert!(matches!(orders(db).change_status(&missing), Err(StatusChangeError::NotFound)));
         assert_eq!(orders(db).find(order.id).unwrap(), Some(order.clone()));
         assert_eq!(db.recorded_events(), events_before);
 
         // The second of two cancellations (without a version, like the sweep) releases nothing.
         let mut cancel = change(&order, OrderStatus::Cancelled, None, at(6));
         cancel.expected_version = None;
-        applied(orders(db).change_status(&cancel).unwrap());
+        applied(orders(db).change_status(&cancel));
         assert_eq!(stock(db, cups.id), (10, 0));
-        placed(orders(db).place(&new_order(customer, &[(cups.id, 2)], at(7), 0)).unwrap());
-        assert_eq!(orders(db).change_status(&cancel).unwrap(), StatusChangeOutcome::Conflict);
+        placed(orders(db).place(&new_order(customer, &[(cups.id, 2)], at(7), 0)));
+        assert!(matches!(orders(db).change_status(&cancel), Err(StatusChangeError::Conflict)));
         assert_eq!(stock(db, cups.id), (10, 2));
         assert_eq!(events_of(db, "order.cancelled").len(), 1);
     }
@@ -232,14 +231,14 @@ orderly_persistence::backend_tests! {
         let place_expiring = |placed_at: i64, expires_at: i64| {
             let mut new = new_order(customer, &[(cups.id, 1)], at(placed_at), 0);
             new.expires_at = at(expires_at);
-            placed(orders(db).place(&new).unwrap())
+            placed(orders(db).place(&new))
         };
         let late = place_expiring(1, 50);
         let early = place_expiring(2, 40);
         let exactly_now = place_expiring(3, 60);
         let _future = place_expiring(4, 61);
         let cancelled = place_expiring(5, 10);
-        applied(orders(db).change_status(&change(&cancelled, OrderStatus::Cancelled, Some(customer), at(6))).unwrap());
+        applied(orders(db).change_status(&change(&cancelled, OrderStatus::Cancelled, Some(customer), at(6))));
 
         assert_eq!(orders(db).expired_pending(at(60), 10).unwrap(), vec![early.id, late.id, exactly_now.id]);
         assert_eq!(orders(db).expired_pending(at(60), 2).unwrap(), vec![early.id, late.id]);
@@ -254,11 +253,11 @@ orderly_persistence::backend_tests! {
         for i in 0..13_i64 {
             // Ties of placed_at in pairs, so the id decides within a pair.
             let lines: &[(ProductId, i64)] = if i % 3 == 0 { &[(cups.id, 1), (pots.id, 2)] } else { &[(pots.id, 1)] };
-            let order = placed(orders(db).place(&new_order(customers[(i % 2) as usize], lines, at(100 + i / 2), 0)).unwrap());
+            let order = placed(orders(db).place(&new_order(customers[(i % 2) as usize], lines, at(100 + i / 2), 0)));
             all.push(order);
         }
         for order in all.iter_mut().step_by(4) {
-            *order = applied(orders(db).change_status(&change(order, OrderStatus::Cancelled, None, at(200))).unwrap());
+            *order = applied(orders(db).change_status(&change(order, OrderStatus::Cancelled, None, at(200))));
         }
         for direction in [SortDirection::Ascending, SortDirection::Descending] {
             for customer in [None, Some(customers[0]), Some(customers[1])] {
@@ -289,23 +288,23 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let (product, _) = insert_product(db, &new_product("Scarce", 100, 30, at(0)));
         let barrier = Barrier::new(100);
-        let outcomes: Vec<PlaceOutcome> = std::thread::scope(|scope| {
+        let outcomes: Vec<Result<Order, PlaceOrderError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..100)
                 .map(|i| {
                     let (repo, barrier) = (orders(db), &barrier);
                     scope.spawn(move || {
                         let new = new_order(customer, &[(product.id, 1)], at(i), 0);
                         barrier.wait();
-                        repo.place(&new).unwrap()
+                        repo.place(&new)
                     })
                 })
                 .collect();
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
-        let placed_count = outcomes.iter().filter(|outcome| matches!(outcome, PlaceOutcome::Placed(_))).count();
+        let placed_count = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
         let short: Vec<_> = outcomes
             .iter()
-            .filter_map(|outcome| if let PlaceOutcome::InsufficientStock(short) = outcome { Some(short) } else { None })
+            .filter_map(|outcome| if let Err(PlaceOrderError::InsufficientStock(short)) = outcome { Some(short) } else { None })
             .collect();
         assert_eq!((placed_count, short.len()), (30, 70), "{outcomes:?}");
         assert!(short.iter().all(|short| short.len() == 1 && short[0].available == 0 && short[0].requested == 1));
@@ -335,16 +334,16 @@ orderly_persistence::backend_tests! {
                                 .map(|&p| (ids[p], ((thread + step + p) % 3 + 1) as i64))
                                 .collect();
                             let new = new_order(customer, &lines, at((thread * 100 + step) as i64), 0);
-                            match repo.place(&new).unwrap() {
-                                PlaceOutcome::Placed(order) => {
+                            match repo.place(&new) {
+                                Ok(order) => {
                                     placed_here += 1;
                                     if step % 2 == 0 {
                                         let mut cancel = change(&order, OrderStatus::Cancelled, Some(customer), at(1000));
                                         cancel.cancel_reason = Some(CancelReason::Customer);
-                                        applied(repo.change_status(&cancel).unwrap());
+                                        applied(repo.change_status(&cancel));
                                     }
                                 }
-                                PlaceOutcome::InsufficientStock(short) => assert!(!short.is_empty()),
+                                Err(PlaceOrderError::InsufficientStock(short)) => assert!(!short.is_empty()),
                                 other => panic!("unexpected {other:?}"),
                             }
                         }
@@ -372,40 +371,38 @@ orderly_persistence::backend_tests! {
         let cap = ReservationCap::units(10);
         let capped = |customer, lines: &[(ProductId, i64)], second| NewOrder { reservation_cap: cap, ..new_order(customer, lines, at(second), 0) };
 
-        let first = placed(orders(db).place(&capped(ada, &[(cups.id, 4), (pots.id, 2)], 1)).unwrap());
+        let first = placed(orders(db).place(&capped(ada, &[(cups.id, 4), (pots.id, 2)], 1)));
         let version_before = products(db).find_by_id(cups.id).unwrap().unwrap().version;
         let events_before = db.recorded_events();
         let refused = capped(ada, &[(cups.id, 3), (pots.id, 2)], 2);
-        assert_eq!(
-            orders(db).place(&refused).unwrap(),
-            PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 6, requested: 5 })
-        );
+        let refusal = orders(db).place(&refused).unwrap_err();
+        let expected = ReservationLimitExceeded { cap: 10, held: 6, requested: 5 };
+        assert!(matches!(refusal, PlaceOrderError::ReservationLimitExceeded(e) if e == expected), "{refusal:?}");
         assert_eq!((stock(db, cups.id), stock(db, pots.id)), ((100, 4), (100, 2)));
         assert_eq!(products(db).find_by_id(cups.id).unwrap().unwrap().version, version_before, "no product touched");
         assert_eq!(orders(db).find(refused.id).unwrap(), None);
         assert_eq!(db.recorded_events(), events_before);
         // Checked before the lines: an unknown product beside it does not change the answer.
         let unknown = capped(ada, &[(ProductId::new(), 5)], 2);
-        assert!(matches!(orders(db).place(&unknown).unwrap(), PlaceOutcome::ReservationLimitExceeded(_)));
+        assert!(matches!(orders(db).place(&unknown), Err(PlaceOrderError::ReservationLimitExceeded(_))));
 
         // Other customers have caps of their own; exactly the rest of the cap fits.
-        placed(orders(db).place(&capped(bob, &[(cups.id, 10)], 3)).unwrap());
-        placed(orders(db).place(&capped(ada, &[(cups.id, 4)], 4)).unwrap());
-        assert!(matches!(orders(db).place(&capped(ada, &[(pots.id, 1)], 5)).unwrap(), PlaceOutcome::ReservationLimitExceeded(e) if e.remaining() == 0));
+        placed(orders(db).place(&capped(bob, &[(cups.id, 10)], 3)));
+        placed(orders(db).place(&capped(ada, &[(cups.id, 4)], 4)));
+        assert!(matches!(orders(db).place(&capped(ada, &[(pots.id, 1)], 5)), Err(PlaceOrderError::ReservationLimitExceeded(e)) if e.remaining() == 0));
 
         // A cancelled order frees its units; a confirmed one holds none.
         let mut cancel = change(&first, OrderStatus::Cancelled, Some(ada), at(6));
         cancel.cancel_reason = Some(CancelReason::Customer);
-        applied(orders(db).change_status(&cancel).unwrap());
-        let second = placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 7)).unwrap());
-        applied(orders(db).change_status(&change(&second, OrderStatus::Confirmed, Some(admin), at(8))).unwrap());
-        placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 9)).unwrap());
-        assert_eq!(
-            orders(db).place(&capped(ada, &[(pots.id, 1)], 10)).unwrap(),
-            PlaceOutcome::ReservationLimitExceeded(ReservationLimitExceeded { cap: 10, held: 10, requested: 1 })
-        );
+        applied(orders(db).change_status(&cancel));
+        let second = placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 7)));
+        applied(orders(db).change_status(&change(&second, OrderStatus::Confirmed, Some(admin), at(8))));
+        placed(orders(db).place(&capped(ada, &[(pots.id, 6)], 9)));
+        let refusal = orders(db).place(&capped(ada, &[(pots.id, 1)], 10)).unwrap_err();
+        let expected = ReservationLimitExceeded { cap: 10, held: 10, requested: 1 };
+        assert!(matches!(refusal, PlaceOrderError::ReservationLimitExceeded(e) if e == expected), "{refusal:?}");
         // No cap: nothing is counted.
-        placed(orders(db).place(&new_order(ada, &[(pots.id, 50)], at(11), 0)).unwrap());
+        placed(orders(db).place(&new_order(ada, &[(pots.id, 50)], at(11), 0)));
         assert_reservations_match_pending_orders(db, &[cups.id, pots.id]);
     }
 
@@ -417,7 +414,7 @@ orderly_persistence::backend_tests! {
         let customer = insert_user(db, at(0)).id;
         let ids: Vec<ProductId> = (0..20).map(|i| insert_product(db, &new_product(&format!("R{i}"), 100, 10, at(0))).0.id).collect();
         let barrier = Barrier::new(20);
-        let outcomes: Vec<PlaceOutcome> = std::thread::scope(|scope| {
+        let outcomes: Vec<Result<Order, PlaceOrderError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = ids
                 .iter()
                 .enumerate()
@@ -426,16 +423,16 @@ orderly_persistence::backend_tests! {
                     scope.spawn(move || {
                         let new = NewOrder { reservation_cap: ReservationCap::units(30), ..new_order(customer, &[(product, 3)], at(i as i64), 0) };
                         barrier.wait();
-                        repo.place(&new).unwrap()
+                        repo.place(&new)
                     })
                 })
                 .collect();
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
-        let placed_count = outcomes.iter().filter(|outcome| matches!(outcome, PlaceOutcome::Placed(_))).count();
+        let placed_count = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
         let refusals: Vec<&ReservationLimitExceeded> = outcomes
             .iter()
-            .filter_map(|outcome| if let PlaceOutcome::ReservationLimitExceeded(refusal) = outcome { Some(refusal) } else { None })
+            .filter_map(|outcome| if let Err(PlaceOrderError::ReservationLimitExceeded(refusal)) = outcome { Some(refusal) } else { None })
             .collect();
         assert_eq!((placed_count, refusals.len()), (10, 10), "refusals: {refusals:?}");
         // Each refusal saw the full cap held: the sums were read one after another.
@@ -452,7 +449,7 @@ orderly_persistence::backend_tests! {
         let (shared, _) = insert_product(db, &new_product("Shared", 100, 100, at(0)));
         let (side, _) = insert_product(db, &new_product("Side", 100, 100, at(0)));
         let pending: Vec<Order> = (0..20)
-            .map(|i| placed(orders(db).place(&new_order(customer, &[(side.id, 1), (shared.id, 2)], at(i), 0)).unwrap()))
+            .map(|i| placed(orders(db).place(&new_order(customer, &[(side.id, 1), (shared.id, 2)], at(i), 0))))
             .collect();
         let barrier = Barrier::new(4);
         let confirmed: Vec<Order> = std::thread::scope(|scope| {
@@ -465,10 +462,10 @@ orderly_persistence::backend_tests! {
                         // Each thread starts elsewhere in the list, so they collide all along.
                         for k in 0..pending.len() {
                             let order = &pending[(k + thread * 5) % pending.len()];
-                            match repo.change_status(&change(order, OrderStatus::Confirmed, Some(admin), at(500))).unwrap() {
-                                StatusChangeOutcome::Applied(order) => won.push(*order),
-                                StatusChangeOutcome::Conflict => {}
-                                StatusChangeOutcome::NotFound => panic!("order vanished"),
+                            match repo.change_status(&change(order, OrderStatus::Confirmed, Some(admin), at(500))) {
+                                Ok(order) => won.push(order),
+                                Err(StatusChangeError::Conflict) => {}
+                                Err(other) => panic!("{other:?}"),
                             }
                         }
                         won
@@ -504,9 +501,9 @@ orderly_persistence::backend_tests! {
         for i in 0..12 {
             let mut new = new_order(customer, &[(product.id, 2)], at(i), 0);
             new.expires_at = at(100 + i);
-            placed(orders(db).place(&new).unwrap());
+            placed(orders(db).place(&new));
         }
-        let kept = placed(orders(db).place(&new_order(customer, &[(product.id, 3)], at(50), 0)).unwrap());
+        let kept = placed(orders(db).place(&new_order(customer, &[(product.id, 3)], at(50), 0)));
         assert_eq!(stock(db, product.id), (50, 27));
         let barrier = Barrier::new(2);
         let cancelled: usize = std::thread::scope(|scope| {
@@ -527,10 +524,10 @@ orderly_persistence::backend_tests! {
                                 cancel_reason: Some(CancelReason::Expired),
                                 now: at(200),
                             };
-                            match repo.change_status(&sweep).unwrap() {
-                                StatusChangeOutcome::Applied(_) => cancelled += 1,
-                                StatusChangeOutcome::Conflict => {}
-                                StatusChangeOutcome::NotFound => panic!("order vanished"),
+                            match repo.change_status(&sweep) {
+                                Ok(_) => cancelled += 1,
+                                Err(StatusChangeError::Conflict) => {}
+                                Err(other) => panic!("{other:?}"),
                             }
                         }
                         cancelled
@@ -595,18 +592,12 @@ fn change(order: &Order, to: OrderStatus, actor: Option<UserId>, now: DateTime<U
     }
 }
 
-fn placed(outcome: PlaceOutcome) -> Order {
-    match outcome {
-        PlaceOutcome::Placed(order) => order,
-        other => panic!("expected Placed, got {other:?}"),
-    }
+fn placed(outcome: Result<Order, PlaceOrderError>) -> Order {
+    outcome.unwrap_or_else(|refusal| panic!("expected the order placed, got {refusal:?}"))
 }
 
-fn applied(outcome: StatusChangeOutcome) -> Order {
-    match outcome {
-        StatusChangeOutcome::Applied(order) => *order,
-        other => panic!("expected Applied, got {other:?}"),
-    }
+fn applied(outcome: Result<Order, StatusChangeError>) -> Order {
+    outcome.unwrap_or_else(|refusal| panic!("expected the change applied, got {refusal:?}"))
 }
 
 /// `(on_hand, reserved)` of a product.

@@ -16,8 +16,8 @@ use orderly_domain::payment::{
     NewPayment, Payment, PaymentFailure, PaymentId, PaymentQuery, PaymentSettlement, PaymentStatus,
 };
 use orderly_domain::ports::{
-    InsertPaymentError, NewOrder, OrderRepository, PaymentRepository, PlaceOutcome, ProductRepository, StatusChange,
-    StatusChangeOutcome,
+    InsertPaymentError, NewOrder, OrderRepository, PaymentRepository, ProductRepository, StatusChange,
+    StatusChangeError,
 };
 use orderly_domain::product::ProductId;
 use orderly_domain::user::UserId;
@@ -282,7 +282,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(orders.find(order.id).unwrap(), Some(order.clone()));
 
         let cancel = StatusChange { cancel_reason: Some(CancelReason::Customer), actor_id: Some(order.customer_id), ..expire(cancelled.id, at(20)) };
-        assert!(matches!(orders.change_status(&cancel).unwrap(), StatusChangeOutcome::Applied(_)));
+        orders.change_status(&cancel).unwrap();
         let refused = repo.insert(&new_payment(&cancelled, None, at(21))).unwrap_err();
         assert!(matches!(refused, InsertPaymentError::OrderNotPending), "{refused:?}");
         let unknown = Order { id: OrderId::new(), ..order.clone() };
@@ -313,17 +313,17 @@ orderly_persistence::backend_tests! {
                 let sweep = scope.spawn(|| {
                     let repo = DieselOrderRepository::new(db.database().clone());
                     barrier.wait();
-                    repo.change_status(&expire(order.id, at(3600))).unwrap()
+                    repo.change_status(&expire(order.id, at(3600)))
                 });
                 (attempt.join().unwrap(), sweep.join().unwrap())
             });
             match (inserted, swept) {
-                (Ok(payment), StatusChangeOutcome::Conflict) => {
+                (Ok(payment), Err(StatusChangeError::Conflict)) => {
                     assert_eq!(payment.status, PaymentStatus::Processing);
                     assert_eq!(orders.find(order.id).unwrap().unwrap().status, OrderStatus::Pending);
                     paid += 1;
                 }
-                (Err(InsertPaymentError::OrderNotPending), StatusChangeOutcome::Applied(cancelled)) => {
+                (Err(InsertPaymentError::OrderNotPending), Ok(cancelled)) => {
                     assert_eq!(cancelled.status, OrderStatus::Cancelled);
                     assert!(!payments(db).has_processing(order.id).unwrap());
                     expired += 1;
@@ -349,7 +349,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(orders.expired_pending(sweep_time, 10).unwrap(), vec![lapsed.id]);
         let reserved_before = reserved(db, product);
         let events_before = db.recorded_events();
-        assert_eq!(orders.change_status(&expire(paying.id, sweep_time)).unwrap(), StatusChangeOutcome::Conflict);
+        assert!(matches!(orders.change_status(&expire(paying.id, sweep_time)), Err(StatusChangeError::Conflict)));
         let still = orders.find(paying.id).unwrap().unwrap();
         assert_eq!((still.status, still.version, still.expires_at), (OrderStatus::Pending, paying.version, paying.expires_at));
         assert_eq!(reserved(db, product), reserved_before);
@@ -359,10 +359,10 @@ orderly_persistence::backend_tests! {
         // order expires as usual.
         settle(&repo, &payment, PaymentStatus::Failed, Some(declined()), None, at(20)).unwrap();
         assert_eq!(orders.expired_pending(sweep_time, 10).unwrap(), vec![paying.id, lapsed.id]);
-        assert!(matches!(orders.change_status(&expire(paying.id, sweep_time)).unwrap(), StatusChangeOutcome::Applied(_)));
+        orders.change_status(&expire(paying.id, sweep_time)).unwrap();
         assert_eq!(reserved(db, product), reserved_before - 1);
         // The order without any payment expires too.
-        assert!(matches!(orders.change_status(&expire(lapsed.id, sweep_time)).unwrap(), StatusChangeOutcome::Applied(_)));
+        orders.change_status(&expire(lapsed.id, sweep_time)).unwrap();
         assert_eq!(reserved(db, product), 0);
     }
 }
@@ -391,10 +391,7 @@ fn place_order_of(db: &TestDatabase, customer: UserId, product: ProductId, place
         expires_at: placed_at + chrono::Duration::seconds(1800),
         reservation_cap: orderly_domain::order::ReservationCap::UNLIMITED,
     };
-    match DieselOrderRepository::new(db.database().clone()).place(&new).unwrap() {
-        PlaceOutcome::Placed(order) => order,
-        other => panic!("expected Placed, got {other:?}"),
-    }
+    DieselOrderRepository::new(db.database().clone()).place(&new).unwrap()
 }
 
 fn new_payment(order: &Order, request_key: Option<&str>, created_at: DateTime<Utc>) -> NewPayment {

@@ -3,7 +3,7 @@ use std::sync::Barrier;
 
 use orderly_domain::StoreError;
 use orderly_domain::pagination::{Page, PageLimit, SortDirection};
-use orderly_domain::ports::{AdjustOutcome, InsertProductError, ProductRepository, UpdateOutcome};
+use orderly_domain::ports::{InsertProductError, ProductRepository, StockAdjustmentError, UpdateError};
 use orderly_domain::product::{
     AdjustmentQuery, AdjustmentReason, Description, Product, ProductCursor, ProductId, ProductName, ProductQuery,
     ProductSortKey, ProductStatus, ProductUpdate, StockAdjustment, StockDelta,
@@ -127,7 +127,7 @@ orderly_persistence::backend_tests! {
             unit_price: Some(price(2499)),
             ..ProductUpdate::default()
         };
-        let UpdateOutcome::Updated(updated) = repo.update(product.id, &update, 1, &updated_event(&product, &update, admin), at(60)).unwrap() else {
+        let Ok(updated) = repo.update(product.id, &update, 1, &updated_event(&product, &update, admin), at(60)) else {
             panic!("expected Updated");
         };
         assert_eq!(updated.name.as_str(), "Big mug");
@@ -139,7 +139,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(repo.find_by_id(product.id).unwrap(), Some(updated));
 
         let archive = ProductUpdate { status: Some(ProductStatus::Archived), ..ProductUpdate::default() };
-        let UpdateOutcome::Updated(archived) = repo.update(product.id, &archive, 2, &updated_event(&product, &archive, admin), at(120)).unwrap() else {
+        let Ok(archived) = repo.update(product.id, &archive, 2, &updated_event(&product, &archive, admin), at(120)) else {
             panic!("expected Updated");
         };
         assert_eq!((archived.status, archived.version, archived.name.as_str()), (ProductStatus::Archived, 3, "Big mug"));
@@ -160,8 +160,8 @@ orderly_persistence::backend_tests! {
         let events_before = db.recorded_events();
         let update = ProductUpdate { name: Some(ProductName::parse("Renamed").unwrap()), ..ProductUpdate::default() };
         let event = updated_event(&product, &update, admin);
-        assert_eq!(repo.update(product.id, &update, 2, &event, at(60)).unwrap(), UpdateOutcome::VersionMismatch);
-        assert_eq!(repo.update(product.id, &update, 0, &event, at(60)).unwrap(), UpdateOutcome::VersionMismatch);
+        assert!(matches!(repo.update(product.id, &update, 2, &event, at(60)), Err(UpdateError::VersionMismatch)));
+        assert!(matches!(repo.update(product.id, &update, 0, &event, at(60)), Err(UpdateError::VersionMismatch)));
         assert_eq!(repo.find_by_id(product.id).unwrap(), Some(product));
         assert_eq!(db.recorded_events(), events_before);
     }
@@ -172,14 +172,14 @@ orderly_persistence::backend_tests! {
         let events_before = db.recorded_events();
         let update = ProductUpdate { status: Some(ProductStatus::Archived), ..ProductUpdate::default() };
         let event = updated_event(&product, &update, admin);
-        assert_eq!(repo.update(ProductId::new(), &update, 1, &event, at(1)).unwrap(), UpdateOutcome::NotFound);
+        assert!(matches!(repo.update(ProductId::new(), &update, 1, &event, at(1)), Err(UpdateError::NotFound)));
         assert_eq!(db.recorded_events(), events_before);
     }
 
     fn racing_updates_of_one_version_let_exactly_one_win(db: &TestDatabase) {
         let (product, admin) = insert_product(db, &new_product("Mug", 1999, 0, at(0)));
         let barrier = Barrier::new(8);
-        let outcomes: Vec<UpdateOutcome<Product>> = std::thread::scope(|scope| {
+        let outcomes: Vec<Result<Product, UpdateError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|i| {
                     let (repo, barrier, product) = (products(db), &barrier, &product);
@@ -187,16 +187,16 @@ orderly_persistence::backend_tests! {
                         let update = ProductUpdate { unit_price: Some(price(100 + i)), ..ProductUpdate::default() };
                         let event = updated_event(product, &update, admin);
                         barrier.wait();
-                        repo.update(product.id, &update, 1, &event, at(60)).unwrap()
+                        repo.update(product.id, &update, 1, &event, at(60))
                     })
                 })
                 .collect();
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
         let winners: Vec<&Product> =
-            outcomes.iter().filter_map(|outcome| if let UpdateOutcome::Updated(product) = outcome { Some(product) } else { None }).collect();
+            outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).collect();
         assert_eq!(winners.len(), 1, "{outcomes:?}");
-        assert_eq!(outcomes.iter().filter(|outcome| **outcome == UpdateOutcome::VersionMismatch).count(), 7);
+        assert_eq!(outcomes.iter().filter(|outcome| matches!(outcome, Err(UpdateError::VersionMismatch))).count(), 7);
         assert_eq!(products(db).find_by_id(product.id).unwrap().unwrap(), *winners[0]);
         assert_eq!(db.recorded_events().iter().filter(|event| event.event_type == "product.updated").count(), 1);
     }
@@ -207,20 +207,20 @@ orderly_persistence::backend_tests! {
         assert!(product.description.is_some());
 
         let rename = ProductUpdate { name: Some(ProductName::parse("Cup").unwrap()), ..ProductUpdate::default() };
-        let UpdateOutcome::Updated(renamed) = repo.update(product.id, &rename, 1, &updated_event(&product, &rename, admin), at(1)).unwrap() else {
+        let Ok(renamed) = repo.update(product.id, &rename, 1, &updated_event(&product, &rename, admin), at(1)) else {
             panic!("expected Updated");
         };
         assert_eq!(renamed.description, product.description, "None leaves the description alone");
 
         let clear = ProductUpdate { description: Some(None), ..ProductUpdate::default() };
-        let UpdateOutcome::Updated(cleared) = repo.update(product.id, &clear, 2, &updated_event(&product, &clear, admin), at(2)).unwrap() else {
+        let Ok(cleared) = repo.update(product.id, &clear, 2, &updated_event(&product, &clear, admin), at(2)) else {
             panic!("expected Updated");
         };
         assert_eq!(cleared.description, None);
         assert_eq!(repo.find_by_id(product.id).unwrap().unwrap().description, None);
 
         let set = ProductUpdate { description: Some(Some(Description::parse("Back again").unwrap())), ..ProductUpdate::default() };
-        let UpdateOutcome::Updated(set) = repo.update(product.id, &set, 3, &updated_event(&product, &set, admin), at(3)).unwrap() else {
+        let Ok(set) = repo.update(product.id, &set, 3, &updated_event(&product, &set, admin), at(3)) else {
             panic!("expected Updated");
         };
         assert_eq!(set.description.as_ref().map(Description::as_str), Some("Back again"));
@@ -460,13 +460,13 @@ orderly_persistence::backend_tests! {
         let (product, creator) = insert_product(db, &new_product("Mug", 100, 10, at(0)));
         let admin = insert_admin(db);
 
-        let (added, after_add) = adjusted(repo.adjust_stock(product.id, delta(5), &reason("delivery"), admin, at(10)).unwrap());
+        let (added, after_add) = adjusted(repo.adjust_stock(product.id, delta(5), &reason("delivery"), admin, at(10)));
         assert_eq!((added.delta, added.on_hand_after, added.actor_id), (5, 15, admin));
         assert_eq!((added.product_id, added.reason.as_str(), added.created_at), (product.id, "delivery", at(10)));
         assert_eq!((after_add.stock.on_hand(), after_add.version, after_add.updated_at), (15, 2, at(10)));
         assert_eq!((after_add.name.clone(), after_add.created_at), (product.name.clone(), product.created_at));
 
-        let (removed, after_remove) = adjusted(repo.adjust_stock(product.id, delta(-15), &reason("stock take"), creator, at(20)).unwrap());
+        let (removed, after_remove) = adjusted(repo.adjust_stock(product.id, delta(-15), &reason("stock take"), creator, at(20)));
         assert_eq!((removed.delta, removed.on_hand_after), (-15, 0));
         assert_eq!((after_remove.stock.on_hand(), after_remove.version), (0, 3));
         assert_eq!(repo.find_by_id(product.id).unwrap(), Some(after_remove));
@@ -506,23 +506,23 @@ orderly_persistence::backend_tests! {
         let before = repo.find_by_id(product.id).unwrap().unwrap();
         let events_before = db.recorded_events();
 
-        let outcome = repo.adjust_stock(product.id, delta(-7), &reason("breakage"), admin, at(1)).unwrap();
-        assert_eq!(outcome, AdjustOutcome::BelowReserved { on_hand: 10, reserved: 4 });
+        let outcome = repo.adjust_stock(product.id, delta(-7), &reason("breakage"), admin, at(1));
+        assert!(matches!(outcome, Err(StockAdjustmentError::BelowReserved { on_hand: 10, reserved: 4 })), "{outcome:?}");
         assert_eq!(repo.find_by_id(product.id).unwrap(), Some(before));
         assert_eq!(trail(&repo, product.id).len(), 1);
         assert_eq!(db.recorded_events(), events_before);
 
         // Down to exactly the reserved units is allowed: nothing is left available.
-        let (_, product) = adjusted(repo.adjust_stock(product.id, delta(-6), &reason("breakage"), admin, at(2)).unwrap());
+        let (_, product) = adjusted(repo.adjust_stock(product.id, delta(-6), &reason("breakage"), admin, at(2)));
         assert_eq!((product.stock.on_hand(), product.stock.reserved(), product.stock.available()), (4, 4, 0));
-        let outcome = repo.adjust_stock(product.id, delta(-1), &reason("breakage"), admin, at(3)).unwrap();
-        assert_eq!(outcome, AdjustOutcome::BelowReserved { on_hand: 4, reserved: 4 });
+        let outcome = repo.adjust_stock(product.id, delta(-1), &reason("breakage"), admin, at(3));
+        assert!(matches!(outcome, Err(StockAdjustmentError::BelowReserved { on_hand: 4, reserved: 4 })), "{outcome:?}");
     }
 
     fn adjusting_a_missing_product_is_not_found(db: &TestDatabase) {
         let admin = insert_admin(db);
-        let outcome = products(db).adjust_stock(ProductId::new(), delta(3), &reason("delivery"), admin, at(1)).unwrap();
-        assert_eq!(outcome, AdjustOutcome::NotFound);
+        let outcome = products(db).adjust_stock(ProductId::new(), delta(3), &reason("delivery"), admin, at(1));
+        assert!(matches!(outcome, Err(StockAdjustmentError::NotFound)), "{outcome:?}");
         assert!(db.recorded_events().iter().all(|event| event.event_type != "stock.adjusted"));
     }
 
@@ -534,7 +534,8 @@ orderly_persistence::backend_tests! {
         let (product, admin) = insert_product(db, &new_product("Contended", 100, INITIAL, at(0)));
         db.execute(&format!("UPDATE products SET reserved = {RESERVED} WHERE id = '{}'", product.id));
         let barrier = Barrier::new(8);
-        let outcomes: Vec<(i64, AdjustOutcome)> = std::thread::scope(|scope| {
+        type Adjusted = Result<(StockAdjustment, Product), StockAdjustmentError>;
+        let outcomes: Vec<(i64, Adjusted)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8_u64)
                 .map(|thread| {
                     let (repo, barrier) = (products(db), &barrier);
@@ -555,8 +556,7 @@ orderly_persistence::backend_tests! {
                                     size
                                 };
                                 let outcome = repo
-                                    .adjust_stock(product.id, delta(amount), &reason(&format!("thread {thread} step {step}")), admin, at(1))
-                                    .unwrap();
+                                    .adjust_stock(product.id, delta(amount), &reason(&format!("thread {thread} step {step}")), admin, at(1));
                                 (amount, outcome)
                             })
                             .collect::<Vec<_>>()
@@ -570,17 +570,17 @@ orderly_persistence::backend_tests! {
         let mut refused = 0;
         for (amount, outcome) in outcomes {
             match outcome {
-                AdjustOutcome::Adjusted { adjustment, product } => {
+                Ok((adjustment, product)) => {
                     assert_eq!(adjustment.delta, amount);
                     assert!(product.stock.on_hand() >= product.stock.reserved());
                     applied.push((amount, adjustment, product));
                 }
-                AdjustOutcome::BelowReserved { on_hand, reserved } => {
+                Err(StockAdjustmentError::BelowReserved { on_hand, reserved }) => {
                     assert_eq!(reserved, RESERVED);
                     assert!(on_hand + amount < reserved, "refused {amount} at on_hand {on_hand}");
                     refused += 1;
                 }
-                AdjustOutcome::NotFound => panic!("the product exists"),
+                Err(other) => panic!("{other:?}"),
             }
         }
         assert_eq!(applied.len() + refused, 200);
@@ -617,7 +617,7 @@ orderly_persistence::backend_tests! {
         let mut made = vec![trail(&repo, product.id)[0].id];
         for i in 1..=6 {
             // All at the same time: ids alone order the trail.
-            let (adjustment, _) = adjusted(repo.adjust_stock(product.id, delta(i), &reason("delivery"), admin, at(5)).unwrap());
+            let (adjustment, _) = adjusted(repo.adjust_stock(product.id, delta(i), &reason("delivery"), admin, at(5)));
             made.push(adjustment.id);
             repo.adjust_stock(other.id, delta(1), &reason("elsewhere"), admin, at(5)).unwrap();
         }
@@ -706,11 +706,8 @@ fn seed_catalogue(db: &TestDatabase) -> Vec<Product> {
         let mut product = repo.insert(&new, &product_created(&new, admin)).unwrap();
         if i % 5 == 2 {
             let archive = ProductUpdate { status: Some(ProductStatus::Archived), ..ProductUpdate::default() };
-            let UpdateOutcome::Updated(archived) =
-                repo.update(product.id, &archive, 1, &updated_event(&product, &archive, admin), at(50)).unwrap()
-            else {
-                panic!("expected Updated");
-            };
+            let archived =
+                repo.update(product.id, &archive, 1, &updated_event(&product, &archive, admin), at(50)).unwrap();
             product = archived;
         }
         if i % 7 == 1 {
@@ -776,11 +773,8 @@ fn reason(text: &str) -> AdjustmentReason {
     AdjustmentReason::parse(text).unwrap()
 }
 
-fn adjusted(outcome: AdjustOutcome) -> (StockAdjustment, Product) {
-    match outcome {
-        AdjustOutcome::Adjusted { adjustment, product } => (adjustment, product),
-        other => panic!("expected Adjusted, got {other:?}"),
-    }
+fn adjusted(outcome: Result<(StockAdjustment, Product), StockAdjustmentError>) -> (StockAdjustment, Product) {
+    outcome.unwrap_or_else(|refusal| panic!("expected the adjustment made, got {refusal:?}"))
 }
 
 fn updated_event(product: &Product, update: &ProductUpdate, actor: UserId) -> orderly_domain::event::DomainEvent {

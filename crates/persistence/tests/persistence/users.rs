@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::sync::Barrier;
 
 use orderly_domain::pagination::{Page, PageLimit};
-use orderly_domain::ports::{InsertUserError, RefreshTokenRepository, UpdateOutcome, UserRepository};
+use orderly_domain::ports::{InsertUserError, RefreshTokenRepository, UpdateError, UserRepository};
 use orderly_domain::user::{PasswordHash, Role, User, UserCursor, UserId, UserName, UserQuery, UserSort, UserUpdate};
 use orderly_persistence::DieselRefreshTokenRepository;
 use orderly_persistence::testing::TestDatabase;
@@ -106,7 +106,7 @@ orderly_persistence::backend_tests! {
         let repo = users(db);
         let user = insert_user(db, at(0));
         let update = UserUpdate { name: Some(UserName::parse("Grace").unwrap()), ..UserUpdate::default() };
-        let UpdateOutcome::Updated(updated) = repo.update(user.id, &update, Some(1), at(60)).unwrap() else {
+        let Ok(updated) = repo.update(user.id, &update, Some(1), at(60)) else {
             panic!("expected Updated");
         };
         assert_eq!(updated.name.as_str(), "Grace");
@@ -122,7 +122,7 @@ orderly_persistence::backend_tests! {
             active: Some(false),
             ..UserUpdate::default()
         };
-        let UpdateOutcome::Updated(updated) = repo.update(user.id, &update, None, at(120)).unwrap() else {
+        let Ok(updated) = repo.update(user.id, &update, None, at(120)) else {
             panic!("expected Updated");
         };
         assert_eq!((updated.role, updated.active, updated.version), (Role::Admin, false, 3));
@@ -148,7 +148,7 @@ orderly_persistence::backend_tests! {
         assert_eq!(repo.find_credentials_by_id(user.id).unwrap().unwrap().token_generation, 2);
 
         // A mismatched version changes nothing, the generation included.
-        assert_eq!(repo.update(user.id, &deactivate, Some(1), at(40)).unwrap(), UpdateOutcome::VersionMismatch);
+        assert!(matches!(repo.update(user.id, &deactivate, Some(1), at(40)), Err(UpdateError::VersionMismatch)));
         assert_eq!(repo.token_generation(user.id).unwrap(), Some(2));
     }
 
@@ -160,7 +160,7 @@ orderly_persistence::backend_tests! {
         let token = refresh_token(user.id, Uuid::now_v7(), at(1));
         tokens.start_family(&token).unwrap();
 
-        assert_eq!(repo.update(user.id, &update, Some(7), at(60)).unwrap(), UpdateOutcome::VersionMismatch);
+        assert!(matches!(repo.update(user.id, &update, Some(7), at(60)), Err(UpdateError::VersionMismatch)));
         assert_eq!(repo.find_by_id(user.id).unwrap(), Some(user));
         assert!(!tokens.find_by_hash(&token.hash).unwrap().unwrap().family_revoked);
     }
@@ -169,14 +169,14 @@ orderly_persistence::backend_tests! {
         let repo = users(db);
         insert_user(db, at(0));
         let update = UserUpdate { active: Some(false), ..UserUpdate::default() };
-        assert_eq!(repo.update(UserId::new(), &update, Some(1), at(1)).unwrap(), UpdateOutcome::NotFound);
-        assert_eq!(repo.update(UserId::new(), &update, None, at(1)).unwrap(), UpdateOutcome::NotFound);
+        assert!(matches!(repo.update(UserId::new(), &update, Some(1), at(1)), Err(UpdateError::NotFound)));
+        assert!(matches!(repo.update(UserId::new(), &update, None, at(1)), Err(UpdateError::NotFound)));
     }
 
     fn racing_updates_of_one_version_let_exactly_one_win(db: &TestDatabase) {
         let user = insert_user(db, at(0));
         let barrier = Barrier::new(8);
-        let outcomes: Vec<UpdateOutcome<User>> = std::thread::scope(|scope| {
+        let outcomes: Vec<Result<User, UpdateError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|i| {
                     let (repo, barrier) = (users(db), &barrier);
@@ -184,16 +184,16 @@ orderly_persistence::backend_tests! {
                         let update =
                             UserUpdate { name: Some(UserName::parse(&format!("Writer {i}")).unwrap()), ..UserUpdate::default() };
                         barrier.wait();
-                        repo.update(user.id, &update, Some(1), at(60)).unwrap()
+                        repo.update(user.id, &update, Some(1), at(60))
                     })
                 })
                 .collect();
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
         let winners: Vec<&User> =
-            outcomes.iter().filter_map(|outcome| if let UpdateOutcome::Updated(user) = outcome { Some(user) } else { None }).collect();
+            outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).collect();
         assert_eq!(winners.len(), 1, "{outcomes:?}");
-        assert_eq!(outcomes.iter().filter(|outcome| **outcome == UpdateOutcome::VersionMismatch).count(), 7);
+        assert_eq!(outcomes.iter().filter(|outcome| matches!(outcome, Err(UpdateError::VersionMismatch))).count(), 7);
         assert_eq!(users(db).find_by_id(user.id).unwrap().unwrap(), *winners[0]);
     }
 
@@ -210,7 +210,7 @@ orderly_persistence::backend_tests! {
         tokens.revoke_family(ada_tokens[0].family_id, at(20)).unwrap();
 
         let rename = UserUpdate { name: Some(UserName::parse("Ada").unwrap()), ..UserUpdate::default() };
-        assert!(matches!(repo.update(ada.id, &rename, Some(1), at(30)).unwrap(), UpdateOutcome::Updated(_)));
+        repo.update(ada.id, &rename, Some(1), at(30)).unwrap();
         assert!(!tokens.find_by_hash(&ada_tokens[1].hash).unwrap().unwrap().family_revoked, "no revocation asked");
 
         let password = UserUpdate {
@@ -218,7 +218,7 @@ orderly_persistence::backend_tests! {
             revoke_sessions: true,
             ..UserUpdate::default()
         };
-        assert!(matches!(repo.update(ada.id, &password, Some(2), at(40)).unwrap(), UpdateOutcome::Updated(_)));
+        repo.update(ada.id, &password, Some(2), at(40)).unwrap();
         for token in &ada_tokens {
             assert!(tokens.find_by_hash(&token.hash).unwrap().unwrap().family_revoked);
         }
@@ -237,7 +237,7 @@ orderly_persistence::backend_tests! {
             let mut user = repo.insert(&new, &registered(&new)).unwrap();
             if i % 4 == 1 {
                 let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
-                let UpdateOutcome::Updated(updated) = repo.update(user.id, &deactivate, None, at(100)).unwrap() else {
+                let Ok(updated) = repo.update(user.id, &deactivate, None, at(100)) else {
                     panic!("expected Updated");
                 };
                 user = updated;

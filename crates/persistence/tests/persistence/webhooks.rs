@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use orderly_domain::StoreError;
 use orderly_domain::event::{EventQuery, FeedEvent};
 use orderly_domain::pagination::PageLimit;
-use orderly_domain::ports::{EventFeed, JobKind, JobQueue, NewJob, UpdateOutcome, WebhookRepository, in_transaction};
+use orderly_domain::ports::{EventFeed, JobKind, JobQueue, NewJob, UpdateError, WebhookRepository, in_transaction};
 use orderly_domain::webhook::{
     DeliveryAttempt, DeliveryBacklog, DeliveryQuery, DeliveryStatus, EndpointUrl, EventTypeFilter, NewWebhookDelivery,
     NewWebhookEndpoint, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId, WebhookEndpointQuery,
@@ -82,7 +82,7 @@ orderly_persistence::backend_tests! {
             description: Some(None),
             active: Some(false),
         };
-        let UpdateOutcome::Updated(updated) = repo.update_endpoint(endpoint.id, &change, Some(1), at(10)).unwrap()
+        let Ok(updated) = repo.update_endpoint(endpoint.id, &change, Some(1), at(10))
         else {
             panic!("the update at the current version did not apply");
         };
@@ -103,12 +103,12 @@ orderly_persistence::backend_tests! {
         assert_eq!(repo.active_endpoints().unwrap(), std::slice::from_ref(&other));
 
         // The same version again is stale; an unknown endpoint is not found, at any version.
-        assert_eq!(repo.update_endpoint(endpoint.id, &change, Some(1), at(11)).unwrap(), UpdateOutcome::VersionMismatch);
-        assert_eq!(
-            repo.update_endpoint(WebhookEndpointId::new(), &change, Some(1), at(11)).unwrap(),
-            UpdateOutcome::NotFound
-        );
-        assert_eq!(repo.update_endpoint(WebhookEndpointId::new(), &change, None, at(11)).unwrap(), UpdateOutcome::NotFound);
+        assert!(matches!(repo.update_endpoint(endpoint.id, &change, Some(1), at(11)), Err(UpdateError::VersionMismatch)));
+        assert!(matches!(
+            repo.update_endpoint(WebhookEndpointId::new(), &change, Some(1), at(11)),
+            Err(UpdateError::NotFound)
+        ));
+        assert!(matches!(repo.update_endpoint(WebhookEndpointId::new(), &change, None, at(11)), Err(UpdateError::NotFound)));
         assert_eq!(repo.find_endpoint(endpoint.id).unwrap(), Some(updated.clone()));
 
         // Without a version: applies to whatever is there. Only the fields named change.
@@ -118,7 +118,7 @@ orderly_persistence::backend_tests! {
             active: Some(true),
             ..WebhookEndpointUpdate::default()
         };
-        let UpdateOutcome::Updated(again) = repo.update_endpoint(endpoint.id, &back, None, at(12)).unwrap() else {
+        let Ok(again) = repo.update_endpoint(endpoint.id, &back, None, at(12)) else {
             panic!("the unconditional update did not apply");
         };
         assert_eq!(
@@ -139,7 +139,7 @@ orderly_persistence::backend_tests! {
     fn racing_updates_at_one_version_apply_once(db: &TestDatabase) {
         let endpoint = webhooks(db).insert_endpoint(&new_endpoint(EventTypeFilter::All, at(0))).unwrap();
         let barrier = Barrier::new(4);
-        let outcomes: Vec<UpdateOutcome<WebhookEndpoint>> = std::thread::scope(|scope| {
+        let outcomes: Vec<Result<WebhookEndpoint, UpdateError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|i| {
                     let (repo, barrier) = (webhooks(db), &barrier);
@@ -149,14 +149,14 @@ orderly_persistence::backend_tests! {
                             ..WebhookEndpointUpdate::default()
                         };
                         barrier.wait();
-                        repo.update_endpoint(endpoint.id, &change, Some(1), at(10)).unwrap()
+                        repo.update_endpoint(endpoint.id, &change, Some(1), at(10))
                     })
                 })
                 .collect();
             handles.into_iter().map(|handle| handle.join().unwrap()).collect()
         });
-        let applied = outcomes.iter().filter(|outcome| matches!(outcome, UpdateOutcome::Updated(_))).count();
-        let stale = outcomes.iter().filter(|outcome| **outcome == UpdateOutcome::VersionMismatch).count();
+        let applied = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        let stale = outcomes.iter().filter(|outcome| matches!(outcome, Err(UpdateError::VersionMismatch))).count();
         assert_eq!((applied, stale), (1, 3), "{outcomes:?}");
         assert_eq!(webhooks(db).find_endpoint(endpoint.id).unwrap().unwrap().version, 2);
     }
@@ -170,17 +170,17 @@ orderly_persistence::backend_tests! {
         repo.insert_deliveries(&[new_delivery(&gone, Uuid::now_v7(), at(2))]).unwrap();
         assert_eq!(db.count_rows("webhook_deliveries"), 3);
 
-        assert_eq!(repo.delete_endpoint(gone.id, Some(2)).unwrap(), UpdateOutcome::VersionMismatch);
+        assert!(matches!(repo.delete_endpoint(gone.id, Some(2)), Err(UpdateError::VersionMismatch)));
         assert_eq!(db.count_rows("webhook_deliveries"), 3);
-        assert_eq!(repo.delete_endpoint(gone.id, Some(1)).unwrap(), UpdateOutcome::Updated(()));
+        assert!(matches!(repo.delete_endpoint(gone.id, Some(1)), Ok(())));
         assert_eq!(repo.find_endpoint(gone.id).unwrap(), None);
         assert_eq!(db.count_rows(&format!("webhook_deliveries WHERE endpoint_id = '{}'", gone.id)), 0);
         assert_eq!(db.count_rows(&format!("webhook_deliveries WHERE endpoint_id = '{}'", kept.id)), 1);
         // Gone is gone, at any version.
-        assert_eq!(repo.delete_endpoint(gone.id, Some(1)).unwrap(), UpdateOutcome::NotFound);
-        assert_eq!(repo.delete_endpoint(gone.id, None).unwrap(), UpdateOutcome::NotFound);
+        assert!(matches!(repo.delete_endpoint(gone.id, Some(1)), Err(UpdateError::NotFound)));
+        assert!(matches!(repo.delete_endpoint(gone.id, None), Err(UpdateError::NotFound)));
         // Without a version: whatever is there.
-        assert_eq!(repo.delete_endpoint(kept.id, None).unwrap(), UpdateOutcome::Updated(()));
+        assert!(matches!(repo.delete_endpoint(kept.id, None), Ok(())));
         assert_eq!(db.count_rows("webhook_deliveries"), 0);
     }
 
@@ -517,8 +517,8 @@ orderly_persistence::backend_tests! {
             let changed = tx.webhooks.update_endpoint(endpoint.id, &WebhookEndpointUpdate {
                 description: Some(Some("retried".to_owned())),
                 ..WebhookEndpointUpdate::default()
-            }, Some(endpoint.version), at(20))?;
-            assert!(matches!(changed, UpdateOutcome::Updated(_)));
+            }, Some(endpoint.version), at(20));
+            changed.unwrap();
             tx.webhooks.reopen_delivery(deliveries[0].id, at(20))?.unwrap();
             tx.jobs.enqueue_due_by(&NewJob {
                 kind: JobKind::DeliverWebhook,

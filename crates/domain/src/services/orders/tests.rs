@@ -9,7 +9,8 @@ use chrono::Duration;
 use mockall::predicate::eq;
 
 use super::*;
-use crate::order::{LineRequest, OrderSort};
+use crate::event::DomainEvent;
+use crate::order::{LineRequest, OrderSort, ReservationLimitExceeded, Shortfall};
 use crate::order::{OrderLine, Quantity, TransitionEffect};
 use crate::pagination::{PageLimit, SortDirection};
 use crate::ports::{MockInvoiceRepository, MockOrderRepository};
@@ -47,8 +48,8 @@ impl Ports {
     }
 
     /// The store answers `change` exactly with `outcome`, once.
-    fn expect_change(&mut self, change: StatusChange, outcome: StatusChangeOutcome) {
-        self.orders.expect_change_status().with(eq(change)).times(1).return_once(move |_| Ok(outcome));
+    fn expect_change(&mut self, change: StatusChange, outcome: Result<Order, StatusChangeError>) {
+        self.orders.expect_change_status().with(eq(change)).times(1).return_once(move |_| outcome);
     }
 }
 
@@ -121,7 +122,7 @@ fn place_sends_the_callers_lines_with_the_policys_tax_and_currency_the_clocks_ti
                 && new.reservation_cap == expected.reservation_cap
         })
         .times(1)
-        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+        .returning(|new| Ok(placed(new)));
 
     let order = ports.service_with(policy).place(actor(&ada), lines).unwrap();
 
@@ -135,12 +136,7 @@ fn an_admin_placing_an_order_places_it_for_themselves() {
     let grace = admin();
     let admin_id = grace.id;
     let mut ports = Ports::default();
-    ports
-        .orders
-        .expect_place()
-        .withf(move |new| new.customer_id == admin_id)
-        .times(1)
-        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+    ports.orders.expect_place().withf(move |new| new.customer_id == admin_id).times(1).returning(|new| Ok(placed(new)));
 
     let order = ports.service().place(actor(&grace), request(&[(ProductId::new(), 1)])).unwrap();
 
@@ -155,7 +151,7 @@ fn admins_are_held_to_the_reservation_cap_like_customers() {
         .expect_place()
         .withf(|new| new.reservation_cap == ReservationCap::units(1000))
         .times(2)
-        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+        .returning(|new| Ok(placed(new)));
     let service = ports.service();
 
     for caller in [admin(), customer()] {
@@ -172,7 +168,7 @@ fn a_zero_cap_in_the_policy_sends_no_cap() {
         .expect_place()
         .withf(|new| new.reservation_cap == ReservationCap::UNLIMITED)
         .times(1)
-        .returning(|new| Ok(PlaceOutcome::Placed(placed(new))));
+        .returning(|new| Ok(placed(new)));
 
     ports.service_with(policy).place(actor(&customer()), request(&[(ProductId::new(), 1000)])).unwrap();
 }
@@ -181,7 +177,7 @@ fn a_zero_cap_in_the_policy_sends_no_cap() {
 fn an_order_past_the_cap_is_refused_with_what_is_held_and_what_is_left() {
     let exceeded = ReservationLimitExceeded { cap: 1000, held: 700, requested: 400 };
     let mut ports = Ports::default();
-    ports.orders.expect_place().times(1).return_once(move |_| Ok(PlaceOutcome::ReservationLimitExceeded(exceeded)));
+    ports.orders.expect_place().times(1).return_once(move |_| Err(PlaceOrderError::ReservationLimitExceeded(exceeded)));
 
     let result = ports.service().place(actor(&customer()), request(&[(ProductId::new(), 400)]));
 
@@ -201,7 +197,7 @@ fn every_placement_gets_a_fresh_id() {
     let mut ports = Ports::default();
     ports.orders.expect_place().times(3).returning(move |new| {
         seen.lock().unwrap().push(new.id);
-        Ok(PlaceOutcome::Placed(placed(new)))
+        Ok(placed(new))
     });
     let service = ports.service();
     let ada = actor(&customer());
@@ -223,7 +219,7 @@ fn place_reports_every_short_line() {
     ];
     let returned = shortfalls.clone();
     let mut ports = Ports::default();
-    ports.orders.expect_place().times(1).return_once(move |_| Ok(PlaceOutcome::InsufficientStock(returned)));
+    ports.orders.expect_place().times(1).return_once(move |_| Err(PlaceOrderError::InsufficientStock(returned)));
 
     let result = ports.service().place(actor(&customer()), request(&[(mug, 5), (tea, 3)]));
 
@@ -236,7 +232,7 @@ fn place_reports_every_short_line() {
 #[test]
 fn place_reports_the_lines_naming_unavailable_products() {
     let mut ports = Ports::default();
-    ports.orders.expect_place().times(1).returning(|_| Ok(PlaceOutcome::UnavailableProducts(vec![0, 2])));
+    ports.orders.expect_place().times(1).returning(|_| Err(PlaceOrderError::UnavailableProducts(vec![0, 2])));
 
     let result = ports
         .service()
@@ -251,7 +247,7 @@ fn place_reports_the_lines_naming_unavailable_products() {
 #[test]
 fn place_passes_store_failures_through() {
     let mut ports = Ports::default();
-    ports.orders.expect_place().times(1).returning(|_| Err(store_down()));
+    ports.orders.expect_place().times(1).returning(|_| Err(store_down().into()));
 
     let result = ports.service().place(actor(&customer()), request(&[(ProductId::new(), 1)]));
 
@@ -429,13 +425,8 @@ fn change(
 }
 
 /// `order` as the store returns it after moving it to `to`.
-fn moved(order: &Order, to: OrderStatus) -> StatusChangeOutcome {
-    StatusChangeOutcome::Applied(Box::new(Order {
-        status: to,
-        version: order.version + 1,
-        updated_at: now(),
-        ..order.clone()
-    }))
+fn moved(order: &Order, to: OrderStatus) -> Order {
+    Order { status: to, version: order.version + 1, updated_at: now(), ..order.clone() }
 }
 
 #[test]
@@ -521,11 +512,11 @@ fn a_customer_cancelling_their_pending_order_releases_its_reservation() {
     let outcome = moved(&mine, OrderStatus::Cancelled);
     let mut ports = Ports::default();
     ports.expect_found(&mine);
-    ports.expect_change(expected, outcome.clone());
+    ports.expect_change(expected, Ok(outcome.clone()));
 
     let cancelled = ports.service().change_status(actor(&ada), mine.id, OrderStatus::Cancelled, mine.version).unwrap();
 
-    assert_eq!(StatusChangeOutcome::Applied(Box::new(cancelled)), outcome);
+    assert_eq!(cancelled, outcome);
 }
 
 #[test]
@@ -541,7 +532,7 @@ fn an_admin_cancelling_a_customers_order_is_recorded_as_the_admins_doing() {
     );
     let mut ports = Ports::default();
     ports.expect_found(&theirs);
-    ports.expect_change(expected, moved(&theirs, OrderStatus::Cancelled));
+    ports.expect_change(expected, Ok(moved(&theirs, OrderStatus::Cancelled)));
 
     let cancelled =
         ports.service().change_status(actor(&grace), theirs.id, OrderStatus::Cancelled, theirs.version).unwrap();
@@ -562,7 +553,7 @@ fn an_admin_cancelling_their_own_order_does_so_as_its_customer() {
     );
     let mut ports = Ports::default();
     ports.expect_found(&own);
-    ports.expect_change(expected, moved(&own, OrderStatus::Cancelled));
+    ports.expect_change(expected, Ok(moved(&own, OrderStatus::Cancelled)));
 
     let cancelled = ports.service().change_status(actor(&grace), own.id, OrderStatus::Cancelled, own.version).unwrap();
 
@@ -576,7 +567,7 @@ fn an_admin_confirming_commits_the_reservation_and_issues_the_invoice() {
     let expected = change(&theirs, OrderStatus::Confirmed, TransitionEffect::CommitReservationAndInvoice, &grace, None);
     let mut ports = Ports::default();
     ports.expect_found(&theirs);
-    ports.expect_change(expected, moved(&theirs, OrderStatus::Confirmed));
+    ports.expect_change(expected, Ok(moved(&theirs, OrderStatus::Confirmed)));
 
     let confirmed =
         ports.service().change_status(actor(&grace), theirs.id, OrderStatus::Confirmed, theirs.version).unwrap();
@@ -593,7 +584,7 @@ fn an_admin_ships_and_delivers_without_a_stock_effect() {
         let expected = change(&theirs, to, TransitionEffect::None, &grace, None);
         let mut ports = Ports::default();
         ports.expect_found(&theirs);
-        ports.expect_change(expected, moved(&theirs, to));
+        ports.expect_change(expected, Ok(moved(&theirs, to)));
 
         let result = ports.service().change_status(actor(&grace), theirs.id, to, theirs.version).unwrap();
 
@@ -607,7 +598,7 @@ fn losing_the_race_in_the_store_is_a_version_mismatch() {
     let mine = order(&ada);
     let mut ports = Ports::default();
     ports.expect_found(&mine);
-    ports.orders.expect_change_status().times(1).returning(|_| Ok(StatusChangeOutcome::Conflict));
+    ports.orders.expect_change_status().times(1).returning(|_| Err(StatusChangeError::Conflict));
 
     let result = ports.service().change_status(actor(&ada), mine.id, OrderStatus::Cancelled, mine.version);
 
@@ -620,7 +611,7 @@ fn an_order_gone_by_the_time_of_the_change_is_not_found() {
     let mine = order(&ada);
     let mut ports = Ports::default();
     ports.expect_found(&mine);
-    ports.orders.expect_change_status().times(1).returning(|_| Ok(StatusChangeOutcome::NotFound));
+    ports.orders.expect_change_status().times(1).returning(|_| Err(StatusChangeError::NotFound));
 
     let result = ports.service().change_status(actor(&ada), mine.id, OrderStatus::Cancelled, mine.version);
 
@@ -640,7 +631,7 @@ fn change_status_passes_store_failures_through() {
 
     let mut ports = Ports::default();
     ports.expect_found(&mine);
-    ports.orders.expect_change_status().times(1).returning(|_| Err(store_down()));
+    ports.orders.expect_change_status().times(1).returning(|_| Err(store_down().into()));
     let result = ports.service().change_status(actor(&ada), mine.id, OrderStatus::Cancelled, mine.version);
     assert!(matches!(&result, Err(ChangeOrderError::Store(e)) if is_store_down(e)), "{result:?}");
 }
@@ -669,11 +660,11 @@ fn the_sweep_cancels_each_expired_order_and_counts_only_its_own_cancellations() 
     let mut ports = Ports::default();
     let returned = ids.clone();
     ports.orders.expect_expired_pending().with(eq(now()), eq(25)).times(1).returning(move |_, _| Ok(returned.clone()));
-    ports.expect_change(expiry(ids[0]), moved(&expired[0], OrderStatus::Cancelled));
+    ports.expect_change(expiry(ids[0]), Ok(moved(&expired[0], OrderStatus::Cancelled)));
     // Another instance's sweep (or the customer) got there first.
-    ports.expect_change(expiry(ids[1]), StatusChangeOutcome::Conflict);
-    ports.expect_change(expiry(ids[2]), moved(&expired[2], OrderStatus::Cancelled));
-    ports.expect_change(expiry(ids[3]), StatusChangeOutcome::NotFound);
+    ports.expect_change(expiry(ids[1]), Err(StatusChangeError::Conflict));
+    ports.expect_change(expiry(ids[2]), Ok(moved(&expired[2], OrderStatus::Cancelled)));
+    ports.expect_change(expiry(ids[3]), Err(StatusChangeError::NotFound));
 
     let cancelled = ports.service().expire_reservations(25).unwrap();
 
@@ -687,7 +678,7 @@ fn a_sweep_that_loses_every_race_cancels_nothing_and_does_not_fail() {
     let returned = ids.clone();
     ports.orders.expect_expired_pending().times(1).returning(move |_, _| Ok(returned.clone()));
     for id in ids {
-        ports.expect_change(expiry(id), StatusChangeOutcome::Conflict);
+        ports.expect_change(expiry(id), Err(StatusChangeError::Conflict));
     }
 
     assert_eq!(ports.service().expire_reservations(10).unwrap(), 0);
@@ -713,7 +704,7 @@ fn the_sweep_passes_store_failures_through() {
     let id = OrderId::new();
     let mut ports = Ports::default();
     ports.orders.expect_expired_pending().times(1).returning(move |_, _| Ok(vec![id]));
-    ports.orders.expect_change_status().with(eq(expiry(id))).times(1).returning(|_| Err(store_down()));
+    ports.orders.expect_change_status().with(eq(expiry(id))).times(1).returning(|_| Err(store_down().into()));
     let result = ports.service().expire_reservations(10);
     assert!(matches!(&result, Err(e) if is_store_down(e)), "{result:?}");
 }
@@ -820,4 +811,37 @@ fn invoices_passes_store_failures_through() {
 #[test]
 fn the_policy_is_exposed_as_configured() {
     assert_eq!(Ports::default().service().policy(), &order_policy());
+}
+
+// ---- the events a change records ------------------------------------------------------------
+
+#[test]
+fn a_change_records_its_status_event_and_the_invoice_it_issued() {
+    let ada = customer();
+    let mine = order(&ada);
+    let confirm = change(&mine, OrderStatus::Confirmed, TransitionEffect::CommitReservationAndInvoice, &admin(), None);
+    let number = invoice_number(7);
+    let status_event = DomainEvent::OrderStatusChanged {
+        order_id: mine.id,
+        customer_id: ada.id,
+        from: OrderStatus::Pending,
+        to: OrderStatus::Confirmed,
+        actor_id: confirm.actor_id,
+        reason: None,
+        occurred_at: now(),
+    };
+    assert_eq!(
+        confirm.events(ada.id, Some((number, 4500))),
+        vec![
+            status_event.clone(),
+            DomainEvent::InvoiceIssued {
+                number,
+                order_id: mine.id,
+                customer_id: ada.id,
+                total: 4500,
+                occurred_at: now(),
+            },
+        ]
+    );
+    assert_eq!(confirm.events(ada.id, None), vec![status_event]);
 }

@@ -21,7 +21,7 @@ use crate::order::{Order, TransitionEffect};
 use crate::ports::{
     EventRejected, Job, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentProvider,
     MockPaymentRepository, MockProductRepository, MockRefreshTokenRepository, MockUserRepository, StatusChange,
-    StatusChangeOutcome,
+    StatusChangeError,
 };
 use crate::services::fixtures::{actor, customer, fixed_clock, now, order, order_in, order_policy, other_customer};
 use crate::user::{User, UserId};
@@ -446,7 +446,7 @@ impl Ports {
         side: Side,
         order: &Order,
         payer: Option<UserId>,
-        outcome: StatusChangeOutcome,
+        outcome: Result<Order, StatusChangeError>,
     ) {
         let journal = self.journal.clone();
         let label = format!("{}orders.change_status", side.prefix());
@@ -462,7 +462,7 @@ impl Ports {
         };
         self.orders_on(side).expect_change_status().with(eq(change)).times(1).return_once(move |_| {
             journal.note(&label);
-            Ok(outcome)
+            outcome
         });
     }
 
@@ -571,8 +571,8 @@ fn untrustworthy() -> ProviderError {
     ProviderError::Untrustworthy(anyhow::anyhow!("amount 1 does not match 3000"))
 }
 
-fn confirmed_order(owner: &User) -> StatusChangeOutcome {
-    StatusChangeOutcome::Applied(Box::new(order_in(owner, OrderStatus::Confirmed)))
+fn confirmed_order(owner: &User) -> Result<Order, StatusChangeError> {
+    Ok(order_in(owner, OrderStatus::Confirmed))
 }
 
 fn pay(harness: &Harness, who: &User, order: &Order) -> Result<PaymentOutcome, PayError> {
@@ -1155,7 +1155,7 @@ fn a_success_for_an_order_no_longer_pending_queues_its_refund_with_the_settlemen
         Some("ch_1"),
         true,
     );
-    ports.expect_order_confirmed(Side::Tx, &pending, Some(ada.id), StatusChangeOutcome::Conflict);
+    ports.expect_order_confirmed(Side::Tx, &pending, Some(ada.id), Err(StatusChangeError::Conflict));
     let harness = ports.build();
 
     let result = pay(&harness, &ada, &pending);

@@ -537,7 +537,7 @@ fn an_update_is_written_at_the_expected_version_with_an_event_naming_the_changed
             eq(now()),
         )
         .times(1)
-        .returning(move |_, _, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _, _| Ok(returned.clone()));
 
     let result = ports.service().update(actor(&grace), mug.id, rename_and_reprice(), 2).unwrap();
 
@@ -563,7 +563,7 @@ fn an_update_setting_the_status_records_it_in_the_event() {
             eq(now()),
         )
         .times(1)
-        .returning(move |_, _, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _, _| Ok(returned.clone()));
 
     let result = ports.service().update(actor(&grace), mug.id, update, 2).unwrap();
 
@@ -573,19 +573,17 @@ fn an_update_setting_the_status_records_it_in_the_event() {
 
 #[test]
 fn the_stores_not_found_and_version_mismatch_are_reported() {
-    for (outcome, expected) in
-        [(UpdateOutcome::NotFound, "NotFound"), (UpdateOutcome::VersionMismatch, "VersionMismatch")]
-    {
+    for expected in ["NotFound", "VersionMismatch"] {
         let mut ports = Ports::default();
-        let answer = outcome.clone();
-        ports.products.expect_update().times(1).returning(move |_, _, _, _, _| Ok(answer.clone()));
+        let answer = move || if expected == "NotFound" { UpdateError::NotFound } else { UpdateError::VersionMismatch };
+        ports.products.expect_update().times(1).returning(move |_, _, _, _, _| Err(answer()));
 
         let result = ports.service().update(admin_actor(), ProductId::new(), rename_and_reprice(), 2);
 
         match (result, expected) {
             (Err(ChangeProductError::NotFound), "NotFound")
             | (Err(ChangeProductError::VersionMismatch), "VersionMismatch") => {}
-            (other, _) => panic!("expected {expected} for {outcome:?}, got {other:?}"),
+            (other, _) => panic!("expected {expected}, got {other:?}"),
         }
     }
 }
@@ -593,7 +591,7 @@ fn the_stores_not_found_and_version_mismatch_are_reported() {
 #[test]
 fn update_passes_store_failures_through() {
     let mut ports = Ports::default();
-    ports.products.expect_update().times(1).returning(|_, _, _, _, _| Err(store_down()));
+    ports.products.expect_update().times(1).returning(|_, _, _, _, _| Err(store_down().into()));
 
     let result = ports.service().update(admin_actor(), ProductId::new(), rename_and_reprice(), 2);
 
@@ -631,7 +629,7 @@ fn archiving_an_active_product_sets_archived_at_the_expected_version() {
             eq(now()),
         )
         .times(1)
-        .returning(|_, _, _, _, _| Ok(UpdateOutcome::Updated(archived_product())));
+        .returning(|_, _, _, _, _| Ok(archived_product()));
 
     ports.service().archive(actor(&grace), mug.id, 2).unwrap();
 }
@@ -646,7 +644,7 @@ fn archiving_an_active_product_at_a_stale_version_is_a_version_mismatch() {
         .expect_update()
         .with(eq(mug.id), mockall::predicate::always(), eq(1), mockall::predicate::always(), eq(now()))
         .times(1)
-        .returning(|_, _, _, _, _| Ok(UpdateOutcome::VersionMismatch));
+        .returning(|_, _, _, _, _| Err(UpdateError::VersionMismatch));
 
     let result = ports.service().archive(admin_actor(), mug.id, 1);
 
@@ -694,7 +692,7 @@ fn archiving_a_product_deleted_after_the_read_is_not_found() {
     let mug = product();
     let mut ports = Ports::default();
     ports.expect_found(&mug, 1);
-    ports.products.expect_update().times(1).returning(|_, _, _, _, _| Ok(UpdateOutcome::NotFound));
+    ports.products.expect_update().times(1).returning(|_, _, _, _, _| Err(UpdateError::NotFound));
 
     let result = ports.service().archive(admin_actor(), mug.id, 2);
 
@@ -765,7 +763,7 @@ fn an_adjustment_records_who_when_how_much_and_why_and_returns_the_new_stock() {
     let after = Product { stock: stock(4, 4), version: 3, ..mug.clone() };
     let mut ports = Ports::default();
     ports.expect_found(&mug, 1);
-    let answer = AdjustOutcome::Adjusted { adjustment: entry.clone(), product: after.clone() };
+    let answer = (entry.clone(), after.clone());
     ports
         .products
         .expect_adjust_stock()
@@ -835,7 +833,7 @@ fn a_delta_reaching_exactly_the_maximum_is_accepted() {
     let after = Product { stock: stock(Stock::MAX_UNITS, 0), ..mug.clone() };
     let mut ports = Ports::default();
     ports.expect_found(&mug, 1);
-    let answer = AdjustOutcome::Adjusted { adjustment: entry.clone(), product: after.clone() };
+    let answer = (entry.clone(), after.clone());
     ports.products.expect_adjust_stock().times(1).returning(move |_, _, _, _, _| Ok(answer.clone()));
 
     let (_, product) = ports.service().adjust_stock(actor(&grace), mug.id, delta(5), reason("delivery")).unwrap();
@@ -854,7 +852,7 @@ fn losing_a_race_to_a_reservation_reports_the_stores_numbers() {
         .expect_adjust_stock()
         .with(eq(mug.id), eq(delta(-5)), eq(reason("breakage")), mockall::predicate::always(), eq(now()))
         .times(1)
-        .returning(|_, _, _, _, _| Ok(AdjustOutcome::BelowReserved { on_hand: 10, reserved: 8 }));
+        .returning(|_, _, _, _, _| Err(StockAdjustmentError::BelowReserved { on_hand: 10, reserved: 8 }));
 
     let error = ports.service().adjust_stock(admin_actor(), mug.id, delta(-5), reason("breakage")).unwrap_err();
 
@@ -866,7 +864,7 @@ fn a_product_deleted_between_read_and_adjustment_is_not_found() {
     let mug = product();
     let mut ports = Ports::default();
     ports.expect_found(&mug, 1);
-    ports.products.expect_adjust_stock().times(1).returning(|_, _, _, _, _| Ok(AdjustOutcome::NotFound));
+    ports.products.expect_adjust_stock().times(1).returning(|_, _, _, _, _| Err(StockAdjustmentError::NotFound));
 
     let result = ports.service().adjust_stock(admin_actor(), mug.id, delta(1), reason("found one"));
 
@@ -878,7 +876,7 @@ fn adjust_stock_passes_store_failures_through() {
     let mug = product();
     let mut ports = Ports::default();
     ports.expect_found(&mug, 1);
-    ports.products.expect_adjust_stock().times(1).returning(|_, _, _, _, _| Err(store_down()));
+    ports.products.expect_adjust_stock().times(1).returning(|_, _, _, _, _| Err(store_down().into()));
 
     let result = ports.service().adjust_stock(admin_actor(), mug.id, delta(1), reason("found one"));
     assert!(matches!(result, Err(AdjustStockError::Store(StoreError::Unavailable(_)))), "{result:?}");

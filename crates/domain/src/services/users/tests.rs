@@ -429,7 +429,7 @@ fn a_customer_renames_themselves_without_revoking_sessions() {
         .expect_update()
         .with(eq(ada.id), eq(expected), eq(Some(3)), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _| Ok(returned.clone()));
 
     let changes = UserChanges { name: Some(name("Ada L.")), ..UserChanges::default() };
     let user = ports.service().update(actor(&ada), ada.id, changes, Some(3)).unwrap();
@@ -449,7 +449,7 @@ fn an_admin_may_change_role_and_reactivate_without_revoking_sessions() {
         .expect_update()
         .with(eq(bob.id), eq(expected), eq(None), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _| Ok(returned.clone()));
 
     let changes = UserChanges { role: Some(Role::Admin), active: Some(true), ..UserChanges::default() };
     let user = ports.service().update(actor(&admin()), bob.id, changes, None).unwrap();
@@ -468,7 +468,7 @@ fn deactivation_revokes_sessions() {
         .expect_update()
         .with(eq(bob.id), eq(expected), eq(None), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _| Ok(returned.clone()));
 
     let changes = UserChanges { active: Some(false), ..UserChanges::default() };
     let user = ports.service().update(actor(&admin()), bob.id, changes, None).unwrap();
@@ -527,7 +527,7 @@ fn the_right_current_password_changes_the_hash_and_revokes_sessions() {
         .expect_update()
         .with(eq(ada.id), eq(expected), eq(Some(3)), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _| Ok(returned.clone()));
 
     let changes = UserChanges {
         password: Some(password("a brand new password")),
@@ -566,7 +566,7 @@ fn an_admin_resets_someone_elses_password_without_knowing_it() {
         .expect_update()
         .with(eq(bob.id), eq(expected), eq(None), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(returned.clone())));
+        .returning(move |_, _, _, _| Ok(returned.clone()));
 
     let changes = UserChanges { password: Some(password("a brand new password")), ..UserChanges::default() };
     assert_eq!(ports.service().update(actor(&admin()), bob.id, changes, None).unwrap(), bob);
@@ -652,7 +652,7 @@ fn an_empty_change_to_a_missing_user_is_not_found() {
 fn a_version_mismatch_from_the_store_is_reported() {
     let ada = customer();
     let mut ports = Ports::default();
-    ports.users.expect_update().times(1).returning(|_, _, _, _| Ok(UpdateOutcome::VersionMismatch));
+    ports.users.expect_update().times(1).returning(|_, _, _, _| Err(UpdateError::VersionMismatch));
 
     let changes = UserChanges { name: Some(name("Ada L.")), ..UserChanges::default() };
     let result = ports.service().update(actor(&ada), ada.id, changes, Some(2));
@@ -663,7 +663,7 @@ fn a_version_mismatch_from_the_store_is_reported() {
 #[test]
 fn a_user_deleted_before_the_write_is_not_found() {
     let mut ports = Ports::default();
-    ports.users.expect_update().times(1).returning(|_, _, _, _| Ok(UpdateOutcome::NotFound));
+    ports.users.expect_update().times(1).returning(|_, _, _, _| Err(UpdateError::NotFound));
 
     let changes = UserChanges { name: Some(name("Bob B.")), ..UserChanges::default() };
     let result = ports.service().update(actor(&admin()), other_customer().id, changes, None);
@@ -674,7 +674,7 @@ fn a_user_deleted_before_the_write_is_not_found() {
 #[test]
 fn update_passes_store_failures_through() {
     let mut ports = Ports::default();
-    ports.users.expect_update().times(1).returning(|_, _, _, _| Err(store_down()));
+    ports.users.expect_update().times(1).returning(|_, _, _, _| Err(store_down().into()));
 
     let changes = UserChanges { name: Some(name("Bob B.")), ..UserChanges::default() };
     let result = ports.service().update(actor(&admin()), other_customer().id, changes, None);

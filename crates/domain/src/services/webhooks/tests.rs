@@ -741,7 +741,7 @@ fn an_update_applies_every_change_at_the_expected_version() {
         .expect_update_endpoint()
         .with(eq(id), eq(expected), eq(Some(2)), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(answer.clone())));
+        .returning(move |_, _, _, _| Ok(answer.clone()));
     let harness = ports.build();
 
     let result = harness
@@ -777,7 +777,7 @@ fn an_update_can_reset_the_filter_to_every_type_and_clear_the_description() {
         .expect_update_endpoint()
         .with(eq(current.id), eq(expected), eq(None), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(answer.clone())));
+        .returning(move |_, _, _, _| Ok(answer.clone()));
     let harness = ports.build();
 
     let result = harness
@@ -804,7 +804,7 @@ fn a_blank_description_in_an_update_clears_it() {
         .expect_update_endpoint()
         .with(eq(current.id), eq(expected), eq(Some(2)), eq(now()))
         .times(1)
-        .returning(move |_, _, _, _| Ok(UpdateOutcome::Updated(answer.clone())));
+        .returning(move |_, _, _, _| Ok(answer.clone()));
     let harness = ports.build();
 
     let result = harness
@@ -890,12 +890,10 @@ fn an_empty_change_to_an_unknown_endpoint_is_not_found() {
 
 #[test]
 fn an_update_of_an_unknown_or_changed_endpoint_is_refused() {
-    for (outcome, expected) in
-        [(UpdateOutcome::NotFound, "NotFound"), (UpdateOutcome::VersionMismatch, "VersionMismatch")]
-    {
+    for expected in ["NotFound", "VersionMismatch"] {
         let mut ports = Ports::default();
-        let answer = outcome.clone();
-        ports.webhooks.expect_update_endpoint().times(1).returning(move |_, _, _, _| Ok(answer.clone()));
+        let answer = move || if expected == "NotFound" { UpdateError::NotFound } else { UpdateError::VersionMismatch };
+        ports.webhooks.expect_update_endpoint().times(1).returning(move |_, _, _, _| Err(answer()));
         let harness = ports.build();
 
         let error = harness
@@ -923,18 +921,8 @@ fn an_update_of_an_unknown_or_changed_endpoint_is_refused() {
 fn deleting_an_endpoint_passes_its_expected_version() {
     let id = WebhookEndpointId::new();
     let mut ports = Ports::default();
-    ports
-        .webhooks
-        .expect_delete_endpoint()
-        .with(eq(id), eq(Some(2)))
-        .times(1)
-        .returning(|_, _| Ok(UpdateOutcome::Updated(())));
-    ports
-        .webhooks
-        .expect_delete_endpoint()
-        .with(eq(id), eq(None))
-        .times(1)
-        .returning(|_, _| Ok(UpdateOutcome::Updated(())));
+    ports.webhooks.expect_delete_endpoint().with(eq(id), eq(Some(2))).times(1).returning(|_, _| Ok(()));
+    ports.webhooks.expect_delete_endpoint().with(eq(id), eq(None)).times(1).returning(|_, _| Ok(()));
     let harness = ports.build();
 
     harness.service.delete(admin_actor(), id, Some(2)).unwrap();
@@ -950,13 +938,13 @@ fn deleting_an_unknown_or_changed_endpoint_is_refused() {
         .expect_delete_endpoint()
         .with(eq(missing), eq(None))
         .times(1)
-        .returning(|_, _| Ok(UpdateOutcome::NotFound));
+        .returning(|_, _| Err(UpdateError::NotFound));
     ports
         .webhooks
         .expect_delete_endpoint()
         .with(eq(changed), eq(Some(1)))
         .times(1)
-        .returning(|_, _| Ok(UpdateOutcome::VersionMismatch));
+        .returning(|_, _| Err(UpdateError::VersionMismatch));
     let harness = ports.build();
 
     let error = harness.service.delete(admin_actor(), missing, None).unwrap_err();

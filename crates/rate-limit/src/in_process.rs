@@ -13,13 +13,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use governor::clock::{Clock, DefaultClock, Reference};
+use governor::clock::{Clock, Reference};
 use governor::nanos::Nanos;
 use governor::state::StateStore;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 
 use super::Policy;
-use super::bucket::{Decision, NANOS};
+use orderly_domain::rate_limit::Decision;
+
+use super::bucket::{NANOS, TokenBucket};
 
 /// How often idle buckets are swept out, in nanoseconds.
 const SWEEP_EVERY: u64 = 60 * NANOS;
@@ -34,12 +36,8 @@ pub struct InProcessStore {
 }
 
 impl InProcessStore {
-    /// A store on governor's default (monotonic) clock.
-    pub fn new() -> Self {
-        Self::with_clock(DefaultClock::default())
-    }
-
-    /// A store on `clock`, e.g. governor's `FakeRelativeClock` in tests.
+    /// A store on `clock`: governor's monotonic `DefaultClock` in production, its
+    /// `FakeRelativeClock` in tests.
     pub fn with_clock<C>(clock: C) -> Self
     where
         C: Clock + Send + Sync + 'static,
@@ -54,7 +52,7 @@ impl InProcessStore {
 
     /// Takes a token from `caller`'s bucket under `policy`.
     pub fn take(&self, policy: &Policy, caller: &str) -> Decision {
-        let bucket = policy.bucket(NANOS);
+        let bucket = TokenBucket::for_policy(policy, NANOS);
         let now = (self.now)();
         self.sweep_if_due(now);
         let key = format!("{}:{caller}", policy.name.as_str());
@@ -86,12 +84,6 @@ impl InProcessStore {
     }
 }
 
-impl Default for InProcessStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
@@ -100,7 +92,7 @@ mod tests {
     use governor::clock::FakeRelativeClock;
 
     use super::*;
-    use crate::rate_limit::PolicyName;
+    use crate::PolicyName;
 
     fn policy(limit: u32) -> Policy {
         Policy::per_minute(PolicyName::Default, NonZeroU32::new(limit).unwrap())

@@ -12,10 +12,12 @@
 //! Time is in integer *ticks* of the store's clock (nanoseconds in process, microseconds from
 //! Redis `TIME`), so the arithmetic is exact; the interval is rounded down to a whole tick
 //! and the capacity is `q` whole intervals, so exactly `q` requests fit in an empty window.
-//! The Lua script in `super::redis` is this function line for line; keep them together.
+//! The Lua script in `super::redis_store` is this function line for line; keep them together.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
+
+use orderly_domain::rate_limit::{Decision, Policy};
 
 /// Ticks of a nanosecond clock per second.
 pub const NANOS: u64 = 1_000_000_000;
@@ -32,19 +34,12 @@ pub struct TokenBucket {
     ticks_per_second: u64,
 }
 
-/// What taking a token decided, and the bucket's state after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// Tokens left after this request.
-    pub remaining: u32,
-    /// Until the bucket is full again.
-    pub reset_after: Duration,
-    /// Until the next token is available: zero when allowed.
-    pub retry_after: Duration,
-}
-
 impl TokenBucket {
+    /// `policy`'s bucket on a clock with `ticks_per_second`.
+    pub fn for_policy(policy: &Policy, ticks_per_second: u64) -> Self {
+        Self::new(policy.limit, policy.window, ticks_per_second)
+    }
+
     /// A bucket of `limit` tokens refilled over `window`, on a clock with `ticks_per_second`
     /// ([`NANOS`] or [`MICROS`]).
     pub fn new(limit: NonZeroU32, window: Duration, ticks_per_second: u64) -> Self {
@@ -94,12 +89,6 @@ impl TokenBucket {
         Duration::from_secs(ticks / self.ticks_per_second)
             + Duration::from_nanos((ticks % self.ticks_per_second) * nanos_per_tick)
     }
-}
-
-/// Whole seconds, rounded up: what the headers carry (a client that waits that long is never
-/// too early).
-pub fn whole_seconds_up(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 #[cfg(test)]
@@ -189,13 +178,5 @@ mod tests {
         let (decision, tat) = micro.take(None, 1_700_000_000_000_000);
         assert_eq!(decision, bucket(10).take(None, 0).0);
         assert_eq!(tat, Some(1_700_000_006_000_000));
-    }
-
-    #[test]
-    fn header_seconds_round_up() {
-        assert_eq!(whole_seconds_up(Duration::ZERO), 0);
-        assert_eq!(whole_seconds_up(Duration::from_millis(100)), 1);
-        assert_eq!(whole_seconds_up(Duration::from_secs(6)), 6);
-        assert_eq!(whole_seconds_up(Duration::from_nanos(6_000_000_001)), 7);
     }
 }

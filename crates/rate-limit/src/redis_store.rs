@@ -24,7 +24,9 @@ use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::Policy;
-use super::bucket::{Decision, MICROS};
+use orderly_domain::rate_limit::Decision;
+
+use super::bucket::{MICROS, TokenBucket};
 
 /// How long connecting to Redis may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_millis(250);
@@ -108,12 +110,12 @@ impl RedisStore {
     }
 
     async fn ask_redis(&self, policy: &Policy, caller: &str) -> anyhow::Result<Decision> {
-        let bucket = policy.bucket(MICROS);
+        let bucket = TokenBucket::for_policy(policy, MICROS);
         let mut connection = self.connection().context("cannot set up the Redis connection")?;
         let mut invocation = self.script.key(self.key(policy, caller));
         invocation.arg(bucket.interval()).arg(bucket.capacity());
         let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) =
-            actix_web::rt::time::timeout(CHECK_TIMEOUT, invocation.invoke_async(&mut connection))
+            tokio::time::timeout(CHECK_TIMEOUT, invocation.invoke_async(&mut connection))
                 .await
                 .map_err(|_| anyhow::anyhow!("Redis did not answer within {} ms", CHECK_TIMEOUT.as_millis()))?
                 .context("the rate-limit script failed")?;
@@ -142,9 +144,9 @@ mod tests {
     use std::num::NonZeroU32;
 
     use super::*;
-    use crate::rate_limit::PolicyName;
+    use crate::PolicyName;
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn after_a_failure_redis_is_not_asked_again_until_the_back_off_ends() {
         // Nothing listens on port 1: the first check fails on the connection.
         let store = RedisStore::new("redis://127.0.0.1:1", "test:").unwrap();
