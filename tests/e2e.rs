@@ -1,7 +1,7 @@
 //! End-to-end: the real `orderly` binary, started as an operator would start it, driven over
 //! HTTP, and stopped with a signal. Complements the in-process API tests by covering the CLI,
 //! configuration from the environment, start-up migrations and graceful shutdown.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod support;
 

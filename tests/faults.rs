@@ -1,7 +1,7 @@
 //! Faults the service must survive, with the real binary: its database going away and coming
 //! back (on a PostgreSQL cluster of the test's own, never the shared one), and the process
 //! itself being killed with `kill -9` in the middle of a burst of writes. See docs/testing.md.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod support;
 

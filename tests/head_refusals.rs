@@ -3,7 +3,7 @@
 //! before routing are logged by the head guard (ADR 0016); a malformed chunk inside a body
 //! reaches actix-http, whose ERROR line about it is rewritten to INFO (`telemetry`). On SQLite,
 //! and on PostgreSQL when `ORDERLY_TEST_POSTGRES_URL` is set.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod support;
 

@@ -3,7 +3,7 @@
 //! representation, the same `webhook-id` on every attempt), how failures are retried, what is
 //! never sent (redirect targets, refused destinations, disabled and deleted endpoints), and
 //! what survives a `kill -9` and two instances sharing the work. See docs/testing.md.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod support;
 

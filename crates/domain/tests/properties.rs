@@ -7,6 +7,9 @@
 //! Run: `cargo test -p orderly-domain --test properties`. More cases:
 //! `PROPTEST_CASES=10000 cargo test -p orderly-domain --test properties --release`.
 
+// Test code: the model indexes products it created itself.
+#![allow(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;

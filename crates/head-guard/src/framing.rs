@@ -150,11 +150,11 @@ impl Framer {
                 [b'\n', ..] => self.go(State::ChunkSize, 1),
                 _ => self.go(State::Passthrough, input.len()),
             },
-            State::Trailers => match line_end(input) {
+            State::Trailers => match split_line(input) {
                 None if input.len() > self.limits.max_header_section => self.go(State::Passthrough, input.len()),
                 None => Step::NeedMore,
-                Some(end) if input[..end].iter().all(|b| *b == b'\r' || *b == b'\n') => self.go(State::Head, end),
-                Some(end) => self.go(State::Trailers, end),
+                Some((line, _)) if line.iter().all(|b| *b == b'\r' || *b == b'\n') => self.go(State::Head, line.len()),
+                Some((line, _)) => self.go(State::Trailers, line.len()),
             },
             State::Passthrough if input.is_empty() => Step::NeedMore,
             State::Passthrough => Step::Release(input.len()),
@@ -181,16 +181,16 @@ impl Framer {
     }
 
     fn chunk_size(&mut self, input: &[u8]) -> Step {
-        let Some(end) = line_end(input) else {
+        let Some((line, _)) = split_line(input) else {
             return if input.len() > MAX_CHUNK_LINE {
                 self.go(State::Passthrough, input.len())
             } else {
                 Step::NeedMore
             };
         };
-        match httparse::parse_chunk_size(&input[..end]) {
-            Ok(httparse::Status::Complete((_, 0))) => self.go(State::Trailers, end),
-            Ok(httparse::Status::Complete((_, size))) => self.go(State::ChunkData(size), end),
+        match httparse::parse_chunk_size(line) {
+            Ok(httparse::Status::Complete((_, 0))) => self.go(State::Trailers, line.len()),
+            Ok(httparse::Status::Complete((_, size))) => self.go(State::ChunkData(size), line.len()),
             _ => self.go(State::Passthrough, input.len()),
         }
     }
@@ -205,21 +205,21 @@ impl Framer {
         if input.is_empty() {
             return Step::NeedMore;
         }
-        let request_line = line_end(input);
-        let line_len = request_line.map_or(input.len(), |end| trim_line_ending(&input[..end]).len());
+        let request_line = split_line(input);
+        let line_len = request_line.map_or(input.len(), |(line, _)| trim_line_ending(line).len());
         if line_len > self.limits.max_request_line {
             return Step::Refuse(Refusal::new(
                 RefusalKind::UriTooLong,
                 format!("the request line is over {} bytes", self.limits.max_request_line),
             ));
         }
-        let Some(line_end) = request_line else { return Step::NeedMore };
-        let head_end = head_end(input, line_end);
-        let section = &input[line_end..head_end.unwrap_or(input.len())];
-        let fields = section.iter().filter(|b| **b == b'\n').count().saturating_sub(usize::from(head_end.is_some()));
+        let Some((line, rest)) = request_line else { return Step::NeedMore };
+        let complete = split_section(rest);
+        let section = complete.unwrap_or(rest);
+        let fields = section.iter().filter(|b| **b == b'\n').count().saturating_sub(usize::from(complete.is_some()));
         let too_large = |detail: String| {
             let mut refusal = Refusal::new(RefusalKind::HeaderFieldsTooLarge, detail);
-            refusal.path = target_path(&input[..line_end]);
+            refusal.path = target_path(line);
             Step::Refuse(refusal)
         };
         if fields > self.limits.max_header_fields {
@@ -228,8 +228,10 @@ impl Framer {
         if section.len() > self.limits.max_header_section {
             return too_large(format!("the header section is over {} bytes", self.limits.max_header_section));
         }
-        let Some(head_end) = head_end else { return Step::NeedMore };
-        match check_head(&input[..head_end], &self.limits) {
+        let Some(section) = complete else { return Step::NeedMore };
+        // The request line and the section are the front of `input`, one after the other.
+        let Some((head, _)) = input.split_at_checked(line.len() + section.len()) else { return Step::NeedMore };
+        match check_head(head, &self.limits) {
             Ok(body) => {
                 self.state = match body {
                     Body::None => State::Head,
@@ -237,19 +239,20 @@ impl Framer {
                     Body::Chunked => State::ChunkSize,
                     Body::Rest => State::Passthrough,
                 };
-                Step::Release(head_end)
+                Step::Release(head.len())
             }
             Err(mut refusal) => {
-                refusal.path = target_path(&input[..line_end]);
+                refusal.path = target_path(line);
                 Step::Refuse(refusal)
             }
         }
     }
 }
 
-/// The index just past the first `\n` in `input`.
-fn line_end(input: &[u8]) -> Option<usize> {
-    input.iter().position(|b| *b == b'\n').map(|i| i + 1)
+/// The first line of `input` through its `\n`, and what follows it.
+fn split_line(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let newline = input.iter().position(|b| *b == b'\n')?;
+    input.split_at_checked(newline + 1)
 }
 
 fn trim_line_ending(line: &[u8]) -> &[u8] {
@@ -257,14 +260,17 @@ fn trim_line_ending(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// The index just past the head's empty line, searching from the end of the request line.
-fn head_end(input: &[u8], from: usize) -> Option<usize> {
-    let mut start = from;
-    while let Some(end) = line_end(&input[start..]).map(|end| start + end) {
-        if trim_line_ending(&input[start..end]).is_empty() {
-            return Some(end);
+/// The header section at the front of `rest` (what follows the request line), through the
+/// empty line that ends the head; `None` while that line has not arrived.
+fn split_section(rest: &[u8]) -> Option<&[u8]> {
+    let mut len = 0;
+    let mut remaining = rest;
+    while let Some((line, next)) = split_line(remaining) {
+        len += line.len();
+        if trim_line_ending(line).is_empty() {
+            return rest.split_at_checked(len).map(|(section, _)| section);
         }
-        start = end;
+        remaining = next;
     }
     None
 }

@@ -126,7 +126,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Guarded<T> {
     /// Runs the framer over what is pending until it needs more input.
     fn advance(&mut self) {
         while self.refusal.is_none() {
-            match self.framer.step(&self.pending[self.released..]) {
+            // Nothing is released beyond what is pending.
+            let Some(unreleased) = self.pending.get(self.released..) else { break };
+            match self.framer.step(unreleased) {
                 Step::Release(n) => self.released += n,
                 Step::NeedMore => break,
                 Step::Refuse(refusal) => self.refusal = Some(refusal),
@@ -149,8 +151,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + 'static> AsyncRead for Guarded<T> {
         loop {
             if this.released > 0 {
                 let n = this.released.min(buf.remaining());
-                buf.put_slice(&this.pending[..n]);
-                this.pending.drain(..n);
+                buf.put_slice(this.pending.drain(..n).as_slice());
                 this.released -= n;
                 return Poll::Ready(Ok(()));
             }

@@ -16,6 +16,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::digest::core_api::BlockSizeUser;
+use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use serde::Serialize;
@@ -100,7 +102,8 @@ pub struct CursorPosition {
 /// Signs and checks cursors with the deployment's cursor key.
 #[derive(Clone)]
 pub struct CursorCodec {
-    key: Vec<u8>,
+    /// HMAC-SHA256 keyed with the cursor key, before any input.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for CursorCodec {
@@ -111,7 +114,21 @@ impl std::fmt::Debug for CursorCodec {
 
 impl CursorCodec {
     pub fn new(key: &[u8]) -> Self {
-        Self { key: key.to_vec() }
+        // HMAC's own first step (RFC 2104 §2): a key longer than the hash's block is hashed,
+        // then it is padded with zeros to the block. Done here, the key has the block's
+        // length, so keying cannot fail.
+        let hashed;
+        let key: &[u8] = if key.len() > Sha256::block_size() {
+            hashed = Sha256::digest(key);
+            &hashed
+        } else {
+            key
+        };
+        let mut block = hmac::digest::Key::<Hmac<Sha256>>::default();
+        for (slot, byte) in block.iter_mut().zip(key) {
+            *slot = *byte;
+        }
+        Self { keyed: <Hmac<Sha256> as KeyInit>::new(&block) }
     }
 
     pub fn encode(&self, scope: CursorScope<'_>, position: &CursorPosition) -> String {
@@ -151,11 +168,7 @@ impl CursorCodec {
     }
 
     fn verifier(&self, collection: &str, payload: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes keys of any length; an error here is impossible, so fall back to an
-        // empty key rather than panic (a cursor signed that way is still checked).
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key)
-            .or_else(|_| Hmac::<Sha256>::new_from_slice(&[]))
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let mut mac = self.keyed.clone();
         mac.update(MAC_CONTEXT);
         mac.update(collection.as_bytes());
         mac.update(b"\n");
@@ -225,6 +238,18 @@ mod tests {
 
     fn position() -> CursorPosition {
         CursorPosition { key: "1700000000000000".into(), id: Uuid::now_v7() }
+    }
+
+    #[test]
+    fn the_mac_is_hmac_sha256_under_the_key_as_given() {
+        // Empty, short, a block long, and longer than a block (hashed first).
+        for key in [&b""[..], b"k", &[7; 64], &[9; 65], &[1; 200]] {
+            let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+            reference.update(MAC_CONTEXT);
+            reference.update(b"users\npayload");
+            let expected: [u8; MAC_LEN] = reference.finalize().into_bytes().into();
+            assert_eq!(CursorCodec::new(key).mac("users", b"payload"), expected, "key of {} bytes", key.len());
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! refused for its rate never costs a read.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,16 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// workers rarely wait on one another.
 const SHARDS: usize = 16;
 
+/// The shard `key` hashes to.
+fn shard_for<'s, T>(shards: &'s [T; SHARDS], hasher: &impl BuildHasher, key: impl Hash) -> &'s T {
+    // The modulo keeps the index below SHARDS, so the cast cannot truncate a used value and
+    // `get` always finds the shard; the first is there only to make that total.
+    #[allow(clippy::cast_possible_truncation)]
+    let index = (hasher.hash_one(key) % SHARDS as u64) as usize;
+    let [first, ..] = shards;
+    shards.get(index).unwrap_or(first)
+}
+
 /// What the revocation check decided for the request's token, for the extractors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -88,7 +98,7 @@ struct Entry {
 /// access tokens' first use this instance has recorded ([`RecordedUses`]). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct GenerationCache {
-    shards: Arc<[Mutex<HashMap<UserId, Entry>>]>,
+    shards: Arc<[Mutex<HashMap<UserId, Entry>>; SHARDS]>,
     hasher: std::collections::hash_map::RandomState,
     interval: Duration,
     capacity_per_shard: usize,
@@ -104,7 +114,7 @@ pub struct GenerationCache {
 /// never undone. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RecordedUses {
-    shards: Arc<[Mutex<RecentIds>]>,
+    shards: Arc<[Mutex<RecentIds>; SHARDS]>,
     hasher: std::collections::hash_map::RandomState,
     capacity_per_set: usize,
 }
@@ -120,7 +130,7 @@ impl RecordedUses {
     /// Remembers at most about `capacity` ids (a few dozen bytes each).
     pub fn new(capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(RecentIds::default())).collect(),
+            shards: Arc::new(std::array::from_fn(|_| Mutex::new(RecentIds::default()))),
             hasher: std::collections::hash_map::RandomState::new(),
             // Two sets per shard, each holding half the shard's share.
             capacity_per_set: capacity.div_ceil(SHARDS * 2).max(1),
@@ -128,10 +138,7 @@ impl RecordedUses {
     }
 
     fn shard(&self, token: Uuid) -> &Mutex<RecentIds> {
-        // The modulo keeps the index below SHARDS, so the cast cannot truncate a used value.
-        #[allow(clippy::cast_possible_truncation)]
-        let index = (self.hasher.hash_one(token) % SHARDS as u64) as usize;
-        &self.shards[index]
+        shard_for(&self.shards, &self.hasher, token)
     }
 
     /// Whether this instance has recorded the use of the access token naming `token`.
@@ -173,7 +180,7 @@ impl GenerationCache {
     /// request (and remembers nothing).
     pub fn new(interval: Duration, capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: Arc::new(std::array::from_fn(|_| Mutex::new(HashMap::new()))),
             hasher: std::collections::hash_map::RandomState::new(),
             interval,
             capacity_per_shard: capacity.div_ceil(SHARDS).max(1),
@@ -192,10 +199,7 @@ impl GenerationCache {
     }
 
     fn shard(&self, user: UserId) -> &Mutex<HashMap<UserId, Entry>> {
-        // The modulo keeps the index below SHARDS, so the cast cannot truncate a used value.
-        #[allow(clippy::cast_possible_truncation)]
-        let index = (self.hasher.hash_one(user) % SHARDS as u64) as usize;
-        &self.shards[index]
+        shard_for(&self.shards, &self.hasher, user)
     }
 
     /// The user's generation if it was read less than the interval ago.

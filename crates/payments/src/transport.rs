@@ -240,7 +240,12 @@ fn read_body(response: reqwest::blocking::Response, deadline: Instant) -> Result
         if read == 0 {
             break;
         }
-        body.extend_from_slice(&chunk[..read]);
+        let Some(read) = chunk.get(..read) else {
+            return Err(ProviderError::Untrustworthy(anyhow!(
+                "reading the answer: {read} bytes read into a smaller buffer"
+            )));
+        };
+        body.extend_from_slice(read);
         if body.len() as u64 > MAX_ANSWER_BYTES {
             return Err(ProviderError::Untrustworthy(anyhow!("the answer is larger than {MAX_ANSWER_BYTES} bytes")));
         }

@@ -16,7 +16,7 @@ use orderly_domain::user::Email;
 /// A connection to whichever database the URL named. Queries are written once against
 /// `MultiBackend`; each variant runs them in its own SQL dialect.
 #[derive(diesel::MultiConnection)]
-pub enum AnyConnection {
+pub(crate) enum AnyConnection {
     Postgresql(diesel::PgConnection),
     Sqlite(diesel::SqliteConnection),
 }

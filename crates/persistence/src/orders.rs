@@ -365,17 +365,22 @@ fn place_in(conn: &mut AnyConnection, order: &NewOrder) -> Result<Order, Abort<P
     let now = timestamps::to_db(order.placed_at);
     let requested = order.request.lines();
     // One global lock order (product id), whatever the order of the request's lines.
-    let mut by_product: Vec<usize> = (0..requested.len()).collect();
-    by_product.sort_by_key(|&index| requested[index].product_id);
-
     let mut snapshots: Vec<Option<ProductSnapshot>> = vec![None; requested.len()];
+    // Each line with its index in the request and its snapshot's slot.
+    let mut by_product: Vec<(usize, &LineRequest, &mut Option<ProductSnapshot>)> = requested
+        .iter()
+        .zip(snapshots.iter_mut())
+        .enumerate()
+        .map(|(index, (line, snapshot))| (index, line, snapshot))
+        .collect();
+    by_product.sort_by_key(|(_, line, _)| line.product_id);
+
     let (mut unavailable, mut short) = (Vec::new(), Vec::new());
-    for index in by_product {
-        let line = requested[index];
+    for (index, line, snapshot) in by_product {
         match reserve_line(conn, &line.product_id.to_string(), line.quantity.get(), now)? {
             Reservation::Reserved((sku, name, unit_price, currency)) => {
                 let currency = parse_currency("product", &currency).map_err(Abort::Store)?;
-                snapshots[index] = Some(ProductSnapshot {
+                *snapshot = Some(ProductSnapshot {
                     product_id: line.product_id,
                     sku,
                     name,

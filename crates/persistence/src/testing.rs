@@ -44,12 +44,14 @@ const TEST_POOL: PoolOptions = PoolOptions {
 /// SQLite file with its temporary directory; the PostgreSQL database with `DROP DATABASE ...
 /// WITH (FORCE)`).
 pub struct TestDatabase {
-    /// `None` only while dropping: the pool must close before the database goes.
-    database: Option<Database>,
+    /// Declared before `cleanup`, so it is dropped first: the pool must close before the
+    /// database goes.
+    database: Database,
     url: String,
     cleanup: Cleanup,
 }
 
+/// What removes the database when dropped.
 enum Cleanup {
     /// Deleting the directory deletes the file and its WAL companions.
     Sqlite {
@@ -99,10 +101,7 @@ impl TestDatabase {
     }
 
     pub fn database(&self) -> &Database {
-        match &self.database {
-            Some(database) => database,
-            None => unreachable!("the database is only taken while dropping"),
-        }
+        &self.database
     }
 
     pub fn backend(&self) -> Backend {
@@ -334,7 +333,7 @@ impl TestDatabase {
         let url = format!("sqlite://{}", path.display());
         let database = Database::connect(&DatabaseUrl::sqlite_file(path), TEST_POOL)
             .unwrap_or_else(|error| panic!("cannot open the test SQLite database: {error:#}"));
-        let db = TestDatabase { database: Some(database), url, cleanup: Cleanup::Sqlite { _dir: dir } };
+        let db = TestDatabase { database, url, cleanup: Cleanup::Sqlite { _dir: dir } };
         if migrate {
             db.migrate();
         }
@@ -369,13 +368,13 @@ impl TestDatabase {
         drop(admin);
 
         let url = url_with_database(&admin_url, &name);
-        // From here on, dropping `db` removes the database, even if setup fails below.
-        let mut db = TestDatabase { database: None, url, cleanup: Cleanup::Postgres { admin_url, name } };
-        let parsed = DatabaseUrl::parse(&db.url)
+        // From here on, dropping `cleanup` removes the database, even if setup fails below.
+        let cleanup = Cleanup::Postgres { admin_url, name };
+        let parsed = DatabaseUrl::parse(&url)
             .unwrap_or_else(|error| panic!("the test database URL derived from {shown} is invalid: {error}"));
         let database = Database::connect(&parsed, TEST_POOL)
             .unwrap_or_else(|error| panic!("cannot connect to the test database: {error:#}"));
-        db.database = Some(database);
+        let db = TestDatabase { database, url, cleanup };
         if migrate {
             db.migrate();
         }
@@ -423,12 +422,11 @@ pub struct RecordedEvent {
     pub position: i64,
 }
 
-impl Drop for TestDatabase {
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        // Close this handle's connections first. Clones held elsewhere keep theirs, which
-        // `WITH (FORCE)` then terminates.
-        drop(self.database.take());
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+        // This handle's connections are closed by now (`TestDatabase::database` is dropped
+        // first). Clones held elsewhere keep theirs, which `WITH (FORCE)` then terminates.
+        if let Cleanup::Postgres { admin_url, name } = self {
             let dropped =
                 PgConnection::establish(admin_url).map_err(|error| error.to_string()).and_then(|mut admin| {
                     diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))

@@ -20,13 +20,13 @@ use std::time::Duration;
 use orderly_domain::rate_limit::{Decision, Policy};
 
 /// Ticks of a nanosecond clock per second.
-pub const NANOS: u64 = 1_000_000_000;
+pub(crate) const NANOS: u64 = 1_000_000_000;
 /// Ticks of a microsecond clock per second.
-pub const MICROS: u64 = 1_000_000;
+pub(crate) const MICROS: u64 = 1_000_000;
 
 /// One bucket's parameters, in ticks of a clock with `ticks_per_second`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     /// Ticks until one more token is available.
     interval: u64,
     /// Ticks of debt the bucket can take: `q` intervals.
@@ -36,13 +36,13 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// `policy`'s bucket on a clock with `ticks_per_second`.
-    pub fn for_policy(policy: &Policy, ticks_per_second: u64) -> Self {
+    pub(crate) fn for_policy(policy: &Policy, ticks_per_second: u64) -> Self {
         Self::new(policy.limit, policy.window, ticks_per_second)
     }
 
     /// A bucket of `limit` tokens refilled over `window`, on a clock with `ticks_per_second`
     /// ([`NANOS`] or [`MICROS`]).
-    pub fn new(limit: NonZeroU32, window: Duration, ticks_per_second: u64) -> Self {
+    pub(crate) fn new(limit: NonZeroU32, window: Duration, ticks_per_second: u64) -> Self {
         let window_ticks =
             u64::try_from(window.as_nanos() * u128::from(ticks_per_second) / u128::from(NANOS)).unwrap_or(u64::MAX);
         let interval = (window_ticks / u64::from(limit.get())).max(1);
@@ -50,18 +50,18 @@ impl TokenBucket {
     }
 
     /// Ticks per token.
-    pub fn interval(&self) -> u64 {
+    pub(crate) fn interval(&self) -> u64 {
         self.interval
     }
 
     /// Ticks of debt an empty bucket has.
-    pub fn capacity(&self) -> u64 {
+    pub(crate) fn capacity(&self) -> u64 {
         self.capacity
     }
 
     /// Takes a token at `now` from the bucket whose TAT is `tat` (`None`: never used or
     /// forgotten, i.e. full). Returns the decision and, when allowed, the TAT to store.
-    pub fn take(&self, tat: Option<u64>, now: u64) -> (Decision, Option<u64>) {
+    pub(crate) fn take(&self, tat: Option<u64>, now: u64) -> (Decision, Option<u64>) {
         let tat = tat.unwrap_or(now).max(now);
         let debt = tat - now;
         let debt_after = debt.saturating_add(self.interval);
@@ -75,7 +75,7 @@ impl TokenBucket {
     }
 
     /// A decision from tick counts (as the Redis script returns them).
-    pub fn decision(&self, allowed: bool, remaining: u32, reset_ticks: u64, retry_ticks: u64) -> Decision {
+    pub(crate) fn decision(&self, allowed: bool, remaining: u32, reset_ticks: u64, retry_ticks: u64) -> Decision {
         Decision {
             allowed,
             remaining,

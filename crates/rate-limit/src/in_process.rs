@@ -27,7 +27,7 @@ use super::bucket::{NANOS, TokenBucket};
 const SWEEP_EVERY: u64 = 60 * NANOS;
 
 /// Buckets in this process, keyed by `{policy}:{caller}`.
-pub struct InProcessStore {
+pub(crate) struct InProcessStore {
     buckets: DashMapStateStore<String>,
     /// Nanoseconds since the store was created, on its clock.
     now: Box<dyn Fn() -> u64 + Send + Sync>,
@@ -38,7 +38,7 @@ pub struct InProcessStore {
 impl InProcessStore {
     /// A store on `clock`: governor's monotonic `DefaultClock` in production, its
     /// `FakeRelativeClock` in tests.
-    pub fn with_clock<C>(clock: C) -> Self
+    pub(crate) fn with_clock<C>(clock: C) -> Self
     where
         C: Clock + Send + Sync + 'static,
     {
@@ -51,7 +51,7 @@ impl InProcessStore {
     }
 
     /// Takes a token from `caller`'s bucket under `policy`.
-    pub fn take(&self, policy: &Policy, caller: &str) -> Decision {
+    pub(crate) fn take(&self, policy: &Policy, caller: &str) -> Decision {
         let bucket = TokenBucket::for_policy(policy, NANOS);
         let now = (self.now)();
         self.sweep_if_due(now);

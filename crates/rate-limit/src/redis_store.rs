@@ -36,14 +36,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// `SCRIPT LOAD` and the retried `EVALSHA`.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed check, how long checks fail open without trying Redis.
-pub const BACK_OFF: Duration = Duration::from_secs(1);
+pub(crate) const BACK_OFF: Duration = Duration::from_secs(1);
 
 /// `super::bucket::TokenBucket::take` in Lua, with Redis `TIME` in microseconds as `now`.
 /// KEYS[1]: the bucket; ARGV: its interval and capacity in microseconds.
 /// Returns `{allowed (1|0), remaining, reset_after, retry_after}`, times in microseconds.
 /// Microseconds since the epoch (~1.8e15) are exact in Lua's doubles (up to 2^53); the TAT is
 /// written with `%.0f` so that it is stored as the exact integer.
-pub const TAKE_TOKEN: &str = r"
+pub(crate) const TAKE_TOKEN: &str = r"
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -60,7 +60,7 @@ return {1, math.floor((capacity - debt_after) / interval), debt_after, 0}
 ";
 
 /// Buckets in Redis, shared by every instance configured with the same URL and key prefix.
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     client: redis::Client,
     key_prefix: String,
     /// Created on the first check, inside a worker's runtime (creating it spawns a task).
@@ -75,7 +75,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// A store on the Redis at `url`; connects on the first check. Fails only for a URL that
     /// is not a Redis URL.
-    pub fn new(url: &str, key_prefix: &str) -> redis::RedisResult<Self> {
+    pub(crate) fn new(url: &str, key_prefix: &str) -> redis::RedisResult<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
             key_prefix: key_prefix.to_owned(),
@@ -87,12 +87,12 @@ impl RedisStore {
     }
 
     /// The Redis key of `caller`'s bucket under `policy`.
-    pub fn key(&self, policy: &Policy, caller: &str) -> String {
+    pub(crate) fn key(&self, policy: &Policy, caller: &str) -> String {
         format!("{}ratelimit:{}:{caller}", self.key_prefix, policy.name.as_str())
     }
 
     /// Takes a token from `caller`'s bucket under `policy`.
-    pub async fn take(&self, policy: &Policy, caller: &str) -> anyhow::Result<Decision> {
+    pub(crate) async fn take(&self, policy: &Policy, caller: &str) -> anyhow::Result<Decision> {
         let now_ms = self.elapsed_ms();
         if now_ms < self.retry_redis_at_ms.load(Ordering::Relaxed) {
             anyhow::bail!("Redis failed less than {} ms ago; not asked", BACK_OFF.as_millis());

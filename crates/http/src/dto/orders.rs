@@ -283,9 +283,10 @@ impl RequestBody for PlaceOrderRequest {
             Err(domain) => {
                 let reported = !violations.is_empty();
                 for mut violation in domain {
-                    let line = violation.path.get(1).and_then(|segment| segment.parse::<usize>().ok());
-                    match line.and_then(|line| parsed.get(line)) {
-                        Some((index, _)) => violation.path[1] = index.to_string(),
+                    let segment = violation.path.get_mut(1);
+                    let line = segment.as_deref().and_then(|segment| segment.parse::<usize>().ok());
+                    match segment.zip(line.and_then(|line| parsed.get(line))) {
+                        Some((segment, (index, _))) => *segment = index.to_string(),
                         // The number of lines, already checked on the request as sent.
                         None if reported => continue,
                         None => {}

@@ -154,14 +154,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NestedObject<T> {
 /// Removes the value at `path` so the next round gets past it. An array element is removed
 /// with its whole array (removing just the element would shift the indices of later faults).
 fn remove_at(value: &mut Value, path: &[String]) -> bool {
-    let Some(object_depth) = path.iter().enumerate().rev().find_map(|(depth, _)| {
-        let parent = lookup(value, &path[..depth])?;
-        parent.is_object().then_some(depth)
-    }) else {
+    // Each segment with the path to its parent, the deepest first.
+    let Some((key, parent_path)) = std::iter::successors(path.split_last(), |(_, parent)| parent.split_last())
+        .find(|(_, parent)| lookup(value, parent).is_some_and(Value::is_object))
+    else {
         return false;
     };
-    match lookup_mut(value, &path[..object_depth]) {
-        Some(Value::Object(parent)) => parent.remove(&path[object_depth]).is_some(),
+    match lookup_mut(value, parent_path) {
+        Some(Value::Object(parent)) => parent.remove(key).is_some(),
         _ => false,
     }
 }

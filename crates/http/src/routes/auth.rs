@@ -35,7 +35,7 @@ use crate::routes::responses;
     )
 )]
 #[post("/auth/tokens")]
-pub async fn login(
+pub(crate) async fn login(
     state: web::Data<ApiState>,
     _not_stored: IdempotencyKeyHeader,
     body: ValidJson<LoginRequest>,
@@ -81,7 +81,7 @@ pub async fn login(
     )
 )]
 #[post("/auth/refresh")]
-pub async fn refresh(
+pub(crate) async fn refresh(
     state: web::Data<ApiState>,
     _not_stored: IdempotencyKeyHeader,
     body: ValidJson<RefreshTokenRequest>,
@@ -110,7 +110,7 @@ pub async fn refresh(
     )
 )]
 #[post("/auth/logout")]
-pub async fn logout(
+pub(crate) async fn logout(
     state: web::Data<ApiState>,
     _not_stored: IdempotencyKeyHeader,
     body: ValidJson<RefreshTokenRequest>,

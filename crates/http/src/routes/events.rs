@@ -63,7 +63,7 @@ use crate::problem::{ApiError, ProblemDetails};
     )
 )]
 #[get("/events")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,

@@ -22,7 +22,7 @@ use crate::problem::ApiError;
     )
 )]
 #[get("/healthz")]
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     let mut response = HttpResponse::Ok();
     CachePolicy::NoStore.apply(&mut response);
     response.json(Health { status: HealthStatus::Ok })
@@ -43,7 +43,7 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let readiness = state.readiness.clone();
     state.blocking.run(Needs::Database, move || readiness.check()).await??;
     let mut response = HttpResponse::Ok();
@@ -68,7 +68,7 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
     )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let Some(source) = state.metrics.clone() else {
         return Err(ApiError::not_found("metrics are not collected on this instance"));
     };

@@ -34,7 +34,7 @@ use crate::routes::responses::{self, InvoiceNotModified};
     )
 )]
 #[get("/invoices")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -84,7 +84,7 @@ pub async fn list(
     )
 )]
 #[get("/invoices/{number}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: Caller,
     number: PathInvoiceNumber,

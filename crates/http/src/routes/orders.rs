@@ -65,7 +65,7 @@ use crate::routes::responses::{self, NotModified, OrderNotFound, OrderPreconditi
     )
 )]
 #[post("/orders")]
-pub async fn place(
+pub(crate) async fn place(
     req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Caller,
@@ -106,7 +106,7 @@ pub async fn place(
     )
 )]
 #[get("/orders")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -149,7 +149,7 @@ pub async fn list(
     )
 )]
 #[get("/orders/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,
@@ -206,7 +206,7 @@ pub async fn get(
     )
 )]
 #[patch("/orders/{id}")]
-pub async fn change_status(
+pub(crate) async fn change_status(
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,

@@ -87,7 +87,7 @@ const SIGNATURE_HEADER: &str = "Stripe-Signature";
     )
 )]
 #[post("/orders/{id}/payments")]
-pub async fn pay(
+pub(crate) async fn pay(
     req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Caller,
@@ -133,7 +133,7 @@ pub async fn pay(
     )
 )]
 #[get("/orders/{id}/payments")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -179,7 +179,7 @@ pub async fn list(
     )
 )]
 #[get("/orders/{id}/payments/{payment_id}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,
@@ -228,7 +228,7 @@ pub async fn get(
     )
 )]
 #[post("/payment-events")]
-pub async fn receive_event(
+pub(crate) async fn receive_event(
     req: HttpRequest,
     state: web::Data<ApiState>,
     // Checked like on every POST, never stored: applying an event is idempotent by itself.

@@ -58,7 +58,7 @@ use crate::routes::responses::{
     )
 )]
 #[get("/products")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -107,7 +107,7 @@ pub async fn list(
     )
 )]
 #[get("/products/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: OptionalCaller,
     id: PathId,
@@ -146,7 +146,7 @@ pub async fn get(
     )
 )]
 #[post("/products")]
-pub async fn create(
+pub(crate) async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Authorised<operation::CreateProduct>,
@@ -200,7 +200,7 @@ pub async fn create(
     )
 )]
 #[patch("/products/{id}")]
-pub async fn update(
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     caller: Authorised<operation::ChangeProduct>,
     id: PathId,
@@ -242,7 +242,7 @@ pub async fn update(
     )
 )]
 #[delete("/products/{id}")]
-pub async fn archive(
+pub(crate) async fn archive(
     state: web::Data<ApiState>,
     caller: Authorised<operation::ArchiveProduct>,
     id: PathId,
@@ -286,7 +286,7 @@ pub async fn archive(
     )
 )]
 #[post("/products/{id}/stock-adjustments")]
-pub async fn adjust_stock(
+pub(crate) async fn adjust_stock(
     req: HttpRequest,
     state: web::Data<ApiState>,
     caller: Authorised<operation::AdjustStock>,
@@ -330,7 +330,7 @@ pub async fn adjust_stock(
     )
 )]
 #[get("/products/{id}/stock-adjustments")]
-pub async fn list_adjustments(
+pub(crate) async fn list_adjustments(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,

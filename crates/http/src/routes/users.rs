@@ -42,7 +42,7 @@ use crate::routes::responses::{self, NotModified, UserNotFound, UserPrecondition
     )
 )]
 #[post("/users")]
-pub async fn register(
+pub(crate) async fn register(
     req: HttpRequest,
     state: web::Data<ApiState>,
     key: IdempotencyKeyHeader,
@@ -78,7 +78,7 @@ pub async fn register(
     )
 )]
 #[get("/users/me")]
-pub async fn me(
+pub(crate) async fn me(
     state: web::Data<ApiState>,
     caller: Caller,
     if_none_match: IfNoneMatch,
@@ -107,7 +107,7 @@ pub async fn me(
     )
 )]
 #[get("/users")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -144,7 +144,7 @@ pub async fn list(
     )
 )]
 #[get("/users/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,
@@ -188,7 +188,7 @@ pub async fn get(
     )
 )]
 #[patch("/users/{id}")]
-pub async fn update(
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     caller: Caller,
     id: PathId,

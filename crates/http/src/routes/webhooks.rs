@@ -91,7 +91,7 @@ pub type WebhookAdmin = Authorised<operation::ManageWebhooks>;
     )
 )]
 #[post("/webhook-endpoints")]
-pub async fn create(
+pub(crate) async fn create(
     req: HttpRequest,
     state: web::Data<ApiState>,
     admin: WebhookAdmin,
@@ -131,7 +131,7 @@ pub async fn create(
     )
 )]
 #[get("/webhook-endpoints")]
-pub async fn list(
+pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -175,7 +175,7 @@ pub async fn list(
     )
 )]
 #[get("/webhook-endpoints/{id}")]
-pub async fn get(
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     admin: WebhookAdmin,
     id: PathId,
@@ -229,7 +229,7 @@ pub async fn get(
     )
 )]
 #[patch("/webhook-endpoints/{id}")]
-pub async fn update(
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     admin: WebhookAdmin,
     id: PathId,
@@ -271,7 +271,7 @@ pub async fn update(
     )
 )]
 #[delete("/webhook-endpoints/{id}")]
-pub async fn remove(
+pub(crate) async fn remove(
     state: web::Data<ApiState>,
     admin: WebhookAdmin,
     id: PathId,
@@ -312,7 +312,7 @@ pub async fn remove(
     )
 )]
 #[get("/webhook-endpoints/{id}/deliveries")]
-pub async fn list_deliveries(
+pub(crate) async fn list_deliveries(
     req: HttpRequest,
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
@@ -374,7 +374,7 @@ pub async fn list_deliveries(
     )
 )]
 #[post("/webhook-endpoints/{id}/deliveries/{delivery_id}/retries")]
-pub async fn retry(
+pub(crate) async fn retry(
     state: web::Data<ApiState>,
     admin: WebhookAdmin,
     id: PathId,

@@ -1,7 +1,7 @@
 //! Full-stack API tests: the real `Application` (router, services, argon2, JWT, diesel) on a
 //! fresh database per test, driven over HTTP as a consumer would. Every test runs on SQLite
 //! and, when `ORDERLY_TEST_POSTGRES_URL` is set, on PostgreSQL too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod support;
 
