@@ -272,226 +272,148 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     api
 }
 
-/// One OpenAPI link: from a response of `from` to the operation `to`, with the values it
-/// takes from that exchange (runtime expressions, OpenAPI §4.8.20.4).
+/// One OpenAPI link: to the operation `to`, with the values it takes from the exchange it
+/// follows (runtime expressions, OpenAPI §4.8.20.4).
 struct LinkSpec {
-    from: (&'static str, &'static str),
     name: &'static str,
     to: &'static str,
     parameters: &'static [(&'static str, &'static str)],
+    description: &'static str,
     /// A request body for `to`, as JSON whose strings may be runtime expressions.
     body: Option<&'static str>,
+}
+
+const fn link(
+    name: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
     description: &'static str,
+) -> LinkSpec {
+    LinkSpec { name, to, parameters, description, body: None }
 }
 
 const NEW_ID: (&str, &str) = ("path.id", "$response.body#/id");
 const SAME_ID: (&str, &str) = ("path.id", "$request.path.id");
 const READ_ETAG: (&str, &str) = ("header.If-Match", "$response.header.ETag");
 
-/// How one answer leads to the next request: a client (or a stateful fuzzer) follows these
-/// to read what it created, change it with the ETag it was given, and from a confirmed order
-/// to its invoice.
-const LINKS: &[LinkSpec] = &[
-    LinkSpec {
-        from: ("createProduct", "201"),
-        name: "GetProduct",
-        to: "getProduct",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Read the product just created",
-    },
-    LinkSpec {
-        from: ("createProduct", "201"),
-        name: "UpdateProduct",
-        to: "updateProduct",
-        parameters: &[NEW_ID, READ_ETAG],
-        body: None,
-        description: "Change it, with the ETag of this version",
-    },
-    LinkSpec {
-        from: ("createProduct", "201"),
-        name: "ArchiveProduct",
-        to: "archiveProduct",
-        parameters: &[NEW_ID, READ_ETAG],
-        body: None,
-        description: "Archive it, with the ETag of this version",
-    },
-    LinkSpec {
-        from: ("createProduct", "201"),
-        name: "AdjustStock",
-        to: "createStockAdjustment",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Add or remove stock",
-    },
-    LinkSpec {
-        from: ("createProduct", "201"),
-        name: "ListStockAdjustments",
-        to: "listStockAdjustments",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Its stock audit trail",
-    },
-    LinkSpec {
-        from: ("getProduct", "200"),
-        name: "UpdateProduct",
-        to: "updateProduct",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Change the product, with the ETag just read",
-    },
-    LinkSpec {
-        from: ("getProduct", "200"),
-        name: "ArchiveProduct",
-        to: "archiveProduct",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Archive the product, with the ETag just read",
-    },
-    LinkSpec {
-        from: ("updateProduct", "200"),
-        name: "GetProduct",
-        to: "getProduct",
-        parameters: &[SAME_ID],
-        body: None,
-        description: "Read the changed product",
-    },
-    LinkSpec {
-        from: ("createStockAdjustment", "201"),
-        name: "GetProduct",
-        to: "getProduct",
-        parameters: &[SAME_ID],
-        body: None,
-        description: "Read the product's new stock",
-    },
-    LinkSpec {
-        from: ("createStockAdjustment", "201"),
-        name: "PlaceOrder",
-        to: "placeOrder",
-        parameters: &[],
-        body: Some(r#"{"items": [{"product_id": "$request.path.id", "quantity": 1}]}"#),
-        description: "Order one unit of the product now in stock",
-    },
-    LinkSpec {
-        from: ("placeOrder", "201"),
-        name: "GetOrder",
-        to: "getOrder",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Read the order just placed",
-    },
-    LinkSpec {
-        from: ("placeOrder", "201"),
-        name: "PayOrder",
-        to: "payOrder",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Pay the order just placed",
-    },
-    LinkSpec {
-        from: ("placeOrder", "201"),
-        name: "ListPayments",
-        to: "listPayments",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Its payment attempts",
-    },
-    LinkSpec {
-        from: ("placeOrder", "201"),
-        name: "ChangeOrderStatus",
-        to: "changeOrderStatus",
-        parameters: &[NEW_ID, READ_ETAG],
-        body: None,
-        description: "Confirm or cancel it, with the ETag of this version",
-    },
-    LinkSpec {
-        from: ("getOrder", "200"),
-        name: "ChangeOrderStatus",
-        to: "changeOrderStatus",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Move the order on, with the ETag just read",
-    },
-    LinkSpec {
-        from: ("changeOrderStatus", "200"),
-        name: "GetOrder",
-        to: "getOrder",
-        parameters: &[SAME_ID],
-        body: None,
-        description: "Read the order in its new status",
-    },
-    LinkSpec {
-        from: ("changeOrderStatus", "200"),
-        name: "GetInvoice",
-        to: "getInvoice",
-        parameters: &[("path.number", "$response.body#/invoice_number")],
-        body: None,
-        description: "Read the invoice issued when the order was confirmed (`invoice_number` is null before)",
-    },
-    LinkSpec {
-        from: ("registerUser", "201"),
-        name: "GetUser",
-        to: "getUser",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Read the account just registered",
-    },
-    LinkSpec {
-        from: ("getUser", "200"),
-        name: "UpdateUser",
-        to: "updateUser",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Change the account, with the ETag just read",
-    },
-    LinkSpec {
-        from: ("createWebhookEndpoint", "201"),
-        name: "GetWebhookEndpoint",
-        to: "getWebhookEndpoint",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Read the endpoint just registered",
-    },
-    LinkSpec {
-        from: ("createWebhookEndpoint", "201"),
-        name: "UpdateWebhookEndpoint",
-        to: "updateWebhookEndpoint",
-        parameters: &[NEW_ID, READ_ETAG],
-        body: None,
-        description: "Change it, with the ETag of this version",
-    },
-    LinkSpec {
-        from: ("createWebhookEndpoint", "201"),
-        name: "DeleteWebhookEndpoint",
-        to: "deleteWebhookEndpoint",
-        parameters: &[NEW_ID, READ_ETAG],
-        body: None,
-        description: "Remove it, with the ETag of this version",
-    },
-    LinkSpec {
-        from: ("createWebhookEndpoint", "201"),
-        name: "ListWebhookDeliveries",
-        to: "listWebhookDeliveries",
-        parameters: &[NEW_ID],
-        body: None,
-        description: "Its delivery log",
-    },
-    LinkSpec {
-        from: ("getWebhookEndpoint", "200"),
-        name: "UpdateWebhookEndpoint",
-        to: "updateWebhookEndpoint",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Change the endpoint, with the ETag just read",
-    },
-    LinkSpec {
-        from: ("getWebhookEndpoint", "200"),
-        name: "DeleteWebhookEndpoint",
-        to: "deleteWebhookEndpoint",
-        parameters: &[SAME_ID, READ_ETAG],
-        body: None,
-        description: "Remove the endpoint, with the ETag just read",
-    },
+/// How one answer leads to the next request, by the operation and status it starts from: a
+/// client (or a stateful fuzzer) follows these to read what it created, change it with the
+/// ETag it was given, and from a confirmed order to its invoice.
+const LINKS: &[((&str, &str), &[LinkSpec])] = &[
+    (
+        ("createProduct", "201"),
+        &[
+            link("GetProduct", "getProduct", &[NEW_ID], "Read the product just created"),
+            link("UpdateProduct", "updateProduct", &[NEW_ID, READ_ETAG], "Change it, with the ETag of this version"),
+            link("ArchiveProduct", "archiveProduct", &[NEW_ID, READ_ETAG], "Archive it, with the ETag of this version"),
+            link("AdjustStock", "createStockAdjustment", &[NEW_ID], "Add or remove stock"),
+            link("ListStockAdjustments", "listStockAdjustments", &[NEW_ID], "Its stock audit trail"),
+        ],
+    ),
+    (
+        ("getProduct", "200"),
+        &[
+            link(
+                "UpdateProduct",
+                "updateProduct",
+                &[SAME_ID, READ_ETAG],
+                "Change the product, with the ETag just read",
+            ),
+            link(
+                "ArchiveProduct",
+                "archiveProduct",
+                &[SAME_ID, READ_ETAG],
+                "Archive the product, with the ETag just read",
+            ),
+        ],
+    ),
+    (("updateProduct", "200"), &[link("GetProduct", "getProduct", &[SAME_ID], "Read the changed product")]),
+    (
+        ("createStockAdjustment", "201"),
+        &[
+            link("GetProduct", "getProduct", &[SAME_ID], "Read the product's new stock"),
+            LinkSpec {
+                body: Some(r#"{"items": [{"product_id": "$request.path.id", "quantity": 1}]}"#),
+                ..link("PlaceOrder", "placeOrder", &[], "Order one unit of the product now in stock")
+            },
+        ],
+    ),
+    (
+        ("placeOrder", "201"),
+        &[
+            link("GetOrder", "getOrder", &[NEW_ID], "Read the order just placed"),
+            link("PayOrder", "payOrder", &[NEW_ID], "Pay the order just placed"),
+            link("ListPayments", "listPayments", &[NEW_ID], "Its payment attempts"),
+            link(
+                "ChangeOrderStatus",
+                "changeOrderStatus",
+                &[NEW_ID, READ_ETAG],
+                "Confirm or cancel it, with the ETag of this version",
+            ),
+        ],
+    ),
+    (
+        ("getOrder", "200"),
+        &[link(
+            "ChangeOrderStatus",
+            "changeOrderStatus",
+            &[SAME_ID, READ_ETAG],
+            "Move the order on, with the ETag just read",
+        )],
+    ),
+    (
+        ("changeOrderStatus", "200"),
+        &[
+            link("GetOrder", "getOrder", &[SAME_ID], "Read the order in its new status"),
+            link(
+                "GetInvoice",
+                "getInvoice",
+                &[("path.number", "$response.body#/invoice_number")],
+                "Read the invoice issued when the order was confirmed (`invoice_number` is null before)",
+            ),
+        ],
+    ),
+    (("registerUser", "201"), &[link("GetUser", "getUser", &[NEW_ID], "Read the account just registered")]),
+    (
+        ("getUser", "200"),
+        &[link("UpdateUser", "updateUser", &[SAME_ID, READ_ETAG], "Change the account, with the ETag just read")],
+    ),
+    (
+        ("createWebhookEndpoint", "201"),
+        &[
+            link("GetWebhookEndpoint", "getWebhookEndpoint", &[NEW_ID], "Read the endpoint just registered"),
+            link(
+                "UpdateWebhookEndpoint",
+                "updateWebhookEndpoint",
+                &[NEW_ID, READ_ETAG],
+                "Change it, with the ETag of this version",
+            ),
+            link(
+                "DeleteWebhookEndpoint",
+                "deleteWebhookEndpoint",
+                &[NEW_ID, READ_ETAG],
+                "Remove it, with the ETag of this version",
+            ),
+            link("ListWebhookDeliveries", "listWebhookDeliveries", &[NEW_ID], "Its delivery log"),
+        ],
+    ),
+    (
+        ("getWebhookEndpoint", "200"),
+        &[
+            link(
+                "UpdateWebhookEndpoint",
+                "updateWebhookEndpoint",
+                &[SAME_ID, READ_ETAG],
+                "Change the endpoint, with the ETag just read",
+            ),
+            link(
+                "DeleteWebhookEndpoint",
+                "deleteWebhookEndpoint",
+                &[SAME_ID, READ_ETAG],
+                "Remove the endpoint, with the ETag just read",
+            ),
+        ],
+    ),
 ];
 
 /// Adds [`LINKS`] to the responses they start from.
@@ -501,15 +423,17 @@ fn document_links(api: &mut utoipa::openapi::OpenApi) {
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
         for operation in operations.into_iter().flatten() {
             let Some(id) = operation.operation_id.clone() else { continue };
-            for spec in LINKS.iter().filter(|spec| spec.from.0 == id) {
-                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(spec.from.1) else { continue };
-                let mut link = LinkBuilder::new().operation_id(spec.to).description(spec.description);
-                for (name, expression) in spec.parameters {
-                    link = link.parameter(*name, *expression);
+            for ((_, status), specs) in LINKS.iter().filter(|((from, _), _)| *from == id) {
+                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else { continue };
+                for spec in *specs {
+                    let mut link = LinkBuilder::new().operation_id(spec.to).description(spec.description);
+                    for (name, expression) in spec.parameters {
+                        link = link.parameter(*name, *expression);
+                    }
+                    let body = spec.body.and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
+                    link = link.request_body(body);
+                    response.links.insert(spec.name.to_owned(), RefOr::T(link.build()));
                 }
-                let body = spec.body.and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
-                link = link.request_body(body);
-                response.links.insert(spec.name.to_owned(), RefOr::T(link.build()));
             }
         }
     }

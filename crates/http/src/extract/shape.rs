@@ -112,6 +112,12 @@ fn classify(path: Vec<String>, serde_message: &str) -> ShapeFault {
         // serde names derived types (`struct MoneyInput`, `enum Role`): internal names.
         Some((_, expected)) if expected.starts_with("struct ") => "expected an object".to_owned(),
         Some((_, expected)) if expected.starts_with("enum ") => "expected one of the allowed values".to_owned(),
+        // ... and primitives by their Rust names (`i64`, `u32`, `f64`).
+        Some((
+            _,
+            "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "isize",
+        )) => "expected an integer".to_owned(),
+        Some((_, "f32" | "f64")) => "expected a number".to_owned(),
         Some((_, expected)) => format!("expected {expected}"),
         None => "has an invalid value".to_owned(),
     };
@@ -330,6 +336,12 @@ mod tests {
         assert_eq!(fault.message, "expected an object");
         let fault = classify(vec!["x".into()], "invalid type: string \"a\", expected enum Role");
         assert_eq!(fault.message, "expected one of the allowed values");
+        let fault = classify(vec!["x".into()], "invalid type: floating point `2.5`, expected i64");
+        assert_eq!((fault.code, fault.message.as_str()), ("invalid_type", "expected an integer"));
+        let fault = classify(vec!["x".into()], "invalid type: string \"3\", expected u32");
+        assert_eq!(fault.message, "expected an integer");
+        let fault = classify(vec!["x".into()], "invalid type: string \"3\", expected f64");
+        assert_eq!(fault.message, "expected a number");
     }
 
     #[test]
