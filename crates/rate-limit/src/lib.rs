@@ -60,7 +60,7 @@ pub struct Quotas {
 /// server gives the HTTP adapter.
 /// Cheap to clone: clones share the buckets. Build it once per process, outside the worker
 /// factory.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RateLimits {
     /// `None`: no policy is active.
     limiter: Option<Arc<Limiter>>,
@@ -80,8 +80,9 @@ enum Store {
 }
 
 impl RateLimits {
-    /// No limit at all (and no RateLimit headers).
-    pub fn off() -> Self {
+    /// Every quota 0: no limit and no RateLimit fields. (With no limits configured at all,
+    /// the server could as well pass the domain's `NoRateLimits`; this is the same answer.)
+    fn off() -> Self {
         Self { limiter: None }
     }
 
