@@ -96,6 +96,26 @@ impl DestinationPolicy {
     /// fragment, and — when its host is an IP address, or `localhost` — an allowed address.
     /// A host name is checked again, address by address, when a delivery resolves it.
     pub fn check_url(&self, raw: &str) -> Result<EndpointUrl, DestinationRefused> {
+        self.check(raw)
+    }
+
+    /// [`Self::check_url`] for the `url` field of a request: the refusal as a violation with
+    /// its code (`invalid_format`, `too_long`, `invalid_value`, `forbidden_destination`).
+    pub fn check_url_field(&self, raw: &str) -> Result<EndpointUrl, FieldViolation> {
+        self.check(raw).map_err(|refused| {
+            let code = match refused {
+                DestinationRefused::Malformed => "invalid_format",
+                DestinationRefused::TooLong => "too_long",
+                DestinationRefused::SchemeNotAllowed
+                | DestinationRefused::CredentialsInUrl
+                | DestinationRefused::Fragment => "invalid_value",
+                DestinationRefused::Address(..) => "forbidden_destination",
+            };
+            FieldViolation::new("url", code, refused.to_string())
+        })
+    }
+
+    fn check(&self, raw: &str) -> Result<EndpointUrl, DestinationRefused> {
         if raw.len() > MAX_URL_LENGTH {
             return Err(DestinationRefused::TooLong);
         }

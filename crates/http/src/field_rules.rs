@@ -94,6 +94,9 @@ pub const ENDPOINT_DESCRIPTION_TEXT: &str = concat!(
     whitespace_char!(),
     "*$"
 );
+/// A stock-keeping unit (`orderly_domain::product::Sku::parse`): 1–64 letters, digits and `-`
+/// once the surrounding whitespace is trimmed (lower case is stored upper-cased).
+pub const SKU_TEXT: &str = concat!("^", whitespace_char!(), "*[A-Za-z0-9-]{1,64}", whitespace_char!(), "*$");
 /// A product description: may be empty; line breaks and tabs allowed, no other control characters.
 pub const DESCRIPTION_TEXT: &str = concat!("^", text_char!(), "*$");
 /// The catalogue search `q`: no control characters.
@@ -106,7 +109,8 @@ pub const INVOICE_NUMBER: &str =
     "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$";
 
 /// (component schema, property, pattern) for request bodies.
-const BODY_PATTERNS: [(&str, &str, &str); 10] = [
+const BODY_PATTERNS: [(&str, &str, &str); 11] = [
+    ("CreateProductRequest", "sku", SKU_TEXT),
     ("CreateProductRequest", "name", SINGLE_LINE_TEXT),
     ("UpdateProductRequest", "name", SINGLE_LINE_TEXT),
     ("RegisterUserRequest", "name", SINGLE_LINE_TEXT),
@@ -253,6 +257,11 @@ mod tests {
         fn names_match_the_single_line_rule(text in text()) {
             prop_assert_eq!(matches(SINGLE_LINE_TEXT, &text), ProductName::parse(&text).is_ok());
             prop_assert_eq!(matches(SINGLE_LINE_TEXT, &text), UserName::parse(&text).is_ok());
+        }
+
+        #[test]
+        fn skus_match_their_rule(text in prop::collection::vec(prop::sample::select(vec![" ", "\t", "\u{3000}", "a", "Z", "0", "-", "_", "é"]), 0..8).prop_map(|pieces| pieces.concat())) {
+            prop_assert_eq!(matches(SKU_TEXT, &text), orderly_domain::product::Sku::parse(&text).is_ok());
         }
 
         #[test]

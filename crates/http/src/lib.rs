@@ -130,9 +130,9 @@ pub struct ApiState {
     pub rate_limits: Arc<dyn orderly_domain::rate_limit::RateLimiter>,
     /// Admission to the blocking pool, where every service call runs ([`blocking`]).
     pub blocking: blocking::BlockingPool,
-    /// This instance's memory of users' token generations, for the revocation check of
-    /// access tokens ([`revocation`]).
-    pub revocations: revocation::GenerationCache,
+    /// This instance's memory of users' token generations and of recorded access-token uses,
+    /// for the revocation check of access tokens (the domain's; run by [`revocation`]).
+    pub revocations: orderly_domain::services::GenerationCache,
     /// What `GET /metrics` renders ([`metrics`]); `None` when no recorder is installed.
     pub metrics: metrics::SharedMetrics,
     pub settings: HttpSettings,

@@ -1,5 +1,5 @@
 //! The database handle: the connection pool for the chosen backend, and its migrations; and
-//! the one place every repository gets its connection from ([`Database::connection`]).
+//! the one place every repository gets its connection from ([`Database::with_connection`]).
 //!
 //! ## Bound to a unit of work
 //!
@@ -7,10 +7,30 @@
 //! or a handle **bound to one transaction** ([`Database::bound_to`]), made by
 //! [`crate::DieselUnitOfWork`] and [`crate::DieselIdempotentExecutor`] for the repositories
 //! they hand a use case: every call through such a handle borrows that transaction's
-//! connection (and puts it back when the call's handle drops), so its reads see the
-//! transaction's writes and its own `write_transaction` becomes a savepoint inside it. Which
-//! one a repository has is decided where it is built, never found in hidden per-thread state:
-//! a use case sees the unit of work it was handed.
+//! connection, so its reads see the transaction's writes and its own `write_transaction`
+//! becomes a savepoint inside it. Which one a repository has is decided where it is built,
+//! never found in hidden per-thread state: a use case sees the unit of work it was handed.
+//!
+//! ## Borrowed for a closure, not handed out
+//!
+//! A repository call does its work inside [`Database::with_connection`], which lends it
+//! `&mut AnyConnection` for the closure's duration: a connection of its own from the pool
+//! (back to the pool when the closure returns), or the transaction's, taken out of the
+//! unit of work's [`TransactionSlot`] and put back when the closure returns — with `Ok`,
+//! with `Err`, or through an early `return` or `?` alike, since all of those are a return.
+//! While the closure runs, the slot is empty: a second borrow through the same unit of work
+//! (nested, or from another thread) gets an error instead of a second handle that would
+//! escape the transaction, as does a repository that outlived its unit of work.
+//!
+//! The lent connection lives in a local variable of `with_connection`, never in a handle
+//! that must give it back from `Drop`: a handle owning it would need an `Option` that is
+//! empty only after its own drop, and accessors that could not honestly handle `None`.
+//!
+//! If the closure panics, the lent connection is not put back: it is dropped during the
+//! unwinding, and the pool discards a connection returned while panicking, so the
+//! transaction dies with it (rolled back by the server as the connection closes). The slot
+//! stays empty, so anything that still borrows through it — and the unit of work taking the
+//! connection back — gets an error, never a connection whose transaction is half done.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -89,44 +109,9 @@ impl DerefMut for Connection {
 }
 
 /// The connection of a unit of work's transaction, shared by the repositories bound to it.
-/// `None` while lent to a repository call, and once the unit of work has taken it back.
+/// `None` while lent to a repository call (see [`Database::with_connection`]), after a call
+/// that had it panicked, and once the unit of work has taken it back.
 pub(crate) type TransactionSlot = Arc<Mutex<Option<Connection>>>;
-
-/// A connection as a repository gets it: its own from the pool, or the transaction's one
-/// (returned to its slot on drop). Derefs to the connection either way.
-pub(crate) struct DbConnection {
-    connection: Option<Connection>,
-    /// Where a lent transaction connection goes back to.
-    home: Option<TransactionSlot>,
-}
-
-impl Deref for DbConnection {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match &self.connection {
-            Some(connection) => connection,
-            None => unreachable!("a connection handle holds its connection until dropped"),
-        }
-    }
-}
-
-impl DerefMut for DbConnection {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.connection {
-            Some(connection) => connection,
-            None => unreachable!("a connection handle holds its connection until dropped"),
-        }
-    }
-}
-
-impl Drop for DbConnection {
-    fn drop(&mut self) {
-        if let Some(home) = &self.home {
-            *home.lock().unwrap_or_else(PoisonError::into_inner) = self.connection.take();
-        }
-    }
-}
 
 /// The database: a pool of connections to one backend. Cheap to clone (clones share the pool).
 ///
@@ -262,24 +247,32 @@ impl Database {
 
     /// How many migrations compiled into this binary the database has not applied yet.
     pub fn pending_migrations(&self) -> Result<usize, StoreError> {
-        let mut conn = self.connection()?;
-        pending_migrations(&mut conn)
+        self.with_connection(pending_migrations)
     }
 
-    /// The connection for a repository call: the bound transaction's, or one from the pool
-    /// (`Unavailable` after the acquire timeout).
-    pub(crate) fn connection(&self) -> Result<DbConnection, StoreError> {
+    /// Runs `work` on the connection for a repository call: the bound transaction's, or one
+    /// from the pool (`Unavailable` after the acquire timeout). Either is borrowed only for
+    /// the closure; the transaction's goes back to its slot when `work` returns, whatever it
+    /// returns (a panic leaves the slot empty: see the module docs).
+    pub(crate) fn with_connection<T, E>(&self, work: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let Some(slot) = &self.transaction else {
-            return Ok(DbConnection { connection: Some(self.pooled_connection()?), home: None });
+            let mut own = self.pooled_connection()?;
+            return work(&mut own);
         };
-        match slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            Some(connection) => Ok(DbConnection { connection: Some(connection), home: Some(slot.clone()) }),
-            // Lent out already (a second handle would escape the transaction), or the unit of
+        // Owned by this frame while lent, so there is no handle that could be without it.
+        let mut lent = slot.lock().unwrap_or_else(PoisonError::into_inner).take().ok_or_else(|| {
+            // Lent out already (a second borrow would escape the transaction), or the unit of
             // work is over and a repository outlived it.
-            None => Err(StoreError::Unexpected(anyhow::anyhow!(
+            StoreError::Unexpected(anyhow::anyhow!(
                 "the unit of work's connection is in use or its transaction has ended"
-            ))),
-        }
+            ))
+        })?;
+        let result = work(&mut lent);
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(lent);
+        result
     }
 
     /// A connection of its own from the pool, also on a bound handle.
@@ -349,9 +342,15 @@ mod tests {
         statement_timeout: String,
     }
 
+    /// Runs `work` on a connection from `db` (see [`Database::with_connection`]).
+    fn on_connection<T>(db: &Database, work: impl FnOnce(&mut AnyConnection) -> T) -> T {
+        db.with_connection(|conn| Ok::<_, StoreError>(work(conn))).unwrap()
+    }
+
     fn statement_timeout_of(db: &Database) -> String {
-        let mut conn = db.connection().unwrap();
-        diesel::sql_query("SHOW statement_timeout").get_result::<Setting>(&mut *conn).unwrap().statement_timeout
+        on_connection(db, |conn| {
+            diesel::sql_query("SHOW statement_timeout").get_result::<Setting>(conn).unwrap().statement_timeout
+        })
     }
 
     const BOUNDED: PoolOptions = PoolOptions {
@@ -372,8 +371,7 @@ mod tests {
         assert!(db.run_migrations().unwrap() >= 1);
         assert_eq!(statement_timeout_of(&db), "250ms");
 
-        let mut conn = db.connection().unwrap();
-        let slow = diesel::sql_query("SELECT pg_sleep(1)").execute(&mut *conn).unwrap_err();
+        let slow = on_connection(&db, |conn| diesel::sql_query("SELECT pg_sleep(1)").execute(conn).unwrap_err());
         assert!(matches!(query_failed(slow, "sleeping"), StoreError::Unavailable(_)));
 
         let unbounded = Database::connect(
@@ -388,7 +386,7 @@ mod tests {
 
     fn checked_out_and_returned(db: &Database, times: u64) {
         for _ in 0..times {
-            drop(db.connection().unwrap());
+            on_connection(db, |_| ());
         }
     }
 
@@ -435,6 +433,54 @@ mod tests {
         assert_eq!(db.checkout_pings(), 0);
     }
 
+    // --- Lending a unit of work's connection ------------------------------------------------
+
+    fn in_use(error: &StoreError) -> bool {
+        matches!(error, StoreError::Unexpected(cause) if cause.to_string().contains("in use or its transaction has ended"))
+    }
+
+    /// The lent connection is back in its slot after the closure returns, whether with `Ok` or
+    /// with `Err`; while it is lent, a second borrow through the slot is refused.
+    #[test]
+    fn a_bound_handle_lends_the_transaction_connection_for_the_closure_only() {
+        let test_db = TestDatabase::sqlite();
+        let db = test_db.database();
+        let slot: TransactionSlot = Arc::new(Mutex::new(Some(db.pooled_connection().unwrap())));
+        let bound = db.bound_to(slot.clone());
+
+        let nested = bound.with_connection(|_| {
+            assert!(slot.lock().unwrap().is_none(), "lent while the closure runs");
+            Ok::<_, StoreError>(bound.with_connection(|_| Ok::<_, StoreError>(())))
+        });
+        assert!(in_use(&nested.unwrap().unwrap_err()));
+        assert!(slot.lock().unwrap().is_some(), "back after Ok");
+
+        let failed = bound.with_connection(|_| Err::<(), _>(StoreError::Unexpected(anyhow::anyhow!("refused"))));
+        assert!(failed.is_err());
+        assert!(slot.lock().unwrap().is_some(), "back after Err");
+        assert_eq!(
+            on_connection(&bound, |conn| diesel::select(1.into_sql::<BigInt>()).get_result::<i64>(conn)).unwrap(),
+            1
+        );
+    }
+
+    /// A panic while the connection is lent drops it (the pool discards it, and its transaction
+    /// with it); the slot stays empty, and later borrows fail instead of panicking.
+    #[test]
+    fn a_panic_while_lent_leaves_the_slot_empty_and_later_borrows_fail() {
+        let test_db = TestDatabase::sqlite();
+        let db = test_db.database();
+        let slot: TransactionSlot = Arc::new(Mutex::new(Some(db.pooled_connection().unwrap())));
+        let bound = db.bound_to(slot.clone());
+
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bound.with_connection(|_| -> Result<(), StoreError> { panic!("a use case panicked") })
+        }));
+        assert!(panicked.is_err());
+        assert!(slot.lock().unwrap().is_none());
+        assert!(in_use(&bound.with_connection(|_| Ok::<_, StoreError>(())).unwrap_err()));
+    }
+
     // --- The migration that normalises stored emails ------------------------------------------
 
     const NORMALISE_EMAILS: &str = "normalise_emails";
@@ -447,12 +493,10 @@ mod tests {
     fn migrated_until_emails_are_normalised(backend: Backend) -> Option<(TestDatabase, Database)> {
         let empty = TestDatabase::unmigrated(backend)?;
         let db = Database::connect(&DatabaseUrl::parse(&empty.url()).unwrap(), PoolOptions::default()).unwrap();
-        let mut conn = db.connection().unwrap();
-        match &mut *conn {
+        on_connection(&db, |conn| match conn {
             AnyConnection::Postgresql(pg) => run_migrations_before(pg, || POSTGRES_MIGRATIONS, NORMALISE_EMAILS),
             AnyConnection::Sqlite(sqlite) => run_migrations_before(sqlite, || SQLITE_MIGRATIONS, NORMALISE_EMAILS),
-        }
-        drop(conn);
+        });
         Some((empty, db))
     }
 
@@ -473,15 +517,16 @@ mod tests {
     }
 
     fn insert_user(db: &Database, id: &str, email: &str) {
-        let mut conn = db.connection().unwrap();
-        diesel::sql_query(
+        on_connection(db, |conn| {
+            diesel::sql_query(
             "INSERT INTO users (id, email, name, password_hash, role, active, version, created_at, updated_at) \
              VALUES ($1, $2, 'Jürgen', 'not-a-hash', 'customer', TRUE, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
         )
         .bind::<Text, _>(id)
         .bind::<Text, _>(email)
-        .execute(&mut *conn)
-        .unwrap();
+        .execute(conn)
+        .unwrap()
+        });
     }
 
     #[derive(QueryableByName, Debug, PartialEq)]
@@ -495,8 +540,9 @@ mod tests {
     }
 
     fn stored_emails(db: &Database) -> Vec<StoredEmail> {
-        let mut conn = db.connection().unwrap();
-        diesel::sql_query("SELECT id, email, version FROM users ORDER BY id").load(&mut *conn).unwrap()
+        on_connection(db, |conn| {
+            diesel::sql_query("SELECT id, email, version FROM users ORDER BY id").load(conn).unwrap()
+        })
     }
 
     const FIRST: &str = "0192f5c2-0000-7000-8000-000000000001";

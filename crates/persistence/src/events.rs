@@ -340,27 +340,31 @@ macro_rules! page_of {
 
 impl EventFeed for DieselEventFeed {
     fn list(&self, query: &EventQuery) -> Result<Vec<FeedEvent>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let rows = match &mut *conn {
-            AnyConnection::Postgresql(pg) => read_final(pg, query, self.writer_wait),
-            AnyConnection::Sqlite(sqlite) => page_of!(events::table.select(EventRow::as_select()).into_boxed(), query)
-                .load::<EventRow>(sqlite)
-                .map_err(|error| query_failed(error, "reading the event feed")),
-        }?;
-        rows.into_iter().map(EventRow::into_feed).collect()
+        self.db.with_connection(|conn| {
+            let rows = match conn {
+                AnyConnection::Postgresql(pg) => read_final(pg, query, self.writer_wait),
+                AnyConnection::Sqlite(sqlite) => {
+                    page_of!(events::table.select(EventRow::as_select()).into_boxed(), query)
+                        .load::<EventRow>(sqlite)
+                        .map_err(|error| query_failed(error, "reading the event feed"))
+                }
+            }?;
+            rows.into_iter().map(EventRow::into_feed).collect()
+        })
     }
 
     /// One event by id, read directly (no wait for writers in flight): a committed row is all
     /// it asks for, and a caller looks up an event it has already seen in the feed.
     fn find(&self, id: Uuid) -> Result<Option<FeedEvent>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let row = events::table
-            .filter(events::id.eq(id.to_string()))
-            .select(EventRow::as_select())
-            .first::<EventRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading an event"))?;
-        row.map(EventRow::into_feed).transpose()
+        self.db.with_connection(|conn| {
+            let row = events::table
+                .filter(events::id.eq(id.to_string()))
+                .select(EventRow::as_select())
+                .first::<EventRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading an event"))?;
+            row.map(EventRow::into_feed).transpose()
+        })
     }
 }
 

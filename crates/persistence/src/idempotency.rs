@@ -374,10 +374,13 @@ impl IdempotentExecutor for DieselIdempotentExecutor {
     }
 
     fn purge(&self, older_than: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut conn = self.db.connection()?;
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(timestamps::to_db(older_than))))
-            .execute(&mut *conn)
+        self.db.with_connection(|conn| {
+            diesel::delete(
+                idempotency_keys::table.filter(idempotency_keys::created_at.lt(timestamps::to_db(older_than))),
+            )
+            .execute(conn)
             .map_err(|error| query_failed(error, "purging idempotency keys"))
+        })
     }
 }
 

@@ -208,13 +208,14 @@ impl JobQueue for DieselJobQueue {
                     .execute($conn)
             };
         }
-        let mut conn = self.db.connection()?;
-        match &mut *conn {
-            AnyConnection::Postgresql(pg) => insert_once!(pg),
-            AnyConnection::Sqlite(sqlite) => insert_once!(sqlite),
-        }
-        .map_err(|error| query_failed(error, "enqueueing a job"))?;
-        Ok(())
+        self.db.with_connection(|conn| {
+            match conn {
+                AnyConnection::Postgresql(pg) => insert_once!(pg),
+                AnyConnection::Sqlite(sqlite) => insert_once!(sqlite),
+            }
+            .map_err(|error| query_failed(error, "enqueueing a job"))?;
+            Ok(())
+        })
     }
 
     fn enqueue_due_by(&self, job: &NewJob) -> Result<(), StoreError> {
@@ -243,13 +244,14 @@ impl JobQueue for DieselJobQueue {
                     .execute($conn)
             };
         }
-        let mut conn = self.db.connection()?;
-        match &mut *conn {
-            AnyConnection::Postgresql(pg) => upsert!(pg, sql("LEAST", ["$1", "$2", "$3", "$4", "$5"])),
-            AnyConnection::Sqlite(sqlite) => upsert!(sqlite, sql("MIN", ["?1", "?2", "?3", "?4", "?5"])),
-        }
-        .map_err(|error| query_failed(error, "enqueueing a job to be due soon"))?;
-        Ok(())
+        self.db.with_connection(|conn| {
+            match conn {
+                AnyConnection::Postgresql(pg) => upsert!(pg, sql("LEAST", ["$1", "$2", "$3", "$4", "$5"])),
+                AnyConnection::Sqlite(sqlite) => upsert!(sqlite, sql("MIN", ["?1", "?2", "?3", "?4", "?5"])),
+            }
+            .map_err(|error| query_failed(error, "enqueueing a job to be due soon"))?;
+            Ok(())
+        })
     }
 
     fn claim_due(
@@ -263,59 +265,62 @@ impl JobQueue for DieselJobQueue {
         }
         let until = timestamps::to_db(now + lease);
         let now = timestamps::to_db(now);
-        let mut conn = self.db.connection()?;
-        let claimed = if matches!(*conn, AnyConnection::Sqlite(_)) {
-            // One writer at a time.
-            write_transaction(&mut conn, |conn| claim_in(conn, until, now, kinds))
-        } else {
-            // One statement: atomic, and row locks keep concurrent claimers apart.
-            claim_in(&mut conn, until, now, kinds)
-        }
-        .map_err(|error| query_failed(error, "claiming a job"))?;
-        claimed.map(ClaimedRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let claimed = if matches!(*conn, AnyConnection::Sqlite(_)) {
+                // One writer at a time.
+                write_transaction(conn, |conn| claim_in(conn, until, now, kinds))
+            } else {
+                // One statement: atomic, and row locks keep concurrent claimers apart.
+                claim_in(conn, until, now, kinds)
+            }
+            .map_err(|error| query_failed(error, "claiming a job"))?;
+            claimed.map(ClaimedRow::into_domain).transpose()
+        })
     }
 
     fn complete(&self, job: &Job) -> Result<bool, StoreError> {
-        let mut conn = self.db.connection()?;
-        let deleted = diesel::delete(held_by(job))
-            .execute(&mut *conn)
-            .map_err(|error| query_failed(error, "completing a job"))?;
-        Ok(deleted == 1)
+        self.db.with_connection(|conn| {
+            let deleted =
+                diesel::delete(held_by(job)).execute(conn).map_err(|error| query_failed(error, "completing a job"))?;
+            Ok(deleted == 1)
+        })
     }
 
     fn retry_at(&self, job: &Job, run_at: DateTime<Utc>, error: &str) -> Result<bool, StoreError> {
-        let mut conn = self.db.connection()?;
-        let updated = diesel::update(held_by(job))
-            .set((
-                jobs::run_at.eq(timestamps::to_db(run_at)),
-                jobs::locked_until.eq(None::<NaiveDateTime>),
-                jobs::last_error.eq(truncated(error, LAST_ERROR_MAX_CHARS)),
-            ))
-            .execute(&mut *conn)
-            .map_err(|error| query_failed(error, "rescheduling a job"))?;
-        Ok(updated == 1)
+        self.db.with_connection(|conn| {
+            let updated = diesel::update(held_by(job))
+                .set((
+                    jobs::run_at.eq(timestamps::to_db(run_at)),
+                    jobs::locked_until.eq(None::<NaiveDateTime>),
+                    jobs::last_error.eq(truncated(error, LAST_ERROR_MAX_CHARS)),
+                ))
+                .execute(conn)
+                .map_err(|error| query_failed(error, "rescheduling a job"))?;
+            Ok(updated == 1)
+        })
     }
 
     /// `oldest_due_age` is the age of the oldest job that could be claimed now (due, and not
     /// leased): a job a live worker holds is being worked, not waiting.
     fn stats(&self, now: DateTime<Utc>) -> Result<JobQueueStats, StoreError> {
         let at = timestamps::to_db(now);
-        let mut conn = self.db.connection()?;
-        let (depth, oldest_due) = jobs::table
-            .count()
-            .get_result::<i64>(&mut *conn)
-            .and_then(|depth| {
-                jobs::table
-                    .filter(jobs::run_at.le(at))
-                    .filter(jobs::locked_until.is_null().or(jobs::locked_until.le(at)))
-                    .select(diesel::dsl::min(jobs::run_at))
-                    .get_result::<Option<NaiveDateTime>>(&mut *conn)
-                    .map(|oldest| (depth, oldest))
+        self.db.with_connection(|conn| {
+            let (depth, oldest_due) = jobs::table
+                .count()
+                .get_result::<i64>(conn)
+                .and_then(|depth| {
+                    jobs::table
+                        .filter(jobs::run_at.le(at))
+                        .filter(jobs::locked_until.is_null().or(jobs::locked_until.le(at)))
+                        .select(diesel::dsl::min(jobs::run_at))
+                        .get_result::<Option<NaiveDateTime>>(conn)
+                        .map(|oldest| (depth, oldest))
+                })
+                .map_err(|error| query_failed(error, "reading the job queue's state"))?;
+            Ok(JobQueueStats {
+                depth: u64::try_from(depth).unwrap_or(0),
+                oldest_due_age: oldest_due.map(|run_at| now - timestamps::from_db(run_at)),
             })
-            .map_err(|error| query_failed(error, "reading the job queue's state"))?;
-        Ok(JobQueueStats {
-            depth: u64::try_from(depth).unwrap_or(0),
-            oldest_due_age: oldest_due.map(|run_at| now - timestamps::from_db(run_at)),
         })
     }
 }

@@ -29,10 +29,10 @@
 //! - Failures to reach the database are `StoreError::Unavailable` (a 503 the client may retry);
 //!   anything else is `StoreError::Unexpected`. Top-level error messages name the operation
 //!   only; the driver's text, which may quote SQL, stays in the cause chain for the logs.
-//! - Repositories get their connection from `Database::connection`: from the pool, or, when
-//!   the repository was built over a handle bound to a unit of work (see the `database` and
-//!   [`unit_of_work`] modules), that transaction's connection; their own transactions then
-//!   become savepoints inside it.
+//! - Repositories get their connection from `Database::with_connection`, which lends it to a
+//!   closure: one from the pool, or, when the repository was built over a handle bound to a
+//!   unit of work (see the `database` and [`unit_of_work`] modules), that transaction's
+//!   connection; their own transactions then become savepoints inside it.
 //! - All work is synchronous diesel. Async callers run it on a blocking pool
 //!   (`actix_web::web::block`), never on a runtime worker.
 //!

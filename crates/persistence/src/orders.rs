@@ -615,19 +615,19 @@ fn issue_invoice(
 
 impl OrderRepository for DieselOrderRepository {
     fn place(&self, order: &NewOrder) -> Result<Order, PlaceOrderError> {
-        let mut conn = self.db.connection()?;
-        match write_transaction(&mut conn, |conn| place_in(conn, order)) {
+        self.db.with_connection(|conn| match write_transaction(conn, |conn| place_in(conn, order)) {
             Ok(placed) => Ok(placed),
             Err(Abort::Refused(refusal)) => Err(refusal),
             Err(Abort::Store(error)) => Err(error.into()),
             Err(Abort::Query(error)) => Err(query_failed(error, "placing an order").into()),
-        }
+        })
     }
 
     fn find(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let found = find_order(&mut conn, &id.to_string()).map_err(|error| query_failed(error, "reading an order"))?;
-        found.map(|(row, lines)| row.into_domain(lines)).transpose()
+        self.db.with_connection(|conn| {
+            let found = find_order(conn, &id.to_string()).map_err(|error| query_failed(error, "reading an order"))?;
+            found.map(|(row, lines)| row.into_domain(lines)).transpose()
+        })
     }
 
     fn list(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError> {
@@ -654,42 +654,43 @@ impl OrderRepository for DieselOrderRepository {
         } else {
             select.order((orders::placed_at.asc(), orders::id.asc()))
         };
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<OrderRow>(&mut *conn)
-            .and_then(|rows| with_lines(&mut conn, rows))
-            .map_err(|error| query_failed(error, "listing orders"))?;
-        rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<OrderRow>(conn)
+                .and_then(|rows| with_lines(conn, rows))
+                .map_err(|error| query_failed(error, "listing orders"))?;
+            rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
+        })
     }
 
     fn change_status(&self, change: &StatusChange) -> Result<Order, StatusChangeError> {
-        let mut conn = self.db.connection()?;
-        match write_transaction(&mut conn, |conn| change_in(conn, change)) {
+        self.db.with_connection(|conn| match write_transaction(conn, |conn| change_in(conn, change)) {
             Ok((row, lines)) => Ok(row.into_domain(lines)?),
             Err(Abort::Refused(refusal)) => Err(refusal),
             Err(Abort::Store(error)) => Err(error.into()),
             Err(Abort::Query(error)) => Err(query_failed(error, "changing an order's status").into()),
-        }
+        })
     }
 
     fn expired_pending(&self, now: DateTime<Utc>, limit: u16) -> Result<Vec<OrderId>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let ids = orders::table
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .filter(orders::expires_at.le(timestamps::to_db(now)))
-            // Not while a payment is `processing` (docs/api.md#payments); `change_status` checks again.
-            .filter(diesel::dsl::not(diesel::dsl::exists(
-                payments::table
-                    .filter(payments::order_id.eq(orders::id))
-                    .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
-            )))
-            .order((orders::expires_at.asc(), orders::id.asc()))
-            .limit(i64::from(limit))
-            .select(orders::id)
-            .load::<String>(&mut *conn)
-            .map_err(|error| query_failed(error, "listing expired orders"))?;
-        ids.iter().map(|id| parse_uuid("order", id).map(OrderId::from_uuid)).collect()
+        self.db.with_connection(|conn| {
+            let ids = orders::table
+                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+                .filter(orders::expires_at.le(timestamps::to_db(now)))
+                // Not while a payment is `processing` (docs/api.md#payments); `change_status` checks again.
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    payments::table
+                        .filter(payments::order_id.eq(orders::id))
+                        .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
+                )))
+                .order((orders::expires_at.asc(), orders::id.asc()))
+                .limit(i64::from(limit))
+                .select(orders::id)
+                .load::<String>(conn)
+                .map_err(|error| query_failed(error, "listing expired orders"))?;
+            ids.iter().map(|id| parse_uuid("order", id).map(OrderId::from_uuid)).collect()
+        })
     }
 }
 
@@ -722,15 +723,16 @@ fn invoices_with_lines(
 
 impl InvoiceRepository for DieselInvoiceRepository {
     fn find(&self, number: InvoiceNumber) -> Result<Option<Invoice>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let found = invoices::table
-            .filter(invoices::number.eq(number.to_string()))
-            .select(InvoiceRow::as_select())
-            .first::<InvoiceRow>(&mut *conn)
-            .optional()
-            .and_then(|row| invoices_with_lines(&mut conn, row.into_iter().collect()))
-            .map_err(|error| query_failed(error, "reading an invoice"))?;
-        found.into_iter().next().map(|(row, lines)| row.into_domain(lines)).transpose()
+        self.db.with_connection(|conn| {
+            let found = invoices::table
+                .filter(invoices::number.eq(number.to_string()))
+                .select(InvoiceRow::as_select())
+                .first::<InvoiceRow>(conn)
+                .optional()
+                .and_then(|row| invoices_with_lines(conn, row.into_iter().collect()))
+                .map_err(|error| query_failed(error, "reading an invoice"))?;
+            found.into_iter().next().map(|(row, lines)| row.into_domain(lines)).transpose()
+        })
     }
 
     fn list(&self, query: &InvoiceQuery) -> Result<Vec<Invoice>, StoreError> {
@@ -744,13 +746,14 @@ impl InvoiceRepository for DieselInvoiceRepository {
         if let Some(after) = query.after {
             select = select.filter(invoices::number.lt(after.to_string()));
         }
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .order(invoices::number.desc())
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<InvoiceRow>(&mut *conn)
-            .and_then(|rows| invoices_with_lines(&mut conn, rows))
-            .map_err(|error| query_failed(error, "listing invoices"))?;
-        rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .order(invoices::number.desc())
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<InvoiceRow>(conn)
+                .and_then(|rows| invoices_with_lines(conn, rows))
+                .map_err(|error| query_failed(error, "listing invoices"))?;
+            rows.into_iter().map(|(row, lines)| row.into_domain(lines)).collect()
+        })
     }
 }

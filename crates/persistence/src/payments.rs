@@ -174,13 +174,14 @@ impl DieselPaymentRepository {
     where
         F: FnOnce(BoxedPayments) -> BoxedPayments,
     {
-        let mut conn = self.db.connection()?;
-        let row = filter(payments::table.into_boxed())
-            .select(PaymentRow::as_select())
-            .first::<PaymentRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, operation))?;
-        row.map(PaymentRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = filter(payments::table.into_boxed())
+                .select(PaymentRow::as_select())
+                .first::<PaymentRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, operation))?;
+            row.map(PaymentRow::into_domain).transpose()
+        })
     }
 }
 
@@ -254,16 +255,17 @@ fn settle_in(
 impl PaymentRepository for DieselPaymentRepository {
     fn insert(&self, payment: &NewPayment) -> Result<Payment, InsertPaymentError> {
         let row = PaymentRow::new(payment);
-        let mut conn = self.db.connection()?;
-        // In its own transaction, or a savepoint inside the caller's: a refused insert must not
-        // leave an enclosing PostgreSQL transaction aborted. The order's row lock, though, is
-        // held until the enclosing transaction ends.
-        write_transaction(&mut conn, |conn| insert_in(conn, &row)).map_err(|error| match error {
-            InsertAbort::OrderNotPending => InsertPaymentError::OrderNotPending,
-            InsertAbort::Query(error) if is_already_processing(&error) => InsertPaymentError::AlreadyProcessing,
-            InsertAbort::Query(error) => InsertPaymentError::Store(query_failed(error, "inserting a payment")),
-        })?;
-        Ok(row.into_domain()?)
+        self.db.with_connection(|conn| {
+            // In its own transaction, or a savepoint inside the caller's: a refused insert must not
+            // leave an enclosing PostgreSQL transaction aborted. The order's row lock, though, is
+            // held until the enclosing transaction ends.
+            write_transaction(conn, |conn| insert_in(conn, &row)).map_err(|error| match error {
+                InsertAbort::OrderNotPending => InsertPaymentError::OrderNotPending,
+                InsertAbort::Query(error) if is_already_processing(&error) => InsertPaymentError::AlreadyProcessing,
+                InsertAbort::Query(error) => InsertPaymentError::Store(query_failed(error, "inserting a payment")),
+            })?;
+            Ok(row.into_domain()?)
+        })
     }
 
     fn find(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {
@@ -294,27 +296,29 @@ impl PaymentRepository for DieselPaymentRepository {
         if let Some(after) = query.after {
             select = select.filter(payments::id.lt(after.to_string()));
         }
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .order(payments::id.desc())
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<PaymentRow>(&mut *conn)
-            .map_err(|error| query_failed(error, "listing payments"))?;
-        rows.into_iter().map(PaymentRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .order(payments::id.desc())
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<PaymentRow>(conn)
+                .map_err(|error| query_failed(error, "listing payments"))?;
+            rows.into_iter().map(PaymentRow::into_domain).collect()
+        })
     }
 
     fn record_reference(&self, id: PaymentId, reference: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut conn = self.db.connection()?;
-        let updated = diesel::update(
-            payments::table
-                .filter(payments::id.eq(id.to_string()))
-                .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
-                .filter(payments::provider_reference.is_null().or(payments::provider_reference.eq(reference))),
-        )
-        .set((payments::provider_reference.eq(reference), payments::updated_at.eq(timestamps::to_db(now))))
-        .execute(&mut *conn)
-        .map_err(|error| query_failed(error, "recording a payment's provider reference"))?;
-        Ok(updated == 1)
+        self.db.with_connection(|conn| {
+            let updated = diesel::update(
+                payments::table
+                    .filter(payments::id.eq(id.to_string()))
+                    .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
+                    .filter(payments::provider_reference.is_null().or(payments::provider_reference.eq(reference))),
+            )
+            .set((payments::provider_reference.eq(reference), payments::updated_at.eq(timestamps::to_db(now))))
+            .execute(conn)
+            .map_err(|error| query_failed(error, "recording a payment's provider reference"))?;
+            Ok(updated == 1)
+        })
     }
 
     /// A settlement never replaces a recorded provider reference:
@@ -324,10 +328,11 @@ impl PaymentRepository for DieselPaymentRepository {
     /// one the money moved under, and what a refund must name); the settlement itself still
     /// goes ahead.
     fn settle(&self, settlement: &PaymentSettlement, event: &DomainEvent) -> Result<Option<Payment>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let settled = write_transaction(&mut conn, |conn| settle_in(conn, settlement, event))
-            .map_err(|error| query_failed(error, "settling a payment"))?;
-        settled.map(PaymentRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let settled = write_transaction(conn, |conn| settle_in(conn, settlement, event))
+                .map_err(|error| query_failed(error, "settling a payment"))?;
+            settled.map(PaymentRow::into_domain).transpose()
+        })
     }
 
     fn mark_provider_event_applied(
@@ -344,24 +349,26 @@ impl PaymentRepository for DieselPaymentRepository {
                 diesel::insert_into(provider_events::table).values(&row).on_conflict_do_nothing().execute($conn)
             };
         }
-        let mut conn = self.db.connection()?;
-        let inserted = match &mut *conn {
-            AnyConnection::Postgresql(pg) => insert_once!(pg),
-            AnyConnection::Sqlite(sqlite) => insert_once!(sqlite),
-        }
-        .map_err(|error| query_failed(error, "recording an applied provider event"))?;
-        Ok(inserted == 1)
+        self.db.with_connection(|conn| {
+            let inserted = match conn {
+                AnyConnection::Postgresql(pg) => insert_once!(pg),
+                AnyConnection::Sqlite(sqlite) => insert_once!(sqlite),
+            }
+            .map_err(|error| query_failed(error, "recording an applied provider event"))?;
+            Ok(inserted == 1)
+        })
     }
 
     fn has_processing(&self, order_id: OrderId) -> Result<bool, StoreError> {
-        let mut conn = self.db.connection()?;
-        diesel::select(diesel::dsl::exists(
-            payments::table
-                .filter(payments::order_id.eq(order_id.to_string()))
-                .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
-        ))
-        .get_result::<bool>(&mut *conn)
-        .map_err(|error| query_failed(error, "checking for a processing payment"))
+        self.db.with_connection(|conn| {
+            diesel::select(diesel::dsl::exists(
+                payments::table
+                    .filter(payments::order_id.eq(order_id.to_string()))
+                    .filter(payments::status.eq(PaymentStatus::Processing.as_str())),
+            ))
+            .get_result::<bool>(conn)
+            .map_err(|error| query_failed(error, "checking for a processing payment"))
+        })
     }
 }
 

@@ -424,51 +424,54 @@ impl ProductRepository for DieselProductRepository {
         } else {
             None
         };
-        let mut conn = self.db.connection()?;
-        // The insert comes first so that on SQLite the write lock is taken before anything else.
-        write_transaction(&mut conn, |conn| {
-            diesel::insert_into(products::table).values(&row).execute(conn)?;
-            if let Some(adjustment) = &initial_stock {
-                diesel::insert_into(stock_adjustments::table).values(adjustment).execute(conn)?;
-            }
-            events::insert_events(conn, std::slice::from_ref(event)).map(drop)
-        })
-        .map_err(|error| {
-            if is_sku_taken(&error) {
-                InsertProductError::SkuTaken
-            } else {
-                InsertProductError::Store(query_failed(error, "inserting a product"))
-            }
-        })?;
-        Ok(Product {
-            id: product.id,
-            sku: product.sku.clone(),
-            name: product.name.clone(),
-            description: product.description.clone(),
-            unit_price: product.unit_price.clone(),
-            stock,
-            status: ProductStatus::Active,
-            version: 1,
-            created_at: timestamps::from_db(created_at),
-            updated_at: timestamps::from_db(created_at),
+        self.db.with_connection(|conn| {
+            // The insert comes first so that on SQLite the write lock is taken before anything else.
+            write_transaction(conn, |conn| {
+                diesel::insert_into(products::table).values(&row).execute(conn)?;
+                if let Some(adjustment) = &initial_stock {
+                    diesel::insert_into(stock_adjustments::table).values(adjustment).execute(conn)?;
+                }
+                events::insert_events(conn, std::slice::from_ref(event)).map(drop)
+            })
+            .map_err(|error| {
+                if is_sku_taken(&error) {
+                    InsertProductError::SkuTaken
+                } else {
+                    InsertProductError::Store(query_failed(error, "inserting a product"))
+                }
+            })?;
+            Ok(Product {
+                id: product.id,
+                sku: product.sku.clone(),
+                name: product.name.clone(),
+                description: product.description.clone(),
+                unit_price: product.unit_price.clone(),
+                stock,
+                status: ProductStatus::Active,
+                version: 1,
+                created_at: timestamps::from_db(created_at),
+                updated_at: timestamps::from_db(created_at),
+            })
         })
     }
 
     fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let row = products::table
-            .filter(products::id.eq(id.to_string()))
-            .select(ProductRow::as_select())
-            .first::<ProductRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading a product"))?;
-        row.map(ProductRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = products::table
+                .filter(products::id.eq(id.to_string()))
+                .select(ProductRow::as_select())
+                .first::<ProductRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading a product"))?;
+            row.map(ProductRow::into_domain).transpose()
+        })
     }
 
     fn list(&self, query: &ProductQuery) -> Result<Vec<Product>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let rows = list_rows(&mut conn, query)?;
-        rows.into_iter().map(ProductRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = list_rows(conn, query)?;
+            rows.into_iter().map(ProductRow::into_domain).collect()
+        })
     }
 
     fn update(
@@ -495,28 +498,29 @@ impl ProductRepository for DieselProductRepository {
             },
             products::version.eq(products::version + 1),
         );
-        let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<ProductRow, UpdateError>> {
-            // The version check is part of the UPDATE itself, so of two writers holding the same
-            // version only one can match (the other's ETag is then stale: 412).
-            let updated = diesel::update(
-                products::table.filter(products::id.eq(&id)).filter(products::version.eq(expected_version)),
-            )
-            .set(changes)
-            .returning(PRODUCT_COLUMNS)
-            .get_result::<ProductRow>(conn)
-            .optional()?;
-            let Some(updated) = updated else {
-                // Nothing matched: tell a missing product from a stale version.
-                let exists = diesel::select(diesel::dsl::exists(products::table.filter(products::id.eq(&id))))
-                    .get_result::<bool>(conn)?;
-                return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
-            };
-            events::insert_events(conn, std::slice::from_ref(event))?;
-            Ok(Ok(updated))
+        self.db.with_connection(|conn| {
+            let outcome = write_transaction(conn, |conn| -> QueryResult<Result<ProductRow, UpdateError>> {
+                // The version check is part of the UPDATE itself, so of two writers holding the same
+                // version only one can match (the other's ETag is then stale: 412).
+                let updated = diesel::update(
+                    products::table.filter(products::id.eq(&id)).filter(products::version.eq(expected_version)),
+                )
+                .set(changes)
+                .returning(PRODUCT_COLUMNS)
+                .get_result::<ProductRow>(conn)
+                .optional()?;
+                let Some(updated) = updated else {
+                    // Nothing matched: tell a missing product from a stale version.
+                    let exists = diesel::select(diesel::dsl::exists(products::table.filter(products::id.eq(&id))))
+                        .get_result::<bool>(conn)?;
+                    return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
+                };
+                events::insert_events(conn, std::slice::from_ref(event))?;
+                Ok(Ok(updated))
+            })
+            .map_err(|error| query_failed(error, "updating a product"))?;
+            Ok(outcome?.into_domain()?)
         })
-        .map_err(|error| query_failed(error, "updating a product"))?;
-        Ok(outcome?.into_domain()?)
     }
 
     fn adjust_stock(
@@ -529,55 +533,56 @@ impl ProductRepository for DieselProductRepository {
     ) -> Result<(StockAdjustment, Product), StockAdjustmentError> {
         let (product_id, delta, now) = (id.to_string(), delta.get(), timestamps::to_db(now));
         let adjustment_id = Uuid::now_v7();
-        let mut conn = self.db.connection()?;
-        let outcome =
-            write_transaction(&mut conn, |conn| -> QueryResult<Result<(ProductRow, AdjustmentRow), Refusal>> {
-                let product = match apply_delta(conn, &product_id, delta, now)? {
-                    Ok(product) => product,
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                let adjustment = AdjustmentRow {
-                    id: adjustment_id.to_string(),
-                    product_id: product_id.clone(),
-                    delta,
-                    reason: reason.as_str().to_owned(),
-                    actor_id: actor.to_string(),
-                    on_hand_after: product.on_hand,
-                    created_at: now,
-                };
-                diesel::insert_into(stock_adjustments::table).values(&adjustment).execute(conn)?;
-                let recorded = StockAdjustment {
-                    id: adjustment_id,
-                    product_id: id,
-                    delta,
-                    reason: reason.clone(),
-                    actor_id: actor,
-                    on_hand_after: product.on_hand,
-                    created_at: timestamps::from_db(now),
-                };
-                events::insert_events(conn, &[recorded.event(product.reserved)])?;
-                Ok(Ok((product, adjustment)))
-            })
-            .map_err(|error| query_failed(error, "adjusting stock"))?;
-        match outcome {
-            Ok((product, adjustment)) => Ok((adjustment.into_domain()?, product.into_domain()?)),
-            Err(Refusal::NotFound) => Err(StockAdjustmentError::NotFound),
-            Err(Refusal::BelowReserved { on_hand, reserved }) => {
-                Err(StockAdjustmentError::BelowReserved { on_hand, reserved })
+        self.db.with_connection(|conn| {
+            let outcome =
+                write_transaction(conn, |conn| -> QueryResult<Result<(ProductRow, AdjustmentRow), Refusal>> {
+                    let product = match apply_delta(conn, &product_id, delta, now)? {
+                        Ok(product) => product,
+                        Err(refusal) => return Ok(Err(refusal)),
+                    };
+                    let adjustment = AdjustmentRow {
+                        id: adjustment_id.to_string(),
+                        product_id: product_id.clone(),
+                        delta,
+                        reason: reason.as_str().to_owned(),
+                        actor_id: actor.to_string(),
+                        on_hand_after: product.on_hand,
+                        created_at: now,
+                    };
+                    diesel::insert_into(stock_adjustments::table).values(&adjustment).execute(conn)?;
+                    let recorded = StockAdjustment {
+                        id: adjustment_id,
+                        product_id: id,
+                        delta,
+                        reason: reason.clone(),
+                        actor_id: actor,
+                        on_hand_after: product.on_hand,
+                        created_at: timestamps::from_db(now),
+                    };
+                    events::insert_events(conn, &[recorded.event(product.reserved)])?;
+                    Ok(Ok((product, adjustment)))
+                })
+                .map_err(|error| query_failed(error, "adjusting stock"))?;
+            match outcome {
+                Ok((product, adjustment)) => Ok((adjustment.into_domain()?, product.into_domain()?)),
+                Err(Refusal::NotFound) => Err(StockAdjustmentError::NotFound),
+                Err(Refusal::BelowReserved { on_hand, reserved }) => {
+                    Err(StockAdjustmentError::BelowReserved { on_hand, reserved })
+                }
+                // Only reachable when concurrent additions race past the service's check; the port
+                // has no outcome for it, and it is not the client's fault as such.
+                Err(Refusal::AboveMaximum) => Err(StoreError::Unexpected(anyhow::anyhow!(
+                    "the adjustment would take on_hand above {} units",
+                    Stock::MAX_UNITS
+                ))
+                .into()),
+                // Transient, like a busy database: worth a retry (503).
+                Err(Refusal::Contended) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                    "the stock kept changing during {ADJUST_ATTEMPTS} attempts to adjust it"
+                ))
+                .into()),
             }
-            // Only reachable when concurrent additions race past the service's check; the port
-            // has no outcome for it, and it is not the client's fault as such.
-            Err(Refusal::AboveMaximum) => Err(StoreError::Unexpected(anyhow::anyhow!(
-                "the adjustment would take on_hand above {} units",
-                Stock::MAX_UNITS
-            ))
-            .into()),
-            // Transient, like a busy database: worth a retry (503).
-            Err(Refusal::Contended) => Err(StoreError::Unavailable(anyhow::anyhow!(
-                "the stock kept changing during {ADJUST_ATTEMPTS} attempts to adjust it"
-            ))
-            .into()),
-        }
+        })
     }
 
     fn list_adjustments(
@@ -594,13 +599,14 @@ impl ProductRepository for DieselProductRepository {
         if let Some(after) = query.after {
             select = select.filter(stock_adjustments::id.lt(after.to_string()));
         }
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .order(stock_adjustments::id.desc())
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<AdjustmentRow>(&mut *conn)
-            .map_err(|error| query_failed(error, "listing stock adjustments"))?;
-        rows.into_iter().map(AdjustmentRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .order(stock_adjustments::id.desc())
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<AdjustmentRow>(conn)
+                .map_err(|error| query_failed(error, "listing stock adjustments"))?;
+            rows.into_iter().map(AdjustmentRow::into_domain).collect()
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use diesel::sql_types::Integer;
 use orderly_domain::StoreError;
 use orderly_domain::ports::{NotReady, Readiness};
 
+use crate::connection::AnyConnection;
 use crate::database::{Database, pending_migrations};
 
 /// Answers `/readyz` for the pool's database.
@@ -27,13 +28,20 @@ fn unreachable(error: StoreError) -> NotReady {
 
 impl Readiness for DieselReadiness {
     fn check(&self) -> Result<(), NotReady> {
-        let mut conn = self.db.connection().map_err(unreachable)?;
-        diesel::select(1.into_sql::<Integer>())
-            .get_result::<i32>(&mut *conn)
-            .map_err(|error| NotReady::DatabaseUnreachable(anyhow::Error::new(error).context("SELECT 1 failed")))?;
-        match pending_migrations(&mut conn).map_err(unreachable)? {
+        // Two results: the outer one says whether a connection was had, the inner one what the
+        // probe on it found (`with_connection` reports the first as a `StoreError`, which
+        // `NotReady` is not).
+        match self.db.with_connection(|conn| Ok(probe(conn))).map_err(unreachable)?? {
             0 => Ok(()),
             pending => Err(NotReady::MigrationsPending { pending }),
         }
     }
+}
+
+/// `SELECT 1`, then how many migrations are pending.
+fn probe(conn: &mut AnyConnection) -> Result<usize, NotReady> {
+    diesel::select(1.into_sql::<Integer>())
+        .get_result::<i32>(conn)
+        .map_err(|error| NotReady::DatabaseUnreachable(anyhow::Error::new(error).context("SELECT 1 failed")))?;
+    pending_migrations(conn).map_err(unreachable)
 }

@@ -117,45 +117,55 @@ impl TestDatabase {
         self.url.clone()
     }
 
+    /// Runs `work` on a connection of this database (see `Database::with_connection`),
+    /// panicking if none can be had.
+    fn with_test_connection<T>(&self, work: impl FnOnce(&mut AnyConnection) -> T) -> T {
+        self.database()
+            .with_connection(|conn| Ok::<_, orderly_domain::StoreError>(work(conn)))
+            .unwrap_or_else(|error| panic!("no test connection: {error:#}"))
+    }
+
     /// Every row of the event outbox, in position (commit) order.
     pub fn recorded_events(&self) -> Vec<RecordedEvent> {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        let rows = events::table
-            .order(events::position.asc())
-            .select((
-                events::id,
-                events::event_type,
-                events::subject_type,
-                events::subject_id,
-                events::data,
-                events::occurred_at,
-                events::position,
-            ))
-            .load::<(String, String, String, String, String, chrono::NaiveDateTime, i64)>(&mut *conn)
-            .unwrap_or_else(|error| panic!("cannot read the events table: {error}"));
-        rows.into_iter()
-            .map(|(id, event_type, subject_type, subject_id, data, occurred_at, position)| RecordedEvent {
-                id,
-                event_type,
-                subject_type,
-                subject_id,
-                data: serde_json::from_str(&data).unwrap_or_else(|error| panic!("event data is not JSON: {error}")),
-                occurred_at: occurred_at.and_utc(),
-                position,
-            })
-            .collect()
+        self.with_test_connection(|conn| {
+            let rows = events::table
+                .order(events::position.asc())
+                .select((
+                    events::id,
+                    events::event_type,
+                    events::subject_type,
+                    events::subject_id,
+                    events::data,
+                    events::occurred_at,
+                    events::position,
+                ))
+                .load::<(String, String, String, String, String, chrono::NaiveDateTime, i64)>(conn)
+                .unwrap_or_else(|error| panic!("cannot read the events table: {error}"));
+            rows.into_iter()
+                .map(|(id, event_type, subject_type, subject_id, data, occurred_at, position)| RecordedEvent {
+                    id,
+                    event_type,
+                    subject_type,
+                    subject_id,
+                    data: serde_json::from_str(&data).unwrap_or_else(|error| panic!("event data is not JSON: {error}")),
+                    occurred_at: occurred_at.and_utc(),
+                    position,
+                })
+                .collect()
+        })
     }
 
     /// SQLite only: the last event position handed out (the `event_positions` counter, which
     /// PostgreSQL no longer has: see `events.rs`).
     pub fn last_event_position(&self) -> i64 {
         assert_eq!(self.backend(), Backend::Sqlite, "only SQLite keeps an event counter");
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        event_positions::table
-            .filter(event_positions::id.eq(1))
-            .select(event_positions::last_position)
-            .first::<i64>(&mut *conn)
-            .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
+        self.with_test_connection(|conn| {
+            event_positions::table
+                .filter(event_positions::id.eq(1))
+                .select(event_positions::last_position)
+                .first::<i64>(conn)
+                .unwrap_or_else(|error| panic!("cannot read the event counter: {error}"))
+        })
     }
 
     /// A write transaction that writes no events is open while `while_open` runs: on
@@ -163,15 +173,16 @@ impl TestDatabase {
     /// has not announced itself as an event writer, so it must hold the event feed back in
     /// nothing; on SQLite it holds the write lock.
     pub fn hold_open_write_transaction(&self, while_open: impl FnOnce()) {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        write_transaction(&mut conn, |conn| {
-            if let AnyConnection::Postgresql(pg) = conn {
-                pg.batch_execute("SELECT pg_current_xact_id()")?;
-            }
-            while_open();
-            Ok::<_, diesel::result::Error>(())
+        self.with_test_connection(|conn| {
+            write_transaction(conn, |conn| {
+                if let AnyConnection::Postgresql(pg) = conn {
+                    pg.batch_execute("SELECT pg_current_xact_id()")?;
+                }
+                while_open();
+                Ok::<_, diesel::result::Error>(())
+            })
+            .unwrap_or_else(|error| panic!("holding a transaction open failed: {error}"));
         })
-        .unwrap_or_else(|error| panic!("holding a transaction open failed: {error}"));
     }
 
     /// A slow writer, to provoke the race the feed's ordering key must survive: in one write
@@ -180,26 +191,28 @@ impl TestDatabase {
     /// what other connections see meanwhile) before committing, as a transaction delayed
     /// between its last statement and its commit would be. Returns the positions the events got.
     pub fn write_events_holding(&self, events: &[DomainEvent], while_open: impl FnOnce()) -> Vec<i64> {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        write_transaction(&mut conn, |conn| {
-            let positions = crate::events::insert_events(conn, events)?;
-            while_open();
-            Ok::<_, diesel::result::Error>(positions)
+        self.with_test_connection(|conn| {
+            write_transaction(conn, |conn| {
+                let positions = crate::events::insert_events(conn, events)?;
+                while_open();
+                Ok::<_, diesel::result::Error>(positions)
+            })
+            .unwrap_or_else(|error| panic!("writing events slowly failed: {error}"))
         })
-        .unwrap_or_else(|error| panic!("writing events slowly failed: {error}"))
     }
 
     /// A writer that fails after writing its events: `insert_events` in a write transaction
     /// that then rolls back. Returns the positions the events had been given.
     pub fn write_events_then_roll_back(&self, events: &[DomainEvent]) -> Vec<i64> {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        let mut given = Vec::new();
-        let outcome = write_transaction(&mut conn, |conn| {
-            given = crate::events::insert_events(conn, events)?;
-            Err::<(), _>(diesel::result::Error::RollbackTransaction)
-        });
-        assert!(matches!(outcome, Err(diesel::result::Error::RollbackTransaction)), "{outcome:?}");
-        given
+        self.with_test_connection(|conn| {
+            let mut given = Vec::new();
+            let outcome = write_transaction(conn, |conn| {
+                given = crate::events::insert_events(conn, events)?;
+                Err::<(), _>(diesel::result::Error::RollbackTransaction)
+            });
+            assert!(matches!(outcome, Err(diesel::result::Error::RollbackTransaction)), "{outcome:?}");
+            given
+        })
     }
 
     /// How many rows `table` holds (`table` is trusted test input).
@@ -209,18 +222,20 @@ impl TestDatabase {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
-            .get_result::<Count>(&mut *conn)
-            .unwrap_or_else(|error| panic!("cannot count the rows of {table}: {error}"))
-            .n
+        self.with_test_connection(|conn| {
+            diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+                .get_result::<Count>(conn)
+                .unwrap_or_else(|error| panic!("cannot count the rows of {table}: {error}"))
+                .n
+        })
     }
 
     /// Runs one SQL statement (e.g. to set up state no port can create yet, such as
     /// `products.reserved` before orders exist) and returns the number of rows it touched.
     pub fn execute(&self, sql: &str) -> usize {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        diesel::sql_query(sql).execute(&mut *conn).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"))
+        self.with_test_connection(|conn| {
+            diesel::sql_query(sql).execute(conn).unwrap_or_else(|error| panic!("`{sql}` failed: {error}"))
+        })
     }
 
     /// The statement [`ProductRepository::list`](orderly_domain::ports::ProductRepository::list)
@@ -231,60 +246,61 @@ impl TestDatabase {
     /// this order and filter?" whatever the table's size and statistics: a plan that still sorts
     /// or scans the table means no index can. On SQLite it is `EXPLAIN QUERY PLAN`.
     pub fn explain_product_list(&self, query: &ProductQuery) -> QueryPlan {
-        let mut conn = self.database().connection().unwrap_or_else(|error| panic!("no test connection: {error:#}"));
-        let statements = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&statements);
-        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if let InstrumentationEvent::StartQuery { query, .. } = event
-                && let Ok(mut statements) = sink.lock()
-            {
-                statements.push(query.to_string());
+        self.with_test_connection(|conn| {
+            let statements = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&statements);
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::StartQuery { query, .. } = event
+                    && let Ok(mut statements) = sink.lock()
+                {
+                    statements.push(query.to_string());
+                }
+            });
+            let listed = crate::products::list_rows(conn, query);
+            conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+            if let Err(error) = listed {
+                panic!("listing products failed: {error:#}");
             }
-        });
-        let listed = crate::products::list_rows(&mut conn, query);
-        conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-        if let Err(error) = listed {
-            panic!("listing products failed: {error:#}");
-        }
-        let statements = statements.lock().map(|statements| statements.clone()).unwrap_or_default();
-        let [statement] = statements.as_slice() else {
-            panic!("expected one statement, saw {statements:?}");
-        };
-        // diesel's debug form is `SQL -- binds: [...]`.
-        let sql = statement.split(" -- binds: ").next().unwrap_or(statement).to_owned();
-        let plan = match &mut *conn {
-            AnyConnection::Sqlite(sqlite) => {
-                // Unbound parameters are NULL; the plan does not depend on their values.
-                diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-                    .load::<SqlitePlanRow>(sqlite)
-                    .unwrap_or_else(|error| panic!("EXPLAIN QUERY PLAN failed: {error}"))
-                    .into_iter()
-                    .map(|row| row.detail)
-                    .collect::<Vec<_>>()
-            }
-            AnyConnection::Postgresql(pg) => {
-                let parameters = (1..).take_while(|n| sql.contains(&format!("${n}"))).count();
-                let nulls = vec!["NULL"; parameters].join(", ");
-                pg.batch_execute(&format!(
-                    "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET enable_seqscan = off; \
-                     PREPARE orderly_explained AS {sql}"
-                ))
-                .unwrap_or_else(|error| panic!("cannot prepare the statement to explain: {error}"));
-                let execute = if parameters == 0 { String::new() } else { format!("({nulls})") };
-                let plan = diesel::sql_query(format!("EXPLAIN (COSTS OFF) EXECUTE orderly_explained{execute}"))
-                    .load::<PostgresPlanRow>(pg)
-                    .unwrap_or_else(|error| panic!("EXPLAIN failed: {error}"))
-                    .into_iter()
-                    .map(|row| row.line)
-                    .collect::<Vec<_>>();
-                pg.batch_execute(
-                    "DEALLOCATE orderly_explained; RESET plan_cache_mode; RESET enable_sort; RESET enable_seqscan",
-                )
-                .unwrap_or_else(|error| panic!("cannot reset the connection after EXPLAIN: {error}"));
-                plan
-            }
-        };
-        QueryPlan { sql, plan: plan.join("\n") }
+            let statements = statements.lock().map(|statements| statements.clone()).unwrap_or_default();
+            let [statement] = statements.as_slice() else {
+                panic!("expected one statement, saw {statements:?}");
+            };
+            // diesel's debug form is `SQL -- binds: [...]`.
+            let sql = statement.split(" -- binds: ").next().unwrap_or(statement).to_owned();
+            let plan = match conn {
+                AnyConnection::Sqlite(sqlite) => {
+                    // Unbound parameters are NULL; the plan does not depend on their values.
+                    diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                        .load::<SqlitePlanRow>(sqlite)
+                        .unwrap_or_else(|error| panic!("EXPLAIN QUERY PLAN failed: {error}"))
+                        .into_iter()
+                        .map(|row| row.detail)
+                        .collect::<Vec<_>>()
+                }
+                AnyConnection::Postgresql(pg) => {
+                    let parameters = (1..).take_while(|n| sql.contains(&format!("${n}"))).count();
+                    let nulls = vec!["NULL"; parameters].join(", ");
+                    pg.batch_execute(&format!(
+                        "SET plan_cache_mode = force_generic_plan; SET enable_sort = off; SET enable_seqscan = off; \
+                         PREPARE orderly_explained AS {sql}"
+                    ))
+                    .unwrap_or_else(|error| panic!("cannot prepare the statement to explain: {error}"));
+                    let execute = if parameters == 0 { String::new() } else { format!("({nulls})") };
+                    let plan = diesel::sql_query(format!("EXPLAIN (COSTS OFF) EXECUTE orderly_explained{execute}"))
+                        .load::<PostgresPlanRow>(pg)
+                        .unwrap_or_else(|error| panic!("EXPLAIN failed: {error}"))
+                        .into_iter()
+                        .map(|row| row.line)
+                        .collect::<Vec<_>>();
+                    pg.batch_execute(
+                        "DEALLOCATE orderly_explained; RESET plan_cache_mode; RESET enable_sort; RESET enable_seqscan",
+                    )
+                    .unwrap_or_else(|error| panic!("cannot reset the connection after EXPLAIN: {error}"));
+                    plan
+                }
+            };
+            QueryPlan { sql, plan: plan.join("\n") }
+        })
     }
 
     /// PostgreSQL only: closes every open connection to this database and refuses new ones

@@ -141,13 +141,14 @@ impl DieselUserRepository {
             users::BoxedQuery<'static, crate::connection::MultiBackend>,
         ) -> users::BoxedQuery<'static, crate::connection::MultiBackend>,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let row = filter(users::table.into_boxed())
-            .select(CredentialsRow::as_select())
-            .first::<CredentialsRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, operation))?;
-        row.map(CredentialsRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = filter(users::table.into_boxed())
+                .select(CredentialsRow::as_select())
+                .first::<CredentialsRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, operation))?;
+            row.map(CredentialsRow::into_domain).transpose()
+        })
     }
 }
 
@@ -174,41 +175,43 @@ impl UserRepository for DieselUserRepository {
             created_at,
             updated_at: created_at,
         };
-        let mut conn = self.db.connection()?;
-        // The user and its event commit together or not at all; the insert comes first so that
-        // on SQLite the write lock is taken before anything is read.
-        write_transaction(&mut conn, |conn| {
-            diesel::insert_into(users::table).values(&row).execute(conn)?;
-            events::insert_events(conn, std::slice::from_ref(event)).map(drop)
-        })
-        .map_err(|error| {
-            if is_email_taken(&error) {
-                InsertUserError::EmailTaken
-            } else {
-                InsertUserError::Store(query_failed(error, "inserting a user"))
-            }
-        })?;
-        Ok(User {
-            id: user.id,
-            email: user.email.clone(),
-            name: user.name.clone(),
-            role: user.role,
-            active: true,
-            version: 1,
-            created_at: timestamps::from_db(created_at),
-            updated_at: timestamps::from_db(created_at),
+        self.db.with_connection(|conn| {
+            // The user and its event commit together or not at all; the insert comes first so that
+            // on SQLite the write lock is taken before anything is read.
+            write_transaction(conn, |conn| {
+                diesel::insert_into(users::table).values(&row).execute(conn)?;
+                events::insert_events(conn, std::slice::from_ref(event)).map(drop)
+            })
+            .map_err(|error| {
+                if is_email_taken(&error) {
+                    InsertUserError::EmailTaken
+                } else {
+                    InsertUserError::Store(query_failed(error, "inserting a user"))
+                }
+            })?;
+            Ok(User {
+                id: user.id,
+                email: user.email.clone(),
+                name: user.name.clone(),
+                role: user.role,
+                active: true,
+                version: 1,
+                created_at: timestamps::from_db(created_at),
+                updated_at: timestamps::from_db(created_at),
+            })
         })
     }
 
     fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let row = users::table
-            .filter(users::id.eq(id.to_string()))
-            .select(UserRow::as_select())
-            .first::<UserRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading a user"))?;
-        row.map(UserRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = users::table
+                .filter(users::id.eq(id.to_string()))
+                .select(UserRow::as_select())
+                .first::<UserRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading a user"))?;
+            row.map(UserRow::into_domain).transpose()
+        })
     }
 
     fn find_credentials_by_email(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError> {
@@ -243,53 +246,55 @@ impl UserRepository for DieselUserRepository {
             users::version.eq(users::version + 1),
             users::token_generation.eq(users::token_generation + generation_bump),
         );
-        let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<UserRow, UpdateError>> {
-            // The version check is part of the UPDATE itself, so of two concurrent writers
-            // holding the same version only one can match.
-            let updated = match expected_version {
-                Some(version) => {
-                    diesel::update(users::table.filter(users::id.eq(&id)).filter(users::version.eq(version)))
+        self.db.with_connection(|conn| {
+            let outcome = write_transaction(conn, |conn| -> QueryResult<Result<UserRow, UpdateError>> {
+                // The version check is part of the UPDATE itself, so of two concurrent writers
+                // holding the same version only one can match.
+                let updated = match expected_version {
+                    Some(version) => {
+                        diesel::update(users::table.filter(users::id.eq(&id)).filter(users::version.eq(version)))
+                            .set(changes)
+                            .returning(USER_COLUMNS)
+                            .get_result::<UserRow>(conn)
+                            .optional()?
+                    }
+                    None => diesel::update(users::table.filter(users::id.eq(&id)))
                         .set(changes)
                         .returning(USER_COLUMNS)
                         .get_result::<UserRow>(conn)
-                        .optional()?
+                        .optional()?,
+                };
+                let Some(updated) = updated else {
+                    // Nothing matched: tell a missing user from a stale version.
+                    let exists = diesel::select(diesel::dsl::exists(users::table.filter(users::id.eq(&id))))
+                        .get_result::<bool>(conn)?;
+                    return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
+                };
+                if update.revoke_sessions {
+                    diesel::update(
+                        refresh_token_families::table
+                            .filter(refresh_token_families::user_id.eq(&id))
+                            .filter(refresh_token_families::revoked_at.is_null()),
+                    )
+                    .set(refresh_token_families::revoked_at.eq(Some(now)))
+                    .execute(conn)?;
                 }
-                None => diesel::update(users::table.filter(users::id.eq(&id)))
-                    .set(changes)
-                    .returning(USER_COLUMNS)
-                    .get_result::<UserRow>(conn)
-                    .optional()?,
-            };
-            let Some(updated) = updated else {
-                // Nothing matched: tell a missing user from a stale version.
-                let exists = diesel::select(diesel::dsl::exists(users::table.filter(users::id.eq(&id))))
-                    .get_result::<bool>(conn)?;
-                return Ok(Err(if exists { UpdateError::VersionMismatch } else { UpdateError::NotFound }));
-            };
-            if update.revoke_sessions {
-                diesel::update(
-                    refresh_token_families::table
-                        .filter(refresh_token_families::user_id.eq(&id))
-                        .filter(refresh_token_families::revoked_at.is_null()),
-                )
-                .set(refresh_token_families::revoked_at.eq(Some(now)))
-                .execute(conn)?;
-            }
-            Ok(Ok(updated))
+                Ok(Ok(updated))
+            })
+            .map_err(|error| query_failed(error, "updating a user"))?;
+            Ok(outcome?.into_domain()?)
         })
-        .map_err(|error| query_failed(error, "updating a user"))?;
-        Ok(outcome?.into_domain()?)
     }
 
     fn token_generation(&self, id: UserId) -> Result<Option<TokenGeneration>, StoreError> {
-        let mut conn = self.db.connection()?;
-        users::table
-            .filter(users::id.eq(id.to_string()))
-            .select(users::token_generation)
-            .first::<i64>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading a user's token generation"))
+        self.db.with_connection(|conn| {
+            users::table
+                .filter(users::id.eq(id.to_string()))
+                .select(users::token_generation)
+                .first::<i64>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading a user's token generation"))
+        })
     }
 
     fn list(&self, query: &UserQuery) -> Result<Vec<User>, StoreError> {
@@ -324,12 +329,13 @@ impl UserRepository for DieselUserRepository {
                 select.order((users::created_at.desc(), users::id.desc()))
             }
         };
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<UserRow>(&mut *conn)
-            .map_err(|error| query_failed(error, "listing users"))?;
-        rows.into_iter().map(UserRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<UserRow>(conn)
+                .map_err(|error| query_failed(error, "listing users"))?;
+            rows.into_iter().map(UserRow::into_domain).collect()
+        })
     }
 }
 

@@ -296,12 +296,13 @@ impl DieselWebhookRepository {
         operation: &'static str,
         select: webhook_endpoints::BoxedQuery<'static, crate::connection::MultiBackend>,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .select(EndpointRow::as_select())
-            .load::<EndpointRow>(&mut *conn)
-            .map_err(|error| query_failed(error, operation))?;
-        rows.into_iter().map(EndpointRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .select(EndpointRow::as_select())
+                .load::<EndpointRow>(conn)
+                .map_err(|error| query_failed(error, operation))?;
+            rows.into_iter().map(EndpointRow::into_domain).collect()
+        })
     }
 }
 
@@ -349,12 +350,13 @@ fn missed<T>(conn: &mut AnyConnection, id: &str) -> QueryResult<Result<T, Update
 impl WebhookRepository for DieselWebhookRepository {
     fn insert_endpoint(&self, endpoint: &NewWebhookEndpoint) -> Result<WebhookEndpoint, StoreError> {
         let row = EndpointRow::new(endpoint);
-        let mut conn = self.db.connection()?;
-        diesel::insert_into(webhook_endpoints::table)
-            .values(&row)
-            .execute(&mut *conn)
-            .map_err(|error| query_failed(error, "inserting a webhook endpoint"))?;
-        row.into_domain()
+        self.db.with_connection(|conn| {
+            diesel::insert_into(webhook_endpoints::table)
+                .values(&row)
+                .execute(conn)
+                .map_err(|error| query_failed(error, "inserting a webhook endpoint"))?;
+            row.into_domain()
+        })
     }
 
     fn find_endpoint(&self, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
@@ -396,41 +398,47 @@ impl WebhookRepository for DieselWebhookRepository {
             },
             webhook_endpoints::version.eq(webhook_endpoints::version + 1),
         );
-        let mut conn = self.db.connection()?;
-        let outcome = write_transaction(&mut conn, |conn| -> QueryResult<Result<EndpointRow, UpdateError>> {
-            // The version check is part of the UPDATE itself: of two writers holding the same
-            // version only one matches (the other's ETag is then stale).
-            let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
-            let updated = match expected_version {
-                Some(version) => diesel::update(target.filter(webhook_endpoints::version.eq(version)))
-                    .set(changes)
-                    .returning(ENDPOINT_COLUMNS)
-                    .get_result::<EndpointRow>(conn)
-                    .optional()?,
-                None => diesel::update(target).set(changes).returning(ENDPOINT_COLUMNS).get_result(conn).optional()?,
-            };
-            match updated {
-                Some(row) => Ok(Ok(row)),
-                None => missed(conn, &id),
-            }
+        self.db.with_connection(|conn| {
+            let outcome = write_transaction(conn, |conn| -> QueryResult<Result<EndpointRow, UpdateError>> {
+                // The version check is part of the UPDATE itself: of two writers holding the same
+                // version only one matches (the other's ETag is then stale).
+                let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
+                let updated = match expected_version {
+                    Some(version) => diesel::update(target.filter(webhook_endpoints::version.eq(version)))
+                        .set(changes)
+                        .returning(ENDPOINT_COLUMNS)
+                        .get_result::<EndpointRow>(conn)
+                        .optional()?,
+                    None => {
+                        diesel::update(target).set(changes).returning(ENDPOINT_COLUMNS).get_result(conn).optional()?
+                    }
+                };
+                match updated {
+                    Some(row) => Ok(Ok(row)),
+                    None => missed(conn, &id),
+                }
+            })
+            .map_err(|error| query_failed(error, "updating a webhook endpoint"))?;
+            Ok(outcome?.into_domain()?)
         })
-        .map_err(|error| query_failed(error, "updating a webhook endpoint"))?;
-        Ok(outcome?.into_domain()?)
     }
 
     fn delete_endpoint(&self, id: WebhookEndpointId, expected_version: Option<i64>) -> Result<(), UpdateError> {
         let id = id.to_string();
-        let mut conn = self.db.connection()?;
-        write_transaction(&mut conn, |conn| -> QueryResult<Result<(), UpdateError>> {
-            // Its deliveries go with it (`ON DELETE CASCADE`).
-            let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
-            let deleted = match expected_version {
-                Some(version) => diesel::delete(target.filter(webhook_endpoints::version.eq(version))).execute(conn)?,
-                None => diesel::delete(target).execute(conn)?,
-            };
-            if deleted == 1 { Ok(Ok(())) } else { missed(conn, &id) }
+        self.db.with_connection(|conn| {
+            write_transaction(conn, |conn| -> QueryResult<Result<(), UpdateError>> {
+                // Its deliveries go with it (`ON DELETE CASCADE`).
+                let target = webhook_endpoints::table.filter(webhook_endpoints::id.eq(&id));
+                let deleted = match expected_version {
+                    Some(version) => {
+                        diesel::delete(target.filter(webhook_endpoints::version.eq(version))).execute(conn)?
+                    }
+                    None => diesel::delete(target).execute(conn)?,
+                };
+                if deleted == 1 { Ok(Ok(())) } else { missed(conn, &id) }
+            })
+            .map_err(|error| query_failed(error, "deleting a webhook endpoint"))?
         })
-        .map_err(|error| query_failed(error, "deleting a webhook endpoint"))?
     }
 
     fn insert_deliveries(&self, deliveries: &[NewWebhookDelivery]) -> Result<Vec<WebhookDeliveryId>, StoreError> {
@@ -438,27 +446,29 @@ impl WebhookRepository for DieselWebhookRepository {
             return Ok(Vec::new());
         }
         let rows: Vec<NewDeliveryRow<'_>> = deliveries.iter().map(NewDeliveryRow::new).collect();
-        let mut conn = self.db.connection()?;
-        let inserted = if matches!(*conn, AnyConnection::Sqlite(_)) {
-            // Row by row (see `insert_new`): all of them or none.
-            write_transaction(&mut conn, |conn| insert_new(conn, &rows))
-        } else {
-            // One statement.
-            insert_new(&mut conn, &rows)
-        }
-        .map_err(|error| query_failed(error, "inserting webhook deliveries"))?;
-        inserted.iter().map(|id| parse_uuid("webhook delivery", id).map(WebhookDeliveryId::from_uuid)).collect()
+        self.db.with_connection(|conn| {
+            let inserted = if matches!(*conn, AnyConnection::Sqlite(_)) {
+                // Row by row (see `insert_new`): all of them or none.
+                write_transaction(conn, |conn| insert_new(conn, &rows))
+            } else {
+                // One statement.
+                insert_new(conn, &rows)
+            }
+            .map_err(|error| query_failed(error, "inserting webhook deliveries"))?;
+            inserted.iter().map(|id| parse_uuid("webhook delivery", id).map(WebhookDeliveryId::from_uuid)).collect()
+        })
     }
 
     fn find_delivery(&self, id: WebhookDeliveryId) -> Result<Option<WebhookDelivery>, StoreError> {
-        let mut conn = self.db.connection()?;
-        let row = webhook_deliveries::table
-            .filter(webhook_deliveries::id.eq(id.to_string()))
-            .select(DeliveryRow::as_select())
-            .first::<DeliveryRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading a webhook delivery"))?;
-        row.map(DeliveryRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = webhook_deliveries::table
+                .filter(webhook_deliveries::id.eq(id.to_string()))
+                .select(DeliveryRow::as_select())
+                .first::<DeliveryRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading a webhook delivery"))?;
+            row.map(DeliveryRow::into_domain).transpose()
+        })
     }
 
     fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<WebhookDelivery>, StoreError> {
@@ -470,13 +480,14 @@ impl WebhookRepository for DieselWebhookRepository {
         if let Some(after) = query.after {
             select = select.filter(webhook_deliveries::id.lt(after.to_string()));
         }
-        let mut conn = self.db.connection()?;
-        let rows = select
-            .order(webhook_deliveries::id.desc())
-            .limit(i64::from(query.limit.get()) + 1)
-            .load::<DeliveryRow>(&mut *conn)
-            .map_err(|error| query_failed(error, "listing webhook deliveries"))?;
-        rows.into_iter().map(DeliveryRow::into_domain).collect()
+        self.db.with_connection(|conn| {
+            let rows = select
+                .order(webhook_deliveries::id.desc())
+                .limit(i64::from(query.limit.get()) + 1)
+                .load::<DeliveryRow>(conn)
+                .map_err(|error| query_failed(error, "listing webhook deliveries"))?;
+            rows.into_iter().map(DeliveryRow::into_domain).collect()
+        })
     }
 
     fn record_attempt(
@@ -497,22 +508,23 @@ impl WebhookRepository for DieselWebhookRepository {
             webhook_deliveries::next_attempt_at.eq(attempt.next_attempt_at.map(timestamps::to_db)),
             webhook_deliveries::updated_at.eq(timestamps::to_db(attempt.at)),
         );
-        let mut conn = self.db.connection()?;
-        let updated = if attempt.sent {
-            let duration_ms = i32::try_from(attempt.duration_ms).unwrap_or(i32::MAX);
-            diesel::update(target)
-                .set((
-                    outcome,
-                    webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                    webhook_deliveries::response_status.eq(attempt.response_status.map(i32::from)),
-                    webhook_deliveries::duration_ms.eq(Some(duration_ms)),
-                ))
-                .execute(&mut *conn)
-        } else {
-            diesel::update(target).set(outcome).execute(&mut *conn)
-        }
-        .map_err(|error| query_failed(error, "recording a webhook attempt"))?;
-        Ok(updated == 1)
+        self.db.with_connection(|conn| {
+            let updated = if attempt.sent {
+                let duration_ms = i32::try_from(attempt.duration_ms).unwrap_or(i32::MAX);
+                diesel::update(target)
+                    .set((
+                        outcome,
+                        webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+                        webhook_deliveries::response_status.eq(attempt.response_status.map(i32::from)),
+                        webhook_deliveries::duration_ms.eq(Some(duration_ms)),
+                    ))
+                    .execute(conn)
+            } else {
+                diesel::update(target).set(outcome).execute(conn)
+            }
+            .map_err(|error| query_failed(error, "recording a webhook attempt"))?;
+            Ok(updated == 1)
+        })
     }
 
     fn reopen_delivery(
@@ -521,58 +533,61 @@ impl WebhookRepository for DieselWebhookRepository {
         now: DateTime<Utc>,
     ) -> Result<Option<WebhookDelivery>, StoreError> {
         let now = timestamps::to_db(now);
-        let mut conn = self.db.connection()?;
-        let row = diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id.to_string())))
-            .set((
-                webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
-                webhook_deliveries::next_attempt_at.eq(Some(now)),
-                webhook_deliveries::updated_at.eq(now),
-            ))
-            .returning(DELIVERY_COLUMNS)
-            .get_result::<DeliveryRow>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reopening a webhook delivery"))?;
-        row.map(DeliveryRow::into_domain).transpose()
+        self.db.with_connection(|conn| {
+            let row = diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id.to_string())))
+                .set((
+                    webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                    webhook_deliveries::next_attempt_at.eq(Some(now)),
+                    webhook_deliveries::updated_at.eq(now),
+                ))
+                .returning(DELIVERY_COLUMNS)
+                .get_result::<DeliveryRow>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reopening a webhook delivery"))?;
+            row.map(DeliveryRow::into_domain).transpose()
+        })
     }
 
     /// Served by the partial index on the pending deliveries' `created_at`. An age is never
     /// negative (a delivery stamped by a clock ahead of this one is reported as new).
     fn backlog(&self, now: DateTime<Utc>) -> Result<DeliveryBacklog, StoreError> {
-        let mut conn = self.db.connection()?;
-        let (pending, oldest) = webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-            .select((diesel::dsl::count_star(), diesel::dsl::min(webhook_deliveries::created_at)))
-            .get_result::<(i64, Option<NaiveDateTime>)>(&mut *conn)
-            .map_err(|error| query_failed(error, "reading the webhook delivery backlog"))?;
-        Ok(DeliveryBacklog {
-            pending: u64::try_from(pending).unwrap_or(0),
-            oldest_pending_age: oldest.map(|created_at| (now - timestamps::from_db(created_at)).max(Duration::zero())),
+        self.db.with_connection(|conn| {
+            let (pending, oldest) = webhook_deliveries::table
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
+                .select((diesel::dsl::count_star(), diesel::dsl::min(webhook_deliveries::created_at)))
+                .get_result::<(i64, Option<NaiveDateTime>)>(conn)
+                .map_err(|error| query_failed(error, "reading the webhook delivery backlog"))?;
+            Ok(DeliveryBacklog {
+                pending: u64::try_from(pending).unwrap_or(0),
+                oldest_pending_age: oldest
+                    .map(|created_at| (now - timestamps::from_db(created_at)).max(Duration::zero())),
+            })
         })
     }
 
     fn dispatch_position(&self) -> Result<Option<i64>, StoreError> {
-        let mut conn = self.db.connection()?;
-        webhook_dispatch::table
-            .filter(webhook_dispatch::id.eq(DISPATCH_ROW))
-            .select(webhook_dispatch::position)
-            .first::<Option<i64>>(&mut *conn)
-            .optional()
-            .map_err(|error| query_failed(error, "reading the webhook dispatch position"))?
-            .ok_or_else(|| corrupt_row("webhook dispatch", "the position's row is missing"))
+        self.db.with_connection(|conn| {
+            webhook_dispatch::table
+                .filter(webhook_dispatch::id.eq(DISPATCH_ROW))
+                .select(webhook_dispatch::position)
+                .first::<Option<i64>>(conn)
+                .optional()
+                .map_err(|error| query_failed(error, "reading the webhook dispatch position"))?
+                .ok_or_else(|| corrupt_row("webhook dispatch", "the position's row is missing"))
+        })
     }
 
     fn advance_dispatch_position(&self, from: Option<i64>, to: i64) -> Result<bool, StoreError> {
         let row = webhook_dispatch::table.filter(webhook_dispatch::id.eq(DISPATCH_ROW));
         let moved = webhook_dispatch::position.eq(Some(to));
-        let mut conn = self.db.connection()?;
-        // `position IS NOT DISTINCT FROM :from`, spelled so both backends take it.
-        let updated = match from {
-            None => diesel::update(row.filter(webhook_dispatch::position.is_null())).set(moved).execute(&mut *conn),
-            Some(from) => {
-                diesel::update(row.filter(webhook_dispatch::position.eq(from))).set(moved).execute(&mut *conn)
+        self.db.with_connection(|conn| {
+            // `position IS NOT DISTINCT FROM :from`, spelled so both backends take it.
+            let updated = match from {
+                None => diesel::update(row.filter(webhook_dispatch::position.is_null())).set(moved).execute(conn),
+                Some(from) => diesel::update(row.filter(webhook_dispatch::position.eq(from))).set(moved).execute(conn),
             }
-        }
-        .map_err(|error| query_failed(error, "advancing the webhook dispatch position"))?;
-        Ok(updated == 1)
+            .map_err(|error| query_failed(error, "advancing the webhook dispatch position"))?;
+            Ok(updated == 1)
+        })
     }
 }

@@ -13,8 +13,8 @@ use orderly_domain::ports::{
 };
 use orderly_domain::services::users::AdminBootstrap;
 use orderly_domain::services::{
-    EventService, JobWorker, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
-    UserService, WebhookPolicy, WebhookService,
+    EventService, GenerationCache, JobWorker, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService,
+    SessionService, UserService, WebhookPolicy, WebhookService,
 };
 use orderly_domain::user::{Email, Password, Role, UserName};
 use orderly_domain::webhook::{DestinationPolicy, RetrySchedule};
@@ -116,10 +116,7 @@ impl Application {
                 password_hash_concurrency(&config).get(),
                 config.database_acquire_timeout,
             ),
-            revocations: orderly_http::revocation::GenerationCache::new(
-                config.revocation_check_interval,
-                orderly_http::revocation::DEFAULT_CAPACITY,
-            ),
+            revocations: GenerationCache::new(config.revocation_check_interval, GenerationCache::DEFAULT_CAPACITY),
             metrics,
             settings: HttpSettings {
                 problem_type_base: config.problem_type_base.clone(),

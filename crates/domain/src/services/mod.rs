@@ -25,7 +25,9 @@ pub use products::{
     AdjustStockError, ChangeProductError, CreateProductError, GetProductError, ListAdjustmentsError, ProductDraft,
     ProductService,
 };
-pub use sessions::{AuthenticationError, LoginError, RefreshError, SessionService};
+pub use sessions::{
+    Admission, AuthenticationError, GenerationCache, LoginError, RecordedUses, RefreshError, SessionService,
+};
 pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};
 pub use webhooks::{
     DeliveryVerdict, DispatchRound, EndpointChanges, EndpointDraft, WebhookError, WebhookPolicy, WebhookService,

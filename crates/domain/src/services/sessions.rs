@@ -13,7 +13,11 @@
 //!   recorded against that refresh token ([`SessionService::record_access_use`]);
 //! - a deactivated user cannot refresh, and a refreshed access token carries the current role;
 //! - an access token is accepted only while the token generation it was issued under is its
-//!   user's current one: every revocation bumps the generation (ADR 0015).
+//!   user's current one: every revocation bumps the generation (ADR 0015). How fresh the
+//!   generation an instance compares with must be, and recording each access token's first use
+//!   once per instance, is [`admission`]'s ([`SessionService::admit_access`]).
+
+pub mod admission;
 
 use std::sync::Arc;
 
@@ -25,6 +29,8 @@ use crate::auth::{
 use crate::error::StoreError;
 use crate::ports::{Clock, PasswordHasher, RefreshTokenRepository, TokenRejected, TokenService, UserRepository};
 use crate::user::{Email, UserCredentials, UserId};
+
+pub use admission::{Admission, GenerationCache, RecordedUses};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -218,8 +224,9 @@ impl SessionService {
     }
 
     /// Verifies an access token and checks it against its user's stored generation: one read
-    /// per call. Inbound adapters that can afford a short staleness cache the generation and
-    /// call [`Self::verify_access_token`] and [`Self::admit`] themselves (ADR 0015).
+    /// per call. Inbound adapters that can afford a short staleness verify the token
+    /// ([`Self::verify_access_token`]) and check it with [`Self::admit_access`] and a
+    /// [`GenerationCache`] instead (ADR 0015).
     pub fn authenticate(&self, access_token: &str) -> Result<crate::Actor, AuthenticationError> {
         let claims = self.verify_access_token(access_token)?;
         let current = self.users.token_generation(claims.user_id)?;

@@ -31,9 +31,9 @@ use crate::ports::{
 };
 use crate::validation::FieldViolation;
 use crate::webhook::{
-    DeliveryAttempt, DeliveryBacklog, DeliveryQuery, DeliveryStatus, DestinationPolicy, DestinationRefused,
-    EventTypeFilter, NewWebhookDelivery, NewWebhookEndpoint, RetrySchedule, WebhookDelivery, WebhookDeliveryId,
-    WebhookEndpoint, WebhookEndpointId, WebhookEndpointQuery, WebhookEndpointUpdate, parse_description,
+    DeliveryAttempt, DeliveryBacklog, DeliveryQuery, DeliveryStatus, DestinationPolicy, EventTypeFilter,
+    NewWebhookDelivery, NewWebhookEndpoint, RetrySchedule, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint,
+    WebhookEndpointId, WebhookEndpointQuery, WebhookEndpointUpdate, parse_description,
 };
 
 /// How webhooks behave: configuration.
@@ -154,17 +154,12 @@ impl WebhookService {
     }
 
     fn check_url(&self, raw: &str) -> Result<crate::webhook::EndpointUrl, FieldViolation> {
-        self.policy.destinations.check_url(raw).map_err(|refused| {
-            let code = match refused {
-                DestinationRefused::Malformed => "invalid_format",
-                DestinationRefused::TooLong => "too_long",
-                DestinationRefused::SchemeNotAllowed
-                | DestinationRefused::CredentialsInUrl
-                | DestinationRefused::Fragment => "invalid_value",
-                DestinationRefused::Address(..) => "forbidden_destination",
-            };
-            FieldViolation::new("url", code, refused.to_string())
-        })
+        self.policy.destinations.check_url_field(raw)
+    }
+
+    /// Where this deployment lets endpoints point: what a request's `url` is checked against.
+    pub fn destinations(&self) -> &DestinationPolicy {
+        &self.policy.destinations
     }
 
     // ---- Endpoints (admin) ----

@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use orderly_domain::auth::TokenPair;
-use orderly_domain::validation::{FieldViolation, Violations};
+use orderly_domain::validation::FieldViolation;
 
-use crate::dto::required;
 use crate::extract::{BodyContext, RequestBody};
 
 /// `POST /v1/auth/tokens`.
@@ -17,11 +16,11 @@ use crate::extract::{BodyContext, RequestBody};
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     /// Compared as registration stores it (trimmed, Unicode NFC, lower-cased), so any spelling
-    /// of the address works.
-    #[schema(value_type = String, required = true, format = Email)]
-    email: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
-    password: Option<String>,
+    /// of the address works. Any text is taken: one that is no address is a failed login like
+    /// any other, so the answer never tells which accounts exist.
+    email: String,
+    #[schema(format = Password)]
+    password: String,
 }
 
 /// Login input as the domain takes it: raw strings, because a malformed email is just a failed
@@ -35,13 +34,7 @@ impl RequestBody for LoginRequest {
     type Domain = Credentials;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<Credentials, Vec<FieldViolation>> {
-        let mut violations = Violations::new();
-        let email = violations.check(self.email.ok_or_else(|| required("email")));
-        let password = violations.check(self.password.ok_or_else(|| required("password")));
-        match (email, password) {
-            (Some(email), Some(password)) => Ok(Credentials { email, password }),
-            _ => Err(violations.into_vec()),
-        }
+        Ok(Credentials { email: self.email, password: self.password })
     }
 }
 
@@ -51,8 +44,7 @@ impl RequestBody for LoginRequest {
 #[schema(example = json!({"refresh_token": "4q7Zt0pXf8sJ2mWc9kR1vYbN3uHe6LdA"}))]
 pub struct RefreshTokenRequest {
     /// The refresh token from the last token pair.
-    #[schema(value_type = String, required = true)]
-    refresh_token: Option<String>,
+    refresh_token: String,
 }
 
 /// A presented refresh token.
@@ -62,7 +54,7 @@ impl RequestBody for RefreshTokenRequest {
     type Domain = PresentedRefreshToken;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<PresentedRefreshToken, Vec<FieldViolation>> {
-        self.refresh_token.map(PresentedRefreshToken).ok_or_else(|| vec![required("refresh_token")])
+        Ok(PresentedRefreshToken(self.refresh_token))
     }
 }
 

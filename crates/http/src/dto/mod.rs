@@ -3,9 +3,9 @@
 //! `try_into_domain` (reporting every rule they break), response DTOs are built from domain
 //! values with `From`.
 //!
-//! Request DTO fields are `Option` at the serde level, so that a missing field is reported
-//! like any other fault instead of stopping deserialization; their schemas still say
-//! `required` and non-nullable where the contract does.
+//! A request DTO's `ToSchema` is what its body is checked against before the DTO is read
+//! (`crate::extract::body_schema`, ADR 0018), so its fields are real types: a required field is
+//! a plain one, an optional one an `Option`, a merge-patch one a [`PatchField`].
 
 pub mod auth;
 pub mod events;
@@ -21,10 +21,3 @@ pub mod users;
 pub mod webhooks;
 
 pub use patch_field::PatchField;
-
-use orderly_domain::validation::FieldViolation;
-
-/// The violation for a required field that is absent or `null`.
-pub(crate) fn required(field: &str) -> FieldViolation {
-    FieldViolation::new(field, "required", "is required")
-}

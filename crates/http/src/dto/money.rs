@@ -9,8 +9,6 @@ use utoipa::ToSchema;
 use orderly_domain::product::{Currency, Money};
 use orderly_domain::validation::{FieldViolation, Violations};
 
-use crate::dto::required;
-
 /// An amount of money.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(as = Money, example = json!({"amount": 1999, "currency": "EUR"}))]
@@ -35,11 +33,11 @@ impl From<&Money> for MoneyResponse {
 #[schema(example = json!({"amount": 1999, "currency": "EUR"}))]
 pub struct MoneyInput {
     /// Integer minor units (cents for EUR), 0–1,000,000,000,000; never a float.
-    #[schema(value_type = i64, required = true, minimum = 0, maximum = 1_000_000_000_000_i64, example = 1999)]
-    amount: Option<i64>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 1999)]
+    amount: i64,
     /// ISO 4217 code; must be the deployment's currency (`EUR` unless configured otherwise).
-    #[schema(value_type = String, required = true, pattern = "^[A-Z]{3}$", example = "EUR")]
-    currency: Option<String>,
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
+    currency: String,
 }
 
 impl MoneyInput {
@@ -50,16 +48,8 @@ impl MoneyInput {
         let mut violations = Violations::new();
         // `Money::parse` stops at its first fault, so the amount and the currency are each
         // checked on their own first (paired with a value known to be valid).
-        let amount = violations.check(
-            self.amount
-                .ok_or_else(|| required("amount"))
-                .and_then(|amount| Money::parse(amount, deployment.as_str(), deployment).map(|_| amount)),
-        );
-        let currency = violations.check(
-            self.currency
-                .ok_or_else(|| required("currency"))
-                .and_then(|code| Money::parse(0, &code, deployment).map(|_| code)),
-        );
+        let amount = violations.check(Money::parse(self.amount, deployment.as_str(), deployment).map(|_| self.amount));
+        let currency = violations.check(Money::parse(0, &self.currency, deployment).map(|_| self.currency));
         let money = match (amount, currency) {
             (Some(amount), Some(currency)) => violations.check(Money::parse(amount, &currency, deployment)),
             _ => None,
@@ -79,8 +69,8 @@ mod tests {
         Currency::parse("EUR").unwrap()
     }
 
-    fn input(amount: Option<i64>, currency: Option<&str>) -> MoneyInput {
-        MoneyInput { amount, currency: currency.map(str::to_owned) }
+    fn input(amount: i64, currency: &str) -> MoneyInput {
+        MoneyInput { amount, currency: currency.to_owned() }
     }
 
     fn faults(result: Result<Money, Vec<FieldViolation>>) -> Vec<(String, &'static str)> {
@@ -89,7 +79,7 @@ mod tests {
 
     #[test]
     fn a_valid_price_parses() {
-        let money = input(Some(1999), Some("EUR")).parse("unit_price", &eur()).unwrap();
+        let money = input(1999, "EUR").parse("unit_price", &eur()).unwrap();
         assert_eq!((money.amount(), money.currency().as_str()), (1999, "EUR"));
         assert_eq!(MoneyResponse::from(&money), MoneyResponse { amount: 1999, currency: "EUR".into() });
     }
@@ -97,18 +87,14 @@ mod tests {
     #[test]
     fn every_fault_is_reported_under_the_field() {
         assert_eq!(
-            faults(input(Some(-1), Some("USD")).parse("unit_price", &eur())),
+            faults(input(-1, "USD").parse("unit_price", &eur())),
             vec![
                 ("unit_price/amount".to_owned(), "out_of_range"),
                 ("unit_price/currency".to_owned(), "unsupported_currency")
             ]
         );
         assert_eq!(
-            faults(input(None, None).parse("unit_price", &eur())),
-            vec![("unit_price/amount".to_owned(), "required"), ("unit_price/currency".to_owned(), "required")]
-        );
-        assert_eq!(
-            faults(input(Some(5), Some("eur")).parse("unit_price", &eur())),
+            faults(input(5, "eur").parse("unit_price", &eur())),
             vec![("unit_price/currency".to_owned(), "invalid_format")]
         );
     }

@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -21,9 +20,8 @@ use orderly_domain::user::UserId;
 use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::money::MoneyResponse;
-use crate::dto::{required, timestamp};
+use crate::dto::timestamp;
 use crate::extract::path::{canonical_uuid, non_canonical_uuid};
-use crate::extract::shape;
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
@@ -47,6 +45,18 @@ pub enum OrderStatusDto {
     Shipped,
     /// Arrived.
     Delivered,
+}
+
+impl From<OrderStatusDto> for OrderStatus {
+    fn from(status: OrderStatusDto) -> Self {
+        match status {
+            OrderStatusDto::Pending => Self::Pending,
+            OrderStatusDto::Confirmed => Self::Confirmed,
+            OrderStatusDto::Cancelled => Self::Cancelled,
+            OrderStatusDto::Shipped => Self::Shipped,
+            OrderStatusDto::Delivered => Self::Delivered,
+        }
+    }
 }
 
 impl From<OrderStatus> for OrderStatusDto {
@@ -192,10 +202,22 @@ impl From<&Order> for OrderResponse {
 ]}))]
 pub struct PlaceOrderRequest {
     /// 1–50 lines, each for a different product.
-    // Each line is checked on its own (`PlaceOrderLine`), so that the faults of every line are
-    // reported, each at its index, however many lines are at fault.
-    #[schema(value_type = Vec<PlaceOrderLine>, required = true, min_items = 1, max_items = 50)]
-    items: Option<Vec<Value>>,
+    #[schema(value_type = Vec<PlaceOrderLine>, min_items = 1, max_items = 50)]
+    items: Vec<LineAsRead>,
+}
+
+/// A line as read from the body. The schema has already reported what is wrong with an
+/// unreadable one; the others are still checked, against each other too (no product twice).
+enum LineAsRead {
+    Line(PlaceOrderLine),
+    Unreadable,
+}
+
+impl<'de> Deserialize<'de> for LineAsRead {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(serde_json::from_value(value).map_or(Self::Unreadable, Self::Line))
+    }
 }
 
 /// One line of a new order.
@@ -204,53 +226,10 @@ pub struct PlaceOrderRequest {
 #[schema(example = json!({"product_id": "0192f5c2-5a4b-7c3d-8e9f-0a1b2c3d4e60", "quantity": 2}))]
 pub struct PlaceOrderLine {
     /// An active product of the catalogue; each product at most once per order.
-    #[schema(value_type = Uuid, required = true)]
-    product_id: Option<String>,
+    product_id: Uuid,
     /// Units to order, 1–1000.
-    #[schema(value_type = i64, required = true, minimum = 1, maximum = 1000, example = 2)]
-    quantity: Option<i64>,
-}
-
-impl PlaceOrderLine {
-    /// The line at `index`, every fault recorded at `/items/{index}/…`.
-    fn parse(item: Value, index: usize, violations: &mut Violations) -> Option<LineRequest> {
-        let at = |violation: FieldViolation| violation.within(&index.to_string()).within(ITEMS);
-        let (dto, faults) = shape::deserialize_collecting::<PlaceOrderLine>(item);
-        let faulty: Vec<String> = faults.iter().filter_map(|fault| fault.path.first().cloned()).collect();
-        let clean = faults.is_empty();
-        for fault in faults {
-            let mut path = vec![ITEMS.to_owned(), index.to_string()];
-            path.extend(fault.path);
-            violations.push(FieldViolation { path, code: fault.code, message: fault.message });
-        }
-        let line = dto?;
-        // A field already reported for its shape is not reported again as missing.
-        let missing = |field: &str| (!faulty.iter().any(|f| f == field)).then(|| at(required(field)));
-        let product_id = match line.product_id {
-            None => {
-                missing("product_id").into_iter().for_each(|violation| violations.push(violation));
-                None
-            }
-            Some(raw) => match raw.parse::<Uuid>() {
-                Ok(id) => Some(ProductId::from_uuid(id)),
-                Err(_) => {
-                    violations.push(at(FieldViolation::new("product_id", "invalid_format", "must be a UUID")));
-                    None
-                }
-            },
-        };
-        let quantity = match line.quantity {
-            None => {
-                missing("quantity").into_iter().for_each(|violation| violations.push(violation));
-                None
-            }
-            Some(raw) => violations.check(Quantity::parse(raw).map_err(at)),
-        };
-        match (product_id, quantity) {
-            (Some(product_id), Some(quantity)) if clean => Some(LineRequest { product_id, quantity }),
-            _ => None,
-        }
-    }
+    #[schema(minimum = 1, maximum = 1000, example = 2)]
+    quantity: i64,
 }
 
 const ITEMS: &str = "items";
@@ -259,29 +238,29 @@ impl RequestBody for PlaceOrderRequest {
     type Domain = OrderRequest;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<OrderRequest, Vec<FieldViolation>> {
-        let Some(items) = self.items else { return Err(vec![required(ITEMS)]) };
         let mut violations = Violations::new();
-        if items.is_empty() || items.len() > OrderRequest::MAX_LINES {
-            violations.push(FieldViolation::new(
-                ITEMS,
-                "invalid_length",
-                format!("must have between 1 and {} lines", OrderRequest::MAX_LINES),
-            ));
-        }
-        // (index in the request, line) of every line that parsed.
-        let parsed: Vec<(usize, LineRequest)> = items
+        let unreadable = self.items.iter().any(|line| matches!(line, LineAsRead::Unreadable));
+        // (index in the request, line) of every line whose quantity the domain takes.
+        let parsed: Vec<(usize, LineRequest)> = self
+            .items
             .into_iter()
             .enumerate()
-            .filter_map(|(index, item)| PlaceOrderLine::parse(item, index, &mut violations).map(|line| (index, line)))
+            .filter_map(|(index, line)| {
+                let LineAsRead::Line(line) = line else { return None };
+                let quantity = Quantity::parse(line.quantity)
+                    .map_err(|violation| violation.within(&index.to_string()).within(ITEMS));
+                let quantity = violations.check(quantity)?;
+                Some((index, LineRequest { product_id: ProductId::from_uuid(line.product_id), quantity }))
+            })
             .collect();
-        // The domain's rules over the lines (no product twice) run on the lines that parsed,
-        // so a duplicate is reported alongside the faults of other lines; its pointers are
-        // mapped back to the lines' indexes in the request.
+        // The rules over the lines (no product twice) are the domain's. They run on the lines
+        // that parsed, so a duplicate is reported beside another line's quantity; their
+        // pointers are mapped back to the lines' indexes in the request.
         match OrderRequest::new(parsed.iter().map(|(_, line)| *line).collect()) {
             Ok(request) if violations.is_empty() => Ok(request),
             Ok(_) => Err(violations.into_vec()),
             Err(domain) => {
-                let reported = !violations.is_empty();
+                let reported = unreadable || !violations.is_empty();
                 for mut violation in domain {
                     let segment = violation.path.get_mut(1);
                     let line = segment.as_deref().and_then(|segment| segment.parse::<usize>().ok());
@@ -308,16 +287,14 @@ pub struct ChangeOrderStatusRequest {
     /// The new status, a move of the transition table: `cancelled` (owner or admin, from
     /// `pending`), `confirmed` (admin, from `pending`), `shipped` (admin, from `confirmed`),
     /// `delivered` (admin, from `shipped`).
-    #[schema(value_type = OrderStatusDto, required = true)]
-    status: Option<String>,
+    status: OrderStatusDto,
 }
 
 impl RequestBody for ChangeOrderStatusRequest {
     type Domain = OrderStatus;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<OrderStatus, Vec<FieldViolation>> {
-        let raw = self.status.ok_or_else(|| vec![required("status")])?;
-        OrderStatus::parse(&raw, "status").map_err(|violation| vec![violation])
+        Ok(self.status.into())
     }
 }
 
@@ -432,65 +409,83 @@ pub fn next_cursor(cursors: &CursorCodec, sort: OrderSort, last: OrderCursor) ->
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
     fn context() -> BodyContext {
-        BodyContext { currency: orderly_domain::product::Currency::parse("EUR").unwrap() }
+        BodyContext {
+            currency: orderly_domain::product::Currency::parse("EUR").unwrap(),
+            destinations: orderly_domain::webhook::DestinationPolicy::default(),
+        }
     }
 
-    fn faults(body: Value) -> Vec<(String, &'static str)> {
-        let (dto, shape) = shape::deserialize_collecting::<PlaceOrderRequest>(body);
-        assert!(shape.is_empty(), "{shape:?}");
-        let mut found: Vec<(String, &'static str)> = dto
-            .unwrap()
-            .try_into_domain(&context())
-            .unwrap_err()
-            .into_iter()
-            .map(|violation| (violation.path.join("/"), violation.code))
+    /// Every fault of `body` as the body extractor reports it: the published schema's, then
+    /// the domain's.
+    fn faults(body: Value) -> Vec<(String, String)> {
+        let schemas = crate::extract::body_schema::BodySchemas::for_currency("EUR");
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let problem = crate::extract::json::parse::<PlaceOrderRequest>(&bytes, &context(), &schemas).unwrap_err();
+        let mut found: Vec<(String, String)> = problem
+            .errors()
+            .iter()
+            .map(|error| (error.pointer.clone().unwrap_or_default(), error.code.clone()))
             .collect();
         found.sort();
         found
     }
 
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(pointer, code)| ((*pointer).to_owned(), (*code).to_owned())).collect()
+    }
+
     #[test]
-    fn duplicates_keep_their_index_among_faulty_lines() {
+    fn every_fault_of_every_line_is_listed_at_its_index() {
         let id = Uuid::now_v7().to_string();
         let found = faults(json!({"items": [
             {"product_id": "nope", "quantity": 1},
             {"product_id": id, "quantity": 0},
-            {"product_id": id, "quantity": 1},
             {"product_id": Uuid::now_v7().to_string(), "quantity": 2},
             {"product_id": id, "quantity": 3, "unit_price": 1},
             {"quantity": "x"},
             7,
-            {"product_id": id, "quantity": 5},
         ]}));
         assert_eq!(
             found,
-            vec![
-                ("items/0/product_id".to_owned(), "invalid_format"),
-                ("items/1/quantity".to_owned(), "out_of_range"),
-                ("items/4/unit_price".to_owned(), "unknown_field"),
-                ("items/5/product_id".to_owned(), "required"),
-                ("items/5/quantity".to_owned(), "invalid_type"),
-                ("items/6".to_owned(), "invalid_type"),
-                ("items/7/product_id".to_owned(), "duplicate"),
-            ]
+            pairs(&[
+                ("/items/0/product_id", "invalid_format"),
+                ("/items/1/quantity", "out_of_range"),
+                ("/items/3/unit_price", "unknown_field"),
+                ("/items/4/product_id", "required"),
+                ("/items/4/quantity", "invalid_type"),
+                ("/items/5", "invalid_type"),
+            ])
         );
     }
 
     #[test]
+    fn duplicates_keep_their_index_beside_other_faults() {
+        let id = Uuid::now_v7().to_string();
+        let found = faults(json!({"items": [
+            {"product_id": id, "quantity": 1},
+            {"product_id": Uuid::now_v7().to_string(), "quantity": 0},
+            {"product_id": id, "quantity": 3},
+        ]}));
+        assert_eq!(found, pairs(&[("/items/1/quantity", "out_of_range"), ("/items/2/product_id", "duplicate")]));
+    }
+
+    #[test]
     fn a_request_needs_one_to_fifty_lines() {
-        assert_eq!(faults(json!({"items": []})), vec![("items".to_owned(), "invalid_length")]);
-        assert_eq!(faults(json!({})), vec![("items".to_owned(), "required")]);
+        assert_eq!(faults(json!({"items": []})), pairs(&[("/items", "invalid_length")]));
+        assert_eq!(faults(json!({})), pairs(&[("/items", "required")]));
         let line = || json!({"product_id": Uuid::now_v7().to_string(), "quantity": 1});
         let lines: Vec<Value> = (0..51).map(|_| line()).collect();
-        assert_eq!(faults(json!({"items": lines})), vec![("items".to_owned(), "invalid_length")]);
+        assert_eq!(faults(json!({"items": lines})), pairs(&[("/items", "invalid_length")]));
         let lines: Vec<Value> = (0..50).map(|_| line()).collect();
-        let (dto, _) = shape::deserialize_collecting::<PlaceOrderRequest>(json!({"items": lines}));
-        assert_eq!(dto.unwrap().try_into_domain(&context()).unwrap().lines().len(), 50);
+        let schemas = crate::extract::body_schema::BodySchemas::for_currency("EUR");
+        let bytes = serde_json::to_vec(&json!({"items": lines})).unwrap();
+        let request = crate::extract::json::parse::<PlaceOrderRequest>(&bytes, &context(), &schemas).unwrap();
+        assert_eq!(request.lines().len(), 50);
     }
 
     #[test]

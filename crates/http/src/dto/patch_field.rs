@@ -12,20 +12,15 @@ pub enum PatchField<T> {
 }
 
 impl<T> PatchField<T> {
-    /// For fields that cannot be removed: `Ok(None)` when absent, a violation when `null`.
-    pub fn into_option(self, field: &str) -> Result<Option<T>, orderly_domain::validation::FieldViolation> {
+    /// The new value of a field that cannot be removed, if one was sent. `null` was refused
+    /// by the published schema before the DTO was read, so it reads as "left out" here.
+    pub fn into_option(self) -> Option<T> {
         match self {
-            Self::Absent => Ok(None),
-            Self::Null => Err(orderly_domain::validation::FieldViolation::new(
-                field,
-                "invalid_type",
-                "cannot be null: this field cannot be removed",
-            )),
-            Self::Set(value) => Ok(Some(value)),
+            Self::Absent | Self::Null => None,
+            Self::Set(value) => Some(value),
         }
     }
 
-    /// For fields that `null` removes: `None` when absent, `Some(None)` when `null`.
     pub fn into_removable(self) -> Option<Option<T>> {
         match self {
             Self::Absent => None,

@@ -14,7 +14,7 @@ use orderly_domain::payment::{Payment, PaymentFailure, PaymentId, PaymentMethodT
 use orderly_domain::validation::FieldViolation;
 
 use crate::dto::money::MoneyResponse;
-use crate::dto::{required, timestamp};
+use crate::dto::timestamp;
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
@@ -127,16 +127,15 @@ pub struct PayOrderRequest {
     /// The payment provider's token for the payment method (e.g. Stripe's `pm_card_visa`, or
     /// a `pm_…` id made by the provider's client-side library). Orderly never sees card
     /// numbers.
-    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9_]{1,255}$", example = "pm_card_visa")]
-    payment_method: Option<String>,
+    #[schema(pattern = "^[A-Za-z0-9_]{1,255}$", example = "pm_card_visa")]
+    payment_method: String,
 }
 
 impl RequestBody for PayOrderRequest {
     type Domain = PaymentMethodToken;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<PaymentMethodToken, Vec<FieldViolation>> {
-        let raw = self.payment_method.ok_or_else(|| vec![required("payment_method")])?;
-        PaymentMethodToken::parse(&raw).map_err(|violation| vec![violation])
+        PaymentMethodToken::parse(&self.payment_method).map_err(|violation| vec![violation])
     }
 }
 

@@ -19,8 +19,7 @@ use orderly_domain::services::ProductDraft;
 use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::money::{MoneyInput, MoneyResponse};
-use crate::dto::{PatchField, required, timestamp};
-use crate::extract::shape::NestedObject;
+use crate::dto::{PatchField, timestamp};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::{ApiError, FieldError};
@@ -36,6 +35,15 @@ pub enum ProductStatusDto {
     Active,
     /// Withdrawn: visible to admins only; orders keep their snapshot.
     Archived,
+}
+
+impl From<ProductStatusDto> for ProductStatus {
+    fn from(status: ProductStatusDto) -> Self {
+        match status {
+            ProductStatusDto::Active => Self::Active,
+            ProductStatusDto::Archived => Self::Archived,
+        }
+    }
 }
 
 impl From<ProductStatus> for ProductStatusDto {
@@ -184,21 +192,21 @@ impl From<&StockAdjustment> for StockAdjustmentResponse {
 pub struct CreateProductRequest {
     /// Unique stock-keeping unit, 1–64 letters, digits and `-`; stored upper-cased (`mug-1`
     /// and `MUG-1` are the same SKU).
-    #[schema(value_type = String, required = true, pattern = "^[A-Za-z0-9-]{1,64}$", example = "MUG-001")]
-    sku: Option<String>,
+    #[schema(example = "MUG-001")]
+    sku: String,
     /// 1–200 characters after trimming, no control characters.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
-    name: Option<String>,
+    #[schema(min_length = 1)]
+    name: String,
     /// Up to 2000 characters; line breaks and tabs allowed. Absent or `null`: none.
-    #[schema(value_type = Option<String>, max_length = 2000)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
     /// The price of one unit, in the deployment's currency.
-    #[schema(value_type = MoneyInput, required = true)]
-    unit_price: Option<NestedObject<MoneyInput>>,
+    unit_price: MoneyInput,
     /// Units on hand at creation, 0–1,000,000,000 (default 0); recorded as the first entry of
     /// the stock audit trail.
-    #[schema(value_type = i64, required = false, minimum = 0, maximum = 1_000_000_000, default = 0)]
-    initial_stock: Option<i64>,
+    #[schema(required = false, minimum = 0, maximum = 1_000_000_000, default = 0)]
+    #[serde(default)]
+    initial_stock: i64,
 }
 
 impl RequestBody for CreateProductRequest {
@@ -206,18 +214,11 @@ impl RequestBody for CreateProductRequest {
 
     fn try_into_domain(self, context: &BodyContext) -> Result<ProductDraft, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let sku = violations.check(self.sku.ok_or_else(|| required(Sku::FIELD)).and_then(|sku| Sku::parse(&sku)));
-        let name = violations
-            .check(self.name.ok_or_else(|| required(ProductName::FIELD)).and_then(|name| ProductName::parse(&name)));
+        let sku = violations.check(Sku::parse(&self.sku));
+        let name = violations.check(ProductName::parse(&self.name));
         let description = self.description.and_then(|description| violations.check(Description::parse(&description)));
-        let unit_price = match self.unit_price {
-            None => {
-                violations.push(required("unit_price"));
-                None
-            }
-            Some(input) => parse_price(input, context, &mut violations),
-        };
-        let initial_stock = self.initial_stock.unwrap_or(0);
+        let unit_price = parse_price(self.unit_price, context, &mut violations);
+        let initial_stock = self.initial_stock;
         if Stock::new(initial_stock, 0).is_err() {
             violations.push(FieldViolation::new(
                 "initial_stock",
@@ -235,8 +236,8 @@ impl RequestBody for CreateProductRequest {
 }
 
 /// `unit_price`, every fault of it recorded.
-fn parse_price(input: NestedObject<MoneyInput>, context: &BodyContext, violations: &mut Violations) -> Option<Money> {
-    match input.into_inner().parse("unit_price", &context.currency) {
+fn parse_price(input: MoneyInput, context: &BodyContext, violations: &mut Violations) -> Option<Money> {
+    match input.parse("unit_price", &context.currency) {
         Ok(money) => Some(money),
         Err(faults) => {
             faults.into_iter().for_each(|fault| violations.push(fault));
@@ -253,7 +254,7 @@ fn parse_price(input: NestedObject<MoneyInput>, context: &BodyContext, violation
 pub struct UpdateProductRequest {
     /// New name, 1–200 characters; cannot be `null`.
     #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, min_length = 1)]
     name: PatchField<String>,
     /// New description, up to 2000 characters; `null` removes it.
     #[serde(default)]
@@ -262,12 +263,12 @@ pub struct UpdateProductRequest {
     /// New price, in the deployment's currency; cannot be `null`.
     #[serde(default)]
     #[schema(value_type = MoneyInput)]
-    unit_price: PatchField<NestedObject<MoneyInput>>,
+    unit_price: PatchField<MoneyInput>,
     /// `archived` withdraws the product (like `DELETE`), `active` brings it back; cannot be
     /// `null`.
     #[serde(default)]
     #[schema(value_type = ProductStatusDto)]
-    status: PatchField<String>,
+    status: PatchField<ProductStatusDto>,
 }
 
 impl RequestBody for UpdateProductRequest {
@@ -275,17 +276,14 @@ impl RequestBody for UpdateProductRequest {
 
     fn try_into_domain(self, context: &BodyContext) -> Result<Self::Domain, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let name = violations.check(self.name.into_option(ProductName::FIELD)).flatten();
-        let name = name.and_then(|name| violations.check(ProductName::parse(&name)));
+        let name = self.name.into_option().and_then(|name| violations.check(ProductName::parse(&name)));
         let description = match self.description {
             PatchField::Absent => None,
             PatchField::Null => Some(None),
             PatchField::Set(raw) => violations.check(Description::parse(&raw)).map(Some),
         };
-        let unit_price = violations.check(self.unit_price.into_option("unit_price")).flatten();
-        let unit_price = unit_price.and_then(|input| parse_price(input, context, &mut violations));
-        let status = violations.check(self.status.into_option("status")).flatten();
-        let status = status.and_then(|status| violations.check(ProductStatus::parse(&status, "status")));
+        let unit_price = self.unit_price.into_option().and_then(|input| parse_price(input, context, &mut violations));
+        let status = self.status.into_option().map(ProductStatus::from);
         if violations.is_empty() {
             Ok(ProductUpdate { name, description, unit_price, status })
         } else {
@@ -301,11 +299,11 @@ impl RequestBody for UpdateProductRequest {
 pub struct AdjustStockRequest {
     /// Units to add (positive) or remove (negative); not 0, at most ±1,000,000,000. `on_hand`
     /// may never fall below `reserved`.
-    #[schema(value_type = i64, required = true, minimum = -1_000_000_000, maximum = 1_000_000_000, example = -2)]
-    delta: Option<i64>,
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000, example = -2)]
+    delta: i64,
     /// Why, for the audit trail: 1–500 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 500)]
-    reason: Option<String>,
+    #[schema(min_length = 1)]
+    reason: String,
 }
 
 /// What an adjustment hands the domain.
@@ -320,9 +318,8 @@ impl RequestBody for AdjustStockRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<Adjustment, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let delta = violations.check(self.delta.ok_or_else(|| required("delta")).and_then(StockDelta::parse));
-        let reason = violations
-            .check(self.reason.ok_or_else(|| required("reason")).and_then(|reason| AdjustmentReason::parse(&reason)));
+        let delta = violations.check(StockDelta::parse(self.delta));
+        let reason = violations.check(AdjustmentReason::parse(&self.reason));
         match (delta, reason) {
             (Some(delta), Some(reason)) if violations.is_empty() => Ok(Adjustment { delta, reason }),
             _ => Err(violations.into_vec()),

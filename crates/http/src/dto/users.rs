@@ -10,7 +10,7 @@ use orderly_domain::services::UserChanges;
 use orderly_domain::user::{Email, Password, Role, User, UserCursor, UserId, UserName, UserQuery, UserSort};
 use orderly_domain::validation::{FieldViolation, Violations};
 
-use crate::dto::{PatchField, required, timestamp};
+use crate::dto::{PatchField, timestamp};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
@@ -22,6 +22,15 @@ use crate::problem::FieldError;
 pub enum RoleDto {
     Customer,
     Admin,
+}
+
+impl From<RoleDto> for Role {
+    fn from(role: RoleDto) -> Self {
+        match role {
+            RoleDto::Customer => Self::Customer,
+            RoleDto::Admin => Self::Admin,
+        }
+    }
 }
 
 impl From<Role> for RoleDto {
@@ -83,14 +92,14 @@ impl From<&User> for UserResponse {
 pub struct RegisterUserRequest {
     /// Trimmed, put in Unicode NFC and lower-cased; must not be registered yet in any spelling
     /// (a precomposed `ü` and `u` + combining diaeresis are one address).
-    #[schema(value_type = String, required = true, format = Email, max_length = 254)]
-    email: Option<String>,
+    #[schema(format = Email, max_length = 254)]
+    email: String,
     /// 12–128 characters.
-    #[schema(value_type = String, required = true, format = Password, min_length = 12, max_length = 128)]
-    password: Option<String>,
+    #[schema(format = Password, min_length = 12, max_length = 128)]
+    password: String,
     /// Display name, 1–200 characters after trimming, no control characters.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
-    name: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    name: String,
 }
 
 /// What registration hands the domain.
@@ -106,11 +115,9 @@ impl RequestBody for RegisterUserRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<Registration, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let email = violations.check(self.email.ok_or_else(|| required(Email::FIELD)).and_then(|e| Email::parse(&e)));
-        let password = violations
-            .check(self.password.ok_or_else(|| required("password")).and_then(|p| Password::parse(&p, "password")));
-        let name =
-            violations.check(self.name.ok_or_else(|| required(UserName::FIELD)).and_then(|n| UserName::parse(&n)));
+        let email = violations.check(Email::parse(&self.email));
+        let password = violations.check(Password::parse(&self.password, "password"));
+        let name = violations.check(UserName::parse(&self.name));
         match (email, name, password) {
             (Some(email), Some(name), Some(password)) if violations.is_empty() => {
                 Ok(Registration { email, name, password })
@@ -142,7 +149,7 @@ pub struct UpdateUserRequest {
     /// Admins only.
     #[serde(default)]
     #[schema(value_type = RoleDto)]
-    role: PatchField<String>,
+    role: PatchField<RoleDto>,
     /// Admins only. Deactivating revokes every session of the user.
     #[serde(default)]
     #[schema(value_type = bool)]
@@ -154,14 +161,12 @@ impl RequestBody for UpdateUserRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<UserChanges, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let name = violations.check(self.name.into_option(UserName::FIELD)).flatten();
-        let name = name.and_then(|name| violations.check(UserName::parse(&name)));
-        let password = violations.check(self.password.into_option("password")).flatten();
-        let password = password.and_then(|password| violations.check(Password::parse(&password, "password")));
-        let current_password = violations.check(self.current_password.into_option("current_password")).flatten();
-        let role = violations.check(self.role.into_option("role")).flatten();
-        let role = role.and_then(|role| violations.check(role.parse::<Role>()));
-        let active = violations.check(self.active.into_option("active")).flatten();
+        let name = self.name.into_option().and_then(|name| violations.check(UserName::parse(&name)));
+        let password =
+            self.password.into_option().and_then(|password| violations.check(Password::parse(&password, "password")));
+        let current_password = self.current_password.into_option();
+        let role = self.role.into_option().map(Role::from);
+        let active = self.active.into_option();
         if violations.is_empty() {
             Ok(UserChanges { name, password, current_password, role, active })
         } else {

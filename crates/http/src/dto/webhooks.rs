@@ -15,14 +15,14 @@ use uuid::Uuid;
 
 use orderly_domain::pagination::PageLimit;
 use orderly_domain::services::{EndpointChanges, EndpointDraft};
-use orderly_domain::validation::{FieldViolation, Violations};
+use orderly_domain::validation::FieldViolation;
 use orderly_domain::webhook::{
-    DeliveryQuery, DeliveryStatus, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
-    WebhookEndpointQuery,
+    DeliveryQuery, DeliveryStatus, EventTypeFilter, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint,
+    WebhookEndpointId, WebhookEndpointQuery, parse_description,
 };
 
 use crate::dto::events::EventTypeDto;
-use crate::dto::{PatchField, required, timestamp};
+use crate::dto::{PatchField, timestamp};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::{ApiError, FieldError};
@@ -216,9 +216,8 @@ pub struct CreateWebhookEndpointRequest {
     /// host must not be a loopback, private, link-local, multicast, unspecified or reserved
     /// address (nor `localhost`), unless the deployment allows that network; a host name is
     /// checked again, address by address, at every delivery.
-    #[schema(value_type = String, required = true, format = "uri", max_length = 2048,
-        example = "https://hooks.example.com/orderly")]
-    url: Option<String>,
+    #[schema(format = "uri", max_length = 2048, example = "https://hooks.example.com/orderly")]
+    url: String,
     /// The event types to deliver: at least one, each once. Absent or `null`: every type,
     /// including types added later.
     #[schema(value_type = Option<Vec<EventTypeDto>>, min_items = 1)]
@@ -232,9 +231,17 @@ pub struct CreateWebhookEndpointRequest {
 impl RequestBody for CreateWebhookEndpointRequest {
     type Domain = EndpointDraft;
 
-    fn try_into_domain(self, _: &BodyContext) -> Result<EndpointDraft, Vec<FieldViolation>> {
-        let url = self.url.ok_or_else(|| vec![required("url")])?;
-        Ok(EndpointDraft { url, event_types: self.event_types, description: self.description })
+    fn try_into_domain(self, context: &BodyContext) -> Result<EndpointDraft, Vec<FieldViolation>> {
+        let faults = endpoint_faults(
+            context,
+            Some(&self.url),
+            self.event_types.as_deref().map(Some),
+            self.description.as_deref().map(Some),
+        );
+        if !faults.is_empty() {
+            return Err(faults);
+        }
+        Ok(EndpointDraft { url: self.url, event_types: self.event_types, description: self.description })
     }
 }
 
@@ -265,20 +272,51 @@ pub struct UpdateWebhookEndpointRequest {
 impl RequestBody for UpdateWebhookEndpointRequest {
     type Domain = EndpointChanges;
 
-    fn try_into_domain(self, _: &BodyContext) -> Result<EndpointChanges, Vec<FieldViolation>> {
-        let mut violations = Violations::new();
-        let url = violations.check(self.url.into_option("url")).flatten();
-        let active = violations.check(self.active.into_option("active")).flatten();
-        if !violations.is_empty() {
-            return Err(violations.into_vec());
+    fn try_into_domain(self, context: &BodyContext) -> Result<EndpointChanges, Vec<FieldViolation>> {
+        let url = match &self.url {
+            PatchField::Set(url) => Some(url.as_str()),
+            _ => None,
+        };
+        let event_types = match &self.event_types {
+            PatchField::Set(types) => Some(Some(types.as_slice())),
+            _ => None,
+        };
+        let description = match &self.description {
+            PatchField::Set(description) => Some(Some(description.as_str())),
+            _ => None,
+        };
+        let faults = endpoint_faults(context, url, event_types, description);
+        if !faults.is_empty() {
+            return Err(faults);
         }
         Ok(EndpointChanges {
-            url,
+            url: self.url.into_option(),
             event_types: self.event_types.into_removable(),
             description: self.description.into_removable(),
-            active,
+            active: self.active.into_option(),
         })
     }
+}
+
+/// The domain's rules for the fields of an endpoint body that were sent, so that they are
+/// reported with every other fault of the body (the service applies them again when it saves).
+fn endpoint_faults(
+    context: &BodyContext,
+    url: Option<&str>,
+    event_types: Option<Option<&[String]>>,
+    description: Option<Option<&str>>,
+) -> Vec<FieldViolation> {
+    let mut faults = Vec::new();
+    if let Some(Err(fault)) = url.map(|url| context.destinations.check_url_field(url)) {
+        faults.push(fault);
+    }
+    if let Some(Err(types)) = event_types.map(EventTypeFilter::parse) {
+        faults.extend(types);
+    }
+    if let Some(Err(fault)) = description.flatten().map(parse_description) {
+        faults.push(fault);
+    }
+    faults
 }
 
 // --- the endpoint list and the delivery log ---------------------------------------------------

@@ -39,14 +39,13 @@ use orderly_domain::Actor;
 use orderly_domain::auth::AccessClaims;
 use orderly_domain::authorisation::Operation;
 use orderly_domain::services::{
-    AdjustStockError, ChangeProductError, CreateProductError, ListAdjustmentsError, ListUsersError, ReadFeedError,
-    WebhookError,
+    AdjustStockError, Admission, ChangeProductError, CreateProductError, ListAdjustmentsError, ListUsersError,
+    ReadFeedError, WebhookError,
 };
 
 use crate::ApiState;
 use crate::middleware::telemetry;
 use crate::problem::{ApiError, BearerChallenge};
-use crate::revocation::Admission;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

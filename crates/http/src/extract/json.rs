@@ -6,7 +6,7 @@
 //! | `Content-Type` is `application/json` (`; charset=utf-8` allowed); PATCH also `application/merge-patch+json` | 415 `unsupported_media_type` |
 //! | at most 64 KiB, by `Content-Length` up front and by counting what arrives (chunked or lying) | 413 `payload_too_large` |
 //! | UTF-8, JSON, nested at most 32 levels | 400 `malformed_json` |
-//! | no member named twice in one object ([`super::duplicates`]), the DTO's shape (types, unknown fields) and its `try_into_domain` rules | 422 `validation_failed`, every fault with a JSON Pointer |
+//! | no member named twice in one object ([`super::duplicates`]), the published schema ([`super::body_schema`]) and the DTO's `try_into_domain` rules | 422 `validation_failed`, every fault with a JSON Pointer |
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,10 +21,12 @@ use serde_json::Value;
 
 use orderly_domain::product::Currency;
 use orderly_domain::validation::FieldViolation;
+use orderly_domain::webhook::DestinationPolicy;
 
 use crate::ApiState;
+use crate::extract::body_schema::BodySchemas;
 use crate::extract::{duplicates, shape};
-use crate::problem::{ApiError, FieldError, ProblemCode, json_pointer};
+use crate::problem::{ApiError, FieldError, MAX_ERRORS, ProblemCode, json_pointer};
 
 /// Bodies above this many bytes are refused before any parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -33,19 +35,22 @@ pub const MAX_DEPTH: usize = 32;
 /// The `errors[].code` of a member named twice in one object; reported like an unknown field.
 pub const DUPLICATE_MEMBER: &str = "duplicate_member";
 
-/// A request DTO: deserialized with `Option` fields and `deny_unknown_fields`, then converted
-/// into what the domain takes. `try_into_domain` reports every rule it breaks, each naming the
-/// field by its path from the body's root.
-pub trait RequestBody: DeserializeOwned + 'static {
+/// A request DTO: its `ToSchema` is the published schema the body is checked against (by its
+/// component name), its fields are real types read once the schema has passed the body's
+/// structure, and `try_into_domain` asks the value objects, reporting every rule they find
+/// broken, each naming the field by its path from the body's root.
+pub trait RequestBody: DeserializeOwned + utoipa::ToSchema + 'static {
     type Domain;
     fn try_into_domain(self, context: &BodyContext) -> Result<Self::Domain, Vec<FieldViolation>>;
 }
 
 /// Deployment facts some field rules need, so that they are reported with every other fault
-/// of the body in one 422 (e.g. a price must be in the deployment's currency).
+/// of the body in one 422 (a price must be in the deployment's currency, a webhook endpoint
+/// point where the deployment lets it).
 #[derive(Debug, Clone)]
 pub struct BodyContext {
     pub currency: Currency,
+    pub destinations: DestinationPolicy,
 }
 
 impl BodyContext {
@@ -53,7 +58,7 @@ impl BodyContext {
         let state = req
             .app_data::<web::Data<ApiState>>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
-        Ok(Self { currency: state.products.currency().clone() })
+        Ok(Self { currency: state.products.currency().clone(), destinations: state.webhooks.destinations().clone() })
     }
 }
 
@@ -92,7 +97,9 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
                 Ok(Err(_)) => return Err(ApiError::malformed_json("the request body could not be read completely")),
             };
             req.extensions_mut().insert(RawBody(bytes.clone()));
-            parse::<T>(&bytes, &context?).map(ValidJson)
+            let context = context?;
+            let schemas = BodySchemas::for_currency(context.currency.as_str());
+            parse::<T>(&bytes, &context, &schemas).map(ValidJson)
         })
     }
 }
@@ -130,8 +137,19 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
     if essence_ok && charset_ok { Ok(()) } else { Err(unsupported()) }
 }
 
-/// Everything after the bytes have arrived: encoding, depth, syntax, shape, rules.
-pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::Domain, ApiError> {
+/// Everything after the bytes have arrived: encoding, depth, syntax, the published schema, the
+/// domain's rules.
+///
+/// The schema's faults and the domain's are merged into one 422. The typed DTO is read
+/// whenever the body's structure is sound (types, members) — even if a value broke one of the
+/// schema's rules — so the value objects rule on every value they can see, and where both
+/// found a fault at a pointer, the domain's code and text win: they are more precise (a blank
+/// name is `required`, a price in another currency `unsupported_currency`).
+pub fn parse<T: RequestBody>(
+    bytes: &[u8],
+    context: &BodyContext,
+    schemas: &BodySchemas,
+) -> Result<T::Domain, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ApiError::malformed_json("the request body is not UTF-8"))?;
     if nesting_exceeds(text.as_bytes(), MAX_DEPTH) {
         return Err(ApiError::malformed_json(format!("the request body is nested deeper than {MAX_DEPTH} levels")));
@@ -145,40 +163,86 @@ pub fn parse<T: RequestBody>(bytes: &[u8], context: &BodyContext) -> Result<T::D
     })?;
     integral_numbers_as_integers(&mut value);
 
-    // A duplicated member was left out of `value`, so it is reported here and nowhere else.
-    let mut errors: Vec<FieldError> = duplicates
-        .iter()
-        .map(|path| {
-            FieldError::at_pointer(json_pointer(path), DUPLICATE_MEMBER, "is named more than once in this object")
-        })
-        .collect();
-    let (dto, shape_faults) = shape::deserialize_collecting::<T>(value);
-    errors.extend(
-        shape_faults
-            .into_iter()
-            .map(|fault| FieldError::at_pointer(json_pointer(&fault.path), fault.code, fault.message)),
-    );
-    let domain = match dto.map(|dto| dto.try_into_domain(context)) {
-        Some(Ok(domain)) => Some(domain),
-        Some(Err(violations)) => {
-            // A field already reported for its shape or as a duplicate (and then removed) must
-            // not be reported again as, say, missing.
-            let shape_pointers: Vec<String> = errors.iter().filter_map(|error| error.pointer.clone()).collect();
-            let already_reported =
-                |pointer: &str| shape_pointers.iter().any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
-            errors.extend(
-                violations
-                    .into_iter()
-                    .map(FieldError::from_body_violation)
-                    .filter(|error| !error.pointer.as_deref().is_some_and(already_reported)),
-            );
-            None
+    let schema_name = T::name();
+    let mut errors = schemas.check(&schema_name, &value).map_err(ApiError::internal)?;
+    // The members the schema found unknown are not the DTO's; the typed read leaves them out,
+    // and any other value it cannot hold (`read_typed`), so the domain rules on the rest.
+    for error in errors.iter().filter(|error| error.code == "unknown_field") {
+        if let Some(pointer) = &error.pointer {
+            remove_member(&mut value, pointer);
         }
-        None => None,
+    }
+    let violations = match read_typed::<T>(value, errors.len()) {
+        Some(dto) => match dto.try_into_domain(context) {
+            Ok(domain) if errors.is_empty() && duplicates.is_empty() => return Ok(domain),
+            Ok(_) => Vec::new(),
+            Err(violations) => violations,
+        },
+        // The structure is unsound where the DTO needs it: the schema has said where.
+        None => Vec::new(),
     };
-    match domain {
-        Some(domain) if errors.is_empty() => Ok(domain),
-        _ => Err(ApiError::validation(errors)),
+    let ruled: Vec<FieldError> = violations.into_iter().map(FieldError::from_body_violation).collect();
+    errors.retain(|error| !ruled.iter().any(|ruling| ruling.pointer == error.pointer));
+    errors.extend(ruled);
+
+    // A duplicated member was left out of `value`: it is reported as such, and nothing else is
+    // said at or under its pointer (it would be "required", say).
+    let duplicate_pointers: Vec<String> = duplicates.iter().map(|path| json_pointer(path)).collect();
+    let under_duplicate =
+        |pointer: &str| duplicate_pointers.iter().any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
+    errors.retain(|error| !error.pointer.as_deref().is_some_and(under_duplicate));
+    errors.extend(
+        duplicate_pointers
+            .into_iter()
+            .map(|pointer| FieldError::at_pointer(pointer, DUPLICATE_MEMBER, "is named more than once in this object")),
+    );
+    if errors.is_empty() {
+        // The schema took the body but the DTO did not: the two disagree, a defect of this
+        // service. The client still gets a 4xx for a body this service cannot take.
+        tracing::error!(schema = %schema_name, "a request body passed its schema but not its DTO");
+        errors.push(FieldError::at_pointer("", "invalid_value", "this body cannot be processed"));
+    }
+    errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+    Err(ApiError::validation(errors))
+}
+
+/// The DTO read from `value`. A member it cannot hold (a string where it takes a number, a
+/// value none of its enum's) is left out and the read tried again, at most once for each fault
+/// the schema found: the schema has reported it already.
+fn read_typed<T: DeserializeOwned>(mut value: Value, faults: usize) -> Option<T> {
+    for _ in 0..=faults.min(MAX_ERRORS) {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(dto) => return Some(dto),
+            Err(error) => {
+                let segments = shape::path_segments(error.path());
+                if !remove_member(&mut value, &json_pointer(&segments)) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Removes the object member at `pointer` (RFC 6901), saying whether there was one; an array
+/// item stays (removing it would shift the indexes of the items after it).
+fn remove_member(value: &mut Value, pointer: &str) -> bool {
+    let segments: Vec<String> =
+        pointer.split('/').skip(1).map(|segment| segment.replace("~1", "/").replace("~0", "~")).collect();
+    let Some((member, parents)) = segments.split_last() else { return false };
+    let mut parent = value;
+    for segment in parents {
+        let next = match parent {
+            Value::Object(members) => members.get_mut(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|index| items.get_mut(index)),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        parent = next;
+    }
+    match parent {
+        Value::Object(members) => members.remove(member).is_some(),
+        _ => false,
     }
 }
 

@@ -8,9 +8,9 @@
 //! - [`conditional`] — `If-Match` / `If-None-Match` and the ETag they compare with (428 where
 //!   `If-Match` is required);
 //! - [`idempotency_key`] — the `Idempotency-Key` header (400 `invalid_parameter`);
-//! - [`json`] — request bodies (415, 413, 400 `malformed_json`, 422);
-//! - [`shape`] — collecting every serde-level fault of a body or query (used by the two above),
-//!   nested objects included ([`shape::NestedObject`]);
+//! - [`json`] — request bodies (415, 413, 400 `malformed_json`, 422), checked against their
+//!   published schemas by [`body_schema`];
+//! - [`shape`] — collecting every serde-level fault of a query string (used by [`query`]);
 //! - [`duplicates`] — parsing a body while finding members named twice in one object (used by
 //!   [`json`]).
 //!
@@ -18,6 +18,7 @@
 //! body is read — and, for an operation some role may never perform, the `Authorised` caller,
 //! so that a forbidden one is refused before any parameter, header or body is validated.
 
+pub mod body_schema;
 pub mod caller;
 pub mod conditional;
 pub mod duplicates;

@@ -1,28 +1,19 @@
-//! Checking untrusted JSON against a DTO's serde shape and collecting **every** fault, not
+//! Checking a query string against its DTO's serde shape and collecting **every** fault, not
 //! just the first one serde stops at (docs/api.md#errors: "`errors` lists every fault").
+//! Request bodies are checked against their published schemas instead (`super::body_schema`);
+//! query parameters are flat strings, which this covers in a few lines.
 //!
 //! DTO fields are `Option<T>` at the serde level, so a missing field is never a serde error;
 //! the DTO's `try_into_domain` reports it. What serde does see is collected like this:
 //!
-//! 1. unknown keys at the top level, all at once, by comparing the object's keys with the
-//!    field names the DTO's derived `Deserialize` declares (read by [`declared_fields`]);
+//! 1. unknown keys, all at once, by comparing the object's keys with the field names the
+//!    DTO's derived `Deserialize` declares (read by [`declared_fields`]);
 //! 2. then repeatedly: deserialize with `serde_path_to_error`; on an error, record it at its
-//!    path, remove the offending value and try again. Nested unknown keys are caught here too,
-//!    because request DTOs say `#[serde(deny_unknown_fields)]`.
-//!
-//! A nested object of a body (e.g. a product's `unit_price`) is declared as a
-//! [`NestedObject`], a DTO with `deny_unknown_fields` of its own: its faults are collected like
-//! the top level's, each at its full path (`/unit_price/amount`, `/unit_price/extra`), and it
-//! accepts only a JSON object — serde's derived `Deserialize` for a struct would also take an
-//! array of its fields in order, which no schema of ours allows.
+//!    path, remove the offending value and try again.
 //!
 //! Messages never echo the submitted value (it might be a password), nor name a Rust type.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
 
 /// Bounds the retry loop: each round re-reads at most 64 KiB, so a body full of faults cannot
@@ -89,7 +80,8 @@ fn unknown_field(path: Vec<String>) -> ShapeFault {
     ShapeFault { path, code: "unknown_field", message: "is not a field of this request".into() }
 }
 
-fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+/// The segments of a `serde_path_to_error` path (map keys and sequence indexes).
+pub(crate) fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
     path.iter()
         .filter_map(|segment| match segment {
             serde_path_to_error::Segment::Map { key } => Some(key.clone()),
@@ -122,39 +114,6 @@ fn classify(path: Vec<String>, serde_message: &str) -> ShapeFault {
         None => "has an invalid value".to_owned(),
     };
     ShapeFault { path, code, message }
-}
-
-/// A nested object of a request body: deserializes `T` from a JSON object only (see the
-/// module docs), so that anything else is one `invalid_type` fault "expected an object" at
-/// the object's own path, while faults inside it keep their full paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NestedObject<T>(pub T);
-
-impl<T> NestedObject<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for NestedObject<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = T;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("an object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                // The map is the one `serde_path_to_error` tracks, so inner paths stay whole.
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
-            }
-        }
-
-        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(NestedObject)
-    }
 }
 
 /// Removes the value at `path` so the next round gets past it. An array element is removed
@@ -267,81 +226,6 @@ mod tests {
                 ("x/y".to_owned(), "unknown_field"),
             ]
         );
-    }
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct Price {
-        amount: Option<i64>,
-        currency: Option<String>,
-    }
-
-    #[derive(Debug, Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct WithNested {
-        name: Option<String>,
-        price: Option<NestedObject<Price>>,
-        #[serde(default)]
-        patch: crate::dto::PatchField<NestedObject<Price>>,
-    }
-
-    #[test]
-    fn faults_inside_nested_objects_are_collected_with_their_paths() {
-        let (dto, faults) = deserialize_collecting::<WithNested>(json!({
-            "name": "mug", "stock": 5,
-            "price": {"amount": "12.50", "currency": 978, "extra": true, "more": 1},
-            "patch": {"amount": 1.5, "reserved": 3}
-        }));
-        let empty = || NestedObject(Price { amount: None, currency: None });
-        assert_eq!(
-            dto,
-            Some(WithNested {
-                name: Some("mug".into()),
-                price: Some(empty()),
-                patch: crate::dto::PatchField::Set(empty())
-            })
-        );
-        let mut found = paths(&faults);
-        found.sort();
-        assert_eq!(
-            found,
-            vec![
-                ("patch/amount".to_owned(), "invalid_type"),
-                ("patch/reserved".to_owned(), "unknown_field"),
-                ("price/amount".to_owned(), "invalid_type"),
-                ("price/currency".to_owned(), "invalid_type"),
-                ("price/extra".to_owned(), "unknown_field"),
-                ("price/more".to_owned(), "unknown_field"),
-                ("stock".to_owned(), "unknown_field"),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_nested_object_of_the_wrong_type_is_one_fault_at_its_own_path() {
-        // An array of the fields in order is not an object either.
-        let (dto, faults) = deserialize_collecting::<WithNested>(json!({"price": "12.50", "patch": [1250, "EUR"]}));
-        assert_eq!(dto, Some(WithNested { name: None, price: None, patch: crate::dto::PatchField::Absent }));
-        let mut found = paths(&faults);
-        found.sort();
-        assert_eq!(found, vec![("patch".to_owned(), "invalid_type"), ("price".to_owned(), "invalid_type")]);
-        for fault in faults {
-            assert_eq!(fault.message, "expected an object");
-        }
-    }
-
-    #[test]
-    fn messages_never_name_rust_types() {
-        let fault = classify(vec!["x".into()], "invalid length 1, expected struct MoneyInput with 2 elements");
-        assert_eq!(fault.message, "expected an object");
-        let fault = classify(vec!["x".into()], "invalid type: string \"a\", expected enum Role");
-        assert_eq!(fault.message, "expected one of the allowed values");
-        let fault = classify(vec!["x".into()], "invalid type: floating point `2.5`, expected i64");
-        assert_eq!((fault.code, fault.message.as_str()), ("invalid_type", "expected an integer"));
-        let fault = classify(vec!["x".into()], "invalid type: string \"3\", expected u32");
-        assert_eq!(fault.message, "expected an integer");
-        let fault = classify(vec!["x".into()], "invalid type: string \"3\", expected f64");
-        assert_eq!(fault.message, "expected a number");
     }
 
     #[test]

@@ -16,10 +16,9 @@ use actix_web::http::{Method, header};
 use actix_web::test;
 use orderly_auth::{JwtSettings, JwtTokenService};
 use orderly_domain::ports::{Clock, MockPasswordHasher, PasswordHasher, SystemClock};
-use orderly_domain::services::{SessionService, UserService};
+use orderly_domain::services::{GenerationCache, SessionService, UserService};
 use orderly_domain::user::{Email, Password, PasswordHash, UserName};
 use orderly_http::ApiState;
-use orderly_http::revocation::GenerationCache;
 use orderly_persistence::testing::TestDatabase;
 use serde_json::{Value, json};
 

@@ -310,7 +310,7 @@ impl Mocks {
             idempotency: Arc::new(self.idempotency),
             rate_limits: std::sync::Arc::new(orderly_domain::rate_limit::NoRateLimits),
             blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
-            revocations: orderly_http::revocation::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
+            revocations: orderly_domain::services::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
             metrics: None,
             settings: HttpSettings {
                 problem_type_base: PROBLEM_BASE.to_owned(),
