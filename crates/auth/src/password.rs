@@ -221,7 +221,7 @@ mod tests {
     }
 
     fn password(raw: &str) -> Password {
-        Password::parse(raw, "password").unwrap()
+        Password::parse(raw).unwrap()
     }
 
     #[test]

@@ -187,13 +187,9 @@ pub struct EventQuery {
 
 impl EventQuery {
     /// Validates a `type` filter against the known event types.
-    pub fn parse_type(raw: &str) -> Result<&'static str, crate::validation::FieldViolation> {
+    pub fn parse_type(raw: &str) -> Result<&'static str, crate::validation::InvalidValue> {
         EVENT_TYPES.into_iter().find(|known| *known == raw).ok_or_else(|| {
-            crate::validation::FieldViolation::new(
-                "type",
-                "invalid_value",
-                format!("must be one of: {}", EVENT_TYPES.join(", ")),
-            )
+            crate::validation::InvalidValue::new("invalid_value", format!("must be one of: {}", EVENT_TYPES.join(", ")))
         })
     }
 }

@@ -18,7 +18,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 /// 1–255 printable ASCII characters (docs/api.md#retries-idempotency-key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,13 +27,9 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub const MAX_CHARS: usize = 255;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.is_empty() || raw.len() > Self::MAX_CHARS || !raw.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-            return Err(FieldViolation::new(
-                "Idempotency-Key",
-                "invalid_format",
-                "must be 1 to 255 printable ASCII characters",
-            ));
+            return Err(InvalidValue::new("invalid_format", "must be 1 to 255 printable ASCII characters"));
         }
         Ok(Self(raw.to_owned()))
     }

@@ -10,7 +10,7 @@ use crate::order::{OrderId, OrderLine};
 use crate::pagination::PageLimit;
 use crate::product::Money;
 use crate::user::UserId;
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 /// `YYYY-NNNNNN`: the year of issue and the 1-based sequence within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,8 +32,8 @@ impl InvoiceNumber {
         at.year()
     }
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        let invalid = || FieldViolation::new("number", "invalid_format", "must look like 2026-000042");
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let invalid = || InvalidValue::new("invalid_format", "must look like 2026-000042");
         let (year, sequence) = raw.split_once('-').ok_or_else(invalid)?;
         if year.len() != 4 || sequence.len() != 6 || !year.bytes().chain(sequence.bytes()).all(|b| b.is_ascii_digit()) {
             return Err(invalid());

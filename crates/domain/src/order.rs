@@ -18,7 +18,7 @@ use crate::actor::Actor;
 use crate::pagination::{PageLimit, SortDirection};
 use crate::product::{Currency, Money, ProductId};
 use crate::user::{Role, UserId};
-use crate::validation::{FieldViolation, Violations};
+use crate::validation::{FieldViolation, InvalidValue, Violations};
 
 crate::id::uuid_id!(
     /// An order's id.
@@ -53,13 +53,9 @@ impl OrderStatus {
         }
     }
 
-    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         Self::ALL.into_iter().find(|status| status.as_str() == raw).ok_or_else(|| {
-            FieldViolation::new(
-                field,
-                "invalid_value",
-                "must be one of: pending, confirmed, cancelled, shipped, delivered",
-            )
+            InvalidValue::new("invalid_value", "must be one of: pending, confirmed, cancelled, shipped, delivered")
         })
     }
 }
@@ -77,11 +73,11 @@ pub struct Quantity(i64);
 impl Quantity {
     pub const MAX: i64 = 1000;
 
-    pub fn parse(raw: i64) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
         if (1..=Self::MAX).contains(&raw) {
             Ok(Self(raw))
         } else {
-            Err(FieldViolation::new("quantity", "out_of_range", "must be between 1 and 1000"))
+            Err(InvalidValue::new("out_of_range", "must be between 1 and 1000"))
         }
     }
 
@@ -722,7 +718,7 @@ mod tests {
     #[test]
     fn statuses_and_reasons_have_their_wire_names() {
         for status in OrderStatus::ALL {
-            assert_eq!(OrderStatus::parse(status.as_str(), "status"), Ok(status));
+            assert_eq!(OrderStatus::parse(status.as_str()), Ok(status));
             assert_eq!(status.to_string(), status.as_str());
         }
         assert_eq!(
@@ -730,7 +726,7 @@ mod tests {
             ["pending", "confirmed", "cancelled", "shipped", "delivered"]
         );
         for bad in ["", "Pending", "PENDING", "canceled", "paid"] {
-            assert_eq!(OrderStatus::parse(bad, "status").unwrap_err().code, "invalid_value", "{bad}");
+            assert_eq!(OrderStatus::parse(bad).unwrap_err().code, "invalid_value", "{bad}");
         }
         assert_eq!(
             [CancelReason::Customer, CancelReason::Admin, CancelReason::Expired].map(CancelReason::as_str),

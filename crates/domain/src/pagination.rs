@@ -2,7 +2,7 @@
 //! continue after, and a page that says whether more rows follow. Encoding positions as
 //! opaque, signed cursors is the HTTP adapter's business.
 
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 /// Page size, 1–100 (docs/api.md#pagination). Default 20.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +14,11 @@ impl PageLimit {
     /// The largest page, 100.
     pub const MAX_PAGE: PageLimit = PageLimit(Self::MAX);
 
-    pub fn new(limit: i64) -> Result<Self, FieldViolation> {
+    pub fn new(limit: i64) -> Result<Self, InvalidValue> {
         if (1..=i64::from(Self::MAX)).contains(&limit) {
             Ok(Self(limit as u16))
         } else {
-            Err(FieldViolation::new("limit", "out_of_range", "limit must be between 1 and 100"))
+            Err(InvalidValue::new("out_of_range", "limit must be between 1 and 100"))
         }
     }
 

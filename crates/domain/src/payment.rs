@@ -12,7 +12,7 @@ use crate::id::uuid_id;
 use crate::order::OrderId;
 use crate::product::Currency;
 use crate::user::UserId;
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 uuid_id!(
     /// A payment attempt's id. It is also the idempotency key of every provider call the
@@ -78,13 +78,12 @@ pub struct PaymentMethodToken(String);
 impl PaymentMethodToken {
     pub const MAX_CHARS: usize = 255;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.is_empty()
             || raw.len() > Self::MAX_CHARS
             || !raw.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
         {
-            return Err(FieldViolation::new(
-                "payment_method",
+            return Err(InvalidValue::new(
                 "invalid_format",
                 "must be 1 to 255 ASCII letters, digits or underscores (a payment-method token such as pm_card_visa)",
             ));

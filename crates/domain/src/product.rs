@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::pagination::{PageLimit, SortDirection};
 use crate::user::UserId;
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 crate::id::uuid_id!(
     /// A product's id.
@@ -23,16 +23,15 @@ crate::id::uuid_id!(
 pub struct Sku(String);
 
 impl Sku {
-    pub const FIELD: &'static str = "sku";
     pub const MAX_CHARS: usize = 64;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let sku = raw.trim().to_ascii_uppercase();
         if sku.is_empty() || sku.chars().count() > Self::MAX_CHARS {
-            return Err(FieldViolation::new(Self::FIELD, "invalid_length", "must be 1 to 64 characters"));
+            return Err(InvalidValue::new("invalid_length", "must be 1 to 64 characters"));
         }
         if !sku.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(FieldViolation::new(Self::FIELD, "invalid_format", "may contain only letters, digits and '-'"));
+            return Err(InvalidValue::new("invalid_format", "may contain only letters, digits and '-'"));
         }
         Ok(Self(sku))
     }
@@ -47,11 +46,11 @@ impl Sku {
 pub struct Currency(String);
 
 impl Currency {
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(FieldViolation::new("currency", "invalid_format", "must be an ISO 4217 code such as EUR"))
+            Err(InvalidValue::new("invalid_format", "must be an ISO 4217 code such as EUR"))
         }
     }
 
@@ -72,22 +71,21 @@ impl Money {
     /// and order sums cannot overflow an `i64`.
     pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
-    /// Parses an amount in `currency`, which must be the deployment's currency.
-    pub fn parse(amount: i64, currency: &str, deployment: &Currency) -> Result<Self, FieldViolation> {
+    /// Parses an amount in `currency`, which must be the deployment's currency. Stops at the
+    /// first fault, and says which part it is in.
+    pub fn parse(amount: i64, currency: &str, deployment: &Currency) -> Result<Self, InvalidMoney> {
         if !(0..=Self::MAX_AMOUNT).contains(&amount) {
-            return Err(FieldViolation::new(
-                "amount",
+            return Err(InvalidMoney::Amount(InvalidValue::new(
                 "out_of_range",
                 format!("must be between 0 and {}", Self::MAX_AMOUNT),
-            ));
+            )));
         }
-        let currency = Currency::parse(currency)?;
+        let currency = Currency::parse(currency).map_err(InvalidMoney::Currency)?;
         if &currency != deployment {
-            return Err(FieldViolation::new(
-                "currency",
+            return Err(InvalidMoney::Currency(InvalidValue::new(
                 "unsupported_currency",
                 format!("must be {}, the currency of this deployment", deployment.as_str()),
-            ));
+            )));
         }
         Ok(Self { amount, currency })
     }
@@ -106,16 +104,27 @@ impl Money {
     }
 }
 
+/// Why [`Money::parse`] refused an amount of money: the fault, and which of the two parts it
+/// is in. The caller maps the part to its input's field (e.g. `unit_price/amount`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidMoney {
+    /// The amount is out of range.
+    #[error("amount {0}")]
+    Amount(InvalidValue),
+    /// The currency is malformed or not the deployment's.
+    #[error("currency {0}")]
+    Currency(InvalidValue),
+}
+
 /// A product's name: 1–200 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
 impl ProductName {
-    pub const FIELD: &'static str = "name";
     pub const MAX_CHARS: usize = 200;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        crate::validation::single_line_text(raw, Self::FIELD, Self::MAX_CHARS).map(Self)
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        crate::validation::single_line_text(raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -129,15 +138,14 @@ impl ProductName {
 pub struct Description(String);
 
 impl Description {
-    pub const FIELD: &'static str = "description";
     pub const MAX_CHARS: usize = 2000;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.chars().count() > Self::MAX_CHARS {
-            return Err(FieldViolation::new(Self::FIELD, "too_long", "must be at most 2000 characters"));
+            return Err(InvalidValue::new("too_long", "must be at most 2000 characters"));
         }
         if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-            return Err(FieldViolation::new(Self::FIELD, "invalid_characters", "must not contain control characters"));
+            return Err(InvalidValue::new("invalid_characters", "must not contain control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -161,11 +169,11 @@ impl ProductStatus {
         }
     }
 
-    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         match raw {
             "active" => Ok(ProductStatus::Active),
             "archived" => Ok(ProductStatus::Archived),
-            _ => Err(FieldViolation::new(field, "invalid_value", "must be one of: active, archived")),
+            _ => Err(InvalidValue::new("invalid_value", "must be one of: active, archived")),
         }
     }
 }
@@ -284,16 +292,16 @@ impl ProductUpdate {
 pub struct AdjustmentReason(String);
 
 impl AdjustmentReason {
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let reason = raw.trim();
         if reason.is_empty() {
-            return Err(FieldViolation::new("reason", "required", "must not be empty"));
+            return Err(InvalidValue::new("required", "must not be empty"));
         }
         if reason.chars().count() > 500 {
-            return Err(FieldViolation::new("reason", "too_long", "must be at most 500 characters"));
+            return Err(InvalidValue::new("too_long", "must be at most 500 characters"));
         }
         if reason.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-            return Err(FieldViolation::new("reason", "invalid_characters", "must not contain control characters"));
+            return Err(InvalidValue::new("invalid_characters", "must not contain control characters"));
         }
         Ok(Self(reason.to_owned()))
     }
@@ -308,12 +316,12 @@ impl AdjustmentReason {
 pub struct StockDelta(i64);
 
 impl StockDelta {
-    pub fn parse(delta: i64) -> Result<Self, FieldViolation> {
+    pub fn parse(delta: i64) -> Result<Self, InvalidValue> {
         if delta == 0 {
-            return Err(FieldViolation::new("delta", "zero", "must not be zero"));
+            return Err(InvalidValue::new("zero", "must not be zero"));
         }
         if !(-Stock::MAX_UNITS..=Stock::MAX_UNITS).contains(&delta) {
-            return Err(FieldViolation::new("delta", "out_of_range", "must be between -1000000000 and 1000000000"));
+            return Err(InvalidValue::new("out_of_range", "must be between -1000000000 and 1000000000"));
         }
         Ok(Self(delta))
     }
@@ -427,10 +435,13 @@ mod tests {
     fn money_is_non_negative_and_in_the_deployment_currency() {
         assert_eq!(Money::parse(1999, "EUR", &eur()).unwrap().amount(), 1999);
         assert!(Money::parse(0, "EUR", &eur()).is_ok());
-        assert_eq!(Money::parse(-1, "EUR", &eur()).unwrap_err().code, "out_of_range");
-        assert_eq!(Money::parse(Money::MAX_AMOUNT + 1, "EUR", &eur()).unwrap_err().code, "out_of_range");
-        assert_eq!(Money::parse(100, "USD", &eur()).unwrap_err().code, "unsupported_currency");
-        assert_eq!(Money::parse(100, "eur", &eur()).unwrap_err().code, "invalid_format");
+        let amount = |fault| matches!(fault, Err(InvalidMoney::Amount(InvalidValue { code: "out_of_range", .. })));
+        assert!(amount(Money::parse(-1, "EUR", &eur())));
+        assert!(amount(Money::parse(Money::MAX_AMOUNT + 1, "EUR", &eur())));
+        let currency =
+            |fault, code| matches!(fault, Err(InvalidMoney::Currency(InvalidValue { code: c, .. })) if c == code);
+        assert!(currency(Money::parse(100, "USD", &eur()), "unsupported_currency"));
+        assert!(currency(Money::parse(100, "eur", &eur()), "invalid_format"));
     }
 
     #[test]
@@ -473,8 +484,7 @@ mod tests {
         let padded = format!("  {}\t", "a".repeat(64));
         assert_eq!(Sku::parse(&padded).unwrap().as_str(), "A".repeat(64));
         let too_long = format!(" {} ", "A".repeat(65));
-        let error = Sku::parse(&too_long).unwrap_err();
-        assert_eq!((error.path, error.code), (vec!["sku".to_owned()], "invalid_length"));
+        assert_eq!(Sku::parse(&too_long).unwrap_err().code, "invalid_length");
         assert_eq!(Sku::parse("   ").unwrap_err().code, "invalid_length");
         assert_eq!(Sku::parse("abc-123").unwrap(), Sku::parse("ABC-123").unwrap());
     }
@@ -487,10 +497,14 @@ mod tests {
     }
 
     #[test]
-    fn money_accepts_exactly_the_maximum_and_names_the_faulty_field() {
+    fn money_accepts_exactly_the_maximum_and_names_the_faulty_part() {
         assert_eq!(Money::parse(Money::MAX_AMOUNT, "EUR", &eur()).unwrap().amount(), Money::MAX_AMOUNT);
-        assert_eq!(Money::parse(i64::MIN, "EUR", &eur()).unwrap_err().path, vec!["amount".to_owned()]);
-        assert_eq!(Money::parse(100, "USD", &eur()).unwrap_err().path, vec!["currency".to_owned()]);
+        assert!(matches!(Money::parse(i64::MIN, "EUR", &eur()), Err(InvalidMoney::Amount(_))));
+        assert!(matches!(Money::parse(100, "USD", &eur()), Err(InvalidMoney::Currency(_))));
+        assert_eq!(
+            Money::parse(-1, "USD", &eur()).unwrap_err().to_string(),
+            "amount must be between 0 and 1000000000000"
+        );
         assert_eq!(Money::parse(100, "EUR", &eur()).unwrap().currency(), &eur());
     }
 
@@ -524,8 +538,7 @@ mod tests {
         assert_eq!(StockDelta::parse(Stock::MAX_UNITS).unwrap().get(), Stock::MAX_UNITS);
         assert_eq!(StockDelta::parse(-Stock::MAX_UNITS).unwrap().get(), -Stock::MAX_UNITS);
         for bad in [-Stock::MAX_UNITS - 1, i64::MAX, i64::MIN, i64::MIN + 1] {
-            let error = StockDelta::parse(bad).unwrap_err();
-            assert_eq!((error.path, error.code), (vec!["delta".to_owned()], "out_of_range"), "{bad}");
+            assert_eq!(StockDelta::parse(bad).unwrap_err().code, "out_of_range", "{bad}");
         }
     }
 
@@ -544,8 +557,7 @@ mod tests {
     fn descriptions_are_at_most_2000_characters_not_bytes() {
         assert!(Description::parse(&"d".repeat(2000)).is_ok());
         assert!(Description::parse(&"é".repeat(2000)).is_ok());
-        let error = Description::parse(&"d".repeat(2001)).unwrap_err();
-        assert_eq!((error.path, error.code), (vec!["description".to_owned()], "too_long"));
+        assert_eq!(Description::parse(&"d".repeat(2001)).unwrap_err().code, "too_long");
         assert_eq!(Description::parse("tab\there\r\n").unwrap().as_str(), "tab\there\r\n");
         assert_eq!(Description::parse("bell\u{7}").unwrap_err().code, "invalid_characters");
     }
@@ -555,8 +567,7 @@ mod tests {
         assert_eq!(AdjustmentReason::parse("  stocktake \n").unwrap().as_str(), "stocktake");
         assert!(AdjustmentReason::parse(&"r".repeat(500)).is_ok());
         assert!(AdjustmentReason::parse(&format!(" {} ", "ü".repeat(500))).is_ok());
-        let error = AdjustmentReason::parse(&"r".repeat(501)).unwrap_err();
-        assert_eq!((error.path, error.code), (vec!["reason".to_owned()], "too_long"));
+        assert_eq!(AdjustmentReason::parse(&"r".repeat(501)).unwrap_err().code, "too_long");
         assert_eq!(AdjustmentReason::parse("line\none").unwrap().as_str(), "line\none");
         assert_eq!(AdjustmentReason::parse("esc\u{1b}").unwrap_err().code, "invalid_characters");
     }
@@ -564,11 +575,13 @@ mod tests {
     #[test]
     fn statuses_parse_their_exact_names_only() {
         for status in [ProductStatus::Active, ProductStatus::Archived] {
-            assert_eq!(ProductStatus::parse(status.as_str(), "status"), Ok(status));
+            assert_eq!(ProductStatus::parse(status.as_str()), Ok(status));
         }
         for bad in ["Active", "ARCHIVED", "", " active", "deleted"] {
-            let error = ProductStatus::parse(bad, "filter[status]").unwrap_err();
-            assert_eq!((error.path, error.code), (vec!["filter[status]".to_owned()], "invalid_value"), "{bad:?}");
+            let error = ProductStatus::parse(bad).unwrap_err();
+            assert_eq!(error.code, "invalid_value", "{bad:?}");
+            // The caller says where: here a query parameter.
+            assert_eq!(error.at("status").path, vec!["status".to_owned()]);
         }
     }
 

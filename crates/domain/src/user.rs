@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use unicode_normalization::UnicodeNormalization as _;
 
-use crate::validation::FieldViolation;
+use crate::validation::InvalidValue;
 
 crate::id::uuid_id!(
     /// A user's id.
@@ -20,12 +20,9 @@ crate::id::uuid_id!(
 pub struct Email(String);
 
 impl Email {
-    pub const FIELD: &'static str = "email";
-
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let email = Self::normalise(raw);
-        let invalid =
-            || FieldViolation::new(Self::FIELD, "invalid_format", "must be an email address such as name@example.com");
+        let invalid = || InvalidValue::new("invalid_format", "must be an email address such as name@example.com");
         if email.is_empty() || email.chars().count() > 254 {
             return Err(invalid());
         }
@@ -68,24 +65,16 @@ impl Password {
     pub const MIN_CHARS: usize = 12;
     pub const MAX_CHARS: usize = 128;
 
-    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let chars = raw.chars().count();
         if chars < Self::MIN_CHARS {
-            return Err(FieldViolation::new(
-                field,
-                "too_short",
-                format!("must be at least {} characters", Self::MIN_CHARS),
-            ));
+            return Err(InvalidValue::new("too_short", format!("must be at least {} characters", Self::MIN_CHARS)));
         }
         if chars > Self::MAX_CHARS {
-            return Err(FieldViolation::new(
-                field,
-                "too_long",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ));
+            return Err(InvalidValue::new("too_long", format!("must be at most {} characters", Self::MAX_CHARS)));
         }
         if raw.contains('\0') {
-            return Err(FieldViolation::new(field, "invalid_characters", "must not contain NUL characters"));
+            return Err(InvalidValue::new("invalid_characters", "must not contain NUL characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -106,11 +95,10 @@ impl fmt::Debug for Password {
 pub struct UserName(String);
 
 impl UserName {
-    pub const FIELD: &'static str = "name";
     pub const MAX_CHARS: usize = 200;
 
-    pub fn parse(raw: &str) -> Result<Self, FieldViolation> {
-        crate::validation::single_line_text(raw, Self::FIELD, Self::MAX_CHARS).map(Self)
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        crate::validation::single_line_text(raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -134,13 +122,13 @@ impl Role {
 }
 
 impl FromStr for Role {
-    type Err = FieldViolation;
+    type Err = InvalidValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "customer" => Ok(Role::Customer),
             "admin" => Ok(Role::Admin),
-            _ => Err(FieldViolation::new("role", "invalid_value", "must be one of: customer, admin")),
+            _ => Err(InvalidValue::new("invalid_value", "must be one of: customer, admin")),
         }
     }
 }
@@ -318,21 +306,20 @@ mod tests {
         ] {
             let err = Email::parse(raw).unwrap_err();
             assert_eq!(err.code, "invalid_format", "{raw:?}");
-            assert_eq!(err.path, vec!["email".to_owned()]);
         }
     }
 
     #[test]
     fn password_length_is_counted_in_characters() {
-        assert_eq!(Password::parse("short", "password").unwrap_err().code, "too_short");
-        assert!(Password::parse(&"é".repeat(12), "password").is_ok());
-        assert_eq!(Password::parse(&"x".repeat(129), "password").unwrap_err().code, "too_long");
-        assert!(Password::parse(&"x".repeat(128), "password").is_ok());
+        assert_eq!(Password::parse("short").unwrap_err().code, "too_short");
+        assert!(Password::parse(&"é".repeat(12)).is_ok());
+        assert_eq!(Password::parse(&"x".repeat(129)).unwrap_err().code, "too_long");
+        assert!(Password::parse(&"x".repeat(128)).is_ok());
     }
 
     #[test]
     fn password_debug_hides_the_value() {
-        let password = Password::parse("correct horse battery", "password").unwrap();
+        let password = Password::parse("correct horse battery").unwrap();
         assert!(!format!("{password:?}").contains("horse"));
     }
 

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use crate::event::EVENT_TYPES;
 use crate::id::uuid_id;
-use crate::validation::FieldViolation;
+use crate::validation::{FieldViolation, InvalidValue};
 
 uuid_id!(
     /// A webhook endpoint's id.
@@ -320,17 +320,13 @@ impl EventTypeFilter {
 }
 
 /// An endpoint's free-text description: trimmed, at most [`MAX_DESCRIPTION_CHARS`] characters.
-pub fn parse_description(raw: &str) -> Result<String, FieldViolation> {
+pub fn parse_description(raw: &str) -> Result<String, InvalidValue> {
     let text = raw.trim();
     if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(FieldViolation::new(
-            "description",
-            "too_long",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
+        return Err(InvalidValue::new("too_long", format!("must be at most {MAX_DESCRIPTION_CHARS} characters")));
     }
     if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldViolation::new("description", "invalid_format", "must not contain control characters"));
+        return Err(InvalidValue::new("invalid_format", "must not contain control characters"));
     }
     Ok(text.to_owned())
 }

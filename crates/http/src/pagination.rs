@@ -78,7 +78,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<PageLimit, FieldError> {
     let value = raw
         .parse::<i64>()
         .map_err(|_| FieldError::parameter(LIMIT, "invalid_format", "must be an integer between 1 and 100"))?;
-    PageLimit::new(value).map_err(FieldError::from_parameter_violation)
+    PageLimit::new(value).map_err(|fault| FieldError::invalid_parameter(LIMIT, fault))
 }
 
 /// Which collection and sort order a cursor belongs to.

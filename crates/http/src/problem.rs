@@ -27,7 +27,7 @@ use orderly_domain::services::{
     GetOrderError, GetPaymentError, GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError,
     PayError, PlaceOrderError, ReadFeedError, RefreshError, RegisterError, UpdateUserError, WebhookError,
 };
-use orderly_domain::validation::FieldViolation;
+use orderly_domain::validation::{FieldViolation, InvalidValue};
 
 /// The media type of every error response.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -218,10 +218,9 @@ impl FieldError {
         Self::at_pointer(json_pointer(&violation.path), violation.code, violation.message)
     }
 
-    /// A domain violation in a query parameter: its first path segment names the parameter.
-    pub fn from_parameter_violation(violation: FieldViolation) -> Self {
-        let name = violation.path.first().cloned().unwrap_or_default();
-        Self::parameter(name, violation.code, violation.message)
+    /// A value the domain refused, read from the query or path parameter `name`.
+    pub fn invalid_parameter(name: impl Into<String>, fault: InvalidValue) -> Self {
+        Self::parameter(name, fault.code, fault.message)
     }
 
     /// This entry as a problem body shows it: each text cut to its bound.

@@ -155,7 +155,7 @@ impl OrderRow {
         Ok(Order {
             id: OrderId::from_uuid(parse_uuid("order", &self.id)?),
             customer_id: UserId::from_uuid(parse_uuid("order", &self.customer_id)?),
-            status: OrderStatus::parse(&self.status, "status").map_err(|error| corrupt_row("order", error.message))?,
+            status: OrderStatus::parse(&self.status).map_err(|error| corrupt_row("order", error.message))?,
             items: lines_into_domain(lines, &currency)?,
             subtotal: Money::from_stored(self.subtotal, currency.clone()),
             tax: Money::from_stored(self.tax, currency.clone()),

@@ -160,7 +160,7 @@ impl ProductRow {
             self.description.as_deref().map(Description::parse).transpose().map_err(|error| corrupt(error.message))?;
         let currency = Currency::parse(&self.currency).map_err(|error| corrupt(error.message))?;
         let stock = Stock::new(self.on_hand, self.reserved).map_err(|error| corrupt(error.to_string()))?;
-        let status = ProductStatus::parse(&self.status, "status").map_err(|error| corrupt(error.message))?;
+        let status = ProductStatus::parse(&self.status).map_err(|error| corrupt(error.message))?;
         Ok(Product {
             id: ProductId::from_uuid(id),
             sku,

@@ -87,8 +87,7 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
         Some(password) => password,
         None => prompt_password()?,
     };
-    let password =
-        Password::parse(password.expose_secret(), "password").map_err(|v| anyhow::anyhow!("password {}", v.message))?;
+    let password = Password::parse(password.expose_secret()).map_err(|v| anyhow::anyhow!("password {}", v.message))?;
 
     let database = connect_and_migrate(&config).await?;
     let outcome = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<AdminBootstrap> {

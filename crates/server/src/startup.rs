@@ -372,7 +372,7 @@ fn webhook_service(
 pub fn bootstrap_admin(users: &UserService, admin: &AdminBootstrapConfig) -> anyhow::Result<()> {
     let email = Email::parse(&admin.email).map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_EMAIL {}", v.message))?;
     let name = UserName::parse(&admin.name).map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_NAME {}", v.message))?;
-    let password = Password::parse(admin.password.expose_secret(), "password")
+    let password = Password::parse(admin.password.expose_secret())
         .map_err(|v| anyhow::anyhow!("ORDERLY_ADMIN_PASSWORD {}", v.message))?;
     match users.bootstrap_admin(email, name, password).context("cannot create the first admin")? {
         AdminBootstrap::Created(user) => {

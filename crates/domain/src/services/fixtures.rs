@@ -38,7 +38,7 @@ pub(crate) fn name(raw: &str) -> UserName {
 }
 
 pub(crate) fn password(raw: &str) -> Password {
-    Password::parse(raw, "password").unwrap()
+    Password::parse(raw).unwrap()
 }
 
 /// The hash stored for every sample user. The mocks never look inside it.

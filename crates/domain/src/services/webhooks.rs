@@ -174,7 +174,7 @@ impl WebhookService {
         let description = match draft.description.as_deref().map(parse_description).transpose() {
             Ok(description) => description.filter(|text| !text.is_empty()),
             Err(fault) => {
-                violations.push(fault);
+                violations.push(fault.at("description"));
                 None
             }
         };
@@ -224,7 +224,7 @@ impl WebhookService {
         if let Some(description) = &changes.description {
             match description.as_deref().map(parse_description).transpose() {
                 Ok(text) => update.description = Some(text.filter(|text| !text.is_empty())),
-                Err(fault) => violations.push(fault),
+                Err(fault) => violations.push(fault.at("description")),
             }
         }
         if !violations.is_empty() {

@@ -208,8 +208,8 @@ impl QueryDto for ListEventsParams {
         let mut errors = Vec::new();
         let type_name = match self.type_name.as_deref().map(EventQuery::parse_type).transpose() {
             Ok(type_name) => Some(type_name),
-            Err(violation) => {
-                errors.push(FieldError::from_parameter_violation(violation));
+            Err(fault) => {
+                errors.push(FieldError::invalid_parameter("type", fault));
                 None
             }
         };

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use orderly_domain::product::{Currency, Money};
+use orderly_domain::product::{Currency, InvalidMoney, Money};
 use orderly_domain::validation::{FieldViolation, Violations};
 
 /// An amount of money.
@@ -48,16 +48,28 @@ impl MoneyInput {
         let mut violations = Violations::new();
         // `Money::parse` stops at its first fault, so the amount and the currency are each
         // checked on their own first (paired with a value known to be valid).
-        let amount = violations.check(Money::parse(self.amount, deployment.as_str(), deployment).map(|_| self.amount));
-        let currency = violations.check(Money::parse(0, &self.currency, deployment).map(|_| self.currency));
+        let amount = violations
+            .check(Money::parse(self.amount, deployment.as_str(), deployment).map(|_| self.amount).map_err(at_member));
+        let currency =
+            violations.check(Money::parse(0, &self.currency, deployment).map(|_| self.currency).map_err(at_member));
         let money = match (amount, currency) {
-            (Some(amount), Some(currency)) => violations.check(Money::parse(amount, &currency, deployment)),
+            (Some(amount), Some(currency)) => {
+                violations.check(Money::parse(amount, &currency, deployment).map_err(at_member))
+            }
             _ => None,
         };
         match money {
             Some(money) if violations.is_empty() => Ok(money),
             _ => Err(violations.into_vec().into_iter().map(|violation| violation.within(field)).collect()),
         }
+    }
+}
+
+/// A fault of `Money::parse` at the member of [`MoneyInput`] it is in.
+fn at_member(fault: InvalidMoney) -> FieldViolation {
+    match fault {
+        InvalidMoney::Amount(fault) => fault.at("amount"),
+        InvalidMoney::Currency(fault) => fault.at("currency"),
     }
 }
 

@@ -248,7 +248,7 @@ impl RequestBody for PlaceOrderRequest {
             .filter_map(|(index, line)| {
                 let LineAsRead::Line(line) = line else { return None };
                 let quantity = Quantity::parse(line.quantity)
-                    .map_err(|violation| violation.within(&index.to_string()).within(ITEMS));
+                    .map_err(|fault| fault.at("quantity").within(&index.to_string()).within(ITEMS));
                 let quantity = violations.check(quantity)?;
                 Some((index, LineRequest { product_id: ProductId::from_uuid(line.product_id), quantity }))
             })
@@ -350,10 +350,10 @@ impl QueryDto for ListOrdersParams {
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<OrderQuery, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let status = match self.status.as_deref().map(|raw| OrderStatus::parse(raw, "status")).transpose() {
+        let status = match self.status.as_deref().map(OrderStatus::parse).transpose() {
             Ok(status) => status,
-            Err(violation) => {
-                errors.push(FieldError::from_parameter_violation(violation));
+            Err(fault) => {
+                errors.push(FieldError::invalid_parameter("status", fault));
                 None
             }
         };
@@ -412,6 +412,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::extract::body_schema::tests::{pairs, pointers_and_codes};
 
     fn context() -> BodyContext {
         BodyContext {
@@ -426,17 +427,7 @@ mod tests {
         let schemas = crate::extract::body_schema::BodySchemas::for_currency("EUR");
         let bytes = serde_json::to_vec(&body).unwrap();
         let problem = crate::extract::json::parse::<PlaceOrderRequest>(&bytes, &context(), &schemas).unwrap_err();
-        let mut found: Vec<(String, String)> = problem
-            .errors()
-            .iter()
-            .map(|error| (error.pointer.clone().unwrap_or_default(), error.code.clone()))
-            .collect();
-        found.sort();
-        found
-    }
-
-    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-        expected.iter().map(|(pointer, code)| ((*pointer).to_owned(), (*code).to_owned())).collect()
+        pointers_and_codes(problem.errors())
     }
 
     #[test]

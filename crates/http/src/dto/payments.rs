@@ -135,7 +135,7 @@ impl RequestBody for PayOrderRequest {
     type Domain = PaymentMethodToken;
 
     fn try_into_domain(self, _: &BodyContext) -> Result<PaymentMethodToken, Vec<FieldViolation>> {
-        PaymentMethodToken::parse(&self.payment_method).map_err(|violation| vec![violation])
+        PaymentMethodToken::parse(&self.payment_method).map_err(|fault| vec![fault.at("payment_method")])
     }
 }
 

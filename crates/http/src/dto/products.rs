@@ -214,9 +214,11 @@ impl RequestBody for CreateProductRequest {
 
     fn try_into_domain(self, context: &BodyContext) -> Result<ProductDraft, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let sku = violations.check(Sku::parse(&self.sku));
-        let name = violations.check(ProductName::parse(&self.name));
-        let description = self.description.and_then(|description| violations.check(Description::parse(&description)));
+        let sku = violations.check(Sku::parse(&self.sku).map_err(|fault| fault.at("sku")));
+        let name = violations.check(ProductName::parse(&self.name).map_err(|fault| fault.at("name")));
+        let description = self.description.and_then(|description| {
+            violations.check(Description::parse(&description).map_err(|fault| fault.at("description")))
+        });
         let unit_price = parse_price(self.unit_price, context, &mut violations);
         let initial_stock = self.initial_stock;
         if Stock::new(initial_stock, 0).is_err() {
@@ -276,11 +278,16 @@ impl RequestBody for UpdateProductRequest {
 
     fn try_into_domain(self, context: &BodyContext) -> Result<Self::Domain, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let name = self.name.into_option().and_then(|name| violations.check(ProductName::parse(&name)));
+        let name = self
+            .name
+            .into_option()
+            .and_then(|name| violations.check(ProductName::parse(&name).map_err(|fault| fault.at("name"))));
         let description = match self.description {
             PatchField::Absent => None,
             PatchField::Null => Some(None),
-            PatchField::Set(raw) => violations.check(Description::parse(&raw)).map(Some),
+            PatchField::Set(raw) => {
+                violations.check(Description::parse(&raw).map_err(|fault| fault.at("description"))).map(Some)
+            }
         };
         let unit_price = self.unit_price.into_option().and_then(|input| parse_price(input, context, &mut violations));
         let status = self.status.into_option().map(ProductStatus::from);
@@ -318,8 +325,8 @@ impl RequestBody for AdjustStockRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<Adjustment, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let delta = violations.check(StockDelta::parse(self.delta));
-        let reason = violations.check(AdjustmentReason::parse(&self.reason));
+        let delta = violations.check(StockDelta::parse(self.delta).map_err(|fault| fault.at("delta")));
+        let reason = violations.check(AdjustmentReason::parse(&self.reason).map_err(|fault| fault.at("reason")));
         match (delta, reason) {
             (Some(delta), Some(reason)) if violations.is_empty() => Ok(Adjustment { delta, reason }),
             _ => Err(violations.into_vec()),
@@ -456,10 +463,10 @@ impl QueryDto for ListProductsParams {
                 false
             }
         };
-        let status = match self.status.as_deref().map(|raw| ProductStatus::parse(raw, "status")).transpose() {
+        let status = match self.status.as_deref().map(ProductStatus::parse).transpose() {
             Ok(status) => status,
-            Err(violation) => {
-                errors.push(FieldError::from_parameter_violation(violation));
+            Err(fault) => {
+                errors.push(FieldError::invalid_parameter("status", fault));
                 None
             }
         };

@@ -115,9 +115,9 @@ impl RequestBody for RegisterUserRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<Registration, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let email = violations.check(Email::parse(&self.email));
-        let password = violations.check(Password::parse(&self.password, "password"));
-        let name = violations.check(UserName::parse(&self.name));
+        let email = violations.check(Email::parse(&self.email).map_err(|fault| fault.at("email")));
+        let password = violations.check(Password::parse(&self.password).map_err(|fault| fault.at("password")));
+        let name = violations.check(UserName::parse(&self.name).map_err(|fault| fault.at("name")));
         match (email, name, password) {
             (Some(email), Some(name), Some(password)) if violations.is_empty() => {
                 Ok(Registration { email, name, password })
@@ -161,9 +161,14 @@ impl RequestBody for UpdateUserRequest {
 
     fn try_into_domain(self, _: &BodyContext) -> Result<UserChanges, Vec<FieldViolation>> {
         let mut violations = Violations::new();
-        let name = self.name.into_option().and_then(|name| violations.check(UserName::parse(&name)));
-        let password =
-            self.password.into_option().and_then(|password| violations.check(Password::parse(&password, "password")));
+        let name = self
+            .name
+            .into_option()
+            .and_then(|name| violations.check(UserName::parse(&name).map_err(|fault| fault.at("name"))));
+        let password = self
+            .password
+            .into_option()
+            .and_then(|password| violations.check(Password::parse(&password).map_err(|fault| fault.at("password"))));
         let current_password = self.current_password.into_option();
         let role = self.role.into_option().map(Role::from);
         let active = self.active.into_option();
@@ -224,8 +229,8 @@ impl QueryDto for ListUsersParams {
         let mut errors = Vec::new();
         let role = match self.role.as_deref().map(str::parse::<Role>).transpose() {
             Ok(role) => role,
-            Err(violation) => {
-                errors.push(FieldError::from_parameter_violation(violation));
+            Err(fault) => {
+                errors.push(FieldError::invalid_parameter("role", fault));
                 None
             }
         };

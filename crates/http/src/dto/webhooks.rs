@@ -314,7 +314,7 @@ fn endpoint_faults(
         faults.extend(types);
     }
     if let Some(Err(fault)) = description.flatten().map(parse_description) {
-        faults.push(fault);
+        faults.push(fault.at("description"));
     }
     faults
 }

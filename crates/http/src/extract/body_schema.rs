@@ -294,23 +294,24 @@ fn format_message(format: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
 
     fn faults(schema: &str, body: Value) -> Vec<(String, String)> {
-        let mut found: Vec<(String, String)> = BodySchemas::for_currency("EUR")
-            .check(schema, &body)
-            .unwrap()
-            .into_iter()
-            .map(|error| (error.pointer.unwrap_or_default(), error.code))
-            .collect();
+        pointers_and_codes(&BodySchemas::for_currency("EUR").check(schema, &body).unwrap())
+    }
+
+    /// (pointer, code) of each entry, sorted: what the tests of body checks compare.
+    pub(crate) fn pointers_and_codes(errors: &[FieldError]) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> =
+            errors.iter().map(|error| (error.pointer.clone().unwrap_or_default(), error.code.clone())).collect();
         found.sort();
         found
     }
 
-    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(crate) fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         expected.iter().map(|(pointer, code)| ((*pointer).to_owned(), (*code).to_owned())).collect()
     }
 

@@ -48,5 +48,5 @@ fn parse(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
     }
     // Bytes outside visible ASCII (and a value that is not text at all) fail here or in `parse`.
     let text = value.to_str().map_err(|_| invalid("invalid_format", "must be 1 to 255 printable ASCII characters"))?;
-    IdempotencyKey::parse(text).map(Some).map_err(|violation| invalid(violation.code, &violation.message))
+    IdempotencyKey::parse(text).map(Some).map_err(|fault| invalid(fault.code, &fault.message))
 }

@@ -111,13 +111,11 @@ impl FromRequest for PathInvoiceNumber {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let raw = req.match_info().get(Self::PARAMETER).unwrap_or_default();
-        ready(InvoiceNumber::parse(raw).map(PathInvoiceNumber).map_err(|violation| {
-            ApiError::invalid_parameters(vec![FieldError::parameter(
-                Self::PARAMETER,
-                violation.code,
-                violation.message,
-            )])
-        }))
+        ready(
+            InvoiceNumber::parse(raw).map(PathInvoiceNumber).map_err(|fault| {
+                ApiError::invalid_parameters(vec![FieldError::invalid_parameter(Self::PARAMETER, fault)])
+            }),
+        )
     }
 }
 

@@ -71,7 +71,7 @@ fn bootstrap_admin(state: &ApiState, email: &str) -> String {
         .bootstrap_admin(
             Email::parse(email).unwrap(),
             UserName::parse("Root").unwrap(),
-            Password::parse(PASSWORD, "password").unwrap(),
+            Password::parse(PASSWORD).unwrap(),
         )
         .unwrap();
     match created {
