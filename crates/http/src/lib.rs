@@ -42,7 +42,7 @@ use utoipa_actix_web::AppExt;
 
 use orderly_domain::ports::{IdempotentExecutor, Readiness, Repositories};
 use orderly_domain::services::{
-    EventService, OrderService, PaymentService, ProductService, SessionService, UserService, WebhookService,
+    EventUseCases, OrderUseCases, PaymentUseCases, ProductUseCases, SessionUseCases, UserUseCases, WebhookUseCases,
 };
 
 pub mod blocking;
@@ -104,22 +104,27 @@ impl std::fmt::Debug for HttpSettings {
     }
 }
 
-/// Everything the handlers need, shared by every worker (cheap to clone: services hold `Arc`s).
+/// Everything the handlers need, shared by every worker (cheap to clone: `Arc`s). The use
+/// cases are the domain's driving ports (ADR 0019): the server puts the services there, the
+/// HTTP tests mocks of them.
 #[derive(Clone)]
 pub struct ApiState {
-    pub users: UserService,
-    pub sessions: SessionService,
-    /// The catalogue; its currency is the deployment's, which request bodies are checked against.
-    pub products: ProductService,
+    pub users: Arc<dyn UserUseCases>,
+    pub sessions: Arc<dyn SessionUseCases>,
+    /// The catalogue and its stock.
+    pub products: Arc<dyn ProductUseCases>,
     /// Orders and their invoices.
-    pub orders: OrderService,
+    pub orders: Arc<dyn OrderUseCases>,
     /// The event feed (the outbox, read in commit order).
-    pub events: EventService,
+    pub events: Arc<dyn EventUseCases>,
     /// Paying orders through the payment provider, and its events.
-    pub payments: PaymentService,
+    pub payments: Arc<dyn PaymentUseCases>,
     /// Webhook endpoints and their deliveries (the dispatcher and the delivery jobs run
     /// outside the HTTP adapter, in the server).
-    pub webhooks: WebhookService,
+    pub webhooks: Arc<dyn WebhookUseCases>,
+    /// The deployment's currency and webhook destinations, which request bodies are checked
+    /// against ([`extract::BodyContext`]).
+    pub body_context: extract::BodyContext,
     /// The repositories over the pool: what a use case runs with when no unit of work of an
     /// idempotent request is open ([`idempotency::respond`]).
     pub repositories: Repositories,
@@ -153,12 +158,15 @@ pub fn app(
 > {
     let (app, api) = routes::register(App::new().into_utoipa_app().openapi(openapi::ApiDoc::base())).split_for_parts();
     let mut api = openapi::finish(api);
-    openapi::describe_currency(&mut api, state.products.currency().as_str());
+    openapi::describe_currency(&mut api, state.body_context.currency.as_str());
     let route_table = fallback::RouteTable::new(&api, &openapi::UNDOCUMENTED_ROUTES);
     let cursors = pagination::CursorCodec::new(&state.settings.cursor_key);
     let cors = middleware::cors::policy(&state.settings.cors_origins);
+    // Compiled once per process and currency, shared by every worker.
+    let body_schemas = extract::body_schema::BodySchemas::for_currency(state.body_context.currency.as_str());
 
     app.app_data(web::Data::new(state))
+        .app_data(web::Data::from(body_schemas))
         .app_data(web::Data::new(cursors))
         .app_data(web::Data::new(route_table))
         .configure(|config| openapi::serve(config, api))

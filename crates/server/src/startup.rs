@@ -85,13 +85,17 @@ impl Application {
         let listener = TcpListener::bind(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
         let address = listener.local_addr()?;
         let state = ApiState {
-            users: services.users,
-            sessions: services.sessions,
-            products: services.products,
-            orders: services.orders.clone(),
-            events: services.events,
-            payments: services.payments,
-            webhooks: services.webhooks.clone(),
+            body_context: orderly_http::extract::BodyContext {
+                currency: services.products.currency().clone(),
+                destinations: services.webhooks.destinations().clone(),
+            },
+            users: Arc::new(services.users),
+            sessions: Arc::new(services.sessions),
+            products: Arc::new(services.products),
+            orders: Arc::new(services.orders.clone()),
+            events: Arc::new(services.events),
+            payments: Arc::new(services.payments),
+            webhooks: Arc::new(services.webhooks.clone()),
             repositories: services.repositories,
             idempotency: services.idempotency.clone(),
             readiness: services.readiness,

@@ -8,6 +8,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod sessions;
+pub mod use_cases;
 pub mod users;
 pub mod webhooks;
 
@@ -27,6 +28,14 @@ pub use products::{
 };
 pub use sessions::{
     Admission, AuthenticationError, GenerationCache, LoginError, RecordedUses, RefreshError, SessionService,
+};
+pub use use_cases::{
+    EventUseCases, OrderUseCases, PaymentUseCases, ProductUseCases, SessionUseCases, UserUseCases, WebhookUseCases,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use use_cases::{
+    MockEventUseCases, MockOrderUseCases, MockPaymentUseCases, MockProductUseCases, MockSessionUseCases,
+    MockUserUseCases, MockWebhookUseCases,
 };
 pub use users::{GetUserError, ListUsersError, RegisterError, UpdateUserError, UserChanges, UserService};
 pub use webhooks::{

@@ -53,13 +53,12 @@ pub struct BodyContext {
     pub destinations: DestinationPolicy,
 }
 
-impl BodyContext {
-    fn of(req: &HttpRequest) -> Result<Self, ApiError> {
-        let state = req
-            .app_data::<web::Data<ApiState>>()
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered as app data")))?;
-        Ok(Self { currency: state.products.currency().clone(), destinations: state.webhooks.destinations().clone() })
-    }
+/// The deployment's facts and the compiled schemas, as `app` registered them.
+fn checks_of(req: &HttpRequest) -> Result<(BodyContext, web::Data<BodySchemas>), ApiError> {
+    let missing = |what: &str| ApiError::internal(anyhow::anyhow!("{what} is not registered as app data"));
+    let state = req.app_data::<web::Data<ApiState>>().ok_or_else(|| missing("ApiState"))?;
+    let schemas = req.app_data::<web::Data<BodySchemas>>().ok_or_else(|| missing("BodySchemas"))?;
+    Ok((state.body_context.clone(), schemas.clone()))
 }
 
 /// A request body that passed every check, already converted into domain values.
@@ -78,7 +77,7 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let media_type = check_media_type(req);
-        let context = BodyContext::of(req);
+        let checks = checks_of(req);
         let declared_length = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -97,8 +96,7 @@ impl<T: RequestBody> FromRequest for ValidJson<T> {
                 Ok(Err(_)) => return Err(ApiError::malformed_json("the request body could not be read completely")),
             };
             req.extensions_mut().insert(RawBody(bytes.clone()));
-            let context = context?;
-            let schemas = BodySchemas::for_currency(context.currency.as_str());
+            let (context, schemas) = checks?;
             parse::<T>(&bytes, &context, &schemas).map(ValidJson)
         })
     }

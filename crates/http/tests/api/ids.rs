@@ -44,9 +44,10 @@ fn state_over(db: &TestDatabase) -> ApiState {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut hasher = orderly_domain::ports::MockPasswordHasher::new();
     hasher.expect_hash().returning(|_| Ok(PasswordHash::new("phc".into())));
-    state.users = UserService::new(repositories.users.clone(), Arc::new(hasher), clock.clone());
-    state.products = ProductService::new(repositories.products.clone(), clock.clone(), eur());
-    state.orders = OrderService::new(repositories.orders.clone(), repositories.invoices.clone(), clock, order_policy());
+    state.users = Arc::new(UserService::new(repositories.users.clone(), Arc::new(hasher), clock.clone()));
+    state.products = Arc::new(ProductService::new(repositories.products.clone(), clock.clone(), eur()));
+    state.orders =
+        Arc::new(OrderService::new(repositories.orders.clone(), repositories.invoices.clone(), clock, order_policy()));
     state
 }
 

@@ -47,15 +47,17 @@ fn state_over(db: &TestDatabase, check_interval: Duration, leeway: chrono::Durat
         "orderly",
         "orderly-api",
     ));
-    state.users = UserService::new(repositories.users.clone(), hasher.clone(), clock.clone());
-    state.sessions = SessionService::new(
-        repositories.users.clone(),
-        repositories.refresh_tokens.clone(),
-        hasher,
-        Arc::new(tokens),
-        clock,
-    )
-    .with_refresh_reuse_leeway(leeway);
+    state.users = Arc::new(UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()));
+    state.sessions = Arc::new(
+        SessionService::new(
+            repositories.users.clone(),
+            repositories.refresh_tokens.clone(),
+            hasher,
+            Arc::new(tokens),
+            clock,
+        )
+        .with_refresh_reuse_leeway(leeway),
+    );
     state.revocations = GenerationCache::new(check_interval, 1000);
     state
 }
@@ -64,10 +66,10 @@ fn leeway() -> chrono::Duration {
     chrono::Duration::seconds(30)
 }
 
-/// An admin, created as the first one is at start-up; returns its id.
+/// An admin, created as the first one is at start-up (over the store of `state`); returns its id.
 fn bootstrap_admin(state: &ApiState, email: &str) -> String {
-    let created = state
-        .users
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let created = UserService::new(state.repositories.users.clone(), fake_hasher(), clock)
         .bootstrap_admin(
             Email::parse(email).unwrap(),
             UserName::parse("Root").unwrap(),

@@ -1,7 +1,10 @@
-//! Test wiring: the real `UserService`, `SessionService`, `ProductService`, `OrderService`,
-//! `EventService` and `WebhookService` over the domain's mockall mocks — or, for the webhook
-//! tests, `WebhookService` over the real persistence adapter ([`Mocks::into_state_over`]) —
-//! `app(state)` as actix's test service, and helpers to read responses as a consumer would.
+//! Test wiring: `app(state)` as actix's test service, and helpers to read responses as a
+//! consumer would. The state comes in two kinds:
+//! - [`UseCases`]: mockall mocks of the domain's use cases (ADR 0019), what a test of a route
+//!   sets expectations on — the arguments the adapter passes, the result it renders;
+//! - [`Mocks`]: the real services over mocks of the repositories, or over the real persistence
+//!   adapter ([`Mocks::into_state_over`]), for the tests of machinery that spans the layers
+//!   (revocation, webhooks over a database).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use orderly_domain::Actor;
 use orderly_domain::auth::AccessClaims;
 use orderly_domain::idempotency::{
     Execution, IdempotencyClaim, IdempotencyKey, IdempotencyScope, IdempotentOutcome, StoredResponse,
@@ -31,11 +35,13 @@ use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
 use orderly_domain::services::{
-    EventService, OrderPolicy, OrderService, PaymentPolicy, PaymentService, ProductService, SessionService,
-    UserService, WebhookPolicy, WebhookService,
+    Admission, EventService, MockEventUseCases, MockOrderUseCases, MockPaymentUseCases, MockProductUseCases,
+    MockSessionUseCases, MockUserUseCases, MockWebhookUseCases, OrderPolicy, OrderService, PaymentPolicy,
+    PaymentService, ProductService, SessionService, UserService, WebhookPolicy, WebhookService,
 };
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_domain::webhook::WebhookSecret;
+use orderly_http::extract::BodyContext;
 use orderly_http::{ApiState, HttpSettings};
 
 pub const CUSTOMER_TOKEN: &str = "customer.token";
@@ -291,32 +297,26 @@ impl Mocks {
             clock.clone(),
             WebhookPolicy::default(),
         );
-        ApiState {
-            users: UserService::new(repositories.users.clone(), hasher.clone(), clock.clone()),
-            sessions: SessionService::new(
-                repositories.users.clone(),
-                repositories.refresh_tokens.clone(),
-                hasher,
-                Arc::new(self.tokens),
-                clock.clone(),
-            ),
-            products: ProductService::new(repositories.products.clone(), clock, eur()),
-            orders,
-            events: EventService::new(Arc::new(self.events)),
-            payments,
-            webhooks,
-            repositories,
-            readiness: Arc::new(self.readiness),
-            idempotency: Arc::new(self.idempotency),
-            rate_limits: std::sync::Arc::new(orderly_domain::rate_limit::NoRateLimits),
-            blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
-            revocations: orderly_domain::services::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
-            metrics: None,
-            settings: HttpSettings {
-                problem_type_base: PROBLEM_BASE.to_owned(),
-                ..HttpSettings::new(b"test cursor key".to_vec())
-            },
-        }
+        let users = UserService::new(repositories.users.clone(), hasher.clone(), clock.clone());
+        let sessions = SessionService::new(
+            repositories.users.clone(),
+            repositories.refresh_tokens.clone(),
+            hasher,
+            Arc::new(self.tokens),
+            clock.clone(),
+        );
+        let mut state = UseCases::new().into_state();
+        state.users = Arc::new(users);
+        state.sessions = Arc::new(sessions);
+        state.products = Arc::new(ProductService::new(repositories.products.clone(), clock, eur()));
+        state.orders = Arc::new(orders);
+        state.events = Arc::new(EventService::new(Arc::new(self.events)));
+        state.payments = Arc::new(payments);
+        state.webhooks = Arc::new(webhooks);
+        state.repositories = repositories;
+        state.readiness = Arc::new(self.readiness);
+        state.idempotency = Arc::new(self.idempotency);
+        state
     }
 
     /// The state of a webhook test: the mocks' services, with webhooks, `Idempotency-Key`
@@ -326,19 +326,130 @@ impl Mocks {
     pub fn into_state_over(self, db: &orderly_persistence::Database) -> ApiState {
         let mut state = self.into_state();
         let repositories = orderly_persistence::repositories(db);
-        state.webhooks = WebhookService::new(
+        state.webhooks = Arc::new(WebhookService::new(
             repositories.clone(),
             Arc::new(orderly_persistence::DieselUnitOfWork::new(db.clone())),
             Arc::new(orderly_persistence::DieselEventFeed::new(db.clone())),
             Arc::new(SecretsOnlySender),
             Arc::new(SystemClock),
             WebhookPolicy::default(),
-        );
+        ));
         state.idempotency =
             Arc::new(orderly_persistence::DieselIdempotentExecutor::new(db.clone(), chrono::Duration::seconds(60)));
         state.repositories = repositories;
         state
     }
+}
+
+/// The use cases a test of a route sets expectations on (ADR 0019). Sessions are wired to
+/// admit [`CUSTOMER_TOKEN`] and [`ADMIN_TOKEN`] (generation 0, never revoked) and refuse
+/// [`EXPIRED_TOKEN`] as expired and anything else as invalid; every other use case expects
+/// nothing until the test says so. The repositories a rebound use case is handed (`within`)
+/// are mocks that expect nothing: the adapter never calls a repository itself.
+pub struct UseCases {
+    pub users: MockUserUseCases,
+    pub sessions: MockSessionUseCases,
+    pub products: MockProductUseCases,
+    pub orders: MockOrderUseCases,
+    pub events: MockEventUseCases,
+    pub payments: MockPaymentUseCases,
+    pub webhooks: MockWebhookUseCases,
+    pub readiness: MockReadiness,
+    /// An in-memory executor; clone it before `into_state` to inspect or seed it.
+    pub idempotency: FakeIdempotency,
+}
+
+/// The claims of the test tokens, as `verify_access_token` reads them.
+pub fn test_claims(token: &str) -> Result<AccessClaims, TokenRejected> {
+    let claims = |user_id, role| AccessClaims { user_id, role, generation: 0, refresh_token_id: None };
+    match token {
+        CUSTOMER_TOKEN => Ok(claims(customer_id(), Role::Customer)),
+        ADMIN_TOKEN => Ok(claims(admin_id(), Role::Admin)),
+        EXPIRED_TOKEN => Err(TokenRejected::Expired),
+        _ => Err(TokenRejected::Invalid),
+    }
+}
+
+/// Repositories that expect no call.
+fn untouched_repositories() -> Repositories {
+    Repositories {
+        users: Arc::new(MockUserRepository::new()),
+        refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
+        products: Arc::new(MockProductRepository::new()),
+        orders: Arc::new(MockOrderRepository::new()),
+        invoices: Arc::new(MockInvoiceRepository::new()),
+        payments: Arc::new(MockPaymentRepository::new()),
+        jobs: Arc::new(MockJobQueue::new()),
+        webhooks: Arc::new(MockWebhookRepository::new()),
+    }
+}
+
+impl UseCases {
+    pub fn new() -> Self {
+        let mut sessions = MockSessionUseCases::new();
+        sessions.expect_verify_access_token().returning(test_claims);
+        sessions
+            .expect_admit_access()
+            .returning(|claims, _| Admission::Accepted(Actor { user_id: claims.user_id, role: claims.role }));
+        Self {
+            users: MockUserUseCases::new(),
+            sessions,
+            products: MockProductUseCases::new(),
+            orders: MockOrderUseCases::new(),
+            events: MockEventUseCases::new(),
+            payments: MockPaymentUseCases::new(),
+            webhooks: MockWebhookUseCases::new(),
+            readiness: MockReadiness::new(),
+            idempotency: FakeIdempotency::default(),
+        }
+    }
+
+    pub fn into_state(self) -> ApiState {
+        let repositories = untouched_repositories();
+        let _ = self.idempotency.repositories.set(repositories.clone());
+        ApiState {
+            users: Arc::new(self.users),
+            sessions: Arc::new(self.sessions),
+            products: Arc::new(self.products),
+            orders: Arc::new(self.orders),
+            events: Arc::new(self.events),
+            payments: Arc::new(self.payments),
+            webhooks: Arc::new(self.webhooks),
+            body_context: BodyContext { currency: eur(), destinations: WebhookPolicy::default().destinations },
+            repositories,
+            readiness: Arc::new(self.readiness),
+            idempotency: Arc::new(self.idempotency),
+            rate_limits: Arc::new(orderly_domain::rate_limit::NoRateLimits),
+            blocking: orderly_http::blocking::BlockingPool::new(8, 2, std::time::Duration::from_secs(5)),
+            revocations: orderly_domain::services::GenerationCache::new(std::time::Duration::from_secs(1), 1000),
+            metrics: None,
+            settings: HttpSettings {
+                problem_type_base: PROBLEM_BASE.to_owned(),
+                ..HttpSettings::new(b"test cursor key".to_vec())
+            },
+        }
+    }
+}
+
+/// `outer.within(..)` hands out `inner`, once: what a write run through `Idempotency-Key`
+/// handling calls its use case on. One function per use-case trait that has `within`.
+pub fn users_within(outer: &mut MockUserUseCases, inner: MockUserUseCases) {
+    outer.expect_within().return_once(move |_| Box::new(inner));
+}
+pub fn products_within(outer: &mut MockProductUseCases, inner: MockProductUseCases) {
+    outer.expect_within().return_once(move |_| Box::new(inner));
+}
+pub fn orders_within(outer: &mut MockOrderUseCases, inner: MockOrderUseCases) {
+    outer.expect_within().return_once(move |_| Box::new(inner));
+}
+pub fn webhooks_within(outer: &mut MockWebhookUseCases, inner: MockWebhookUseCases) {
+    outer.expect_within().return_once(move |_| Box::new(inner));
+}
+
+/// Sends `request` to a fresh `app(state)` built from `use_cases`.
+pub async fn send_with(use_cases: UseCases, request: TestRequest) -> Reply {
+    let service = test::init_service(orderly_http::app(use_cases.into_state())).await;
+    send_to(&service, request.to_request()).await
 }
 
 /// A response as a consumer sees it.
