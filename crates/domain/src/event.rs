@@ -186,6 +186,14 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
+    /// Where a consumer resumes after `page`, read with this query: after its last event, or
+    /// where it already was when the page is empty. Unlike other collections the feed always
+    /// returns this position, also on its last page, because a feed consumer keeps polling
+    /// from it.
+    pub fn resume_position(&self, page: &crate::pagination::Page<FeedEvent>) -> Option<i64> {
+        page.items.last().map(|event| event.position).or(self.after)
+    }
+
     /// Validates a `type` filter against the known event types.
     pub fn parse_type(raw: &str) -> Result<&'static str, crate::validation::InvalidValue> {
         EVENT_TYPES.into_iter().find(|known| *known == raw).ok_or_else(|| {

@@ -370,6 +370,13 @@ pub struct OrderCursor {
     pub id: OrderId,
 }
 
+impl OrderCursor {
+    /// The position of `order` in a listing.
+    pub fn of(order: &Order) -> Self {
+        Self { placed_at: order.placed_at, id: order.id }
+    }
+}
+
 /// `GET /v1/orders`: filters, sort, position. `customer_id` is forced to the caller for
 /// customers by the service.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

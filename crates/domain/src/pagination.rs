@@ -47,6 +47,12 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// Where the next page starts — the position of this page's last item, as `position_of`
+    /// reads it — or `None` on the last page.
+    pub fn next_after<P>(&self, position_of: impl FnOnce(&T) -> P) -> Option<P> {
+        if self.has_more { self.items.last().map(position_of) } else { None }
+    }
+
     /// Builds a page from up to `limit + 1` rows fetched in order.
     pub fn from_overfetched(mut rows: Vec<T>, limit: PageLimit) -> Self {
         let limit = usize::from(limit.get());

@@ -1,13 +1,14 @@
 //! # orderly-http — the HTTP adapter
 //!
 //! Owns everything a REST consumer sees: routes, request and response bodies, status codes,
-//! headers, problem details and the OpenAPI document (contract: `shared/spec/api-v1.md`). It
-//! turns HTTP into calls of the domain's services and the results back into HTTP, and owns no
+//! headers, problem details and the OpenAPI document (contract: `docs/api.md`). It turns HTTP
+//! into calls of the domain's use cases (its driving ports, `orderly_domain::services::use_cases`,
+//! held in [`ApiState`]) and the results back into HTTP, and owns no
 //! business rule: who may do what, and what is valid beyond the shape of the input, is the
 //! domain's call.
 //!
 //! Must not touch: SQL, password hashing, token cryptography (those are the persistence and
-//! auth adapters, reached only through the domain's services), process-wide state (everything
+//! auth adapters, reached only through the domain's use cases), process-wide state (everything
 //! arrives in [`ApiState`]), or the server's configuration and runtime (the binary serves
 //! [`app`] behind its connection guard, and has [`refusals`] render what that guard refuses
 //! before routing).
@@ -20,7 +21,7 @@
 //! 3. [`extract`] — the handler's inputs: caller (required or optional), path id, query,
 //!    conditional headers, body;
 //! 4. [`dto`] — request bodies and query strings become domain values (`try_into_domain`);
-//! 5. [`blocking`] — the one domain service call runs on the blocking pool once admitted (a
+//! 5. [`blocking`] — the one use-case call runs on the blocking pool once admitted (a
 //!    permit per connection, or per password hash); a `POST` that creates something runs it
 //!    through [`idempotency`], which honours `Idempotency-Key`;
 //! 6. [`dto`] again — the domain result becomes a response body; [`pagination`] wraps
@@ -162,11 +163,11 @@ pub fn app(
     let route_table = fallback::RouteTable::new(&api, &openapi::UNDOCUMENTED_ROUTES);
     let cursors = pagination::CursorCodec::new(&state.settings.cursor_key);
     let cors = middleware::cors::policy(&state.settings.cors_origins);
-    // Compiled once per process and currency, shared by every worker.
-    let body_schemas = extract::body_schema::BodySchemas::for_currency(state.body_context.currency.as_str());
+    // The schemas request bodies are checked against: this very document's.
+    let body_schemas = extract::body_schema::BodySchemas::new(&api);
 
     app.app_data(web::Data::new(state))
-        .app_data(web::Data::from(body_schemas))
+        .app_data(web::Data::new(body_schemas))
         .app_data(web::Data::new(cursors))
         .app_data(web::Data::new(route_table))
         .configure(|config| openapi::serve(config, api))

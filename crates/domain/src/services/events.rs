@@ -34,13 +34,6 @@ impl EventService {
         let rows = self.feed.list(query)?;
         Ok(Page::from_overfetched(rows, query.limit))
     }
-
-    /// Where a consumer resumes: after the last event of the page, or where it already was
-    /// when the page is empty. Unlike other collections the feed always returns this position,
-    /// also on its last page, because a feed consumer keeps polling from it.
-    pub fn resume_position(page: &Page<FeedEvent>, query: &EventQuery) -> Option<i64> {
-        page.items.last().map(|event| event.position).or(query.after)
-    }
 }
 
 #[cfg(test)]
@@ -87,9 +80,9 @@ mod tests {
         let page = service.list(admin, &query).unwrap();
         assert_eq!(page.items.iter().map(|e| e.position).collect::<Vec<_>>(), vec![8, 9]);
         assert!(page.has_more);
-        assert_eq!(EventService::resume_position(&page, &query), Some(9));
+        assert_eq!(query.resume_position(&page), Some(9));
         let empty = Page { items: Vec::new(), has_more: false };
-        assert_eq!(EventService::resume_position(&empty, &query), Some(7));
+        assert_eq!(query.resume_position(&empty), Some(7));
     }
 
     #[test]

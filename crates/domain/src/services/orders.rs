@@ -10,7 +10,7 @@ use crate::actor::Actor;
 use crate::error::StoreError;
 use crate::invoice::{Invoice, InvoiceNumber, InvoiceQuery};
 use crate::order::{
-    CancelReason, Mover, Order, OrderCursor, OrderId, OrderQuery, OrderRequest, OrderStatus, ReservationCap, TaxRate,
+    CancelReason, Mover, Order, OrderId, OrderQuery, OrderRequest, OrderStatus, ReservationCap, TaxRate,
     TransitionRefusal, transition,
 };
 use crate::pagination::Page;
@@ -130,10 +130,6 @@ impl OrderService {
         }
         let rows = self.orders.list(&query)?;
         Ok(Page::from_overfetched(rows, query.limit))
-    }
-
-    pub fn next_cursor(page: &Page<Order>) -> Option<OrderCursor> {
-        if page.has_more { page.items.last().map(|o| OrderCursor { placed_at: o.placed_at, id: o.id }) } else { None }
     }
 
     /// Moves an order along the transition table, only if it is still at `expected_version`.

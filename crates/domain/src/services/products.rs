@@ -10,8 +10,8 @@ use crate::event::DomainEvent;
 use crate::pagination::Page;
 use crate::ports::{Clock, InsertProductError, ProductRepository, Repositories, StockAdjustmentError, UpdateError};
 use crate::product::{
-    AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductCursor, ProductId,
-    ProductName, ProductQuery, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta, StockError,
+    AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductId, ProductName,
+    ProductQuery, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta, StockError,
 };
 use crate::validation::FieldViolation;
 
@@ -166,11 +166,6 @@ impl ProductService {
         }
         let rows = self.products.list(&query)?;
         Ok(Page::from_overfetched(rows, query.limit))
-    }
-
-    /// Where the next page of `query` starts, if there is one.
-    pub fn next_cursor(page: &Page<Product>, query: &ProductQuery) -> Option<ProductCursor> {
-        if page.has_more { page.items.last().map(|p| ProductCursor::of(p, query.sort)) } else { None }
     }
 
     /// Applies a merge-patch if the product is still at `expected_version`.

@@ -137,6 +137,8 @@ pub trait PaymentUseCases: Send + Sync {
     ) -> Result<PaymentOutcome, PayError>;
     fn list(&self, actor: Actor, query: PaymentQuery) -> Result<Page<Payment>, GetPaymentError>;
     fn get(&self, actor: Actor, order_id: OrderId, id: PaymentId) -> Result<Payment, GetPaymentError>;
+    // The named lifetime is for mockall, which cannot mock an elided one inside `Option`.
+    #[allow(clippy::needless_lifetimes)]
     fn apply_event<'a>(&self, signature: Option<&'a str>, body: &[u8]) -> Result<EventApplication, ApplyEventError>;
 }
 
@@ -309,7 +311,7 @@ impl PaymentUseCases for PaymentService {
     fn get(&self, actor: Actor, order_id: OrderId, id: PaymentId) -> Result<Payment, GetPaymentError> {
         Self::get(self, actor, order_id, id)
     }
-    fn apply_event<'a>(&self, signature: Option<&'a str>, body: &[u8]) -> Result<EventApplication, ApplyEventError> {
+    fn apply_event(&self, signature: Option<&str>, body: &[u8]) -> Result<EventApplication, ApplyEventError> {
         Self::apply_event(self, signature, body)
     }
 }

@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
 use crate::ports::{Clock, InsertUserError, PasswordHasher, Repositories, UpdateError, UserRepository};
-use crate::user::{Email, NewUser, Password, Role, User, UserCursor, UserId, UserName, UserQuery, UserUpdate};
+use crate::user::{Email, NewUser, Password, Role, User, UserId, UserName, UserQuery, UserUpdate};
 use crate::validation::FieldViolation;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,11 +165,6 @@ impl UserService {
         }
         let rows = self.users.list(query)?;
         Ok(Page::from_overfetched(rows, query.limit))
-    }
-
-    /// Where the next page starts, for a page that has more.
-    pub fn next_cursor(page: &Page<User>) -> Option<UserCursor> {
-        if page.has_more { page.items.last().map(UserCursor::of) } else { None }
     }
 
     /// Applies `changes` to user `id` if the caller may, optionally only if the user is still at

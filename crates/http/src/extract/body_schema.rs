@@ -2,9 +2,10 @@
 //! document is the one statement of what a valid body is, for clients, for fuzzers and for
 //! this service alike.
 //!
-//! [`BodySchemas`] compiles, once per deployment currency, a `jsonschema` validator (draft
-//! 2020-12, formats asserted) for each request body's component schema of the *runtime*
-//! document — the one `/openapi.json` serves, with the deployment's currency in `MoneyInput`.
+//! [`BodySchemas`] compiles a `jsonschema` validator (draft 2020-12, formats asserted) for each
+//! request body's component schema of the *runtime* document — the one `/openapi.json` serves,
+//! with the deployment's currency in `MoneyInput` — on its first use in each worker (`app`
+//! registers one per worker, built from the document it serves).
 //! The `email` format is the domain's own rule (`Email::parse`), so the schema neither refuses
 //! an address the service would take nor takes one it would refuse.
 //!
@@ -19,7 +20,7 @@
 //! `extract::json`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::{Location, LocationSegment};
@@ -37,18 +38,13 @@ pub struct BodySchemas {
 }
 
 impl BodySchemas {
-    /// The validators of the document served on a deployment whose currency is `currency`,
-    /// compiled on first use and shared by every worker (and every test) of the process.
-    pub fn for_currency(currency: &str) -> Arc<BodySchemas> {
-        static BY_CURRENCY: OnceLock<Mutex<HashMap<String, Arc<BodySchemas>>>> = OnceLock::new();
-        let mut known = BY_CURRENCY.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(known.entry(currency.to_owned()).or_insert_with(|| {
-            let document = crate::openapi_for_currency(currency);
-            Arc::new(BodySchemas::new(&document))
-        }))
+    /// The validators of the document served on a deployment whose currency is `currency`.
+    pub fn for_currency(currency: &str) -> Self {
+        Self::new(&crate::openapi_for_currency(currency))
     }
 
-    fn new(document: &utoipa::openapi::OpenApi) -> Self {
+    /// The validators of `document`'s component schemas, each compiled on first use.
+    pub fn new(document: &utoipa::openapi::OpenApi) -> Self {
         let components = document
             .components
             .as_ref()

@@ -6,8 +6,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
-use orderly_domain::services::EventService;
-
 use crate::ApiState;
 use crate::blocking::Needs;
 use crate::caching::CachePolicy;
@@ -77,8 +75,8 @@ pub(crate) async fn list(
         let query = query.clone();
         state.blocking.run(Needs::Database, move || events.list(actor, &query)).await??
     };
-    let next_cursor = EventService::resume_position(&page, &query)
-        .map(|position| dto::next_cursor(&cursors, query.type_name, position));
+    let next_cursor =
+        query.resume_position(&page).map(|position| dto::next_cursor(&cursors, query.type_name, position));
     let data = page.items.iter().map(EventResponse::try_from).collect::<Result<Vec<_>, _>>()?;
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = next_cursor.as_deref().filter(|_| page.has_more) {

@@ -46,8 +46,7 @@ pub(crate) async fn list(
     let orders = state.orders.clone();
     let actor = caller.actor();
     let page = state.blocking.run(Needs::Database, move || orders.invoices(actor, query)).await??;
-    let next_cursor =
-        page.has_more.then(|| page.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.number));
+    let next_cursor = page.next_after(|last| last.number).map(|number| dto::next_cursor(&cursors, number));
     let data = page.items.iter().map(InvoiceResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

@@ -5,8 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 
-use orderly_domain::order::OrderId;
-use orderly_domain::services::OrderService;
+use orderly_domain::order::{OrderCursor, OrderId};
 
 use crate::ApiState;
 use crate::blocking::Needs;
@@ -118,7 +117,7 @@ pub(crate) async fn list(
     let orders = state.orders.clone();
     let actor = caller.actor();
     let page = state.blocking.run(Needs::Database, move || orders.list(actor, query)).await??;
-    let next_cursor = OrderService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
+    let next_cursor = page.next_after(OrderCursor::of).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(OrderResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

@@ -146,8 +146,7 @@ pub(crate) async fn list(
     let actor = caller.actor();
     let query = PaymentQuery { order_id: OrderId::from_uuid(id.0), after: page.after, limit: page.limit };
     let found = state.blocking.run(Needs::Database, move || payments.list(actor, query)).await??;
-    let next_cursor =
-        found.has_more.then(|| found.items.last()).flatten().map(|last| dto::next_cursor(&cursors, last.id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_cursor(&cursors, id));
     let data = found.items.iter().map(PaymentResponse::from).collect();
     Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

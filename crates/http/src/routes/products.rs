@@ -8,8 +8,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
-use orderly_domain::product::ProductId;
-use orderly_domain::services::ProductService;
+use orderly_domain::product::{ProductCursor, ProductId};
 
 use crate::ApiState;
 use crate::blocking::Needs;
@@ -70,7 +69,8 @@ pub(crate) async fn list(
     let products = state.products.clone();
     let actor = caller.actor();
     let page = state.blocking.run(Needs::Database, move || products.list(actor, query)).await??;
-    let next_cursor = ProductService::next_cursor(&page, &asked).map(|last| dto::next_cursor(&cursors, sort, last));
+    let next_cursor =
+        page.next_after(|last| ProductCursor::of(last, asked.sort)).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(ProductResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::for_catalogue(caller.is_authenticated())))
 }

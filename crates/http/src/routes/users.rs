@@ -5,8 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 
-use orderly_domain::services::UserService;
-use orderly_domain::user::UserId;
+use orderly_domain::user::{UserCursor, UserId};
 
 use crate::ApiState;
 use crate::blocking::Needs;
@@ -119,7 +118,7 @@ pub(crate) async fn list(
     let users = state.users.clone();
     let actor = caller.actor();
     let page = state.blocking.run(Needs::Database, move || users.list(actor, &query)).await??;
-    let next_cursor = UserService::next_cursor(&page).map(|last| dto::next_cursor(&cursors, sort, last));
+    let next_cursor = page.next_after(UserCursor::of).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(UserResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

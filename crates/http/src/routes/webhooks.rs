@@ -143,8 +143,7 @@ pub(crate) async fn list(
     let webhooks = state.webhooks.clone();
     let actor = admin.actor();
     let found = state.blocking.run(Needs::Database, move || webhooks.list(actor, &query)).await??;
-    let next_cursor =
-        found.has_more.then(|| found.items.last()).flatten().map(|last| dto::next_endpoint_cursor(&cursors, last.id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_endpoint_cursor(&cursors, id));
     let data = found.items.iter().map(WebhookEndpointResponse::from).collect();
     Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
 }
@@ -326,11 +325,7 @@ pub(crate) async fn list_deliveries(
     let webhooks = state.webhooks.clone();
     let actor = admin.actor();
     let found = state.blocking.run(Needs::Database, move || webhooks.deliveries(actor, &query)).await??;
-    let next_cursor = found
-        .has_more
-        .then(|| found.items.last())
-        .flatten()
-        .map(|last| dto::next_delivery_cursor(&cursors, endpoint, last.id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_delivery_cursor(&cursors, endpoint, id));
     let data = found.items.iter().map(DeliveryResponse::from).collect();
     Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
 }

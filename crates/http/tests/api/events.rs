@@ -2,7 +2,11 @@
 //! stored), admins only, the `type` filter, and polling with the cursor the feed always hands
 //! back (the position after the last event, or the cursor sent when nothing is new), which is
 //! bound to its filter.
-
+//!
+//! The feed use case is a mock (`support::UseCases`): a test states the page it returns (or its
+//! error) and checks what the adapter asked it (the admin actor, the `type`, `after` and `limit`
+//! it parsed from the query and the cursor) and what it renders. Which events the store holds
+//! and who may read them are the domain's rules, tested in `orderly_domain::services::events`.
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
@@ -11,8 +15,11 @@ use actix_web::test;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use orderly_domain::StoreError;
 use orderly_domain::event::{EventQuery, FeedEvent};
+use orderly_domain::pagination::Page;
+use orderly_domain::services::ReadFeedError;
+use orderly_domain::user::Role;
+use orderly_domain::{Actor, StoreError};
 use orderly_http::pagination::{CursorCodec, CursorPosition, CursorScope};
 
 use crate::support::*;
@@ -49,14 +56,19 @@ type Outbox = Arc<Mutex<Vec<FeedEvent>>>;
 /// Every query the feed was asked.
 type Asked = Arc<Mutex<Vec<EventQuery>>>;
 
-/// A feed over `outbox` that answers as the port promises: up to `limit + 1` events after
-/// `after`, of the type asked for, in position order.
-fn with_feed(mut mocks: Mocks, outbox: &Outbox) -> (Mocks, Asked) {
+fn admin() -> Actor {
+    Actor { user_id: admin_id(), role: Role::Admin }
+}
+
+/// A feed use case over `outbox`, asked only by the admin, that answers as `EventService::list`
+/// promises: up to `limit` events after `after`, of the type asked for, in position order, and
+/// whether more are there right now.
+fn with_feed(mut use_cases: UseCases, outbox: &Outbox) -> (UseCases, Asked) {
     let asked: Asked = Arc::default();
     let (outbox, log) = (outbox.clone(), asked.clone());
-    mocks.events.expect_list().returning(move |query| {
+    use_cases.events.expect_list().withf(|actor, _| *actor == admin()).returning(move |_, query| {
         log.lock().unwrap().push(query.clone());
-        Ok(outbox
+        let mut items: Vec<FeedEvent> = outbox
             .lock()
             .unwrap()
             .iter()
@@ -64,9 +76,12 @@ fn with_feed(mut mocks: Mocks, outbox: &Outbox) -> (Mocks, Asked) {
             .filter(|event| query.type_name.is_none_or(|name| event.type_name == name))
             .take(usize::from(query.limit.get()) + 1)
             .cloned()
-            .collect())
+            .collect();
+        let has_more = items.len() > usize::from(query.limit.get());
+        items.truncate(usize::from(query.limit.get()));
+        Ok(Page { items, has_more })
     });
-    (mocks, asked)
+    (use_cases, asked)
 }
 
 fn outbox(positions: impl IntoIterator<Item = i64>) -> Outbox {
@@ -87,8 +102,8 @@ fn cursor_of(body: &Value) -> String {
 
 #[actix_web::test]
 async fn an_event_has_exactly_the_contract_fields_and_its_data_is_an_object() {
-    let (mocks, _) = with_feed(Mocks::new(), &outbox([1]));
-    let reply = send(mocks, admin_get(EVENTS)).await;
+    let (use_cases, _) = with_feed(UseCases::new(), &outbox([1]));
+    let reply = send_with(use_cases, admin_get(EVENTS)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.header(header::CONTENT_TYPE), Some("application/json"));
     assert_eq!(
@@ -111,8 +126,8 @@ async fn invoice_subjects_are_addressed_by_their_number() {
     issued.type_name = "invoice.issued".to_owned();
     issued.subject_type = "invoice".to_owned();
     issued.subject_id = invoice_number().to_string();
-    let (mocks, _) = with_feed(Mocks::new(), &Arc::new(Mutex::new(vec![issued])));
-    let body = send(mocks, admin_get(EVENTS)).await.json();
+    let (use_cases, _) = with_feed(UseCases::new(), &Arc::new(Mutex::new(vec![issued])));
+    let body = send_with(use_cases, admin_get(EVENTS)).await.json();
     assert_eq!(body["data"][0]["subject"], json!({"type": "invoice", "id": "2026-000042"}));
 }
 
@@ -121,29 +136,29 @@ async fn a_payload_that_is_not_an_object_is_a_500_not_a_string() {
     for stored in ["\"{}\"", "[1]", "not json"] {
         let mut broken = event(1);
         broken.data_json = stored.to_owned();
-        let (mocks, _) = with_feed(Mocks::new(), &Arc::new(Mutex::new(vec![broken])));
-        send(mocks, admin_get(EVENTS)).await.problem(500, "internal_error");
+        let (use_cases, _) = with_feed(UseCases::new(), &Arc::new(Mutex::new(vec![broken])));
+        send_with(use_cases, admin_get(EVENTS)).await.problem(500, "internal_error");
     }
 }
 
 #[actix_web::test]
 async fn only_admins_read_the_feed() {
-    // The feed is never asked: the mocks have no expectation.
-    let reply = send(Mocks::new(), bearer(get(EVENTS), CUSTOMER_TOKEN)).await;
+    // Refused by the adapter before the feed is asked: the use case has no expectation.
+    let reply = send_with(UseCases::new(), bearer(get(EVENTS), CUSTOMER_TOKEN)).await;
     let problem = reply.problem(403, "forbidden");
     assert_eq!(problem["detail"], "only admins may read the event feed");
 
-    let reply = send(Mocks::new(), get(EVENTS)).await;
+    let reply = send_with(UseCases::new(), get(EVENTS)).await;
     reply.problem(401, "unauthenticated");
     assert_eq!(reply.header(header::WWW_AUTHENTICATE), Some("Bearer"));
 
-    send(Mocks::new(), bearer(get(EVENTS), EXPIRED_TOKEN)).await.problem(401, "unauthenticated");
+    send_with(UseCases::new(), bearer(get(EVENTS), EXPIRED_TOKEN)).await.problem(401, "unauthenticated");
 }
 
 #[actix_web::test]
 async fn the_feed_is_private_and_varies_by_caller() {
-    let (mocks, _) = with_feed(Mocks::new(), &outbox([]));
-    let reply = send(mocks, admin_get(EVENTS)).await;
+    let (use_cases, _) = with_feed(UseCases::new(), &outbox([]));
+    let reply = send_with(use_cases, admin_get(EVENTS)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header(header::CACHE_CONTROL), Some("private, no-cache"));
     assert_eq!(reply.header(header::VARY), Some("Authorization"));
@@ -151,8 +166,8 @@ async fn the_feed_is_private_and_varies_by_caller() {
 
 #[actix_web::test]
 async fn the_type_filter_and_limit_pass_through() {
-    let (mocks, asked) = with_feed(Mocks::new(), &outbox(1..=6));
-    let body = send(mocks, admin_get("/v1/events?type=order.confirmed&limit=2")).await.json();
+    let (use_cases, asked) = with_feed(UseCases::new(), &outbox(1..=6));
+    let body = send_with(use_cases, admin_get("/v1/events?type=order.confirmed&limit=2")).await.json();
     assert_eq!(positions(&body), vec![2, 4]);
     assert!(body["data"].as_array().unwrap().iter().all(|event| event["type"] == "order.confirmed"));
     let asked = asked.lock().unwrap().clone();
@@ -161,8 +176,8 @@ async fn the_type_filter_and_limit_pass_through() {
     assert_eq!((asked[0].after, asked[0].limit.get()), (None, 2));
 
     // Defaults: every type, 20 per page.
-    let (mocks, asked) = with_feed(Mocks::new(), &outbox(1..=3));
-    let body = send(mocks, admin_get(EVENTS)).await.json();
+    let (use_cases, asked) = with_feed(UseCases::new(), &outbox(1..=3));
+    let body = send_with(use_cases, admin_get(EVENTS)).await.json();
     assert_eq!(positions(&body), vec![1, 2, 3]);
     assert_eq!(body["page"]["limit"], 20);
     let asked = asked.lock().unwrap();
@@ -171,19 +186,20 @@ async fn the_type_filter_and_limit_pass_through() {
 
 #[actix_web::test]
 async fn unknown_types_and_bad_parameters_are_400_naming_them() {
-    let reply = send(Mocks::new(), admin_get("/v1/events?type=order.exploded")).await;
+    let reply = send_with(UseCases::new(), admin_get("/v1/events?type=order.exploded")).await;
     let problem = reply.problem(400, "invalid_parameter");
     assert_eq!(reply.faults(), faults(&[("type", "invalid_value")]));
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("order.placed"), "{problem}");
 
-    let reply = send(Mocks::new(), admin_get("/v1/events?limit=0&type=&sort=position")).await;
+    let reply = send_with(UseCases::new(), admin_get("/v1/events?limit=0&type=&sort=position")).await;
     reply.problem(400, "invalid_parameter");
     assert_eq!(
         reply.faults(),
         faults(&[("limit", "out_of_range"), ("sort", "unknown_parameter"), ("type", "invalid_value")])
     );
 
-    let reply = send(Mocks::new(), admin_get("/v1/events?type=order.placed&type=order.shipped&limit=ten")).await;
+    let reply =
+        send_with(UseCases::new(), admin_get("/v1/events?type=order.placed&type=order.shipped&limit=ten")).await;
     reply.problem(400, "invalid_parameter");
     assert_eq!(reply.faults(), faults(&[("limit", "invalid_format"), ("type", "repeated")]));
 }
@@ -191,8 +207,8 @@ async fn unknown_types_and_bad_parameters_are_400_naming_them() {
 #[actix_web::test]
 async fn polling_with_the_last_cursor_sees_every_event_exactly_once() {
     let outbox = outbox(1..=5);
-    let (mocks, asked) = with_feed(Mocks::new(), &outbox);
-    let app = test::init_service(orderly_http::app(mocks.into_state())).await;
+    let (use_cases, asked) = with_feed(UseCases::new(), &outbox);
+    let app = test::init_service(orderly_http::app(use_cases.into_state())).await;
 
     // Page 1 of 3: more right now, so a Link to the next page.
     let reply = send_to(&app, admin_get("/v1/events?limit=2").to_request()).await;
@@ -237,8 +253,8 @@ async fn polling_with_the_last_cursor_sees_every_event_exactly_once() {
 
 #[actix_web::test]
 async fn an_empty_feed_without_a_cursor_has_no_cursor() {
-    let (mocks, _) = with_feed(Mocks::new(), &outbox([]));
-    let reply = send(mocks, admin_get(EVENTS)).await;
+    let (use_cases, _) = with_feed(UseCases::new(), &outbox([]));
+    let reply = send_with(use_cases, admin_get(EVENTS)).await;
     assert_eq!(reply.json(), json!({"data": [], "page": {"limit": 20, "next_cursor": null, "has_more": false}}));
     assert!(reply.header(header::LINK).is_none());
 }
@@ -246,8 +262,8 @@ async fn an_empty_feed_without_a_cursor_has_no_cursor() {
 #[actix_web::test]
 async fn a_filtered_feed_resumes_within_its_filter() {
     let outbox = outbox(1..=6);
-    let (mocks, asked) = with_feed(Mocks::new(), &outbox);
-    let app = test::init_service(orderly_http::app(mocks.into_state())).await;
+    let (use_cases, asked) = with_feed(UseCases::new(), &outbox);
+    let app = test::init_service(orderly_http::app(use_cases.into_state())).await;
     let body = send_to(&app, admin_get("/v1/events?type=order.placed&limit=2").to_request()).await.json();
     assert_eq!(positions(&body), vec![1, 3]);
     let uri = format!("/v1/events?type=order.placed&limit=2&cursor={}", cursor_of(&body));
@@ -259,8 +275,8 @@ async fn a_filtered_feed_resumes_within_its_filter() {
 
 #[actix_web::test]
 async fn a_cursor_is_bound_to_its_type_filter() {
-    let (mocks, _) = with_feed(Mocks::new(), &outbox(1..=6));
-    let app = test::init_service(orderly_http::app(mocks.into_state())).await;
+    let (use_cases, _) = with_feed(UseCases::new(), &outbox(1..=6));
+    let app = test::init_service(orderly_http::app(use_cases.into_state())).await;
     let unfiltered = cursor_of(&send_to(&app, admin_get("/v1/events?limit=1").to_request()).await.json());
     let placed = cursor_of(&send_to(&app, admin_get("/v1/events?type=order.placed&limit=1").to_request()).await.json());
 
@@ -277,8 +293,8 @@ async fn a_cursor_is_bound_to_its_type_filter() {
 
 #[actix_web::test]
 async fn tampered_and_foreign_cursors_are_400() {
-    let (mocks, _) = with_feed(Mocks::new(), &outbox(1..=3));
-    let app = test::init_service(orderly_http::app(mocks.into_state())).await;
+    let (use_cases, _) = with_feed(UseCases::new(), &outbox(1..=3));
+    let app = test::init_service(orderly_http::app(use_cases.into_state())).await;
     let cursor = cursor_of(&send_to(&app, admin_get("/v1/events?limit=1").to_request()).await.json());
     let mut tampered = cursor.clone().into_bytes();
     tampered[2] = if tampered[2] == b'A' { b'B' } else { b'A' };
@@ -302,14 +318,36 @@ async fn tampered_and_foreign_cursors_are_400() {
 }
 
 #[actix_web::test]
+async fn the_use_case_refusing_the_caller_is_403_forbidden() {
+    let mut use_cases = UseCases::new();
+    use_cases
+        .events
+        .expect_list()
+        .withf(|actor, _| *actor == admin())
+        .times(1)
+        .returning(|_, _| Err(ReadFeedError::Forbidden));
+    let reply = send_with(use_cases, admin_get(EVENTS)).await;
+    let problem = reply.problem(403, "forbidden");
+    assert_eq!(problem["detail"], "only admins may read the event feed");
+}
+
+#[actix_web::test]
 async fn store_failures_map_to_503_and_500() {
-    let mut mocks = Mocks::new();
-    mocks.events.expect_list().returning(|_| Err(StoreError::Unavailable(anyhow::anyhow!("pool timed out"))));
-    let reply = send(mocks, admin_get(EVENTS)).await;
+    let mut use_cases = UseCases::new();
+    use_cases
+        .events
+        .expect_list()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("pool timed out")).into()));
+    let reply = send_with(use_cases, admin_get(EVENTS)).await;
     reply.problem(503, "service_unavailable");
     assert!(reply.header(header::RETRY_AFTER).is_some());
 
-    let mut mocks = Mocks::new();
-    mocks.events.expect_list().returning(|_| Err(StoreError::Unexpected(anyhow::anyhow!("bad row"))));
-    send(mocks, admin_get(EVENTS)).await.problem(500, "internal_error");
+    let mut use_cases = UseCases::new();
+    use_cases
+        .events
+        .expect_list()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unexpected(anyhow::anyhow!("bad row")).into()));
+    send_with(use_cases, admin_get(EVENTS)).await.problem(500, "internal_error");
 }

@@ -23,7 +23,7 @@ const RENDERED: &str = "# HELP orderly_test_total A test.\n# TYPE orderly_test_t
 
 #[actix_web::test]
 async fn metrics_serves_the_rendered_text_in_the_prometheus_format() {
-    let mut state = Mocks::new().into_state();
+    let mut state = UseCases::new().into_state();
     state.metrics = Some(Arc::new(FixedMetrics(RENDERED)));
     let app = actix_web::test::init_service(orderly_http::app(state)).await;
     let reply = send_to(&app, get("/metrics").to_request()).await;
@@ -35,7 +35,7 @@ async fn metrics_serves_the_rendered_text_in_the_prometheus_format() {
 
 #[actix_web::test]
 async fn metrics_without_a_recorder_is_not_found() {
-    let reply = send(Mocks::new(), get("/metrics")).await;
+    let reply = send_with(UseCases::new(), get("/metrics")).await;
     reply.problem(404, "not_found");
 }
 
@@ -49,7 +49,7 @@ async fn logged_span(traceparent: Option<&str>) -> Value {
         request = request.insert_header(("traceparent", value));
     }
     let capture = LogCapture::start();
-    let reply = send(Mocks::new(), request).await;
+    let reply = send_with(UseCases::new(), request).await;
     let log = capture.finish();
     assert_eq!(reply.status, StatusCode::OK);
     let line = log.lines().find(|line| line.contains("request completed")).unwrap_or_else(|| panic!("{log}"));

@@ -181,7 +181,7 @@ fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
 #[actix_web::test]
 async fn the_router_serves_exactly_the_documented_operations() {
     let document = document();
-    let mut state = Mocks::new().into_state();
+    let mut state = UseCases::new().into_state();
     // Without a recorder `/metrics` is 404 by design; with one it serves.
     state.metrics = Some(std::sync::Arc::new(crate::observability::FixedMetrics("")));
     let app = actix_web::test::init_service(orderly_http::app(state)).await;

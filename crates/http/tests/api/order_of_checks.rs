@@ -8,7 +8,8 @@
 //!   about an operation they may not use;
 //! - from an admin, the validation error.
 //!
-//! None of these requests reaches a store: each is refused before its use case runs.
+//! None of these requests reaches a use case: they run against mocks of the use cases
+//! (`support::UseCases`) with no expectation set, so a use case called would fail the test.
 
 use actix_web::http::Method;
 use actix_web::test::{self, TestRequest};
@@ -198,7 +199,7 @@ fn cases() -> Vec<Case> {
 
 /// Sends every case with `token` (none: no `Authorization`) and checks each reply.
 async fn check_every_case(token: Option<&str>, expect: impl Fn(&Case, &Reply)) {
-    let app = test::init_service(orderly_http::app(Mocks::new().into_state())).await;
+    let app = test::init_service(orderly_http::app(UseCases::new().into_state())).await;
     for case in cases() {
         let request = (case.request)();
         let request = match token {

@@ -432,7 +432,8 @@ impl UseCases {
 }
 
 /// `outer.within(..)` hands out `inner`, once: what a write run through `Idempotency-Key`
-/// handling calls its use case on. One function per use-case trait that has `within`.
+/// handling calls its use case on (webhook endpoints are tested over a real store, so they
+/// need none).
 pub fn users_within(outer: &mut MockUserUseCases, inner: MockUserUseCases) {
     outer.expect_within().return_once(move |_| Box::new(inner));
 }
@@ -440,9 +441,6 @@ pub fn products_within(outer: &mut MockProductUseCases, inner: MockProductUseCas
     outer.expect_within().return_once(move |_| Box::new(inner));
 }
 pub fn orders_within(outer: &mut MockOrderUseCases, inner: MockOrderUseCases) {
-    outer.expect_within().return_once(move |_| Box::new(inner));
-}
-pub fn webhooks_within(outer: &mut MockWebhookUseCases, inner: MockWebhookUseCases) {
     outer.expect_within().return_once(move |_| Box::new(inner));
 }
 
@@ -509,12 +507,6 @@ impl Reply {
         faults.sort();
         faults
     }
-}
-
-/// Sends `request` to a fresh `app(state)` built from `mocks`.
-pub async fn send(mocks: Mocks, request: TestRequest) -> Reply {
-    let service = test::init_service(orderly_http::app(mocks.into_state())).await;
-    send_to(&service, request.to_request()).await
 }
 
 /// Sends `request` (from `TestRequest::to_request`) to an app already initialised.

@@ -25,7 +25,7 @@ fn request(method: &str, path: &str) -> Vec<u8> {
 
 #[actix_web::test]
 async fn a_path_with_an_empty_first_segment_is_404() {
-    let address = serve(Mocks::new());
+    let address = serve(UseCases::new());
     for (method, path) in
         [("GET", "//v1/products"), ("POST", "//v1/orders"), ("GET", "//healthz"), ("HEAD", "//v1/products")]
     {
@@ -42,7 +42,7 @@ async fn a_path_with_an_empty_first_segment_is_404() {
 
 #[actix_web::test]
 async fn no_405_allows_the_method_it_refused() {
-    let address = serve(Mocks::new());
+    let address = serve(UseCases::new());
     let api = orderly_http::openapi();
     let id = "0192f5c2-0000-7000-8000-000000000001";
     let mut checked_405s = 0;
@@ -57,7 +57,8 @@ async fn no_405_allows_the_method_it_refused() {
             ("DELETE", item.delete.is_some()),
         ];
         for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FROB"] {
-            // Documented methods run their handlers (over mocks with no expectations); the
+            // Documented methods run their handlers (over mocks of the use cases with no
+            // expectations: whatever they answer, it is no 405); the
             // doubled-slash form of every path takes none, whatever the method.
             let routed = documented.iter().any(|(m, present)| *m == method && *present);
             let targets = if routed { vec![format!("/{path}")] } else { vec![path.clone(), format!("/{path}")] };

@@ -1,5 +1,6 @@
 //! What only shows on a real socket: HEAD sends headers and no body, and a chunked body over
-//! the limit is refused with 413 while it streams in.
+//! the limit is refused with 413 while it streams in (before any use case: the mocks of the use
+//! cases, [`UseCases`], expect nothing).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,10 +10,10 @@ use actix_web::HttpServer;
 
 use crate::support::*;
 
-/// Serves `app` on a free loopback port with one worker; the server stops with the test's
-/// runtime.
-pub fn serve(mocks: Mocks) -> SocketAddr {
-    let state = mocks.into_state();
+/// Serves `app` over `use_cases` on a free loopback port with one worker; the server stops
+/// with the test's runtime.
+pub fn serve(use_cases: UseCases) -> SocketAddr {
+    let state = use_cases.into_state();
     let server = HttpServer::new(move || orderly_http::app(state.clone()))
         .workers(1)
         .disable_signals()
@@ -40,7 +41,7 @@ pub async fn exchange(address: SocketAddr, request: Vec<u8>) -> String {
 
 #[actix_web::test]
 async fn head_sends_the_get_headers_and_no_body() {
-    let address = serve(Mocks::new());
+    let address = serve(UseCases::new());
     let get = exchange(address, b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_vec()).await;
     let head = exchange(address, b"HEAD /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".to_vec()).await;
     assert!(get.starts_with("HTTP/1.1 200"), "{get}");
@@ -52,7 +53,7 @@ async fn head_sends_the_get_headers_and_no_body() {
 
 #[actix_web::test]
 async fn a_chunked_body_over_the_limit_is_413() {
-    let address = serve(Mocks::new());
+    let address = serve(UseCases::new());
     let mut request = b"POST /v1/users HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
                         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         .to_vec();

@@ -10,6 +10,7 @@ use mockall::predicate::eq;
 
 use super::*;
 use crate::event::DomainEvent;
+use crate::order::OrderCursor;
 use crate::order::{LineRequest, OrderSort, ReservationLimitExceeded, Shortfall};
 use crate::order::{OrderLine, Quantity, TransitionEffect};
 use crate::pagination::{PageLimit, SortDirection};
@@ -358,7 +359,7 @@ fn a_customer_naming_someone_else_gets_an_empty_page_without_asking_the_store() 
 
     assert!(page.items.is_empty());
     assert!(!page.has_more);
-    assert_eq!(OrderService::next_cursor(&page), None);
+    assert_eq!(page.next_after(OrderCursor::of), None);
 }
 
 #[test]
@@ -374,7 +375,7 @@ fn an_admins_filters_pass_through_and_an_overfetched_row_yields_a_cursor() {
 
     assert_eq!(page.items, rows[..2]);
     assert!(page.has_more);
-    assert_eq!(OrderService::next_cursor(&page), Some(OrderCursor { placed_at: rows[1].placed_at, id: rows[1].id }));
+    assert_eq!(page.next_after(OrderCursor::of), Some(OrderCursor { placed_at: rows[1].placed_at, id: rows[1].id }));
 }
 
 #[test]
@@ -389,7 +390,7 @@ fn an_admin_without_a_customer_filter_lists_everyones_orders() {
 
     assert_eq!(page.items, rows);
     assert!(!page.has_more);
-    assert_eq!(OrderService::next_cursor(&page), None);
+    assert_eq!(page.next_after(OrderCursor::of), None);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use super::*;
 use crate::actor::Actor;
 use crate::pagination::{PageLimit, SortDirection};
 use crate::ports::MockProductRepository;
+use crate::product::ProductCursor;
 use crate::product::ProductSortKey;
 use crate::services::fixtures::{
     actor, admin, archived_product, customer, delta, description, eur, fixed_clock, now, price, product, product_name,
@@ -351,7 +352,7 @@ fn non_admins_asking_for_archived_products_get_an_empty_page_without_a_query() {
         let page = ports.service().list(caller, filtered_query(Some(ProductStatus::Archived))).unwrap();
 
         assert_eq!(page, Page { items: Vec::new(), has_more: false }, "{caller:?}");
-        assert_eq!(ProductService::next_cursor(&page, &filtered_query(None)), None);
+        assert_eq!(page.next_after(|last| ProductCursor::of(last, (filtered_query(None)).sort)), None);
     }
 }
 
@@ -417,7 +418,7 @@ fn an_overfetched_row_means_more_and_the_cursor_follows_the_sort_key_of_the_last
 
         assert_eq!(page.items, rows[..2], "{sort:?}");
         assert!(page.has_more, "{sort:?}");
-        assert_eq!(ProductService::next_cursor(&page, &query), Some(expected), "{sort:?}");
+        assert_eq!(page.next_after(|last| ProductCursor::of(last, (query).sort)), Some(expected), "{sort:?}");
     }
 }
 
@@ -434,7 +435,7 @@ fn the_last_page_has_no_more_and_no_cursor() {
 
     assert_eq!(page.items, rows);
     assert!(!page.has_more);
-    assert_eq!(ProductService::next_cursor(&page, &query), None);
+    assert_eq!(page.next_after(|last| ProductCursor::of(last, (query).sort)), None);
 }
 
 #[test]
@@ -445,7 +446,7 @@ fn an_empty_catalogue_is_an_empty_last_page() {
     let page = ports.service().list(None, ProductQuery::default()).unwrap();
 
     assert_eq!(page, Page { items: Vec::new(), has_more: false });
-    assert_eq!(ProductService::next_cursor(&page, &ProductQuery::default()), None);
+    assert_eq!(page.next_after(|last| ProductCursor::of(last, (ProductQuery::default()).sort)), None);
 }
 
 #[test]

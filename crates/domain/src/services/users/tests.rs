@@ -13,6 +13,7 @@ use crate::ports::{MockPasswordHasher, MockUserRepository};
 use crate::services::fixtures::{
     actor, admin, credentials, customer, email, name, new_hash, now, other_customer, password, stored_hash,
 };
+use crate::user::UserCursor;
 use crate::user::{UserSort, UserUpdate};
 
 #[derive(Default)]
@@ -342,7 +343,7 @@ fn an_admin_gets_a_page_with_more_and_a_cursor_from_the_overfetched_row() {
 
     assert_eq!(page.items, rows[..2]);
     assert!(page.has_more);
-    assert_eq!(UserService::next_cursor(&page), Some(UserCursor::of(&rows[1])));
+    assert_eq!(page.next_after(UserCursor::of), Some(UserCursor::of(&rows[1])));
 }
 
 #[test]
@@ -356,7 +357,7 @@ fn the_last_page_has_no_more_and_no_cursor() {
 
     assert_eq!(page.items, rows);
     assert!(!page.has_more);
-    assert_eq!(UserService::next_cursor(&page), None);
+    assert_eq!(page.next_after(UserCursor::of), None);
 }
 
 #[test]
@@ -367,7 +368,7 @@ fn an_empty_collection_is_an_empty_last_page() {
     let page = ports.service().list(actor(&admin()), &UserQuery::default()).unwrap();
 
     assert_eq!(page, Page { items: Vec::new(), has_more: false });
-    assert_eq!(UserService::next_cursor(&page), None);
+    assert_eq!(page.next_after(UserCursor::of), None);
 }
 
 // ---- update: who may change what ------------------------------------------------------------
