@@ -131,6 +131,26 @@ async fn a_retried_order_is_replayed_byte_for_byte_and_placed_once() {
     assert_ne!(again.header("x-request-id"), first.header("x-request-id"), "the replay has its own request id");
 }
 
+/// With a key the use case is rebound to the executor's unit of work, so that the order and the
+/// stored answer commit together; without one, to the pool's repositories.
+#[actix_web::test]
+async fn a_keyed_write_runs_in_the_executors_unit_of_work_and_a_keyless_one_does_not() {
+    for key in [Some(KEY), None] {
+        let mut use_cases = UseCases::new();
+        let store = use_cases.idempotency.clone();
+        let keyed = key.is_some();
+        let inner = placing(customer(), 2);
+        use_cases
+            .orders
+            .expect_within()
+            .withf(move |repositories| store.is_unit_of_work(repositories) == keyed)
+            .times(1)
+            .return_once(move |_| Box::new(inner));
+        let reply = send_with(use_cases, place(CUSTOMER_TOKEN, order_body(2), key)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{key:?}: {}", reply.text());
+    }
+}
+
 #[actix_web::test]
 async fn without_a_key_nothing_is_stored_and_every_request_runs() {
     let mut use_cases = UseCases::new();

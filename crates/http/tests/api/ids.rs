@@ -37,9 +37,9 @@ fn other_spellings(id: Uuid) -> Vec<String> {
 }
 
 /// The state of these tests: users, products and orders over the real stores of `db` (and
-/// webhooks, as [`Mocks::into_state_over`] wires them); tokens are the mocks'.
+/// webhooks, as [`UseCases::into_state_over`] wires them); tokens are the mocks'.
 fn state_over(db: &TestDatabase) -> ApiState {
-    let mut state = Mocks::new().into_state_over(db.database());
+    let mut state = UseCases::new().into_state_over(db.database());
     let repositories = state.repositories.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut hasher = orderly_domain::ports::MockPasswordHasher::new();

@@ -22,7 +22,7 @@ use orderly_http::ApiState;
 use orderly_persistence::testing::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::support::{Mocks, Reply, bearer, get, json_request, send_to};
+use crate::support::{Reply, UseCases, bearer, get, json_request, send_to};
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "another horse battery";
@@ -39,7 +39,7 @@ fn fake_hasher() -> Arc<dyn PasswordHasher> {
 /// The app's state with users and sessions over `db`, trusting a read generation for
 /// `check_interval`, with the given refresh reuse leeway.
 fn state_over(db: &TestDatabase, check_interval: Duration, leeway: chrono::Duration) -> ApiState {
-    let mut state = Mocks::new().into_state_over(db.database());
+    let mut state = UseCases::new().into_state_over(db.database());
     let repositories = orderly_persistence::repositories(db.database());
     let (hasher, clock): (_, Arc<dyn Clock>) = (fake_hasher(), Arc::new(SystemClock));
     let tokens = JwtTokenService::new(JwtSettings::new(

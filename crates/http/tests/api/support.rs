@@ -2,9 +2,8 @@
 //! consumer would. The state comes in two kinds:
 //! - [`UseCases`]: mockall mocks of the domain's use cases (ADR 0019), what a test of a route
 //!   sets expectations on — the arguments the adapter passes, the result it renders;
-//! - [`Mocks`]: the real services over mocks of the repositories, or over the real persistence
-//!   adapter ([`Mocks::into_state_over`]), for the tests of machinery that spans the layers
-//!   (revocation, webhooks over a database).
+//! - [`UseCases::into_state_over`]: some real services over the real persistence adapter, for
+//!   the integration tests of the adapter (webhook endpoints, canonical ids, revocation).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,18 +25,16 @@ use orderly_domain::idempotency::{
 use orderly_domain::invoice::{Invoice, InvoiceNumber};
 use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    IdempotentExecutor, MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPasswordHasher,
-    MockPaymentRepository, MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockTokenService,
-    MockUserRepository, MockWebhookRepository, Repositories, SendReport, SystemClock, TokenRejected, UnitOfWork,
-    WebhookMessage, WebhookSender,
+    IdempotentExecutor, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentRepository,
+    MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockUserRepository, MockWebhookRepository,
+    Repositories, SendReport, SystemClock, TokenRejected, WebhookMessage, WebhookSender,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
 };
 use orderly_domain::services::{
-    Admission, EventService, MockEventUseCases, MockOrderUseCases, MockPaymentUseCases, MockProductUseCases,
-    MockSessionUseCases, MockUserUseCases, MockWebhookUseCases, OrderPolicy, OrderService, PaymentPolicy,
-    PaymentService, ProductService, SessionService, UserService, WebhookPolicy, WebhookService,
+    Admission, MockEventUseCases, MockOrderUseCases, MockPaymentUseCases, MockProductUseCases, MockSessionUseCases,
+    MockUserUseCases, MockWebhookUseCases, OrderPolicy, WebhookPolicy, WebhookService,
 };
 use orderly_domain::user::{Email, Role, User, UserId, UserName};
 use orderly_domain::webhook::WebhookSecret;
@@ -177,25 +174,6 @@ pub fn order_policy() -> OrderPolicy {
     }
 }
 
-/// The ports a test may set expectations on. Access tokens are already wired:
-/// [`CUSTOMER_TOKEN`], [`ADMIN_TOKEN`], [`EXPIRED_TOKEN`]; anything else is invalid.
-pub struct Mocks {
-    pub users: MockUserRepository,
-    pub products: MockProductRepository,
-    pub orders: MockOrderRepository,
-    pub invoices: MockInvoiceRepository,
-    pub events: MockEventFeed,
-    pub refresh_tokens: MockRefreshTokenRepository,
-    pub hasher: MockPasswordHasher,
-    pub tokens: MockTokenService,
-    pub readiness: MockReadiness,
-    /// An in-memory executor; clone it before `into_state` to inspect or seed it.
-    pub idempotency: FakeIdempotency,
-    pub payments: MockPaymentRepository,
-    pub jobs: MockJobQueue,
-    pub webhooks: MockWebhookRepository,
-}
-
 /// The webhook sender of the HTTP tests: it makes signing secrets as the real one does
 /// (`whsec_` and the base64 of 32 random bytes), and is never asked to send — delivering is the
 /// job worker's, which the HTTP adapter does not run.
@@ -212,132 +190,6 @@ impl WebhookSender for SecretsOnlySender {
 
     fn send<'a>(&self, message: WebhookMessage<'a>) -> SendReport {
         panic!("the HTTP tests never deliver a webhook (asked to send event {})", message.event.id)
-    }
-}
-
-/// A unit of work that must not be reached: the HTTP tests run with payments off.
-struct NoUnitOfWork;
-
-impl UnitOfWork for NoUnitOfWork {
-    fn run(
-        &self,
-        _work: &mut dyn FnMut(&Repositories) -> Result<bool, orderly_domain::StoreError>,
-    ) -> Result<(), orderly_domain::StoreError> {
-        Err(orderly_domain::StoreError::Unexpected(anyhow::anyhow!("no unit of work in the HTTP tests")))
-    }
-}
-
-impl Mocks {
-    pub fn new() -> Self {
-        let mut tokens = MockTokenService::new();
-        tokens.expect_verify_access_token().returning(|token, _| match token {
-            CUSTOMER_TOKEN => {
-                Ok(AccessClaims { user_id: customer_id(), role: Role::Customer, generation: 0, refresh_token_id: None })
-            }
-            ADMIN_TOKEN => {
-                Ok(AccessClaims { user_id: admin_id(), role: Role::Admin, generation: 0, refresh_token_id: None })
-            }
-            EXPIRED_TOKEN => Err(TokenRejected::Expired),
-            _ => Err(TokenRejected::Invalid),
-        });
-        // Nobody's sessions were ever revoked: every user is at generation 0, as the tokens.
-        let mut users = MockUserRepository::new();
-        users.expect_token_generation().returning(|_| Ok(Some(0)));
-        Self {
-            users,
-            products: MockProductRepository::new(),
-            orders: MockOrderRepository::new(),
-            invoices: MockInvoiceRepository::new(),
-            events: MockEventFeed::new(),
-            refresh_tokens: MockRefreshTokenRepository::new(),
-            hasher: MockPasswordHasher::new(),
-            tokens,
-            readiness: MockReadiness::new(),
-            idempotency: FakeIdempotency::default(),
-            payments: MockPaymentRepository::new(),
-            jobs: MockJobQueue::new(),
-            webhooks: MockWebhookRepository::new(),
-        }
-    }
-
-    pub fn into_state(self) -> ApiState {
-        let repositories = Repositories {
-            users: Arc::new(self.users),
-            refresh_tokens: Arc::new(self.refresh_tokens),
-            products: Arc::new(self.products),
-            orders: Arc::new(self.orders),
-            invoices: Arc::new(self.invoices),
-            payments: Arc::new(self.payments),
-            jobs: Arc::new(self.jobs),
-            webhooks: Arc::new(self.webhooks),
-        };
-        let _ = self.idempotency.repositories.set(repositories.clone());
-        let hasher: Arc<dyn orderly_domain::ports::PasswordHasher> = Arc::new(self.hasher);
-        let clock: Arc<dyn orderly_domain::ports::Clock> = Arc::new(SystemClock);
-        let orders = OrderService::new(
-            repositories.orders.clone(),
-            repositories.invoices.clone(),
-            clock.clone(),
-            order_policy(),
-        );
-        // Payments off, as on a deployment without a provider; no test here reaches a unit of work.
-        let payments = PaymentService::new(
-            repositories.clone(),
-            Arc::new(NoUnitOfWork),
-            None,
-            orders.clone(),
-            clock.clone(),
-            PaymentPolicy::default(),
-        );
-        let webhooks = WebhookService::new(
-            repositories.clone(),
-            Arc::new(NoUnitOfWork),
-            Arc::new(MockEventFeed::new()),
-            Arc::new(SecretsOnlySender),
-            clock.clone(),
-            WebhookPolicy::default(),
-        );
-        let users = UserService::new(repositories.users.clone(), hasher.clone(), clock.clone());
-        let sessions = SessionService::new(
-            repositories.users.clone(),
-            repositories.refresh_tokens.clone(),
-            hasher,
-            Arc::new(self.tokens),
-            clock.clone(),
-        );
-        let mut state = UseCases::new().into_state();
-        state.users = Arc::new(users);
-        state.sessions = Arc::new(sessions);
-        state.products = Arc::new(ProductService::new(repositories.products.clone(), clock, eur()));
-        state.orders = Arc::new(orders);
-        state.events = Arc::new(EventService::new(Arc::new(self.events)));
-        state.payments = Arc::new(payments);
-        state.webhooks = Arc::new(webhooks);
-        state.repositories = repositories;
-        state.readiness = Arc::new(self.readiness);
-        state.idempotency = Arc::new(self.idempotency);
-        state
-    }
-
-    /// The state of a webhook test: the mocks' services, with webhooks, `Idempotency-Key`
-    /// handling and the repositories a use case runs with over the real database `db` (its
-    /// unit of work, its event feed, its idempotency executor). Destinations are checked with
-    /// the default policy: `https` only, no refused address allowed.
-    pub fn into_state_over(self, db: &orderly_persistence::Database) -> ApiState {
-        let mut state = self.into_state();
-        let repositories = orderly_persistence::repositories(db);
-        state.webhooks = Arc::new(WebhookService::new(
-            repositories.clone(),
-            Arc::new(orderly_persistence::DieselUnitOfWork::new(db.clone())),
-            Arc::new(orderly_persistence::DieselEventFeed::new(db.clone())),
-            Arc::new(SecretsOnlySender),
-            Arc::new(SystemClock),
-            WebhookPolicy::default(),
-        ));
-        state.idempotency =
-            Arc::new(orderly_persistence::DieselIdempotentExecutor::new(db.clone(), chrono::Duration::seconds(60)));
-        state.repositories = repositories;
-        state
     }
 }
 
@@ -405,8 +257,9 @@ impl UseCases {
     }
 
     pub fn into_state(self) -> ApiState {
+        // Two sets, so that a test can tell the unit of work's from the pool's.
         let repositories = untouched_repositories();
-        let _ = self.idempotency.repositories.set(repositories.clone());
+        let _ = self.idempotency.repositories.set(untouched_repositories());
         ApiState {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),
@@ -428,6 +281,30 @@ impl UseCases {
                 ..HttpSettings::new(b"test cursor key".to_vec())
             },
         }
+    }
+}
+
+impl UseCases {
+    /// The state of an integration test of the adapter: these use cases, but webhooks,
+    /// `Idempotency-Key` handling and the repositories a use case runs with over the real
+    /// database `db` (its unit of work, its event feed, its idempotency executor). Destinations
+    /// are checked with the default policy: `https` only, no refused address allowed. A test
+    /// that needs more real services puts them in the state itself (`ids`, `revocation`).
+    pub fn into_state_over(self, db: &orderly_persistence::Database) -> ApiState {
+        let mut state = self.into_state();
+        let repositories = orderly_persistence::repositories(db);
+        state.webhooks = Arc::new(WebhookService::new(
+            repositories.clone(),
+            Arc::new(orderly_persistence::DieselUnitOfWork::new(db.clone())),
+            Arc::new(orderly_persistence::DieselEventFeed::new(db.clone())),
+            Arc::new(SecretsOnlySender),
+            Arc::new(SystemClock),
+            WebhookPolicy::default(),
+        ));
+        state.idempotency =
+            Arc::new(orderly_persistence::DieselIdempotentExecutor::new(db.clone(), chrono::Duration::seconds(60)));
+        state.repositories = repositories;
+        state
     }
 }
 
@@ -596,7 +473,7 @@ impl std::io::Write for ThreadCapture {
 #[derive(Clone, Default)]
 pub struct FakeIdempotency {
     records: Arc<Mutex<HashMap<(IdempotencyScope, String), IdempotencyRecord>>>,
-    /// What the use case is handed as its unit of work's repositories: the test's mocks.
+    /// What the use case is handed as its unit of work's repositories: mocks, not the state's.
     repositories: Arc<std::sync::OnceLock<Repositories>>,
 }
 
@@ -621,6 +498,11 @@ impl FakeIdempotency {
 
     pub fn len(&self) -> usize {
         self.records.lock().unwrap().len()
+    }
+
+    /// Whether `repositories` are the ones this executor hands a use case in its unit of work.
+    pub fn is_unit_of_work(&self, repositories: &Repositories) -> bool {
+        self.repositories.get().is_some_and(|ours| Arc::ptr_eq(&ours.orders, &repositories.orders))
     }
 }
 

@@ -121,7 +121,7 @@ orderly_persistence::backend_tests! {
     /// 201 with `Location`, `ETag` and `no-store`; the secret in this answer only.
     #[actix_web::test]
     async fn registering_shows_the_secret_once(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let body = json!({
             "url": "https://hooks.example.com/orderly",
             "event_types": ["order.placed", "order.confirmed"],
@@ -176,7 +176,7 @@ orderly_persistence::backend_tests! {
     /// nothing more.
     #[actix_web::test]
     async fn a_retried_registration_is_replayed_with_its_secret(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let request = || {
             create(ADMIN_TOKEN, r#"{"url":"https://hooks.example.com/orderly"}"#)
                 .insert_header(("Idempotency-Key", "register-hook-1"))
@@ -200,7 +200,7 @@ orderly_persistence::backend_tests! {
     /// docs/api.md#webhooks: refused when saved, each at `/url`, and nothing is stored.
     #[actix_web::test]
     async fn every_refused_destination_is_422_at_the_url(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         for (url, code) in [
             ("http://hooks.example.com/orderly", "invalid_value"),
             ("https://127.0.0.1/hooks", "forbidden_destination"),
@@ -245,7 +245,7 @@ orderly_persistence::backend_tests! {
     /// the body at its pointer.
     #[actix_web::test]
     async fn faults_of_the_body_are_422_with_pointers(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let url = "https://hooks.example.com/orderly";
         let cases: [(Value, &[(&str, &str)]); 9] = [
             (json!({"url": url, "secret": "whsec_mine"}), &[("/secret", "unknown_field")]),
@@ -280,7 +280,7 @@ orderly_persistence::backend_tests! {
     /// before the path, the query or the body is looked at.
     #[actix_web::test]
     async fn admins_only_and_customers_learn_nothing_from_validation(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let created = register!(&app, "https://hooks.example.com/orderly");
         let id = created["id"].as_str().unwrap().to_owned();
         let delivery = Uuid::now_v7().to_string();
@@ -334,7 +334,7 @@ orderly_persistence::backend_tests! {
     /// docs/api.md#pagination: oldest first, every endpoint once, `Link` to the next page, signed cursors.
     #[actix_web::test]
     async fn the_list_is_oldest_first_in_pages(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let mut ids = Vec::new();
         for n in 0..5 {
             ids.push(register!(&app, &format!("https://hooks{n}.example.com/"))["id"].as_str().unwrap().to_owned());
@@ -393,7 +393,7 @@ orderly_persistence::backend_tests! {
     /// docs/api.md#caching: a strong ETag from the version, 304 for a current `If-None-Match`; ids are UUIDs.
     #[actix_web::test]
     async fn one_endpoint_has_an_etag_and_answers_304(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let id = register!(&app, "https://hooks.example.com/orderly")["id"].as_str().unwrap().to_owned();
         let reply = send_to(&app, admin(get(&endpoint_uri(&id))).to_request()).await;
         assert_eq!(reply.status, StatusCode::OK);
@@ -422,7 +422,7 @@ orderly_persistence::backend_tests! {
     /// and `If-Match` honoured when sent.
     #[actix_web::test]
     async fn an_endpoint_is_changed_by_merge_patch(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let body = json!({"url": "https://hooks.example.com/a", "event_types": ["order.placed"], "description": "A"});
         let created = send_to(&app, create(ADMIN_TOKEN, body.to_string()).to_request()).await.json();
         let uri = endpoint_uri(created["id"].as_str().unwrap());
@@ -487,7 +487,7 @@ orderly_persistence::backend_tests! {
     /// Removal: 204, then it is gone (its delivery log with it); `If-Match` honoured when sent.
     #[actix_web::test]
     async fn a_removed_endpoint_is_gone(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let id = register!(&app, "https://hooks.example.com/orderly")["id"].as_str().unwrap().to_owned();
         deliveries(db, &id, 1);
         let uri = endpoint_uri(&id);
@@ -508,7 +508,7 @@ orderly_persistence::backend_tests! {
     /// fields; an unknown endpoint is 404.
     #[actix_web::test]
     async fn the_delivery_log_is_newest_first(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         send_to(&app, admin(get(&deliveries_uri(&Uuid::now_v7().to_string()))).to_request())
             .await
             .problem(404, "not_found");
@@ -557,7 +557,7 @@ orderly_persistence::backend_tests! {
     /// for a delivery that is not the endpoint's (404).
     #[actix_web::test]
     async fn a_delivery_is_retried(db: &TestDatabase) {
-        let app = test::init_service(orderly_http::app(Mocks::new().into_state_over(db.database()))).await;
+        let app = test::init_service(orderly_http::app(UseCases::new().into_state_over(db.database()))).await;
         let id = register!(&app, "https://hooks.example.com/orderly")["id"].as_str().unwrap().to_owned();
         let other = register!(&app, "https://hooks.example.com/other")["id"].as_str().unwrap().to_owned();
         let delivery = deliveries(db, &id, 1)[0];
