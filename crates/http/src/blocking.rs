@@ -61,6 +61,23 @@ impl BlockingPool {
         }
     }
 
+    /// Runs one use case — `work` on `use_cases` — under the database bound (see [`Self::run`]),
+    /// a refusal becoming the problem it is: the one call of most handlers.
+    pub async fn call<U, T, E>(
+        &self,
+        use_cases: &Arc<U>,
+        work: impl FnOnce(&U) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        U: ?Sized + Send + Sync + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+        ApiError: From<E>,
+    {
+        let use_cases = Arc::clone(use_cases);
+        Ok(self.run(Needs::Database, move || work(&use_cases)).await??)
+    }
+
     /// Runs `work` on the blocking pool inside the current span, once admitted under the bound
     /// of `needs`. Too long a wait is a 503 with `Retry-After`; a pool failure or a panic in
     /// `work` a bare 500.

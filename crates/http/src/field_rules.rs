@@ -5,10 +5,11 @@
 //! next to the tests that hold each of them to the domain rule it describes
 //! (`orderly_domain::product::ProductName::parse` and friends): a pattern that accepted what the
 //! domain refuses would send fuzzers' "valid" values to a 422, one that refused what the domain
-//! accepts would hide real input. [`describe`] writes them into the document.
+//! accepts would hide real input. [`describe`] writes them into the document, finding each
+//! field with `property_of` (which `crate::openapi` uses too).
 
 use utoipa::openapi::path::ParameterIn;
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{Components, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
 /// Any character but a control character (`char::is_control`: U+0000–U+001F, U+007F–U+009F).
@@ -109,7 +110,7 @@ pub const INVOICE_NUMBER: &str =
     "^[1-9][0-9]{3}-([1-9][0-9]{5}|0[1-9][0-9]{4}|00[1-9][0-9]{3}|000[1-9][0-9]{2}|0000[1-9][0-9]|00000[1-9])$";
 
 /// (component schema, property, pattern) for request bodies.
-const BODY_PATTERNS: [(&str, &str, &str); 11] = [
+const BODY_PATTERNS: [(&str, &str, &str); 12] = [
     ("CreateProductRequest", "sku", SKU_TEXT),
     ("CreateProductRequest", "name", SINGLE_LINE_TEXT),
     ("UpdateProductRequest", "name", SINGLE_LINE_TEXT),
@@ -119,6 +120,7 @@ const BODY_PATTERNS: [(&str, &str, &str); 11] = [
     ("UpdateProductRequest", "description", DESCRIPTION_TEXT),
     ("AdjustStockRequest", "reason", MULTI_LINE_TEXT),
     ("RegisterUserRequest", "password", PASSWORD_TEXT),
+    ("UpdateUserRequest", "password", PASSWORD_TEXT),
     ("CreateWebhookEndpointRequest", "description", ENDPOINT_DESCRIPTION_TEXT),
     ("UpdateWebhookEndpointRequest", "description", ENDPOINT_DESCRIPTION_TEXT),
 ];
@@ -126,8 +128,10 @@ const BODY_PATTERNS: [(&str, &str, &str); 11] = [
 /// webhook endpoint (`orderly_domain::webhook::EventTypeFilter::parse` refuses a repeat).
 const UNIQUE_ITEMS: [(&str, &str); 2] =
     [("CreateWebhookEndpointRequest", "event_types"), ("UpdateWebhookEndpointRequest", "event_types")];
-/// Password fields that must be new passwords (the rule above applies to them too).
-const NEW_PASSWORD_FIELDS: [(&str, &str); 1] = [("UpdateUserRequest", "password")];
+/// The patterns that bound the length of the trimmed text: the fields they are written on
+/// have no `maxLength`, which would count the whitespace the domain trims, and refuse names
+/// the service takes.
+const TRIMMED_LENGTH_PATTERNS: [&str; 3] = [SINGLE_LINE_TEXT, MULTI_LINE_TEXT, ENDPOINT_DESCRIPTION_TEXT];
 /// (operationId, query parameter, pattern).
 const QUERY_PATTERNS: [(&str, &str, &str); 1] = [("listProducts", "q", SEARCH_TEXT)];
 /// Largest stock adjustment either way (`AdjustStockRequest.delta`).
@@ -136,68 +140,69 @@ const MAX_DELTA: i64 = 1_000_000_000;
 /// Writes the patterns into `api`; states that a stock adjustment's `delta` is never zero and
 /// that `current_password` comes only with a new `password`.
 pub fn describe(api: &mut OpenApi) {
-    if let Some(components) = &mut api.components {
-        if let Some(RefOr::T(Schema::Object(update_user))) = components.schemas.get_mut("UpdateUserRequest") {
-            // utoipa models no `dependentRequired` (JSON Schema 2020-12 §6.5.4), but writes its
-            // extensions map flat into the schema object, so the keyword goes through it.
-            update_user
-                .extensions
-                .get_or_insert_with(Default::default)
-                .insert("dependentRequired".to_owned(), serde_json::json!({"current_password": ["password"]}));
-        }
-        let body_rules =
-            BODY_PATTERNS.iter().copied().chain(NEW_PASSWORD_FIELDS.iter().map(|(s, p)| (*s, *p, PASSWORD_TEXT)));
-        for (schema, property, pattern) in body_rules {
-            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
-            if let Some(RefOr::T(Schema::Object(field))) = object.properties.get_mut(property) {
-                field.pattern = Some(pattern.to_owned());
-                if [SINGLE_LINE_TEXT, MULTI_LINE_TEXT, ENDPOINT_DESCRIPTION_TEXT].contains(&pattern) {
-                    // The pattern bounds the trimmed length; `maxLength` would count the
-                    // whitespace the domain trims, and refuse names the service takes.
-                    field.max_length = None;
-                }
-            }
-        }
-        for (schema, property) in UNIQUE_ITEMS {
-            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { continue };
-            if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(property) {
-                items.unique_items = true;
-            }
-        }
-        if let Some(RefOr::T(Schema::Object(adjustment))) = components.schemas.get_mut("AdjustStockRequest")
-            && let Some(RefOr::T(Schema::Object(delta))) = adjustment.properties.get_mut("delta")
-        {
-            let description = delta.description.clone();
-            let side = |minimum: i64, maximum: i64| {
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(delta.format.clone())
-                    .minimum(Some(minimum))
-                    .maximum(Some(maximum))
-            };
-            let one_of = OneOfBuilder::new()
-                .item(side(-MAX_DELTA, -1))
-                .item(side(1, MAX_DELTA))
-                .description(description)
-                .build();
-            adjustment.properties.insert("delta".to_owned(), RefOr::T(Schema::OneOf(one_of)));
-        }
-    }
-    for item in api.paths.paths.values_mut() {
-        let Some(get) = &mut item.get else { continue };
-        let Some(id) = get.operation_id.clone() else { continue };
-        for (_, name, pattern) in QUERY_PATTERNS.iter().filter(|(operation, _, _)| *operation == id) {
+    for (operation, name, pattern) in QUERY_PATTERNS {
+        let gets = api.paths.paths.values_mut().filter_map(|item| item.get.as_mut());
+        for get in gets.filter(|get| get.operation_id.as_deref() == Some(operation)) {
             for parameter in get.parameters.iter_mut().flatten() {
                 if let RefOr::T(parameter) = parameter
                     && parameter.parameter_in == ParameterIn::Query
-                    && parameter.name == *name
+                    && parameter.name == name
                     && let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema
                 {
-                    schema.pattern = Some((*pattern).to_owned());
+                    schema.pattern = Some(pattern.to_owned());
                 }
             }
         }
     }
+    let Some(components) = &mut api.components else { return };
+    if let Some(RefOr::T(Schema::Object(update_user))) = components.schemas.get_mut("UpdateUserRequest") {
+        // utoipa models no `dependentRequired` (JSON Schema 2020-12 §6.5.4), but writes its
+        // extensions map flat into the schema object, so the keyword goes through it.
+        update_user
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert("dependentRequired".to_owned(), serde_json::json!({"current_password": ["password"]}));
+    }
+    for (schema, property, pattern) in BODY_PATTERNS {
+        if let Some(RefOr::T(Schema::Object(field))) = property_of(components, schema, property) {
+            field.pattern = Some(pattern.to_owned());
+            if TRIMMED_LENGTH_PATTERNS.contains(&pattern) {
+                field.max_length = None;
+            }
+        }
+    }
+    for (schema, property) in UNIQUE_ITEMS {
+        if let Some(RefOr::T(Schema::Array(items))) = property_of(components, schema, property) {
+            items.unique_items = true;
+        }
+    }
+    if let Some(delta) = property_of(components, "AdjustStockRequest", "delta")
+        && let RefOr::T(Schema::Object(integer)) = delta
+    {
+        let side = |minimum: i64, maximum: i64| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(integer.format.clone())
+                .minimum(Some(minimum))
+                .maximum(Some(maximum))
+        };
+        let one_of = OneOfBuilder::new()
+            .item(side(-MAX_DELTA, -1))
+            .item(side(1, MAX_DELTA))
+            .description(integer.description.clone())
+            .build();
+        *delta = RefOr::T(Schema::OneOf(one_of));
+    }
+}
+
+/// The property `property` of the component schema `schema`.
+pub(crate) fn property_of<'a>(
+    components: &'a mut Components,
+    schema: &str,
+    property: &str,
+) -> Option<&'a mut RefOr<Schema>> {
+    let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else { return None };
+    object.properties.get_mut(property)
 }
 
 #[cfg(test)]
@@ -312,7 +317,7 @@ mod tests {
         for (schema, property, pattern) in BODY_PATTERNS {
             let field = &schemas[schema]["properties"][property];
             assert_eq!(field["pattern"], pattern, "{schema}.{property}");
-            if [SINGLE_LINE_TEXT, MULTI_LINE_TEXT, ENDPOINT_DESCRIPTION_TEXT].contains(&pattern) {
+            if TRIMMED_LENGTH_PATTERNS.contains(&pattern) {
                 assert!(field.get("maxLength").is_none(), "{schema}.{property} counts untrimmed whitespace");
             }
         }

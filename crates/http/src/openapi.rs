@@ -17,12 +17,13 @@
 //!    `idempotency_key_reused`. Machinery responses that no operation refers to are left out
 //!    (no unused components, as Redocly's lint requires).
 
+use std::collections::BTreeMap;
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ArrayItems, Components, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,6 +33,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 use crate::extract::conditional::{CONDITION_PATTERN, REQUIRED_CONDITION_PATTERN};
 use crate::extract::idempotency_key::IDEMPOTENCY_KEY;
 use crate::extract::path::CANONICAL_UUID_PATTERN;
+use crate::field_rules::property_of;
 use crate::idempotency::{IDEMPOTENCY_REPLAYED, STORED_OPERATIONS};
 use crate::problem::{FieldError, PROBLEM_JSON, ProblemCode, ProblemDetails};
 
@@ -116,72 +118,85 @@ impl ApiDoc {
     }
 }
 
-/// The responses the machinery adds, by component name: (name, status, description, headers).
+/// A response the machinery adds, as the response component `name`; besides `X-Request-Id`
+/// and the RateLimit fields, which every response carries, it may carry one more `header`.
 struct MachineryResponse {
     name: &'static str,
     status: &'static str,
     description: &'static str,
-    header: Option<(&'static str, &'static str)>,
+    header: ExtraHeader,
+}
+
+/// The header a machinery response carries besides those every response does.
+enum ExtraHeader {
+    None,
+    /// (name, description), described on the response itself.
+    Inline(&'static str, &'static str),
+    /// A header component, by name.
+    Component(&'static str),
 }
 
 const MALFORMED_JSON: MachineryResponse = MachineryResponse {
     name: "MalformedJson",
     status: "400",
     description: "`malformed_json`: the body is not JSON, not UTF-8, or nested deeper than 32 levels",
-    header: None,
+    header: ExtraHeader::None,
 };
 const BAD_REQUEST: MachineryResponse = MachineryResponse {
     name: "BadRequest",
     status: "400",
     description: "`malformed_json`: the body is not JSON, not UTF-8, or nested deeper than 32 levels; or \
                   `invalid_parameter`: a query, path or header parameter is invalid (`errors[].parameter`)",
-    header: None,
+    header: ExtraHeader::None,
 };
 const INVALID_PARAMETER: MachineryResponse = MachineryResponse {
     name: "InvalidParameter",
     status: "400",
     description: "`invalid_parameter`: a query, path or header parameter is invalid or unknown; `errors[].parameter` \
                   names each",
-    header: None,
+    header: ExtraHeader::None,
 };
 const UNAUTHENTICATED: MachineryResponse = MachineryResponse {
     name: "Unauthenticated",
     status: "401",
     description: "`unauthenticated`: no bearer token, or one that is malformed, expired, wrongly signed or revoked \
                   (by a logout, password change, deactivation or role change since it was issued)",
-    header: Some(("WWW-Authenticate", "`Bearer`, or `Bearer error=\"invalid_token\"` when a token was sent")),
+    header: ExtraHeader::Inline(
+        "WWW-Authenticate",
+        "`Bearer`, or `Bearer error=\"invalid_token\"` when a token was sent",
+    ),
 };
 const PAYLOAD_TOO_LARGE: MachineryResponse = MachineryResponse {
     name: "PayloadTooLarge",
     status: "413",
     description: "`payload_too_large`: the body is over 64 KiB",
-    header: None,
+    header: ExtraHeader::None,
 };
 const UNSUPPORTED_MEDIA_TYPE: MachineryResponse = MachineryResponse {
     name: "UnsupportedMediaType",
     status: "415",
     description: "`unsupported_media_type`: the body is not sent as `application/json` (PATCH: also \
                   `application/merge-patch+json`)",
-    header: None,
+    header: ExtraHeader::None,
 };
 const VALIDATION_FAILED: MachineryResponse = MachineryResponse {
     name: "ValidationFailed",
     status: "422",
     description: "`validation_failed`: the body breaks the schema or a field rule; `errors` lists every fault \
                   with a JSON Pointer",
-    header: None,
+    header: ExtraHeader::None,
 };
 const INTERNAL_ERROR: MachineryResponse = MachineryResponse {
     name: "InternalError",
     status: "500",
     description: "`internal_error`: something unexpected failed; it is logged under the request id",
-    header: None,
+    header: ExtraHeader::None,
 };
 const SERVICE_UNAVAILABLE: MachineryResponse = MachineryResponse {
     name: "ServiceUnavailable",
     status: "503",
     description: "`service_unavailable`: the database cannot be reached; retry after `Retry-After` seconds",
-    header: Some(("Retry-After", "Seconds to wait before retrying")),
+    header: ExtraHeader::Inline(RETRY_AFTER, "Seconds to wait before retrying"),
 };
 
 /// 429: every operation, whatever its route, counts against the caller's bucket.
@@ -192,37 +207,76 @@ const RATE_LIMITED: MachineryResponse = MachineryResponse {
                   its requests for now — or, on `POST /v1/auth/tokens` and `POST /v1/users`, this address its \
                   logins and registrations (one `login` bucket for both); retry after `Retry-After` seconds. \
                   `RateLimit` shows which policy is exhausted",
-    header: None,
-};
-
-/// 422 of the operations that store their outcomes: body validation or a reused key.
-const VALIDATION_FAILED_OR_KEY_REUSED: MachineryResponse = MachineryResponse {
-    name: "ValidationFailedOrKeyReused",
-    status: "422",
-    description: "`validation_failed`: the body breaks the schema or a field rule; `errors` lists every fault \
-                  with a JSON Pointer. Or `idempotency_key_reused`: the `Idempotency-Key` was already used with a \
-                  different request (method, path or body); send a new key for a new request",
-    header: None,
+    header: ExtraHeader::Component(RETRY_AFTER),
 };
 
 /// 409 `idempotency_in_progress`, as a description to add to an operation's own 409.
 const IDEMPOTENCY_IN_PROGRESS: &str = "`idempotency_in_progress`: the first request with this `Idempotency-Key` is \
     still running; retry after `Retry-After` seconds to get its outcome";
-/// 422 `idempotency_key_reused`, as a description to add to an operation's own 422.
+/// 422 `idempotency_key_reused`, as a description to add to a stored operation's 422 (its own,
+/// or else `ValidationFailed`'s as the component `ValidationFailedOrKeyReused`).
 const IDEMPOTENCY_KEY_REUSED: &str = "`idempotency_key_reused`: the `Idempotency-Key` was already used with a \
     different request (method, path or body); send a new key for a new request";
 
-const ALL_MACHINERY: [&MachineryResponse; 10] = [
-    &MALFORMED_JSON,
-    &BAD_REQUEST,
-    &INVALID_PARAMETER,
-    &UNAUTHENTICATED,
-    &PAYLOAD_TOO_LARGE,
-    &UNSUPPORTED_MEDIA_TYPE,
-    &VALIDATION_FAILED,
-    &INTERNAL_ERROR,
-    &SERVICE_UNAVAILABLE,
-    &VALIDATION_FAILED_OR_KEY_REUSED,
+/// A reference to the response component `name`, built and added to `shared` on first use: the
+/// machinery responses that no operation refers to stay out of the document (e.g.
+/// `MalformedJson` while every operation with a body also has parameters: each `POST` takes
+/// `Idempotency-Key`), as Redocly's `no-unused-components` requires.
+fn refer_to_response(
+    shared: &mut BTreeMap<String, RefOr<Response>>,
+    name: &str,
+    build: impl FnOnce() -> Response,
+) -> RefOr<Response> {
+    shared.entry(name.to_owned()).or_insert_with(|| RefOr::T(build()));
+    RefOr::Ref(Ref::from_response_name(name))
+}
+
+impl MachineryResponse {
+    fn response(&self) -> Response {
+        let mut response = problem(self.description).build();
+        refer_to_common_headers(&mut response);
+        match self.header {
+            ExtraHeader::None => {}
+            ExtraHeader::Inline(name, description) => {
+                response.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
+            }
+            ExtraHeader::Component(name) => refer_to_header(&mut response, name),
+        }
+        response
+    }
+}
+
+/// The header components: (name, description).
+const HEADERS: [(&str, &str); 5] = [
+    (
+        X_REQUEST_ID,
+        "The request's id: the client's own if it sent a valid one (1–128 characters of `A-Za-z0-9._-`), \
+         otherwise a new UUIDv7. Quote it when reporting a problem.",
+    ),
+    (
+        IDEMPOTENCY_REPLAYED,
+        "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`, sent \
+         again byte for byte (its `request_id`, if a problem, is the earlier request's); absent otherwise.",
+    ),
+    // The RateLimit fields and `Retry-After` (`crate::rate_limit`).
+    (
+        RATE_LIMIT_POLICY,
+        "The rate-limit policies applied to this request (IETF RateLimit header fields draft): \
+         `\"default\";q=600;w=60` is `q` requests per `w` seconds per caller (the user of a valid token, \
+         otherwise the client address); `POST /v1/auth/tokens` and `POST /v1/users` also list \
+         `\"login\";q=10;w=60`, one bucket per client address for logins and registrations together. Absent while rate limiting is off, and for a policy whose store could not be reached (the \
+         request was not limited by it).",
+    ),
+    (
+        RATE_LIMIT,
+        "What is left of each policy in `RateLimit-Policy`, in the same order: `\"default\";r=599;t=1` is `r` \
+         requests left after this one and `t` whole seconds until the full quota is available again.",
+    ),
+    (
+        RETRY_AFTER,
+        "Whole seconds to wait before retrying (at least 1): with `rate_limited`, until the policy that refused \
+         has a request available again.",
+    ),
 ];
 
 /// Completes the document assembled from the routes (step 3 above).
@@ -232,50 +286,31 @@ pub fn finish(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         BEARER_AUTH,
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
     );
-    components.headers.insert(
-        X_REQUEST_ID.to_owned(),
-        RefOr::T(string_header(
-            "The request's id: the client's own if it sent a valid one (1–128 characters of `A-Za-z0-9._-`), \
-             otherwise a new UUIDv7. Quote it when reporting a problem.",
-        )),
-    );
-    components.headers.insert(
-        IDEMPOTENCY_REPLAYED.to_owned(),
-        RefOr::T(string_header(
-            "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`, sent \
-             again byte for byte (its `request_id`, if a problem, is the earlier request's); absent otherwise.",
-        )),
-    );
-    document_rate_limit_headers(components);
-    for machinery in ALL_MACHINERY {
-        components.responses.insert(machinery.name.to_owned(), RefOr::T(problem_response(machinery)));
+    for (name, description) in HEADERS {
+        components.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
     }
-    let mut rate_limited = problem_response(&RATE_LIMITED);
-    rate_limited.headers.insert(RETRY_AFTER.to_owned(), RefOr::Ref(header_ref(RETRY_AFTER)));
-    components.responses.insert(RATE_LIMITED.name.to_owned(), RefOr::T(rate_limited));
-
     reference_inlined_components(components);
 
     for item in api.paths.paths.values_mut() {
         if let Some(post) = &mut item.post {
-            document_idempotency(post);
+            document_idempotency(post, &mut components.responses);
         }
         let operations =
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
         for operation in operations.into_iter().flatten() {
-            complete_operation(operation);
+            complete_operation(operation, &mut components.responses);
+            document_links(operation);
         }
     }
-    document_links(&mut api);
     crate::field_rules::describe(&mut api);
-    drop_unused_responses(&mut api);
     api
 }
 
 /// One OpenAPI link: to the operation `to`, with the values it takes from the exchange it
 /// follows (runtime expressions, OpenAPI §4.8.20.4).
 struct LinkSpec {
-    name: &'static str,
+    /// The link's name; by default, `to` with a capital (`getProduct` → `GetProduct`).
+    name: Option<&'static str>,
     to: &'static str,
     parameters: &'static [(&'static str, &'static str)],
     description: &'static str,
@@ -284,17 +319,22 @@ struct LinkSpec {
 }
 
 const fn link(
-    name: &'static str,
     to: &'static str,
     parameters: &'static [(&'static str, &'static str)],
     description: &'static str,
 ) -> LinkSpec {
-    LinkSpec { name, to, parameters, description, body: None }
+    LinkSpec { name: None, to, parameters, description, body: None }
 }
 
+/// Link parameters: the resource the response created, or the one the request named; with
+/// `_VERSION`, also the version the response read (`If-Match` from its `ETag`).
 const NEW_ID: (&str, &str) = ("path.id", "$response.body#/id");
 const SAME_ID: (&str, &str) = ("path.id", "$request.path.id");
 const READ_ETAG: (&str, &str) = ("header.If-Match", "$response.header.ETag");
+const NEW: &[(&str, &str)] = &[NEW_ID];
+const NEW_VERSION: &[(&str, &str)] = &[NEW_ID, READ_ETAG];
+const SAME: &[(&str, &str)] = &[SAME_ID];
+const SAME_VERSION: &[(&str, &str)] = &[SAME_ID, READ_ETAG];
 
 /// How one answer leads to the next request, by the operation and status it starts from: a
 /// client (or a stateful fuzzer) follows these to read what it created, change it with the
@@ -303,138 +343,86 @@ const LINKS: &[((&str, &str), &[LinkSpec])] = &[
     (
         ("createProduct", "201"),
         &[
-            link("GetProduct", "getProduct", &[NEW_ID], "Read the product just created"),
-            link("UpdateProduct", "updateProduct", &[NEW_ID, READ_ETAG], "Change it, with the ETag of this version"),
-            link("ArchiveProduct", "archiveProduct", &[NEW_ID, READ_ETAG], "Archive it, with the ETag of this version"),
-            link("AdjustStock", "createStockAdjustment", &[NEW_ID], "Add or remove stock"),
-            link("ListStockAdjustments", "listStockAdjustments", &[NEW_ID], "Its stock audit trail"),
+            link("getProduct", NEW, "Read the product just created"),
+            link("updateProduct", NEW_VERSION, "Change it, with the ETag of this version"),
+            link("archiveProduct", NEW_VERSION, "Archive it, with the ETag of this version"),
+            LinkSpec { name: Some("AdjustStock"), ..link("createStockAdjustment", NEW, "Add or remove stock") },
+            link("listStockAdjustments", NEW, "Its stock audit trail"),
         ],
     ),
     (
         ("getProduct", "200"),
         &[
-            link(
-                "UpdateProduct",
-                "updateProduct",
-                &[SAME_ID, READ_ETAG],
-                "Change the product, with the ETag just read",
-            ),
-            link(
-                "ArchiveProduct",
-                "archiveProduct",
-                &[SAME_ID, READ_ETAG],
-                "Archive the product, with the ETag just read",
-            ),
+            link("updateProduct", SAME_VERSION, "Change the product, with the ETag just read"),
+            link("archiveProduct", SAME_VERSION, "Archive the product, with the ETag just read"),
         ],
     ),
-    (("updateProduct", "200"), &[link("GetProduct", "getProduct", &[SAME_ID], "Read the changed product")]),
+    (("updateProduct", "200"), &[link("getProduct", SAME, "Read the changed product")]),
     (
         ("createStockAdjustment", "201"),
         &[
-            link("GetProduct", "getProduct", &[SAME_ID], "Read the product's new stock"),
+            link("getProduct", SAME, "Read the product's new stock"),
             LinkSpec {
                 body: Some(r#"{"items": [{"product_id": "$request.path.id", "quantity": 1}]}"#),
-                ..link("PlaceOrder", "placeOrder", &[], "Order one unit of the product now in stock")
+                ..link("placeOrder", &[], "Order one unit of the product now in stock")
             },
         ],
     ),
     (
         ("placeOrder", "201"),
         &[
-            link("GetOrder", "getOrder", &[NEW_ID], "Read the order just placed"),
-            link("PayOrder", "payOrder", &[NEW_ID], "Pay the order just placed"),
-            link("ListPayments", "listPayments", &[NEW_ID], "Its payment attempts"),
-            link(
-                "ChangeOrderStatus",
-                "changeOrderStatus",
-                &[NEW_ID, READ_ETAG],
-                "Confirm or cancel it, with the ETag of this version",
-            ),
+            link("getOrder", NEW, "Read the order just placed"),
+            link("payOrder", NEW, "Pay the order just placed"),
+            link("listPayments", NEW, "Its payment attempts"),
+            link("changeOrderStatus", NEW_VERSION, "Confirm or cancel it, with the ETag of this version"),
         ],
     ),
-    (
-        ("getOrder", "200"),
-        &[link(
-            "ChangeOrderStatus",
-            "changeOrderStatus",
-            &[SAME_ID, READ_ETAG],
-            "Move the order on, with the ETag just read",
-        )],
-    ),
+    (("getOrder", "200"), &[link("changeOrderStatus", SAME_VERSION, "Move the order on, with the ETag just read")]),
     (
         ("changeOrderStatus", "200"),
         &[
-            link("GetOrder", "getOrder", &[SAME_ID], "Read the order in its new status"),
+            link("getOrder", SAME, "Read the order in its new status"),
             link(
-                "GetInvoice",
                 "getInvoice",
                 &[("path.number", "$response.body#/invoice_number")],
                 "Read the invoice issued when the order was confirmed (`invoice_number` is null before)",
             ),
         ],
     ),
-    (("registerUser", "201"), &[link("GetUser", "getUser", &[NEW_ID], "Read the account just registered")]),
-    (
-        ("getUser", "200"),
-        &[link("UpdateUser", "updateUser", &[SAME_ID, READ_ETAG], "Change the account, with the ETag just read")],
-    ),
+    (("registerUser", "201"), &[link("getUser", NEW, "Read the account just registered")]),
+    (("getUser", "200"), &[link("updateUser", SAME_VERSION, "Change the account, with the ETag just read")]),
     (
         ("createWebhookEndpoint", "201"),
         &[
-            link("GetWebhookEndpoint", "getWebhookEndpoint", &[NEW_ID], "Read the endpoint just registered"),
-            link(
-                "UpdateWebhookEndpoint",
-                "updateWebhookEndpoint",
-                &[NEW_ID, READ_ETAG],
-                "Change it, with the ETag of this version",
-            ),
-            link(
-                "DeleteWebhookEndpoint",
-                "deleteWebhookEndpoint",
-                &[NEW_ID, READ_ETAG],
-                "Remove it, with the ETag of this version",
-            ),
-            link("ListWebhookDeliveries", "listWebhookDeliveries", &[NEW_ID], "Its delivery log"),
+            link("getWebhookEndpoint", NEW, "Read the endpoint just registered"),
+            link("updateWebhookEndpoint", NEW_VERSION, "Change it, with the ETag of this version"),
+            link("deleteWebhookEndpoint", NEW_VERSION, "Remove it, with the ETag of this version"),
+            link("listWebhookDeliveries", NEW, "Its delivery log"),
         ],
     ),
     (
         ("getWebhookEndpoint", "200"),
         &[
-            link(
-                "UpdateWebhookEndpoint",
-                "updateWebhookEndpoint",
-                &[SAME_ID, READ_ETAG],
-                "Change the endpoint, with the ETag just read",
-            ),
-            link(
-                "DeleteWebhookEndpoint",
-                "deleteWebhookEndpoint",
-                &[SAME_ID, READ_ETAG],
-                "Remove the endpoint, with the ETag just read",
-            ),
+            link("updateWebhookEndpoint", SAME_VERSION, "Change the endpoint, with the ETag just read"),
+            link("deleteWebhookEndpoint", SAME_VERSION, "Remove the endpoint, with the ETag just read"),
         ],
     ),
 ];
 
-/// Adds [`LINKS`] to the responses they start from.
-fn document_links(api: &mut utoipa::openapi::OpenApi) {
-    for item in api.paths.paths.values_mut() {
-        let operations =
-            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
-        for operation in operations.into_iter().flatten() {
-            let Some(id) = operation.operation_id.clone() else { continue };
-            for ((_, status), specs) in LINKS.iter().filter(|((from, _), _)| *from == id) {
-                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else { continue };
-                for spec in *specs {
-                    let mut link = LinkBuilder::new().operation_id(spec.to).description(spec.description);
-                    for (name, expression) in spec.parameters {
-                        link = link.parameter(*name, *expression);
-                    }
-                    let body = spec.body.and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
-                    link = link.request_body(body);
-                    response.links.insert(spec.name.to_owned(), RefOr::T(link.build()));
-                }
+/// Adds the [`LINKS`] that start from `operation` to its responses.
+fn document_links(operation: &mut Operation) {
+    let Some(id) = operation.operation_id.as_deref() else { return };
+    for ((_, status), specs) in LINKS.iter().filter(|((from, _), _)| *from == id) {
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else { continue };
+        for spec in *specs {
+            let mut link = LinkBuilder::new().operation_id(spec.to).description(spec.description);
+            for (name, expression) in spec.parameters {
+                link = link.parameter(*name, *expression);
             }
+            let body = spec.body.and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
+            link = link.request_body(body);
+            let name = spec.name.map_or_else(|| spec.to[..1].to_uppercase() + &spec.to[1..], str::to_owned);
+            response.links.insert(name, RefOr::T(link.build()));
         }
     }
 }
@@ -445,8 +433,7 @@ fn document_links(api: &mut utoipa::openapi::OpenApi) {
 /// `unsupported_currency`). Responses keep the general ISO 4217 shape.
 pub fn describe_currency(api: &mut utoipa::openapi::OpenApi, code: &str) {
     let Some(components) = &mut api.components else { return };
-    let Some(RefOr::T(Schema::Object(money))) = components.schemas.get_mut("MoneyInput") else { return };
-    let Some(RefOr::T(Schema::Object(currency))) = money.properties.get_mut("currency") else { return };
+    let Some(RefOr::T(Schema::Object(currency))) = property_of(components, "MoneyInput", "currency") else { return };
     currency.pattern = None;
     currency.enum_values = Some(vec![serde_json::Value::from(code)]);
     currency.example = None;
@@ -456,39 +443,9 @@ pub fn describe_currency(api: &mut utoipa::openapi::OpenApi, code: &str) {
     ));
 }
 
-/// Drops the machinery responses that no operation refers to: e.g. `MalformedJson` while every
-/// operation with a body also has parameters (each `POST` takes `Idempotency-Key`). Linters
-/// (Redocly's `no-unused-components`) flag an unused component, and it documents nothing.
-fn drop_unused_responses(api: &mut utoipa::openapi::OpenApi) {
-    let mut used = std::collections::BTreeSet::new();
-    for item in api.paths.paths.values() {
-        let operations = [
-            &item.get,
-            &item.put,
-            &item.post,
-            &item.delete,
-            &item.options,
-            &item.head,
-            &item.patch,
-            &item.trace,
-            &item.query,
-        ];
-        let operations = operations.into_iter().flatten().chain(item.additional_operations.values());
-        for response in operations.flat_map(|operation| operation.responses.responses.values()) {
-            if let RefOr::Ref(reference) = response {
-                used.insert(reference.ref_location.clone());
-            }
-        }
-    }
-    let machinery: Vec<&str> = ALL_MACHINERY.iter().chain([&&RATE_LIMITED]).map(|machinery| machinery.name).collect();
-    if let Some(components) = &mut api.components {
-        components.responses.retain(|name, _| {
-            !machinery.contains(&name.as_str()) || used.contains(&format!("#/components/responses/{name}"))
-        });
-    }
-}
-
-fn complete_operation(operation: &mut Operation) {
+/// Adds what the machinery adds to `operation` (step 3 above), with the response components
+/// it refers to added to `shared`.
+fn complete_operation(operation: &mut Operation, shared: &mut BTreeMap<String, RefOr<Response>>) {
     let has_body = operation.request_body.is_some();
     let has_parameters = operation.parameters.iter().flatten().any(|parameter| match parameter {
         RefOr::T(parameter) => {
@@ -522,17 +479,17 @@ fn complete_operation(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     for response in responses.values_mut() {
         if let RefOr::T(response) = response {
-            response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
-            insert_rate_limit_headers(response);
+            refer_to_common_headers(response);
         }
     }
     for machinery in machinery {
         responses
             .entry(machinery.status.to_owned())
-            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(machinery.name)));
+            .or_insert_with(|| refer_to_response(shared, machinery.name, || machinery.response()));
     }
+    // Request bodies of this API are always required.
     if let Some(RefOr::T(body)) = &mut operation.request_body {
-        require_body(body);
+        body.required = Some(Required::True);
     }
     document_condition_syntax(operation);
     document_id_syntax(operation);
@@ -591,7 +548,7 @@ fn document_id_syntax(operation: &mut Operation) {
 
 /// `Idempotency-Key` on a `POST`, and for the operations that store their outcomes what a
 /// key adds to the answers (docs/api.md#retries-idempotency-key).
-fn document_idempotency(operation: &mut Operation) {
+fn document_idempotency(operation: &mut Operation, shared: &mut BTreeMap<String, RefOr<Response>>) {
     let stored = operation.operation_id.as_deref().is_some_and(|id| STORED_OPERATIONS.contains(&id));
     operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(idempotency_key_parameter(stored)));
     if !stored {
@@ -600,34 +557,39 @@ fn document_idempotency(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     for (status, response) in responses.iter_mut() {
         if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
-            response.headers.insert(IDEMPOTENCY_REPLAYED.to_owned(), RefOr::Ref(header_ref(IDEMPOTENCY_REPLAYED)));
+            refer_to_header(response, IDEMPOTENCY_REPLAYED);
         }
     }
     match responses.get_mut("409") {
         Some(RefOr::T(conflict)) => {
             conflict.description = format!("{}. Or {IDEMPOTENCY_IN_PROGRESS}", conflict.description);
             conflict.headers.insert(
-                "Retry-After".to_owned(),
+                RETRY_AFTER.to_owned(),
                 RefOr::T(string_header("Seconds to wait before retrying, with `idempotency_in_progress`")),
             );
         }
         _ => {
-            let conflict = problem_response(&MachineryResponse {
+            let conflict = MachineryResponse {
                 name: "IdempotencyInProgress",
                 status: "409",
                 description: IDEMPOTENCY_IN_PROGRESS,
-                header: Some(("Retry-After", "Seconds to wait before retrying")),
-            });
-            responses.insert("409".to_owned(), RefOr::T(conflict));
+                header: ExtraHeader::Inline(RETRY_AFTER, "Seconds to wait before retrying"),
+            };
+            responses.insert(conflict.status.to_owned(), RefOr::T(conflict.response()));
         }
     }
+    let or_key_reused = |response: &mut Response| {
+        response.description = format!("{}. Or {IDEMPOTENCY_KEY_REUSED}", response.description);
+    };
     match responses.get_mut("422") {
-        Some(RefOr::T(unprocessable)) => {
-            unprocessable.description = format!("{}. Or {IDEMPOTENCY_KEY_REUSED}", unprocessable.description);
-        }
+        Some(RefOr::T(unprocessable)) => or_key_reused(unprocessable),
         _ => {
-            responses
-                .insert("422".to_owned(), RefOr::Ref(Ref::from_response_name(VALIDATION_FAILED_OR_KEY_REUSED.name)));
+            let reference = refer_to_response(shared, "ValidationFailedOrKeyReused", || {
+                let mut response = VALIDATION_FAILED.response();
+                or_key_reused(&mut response);
+                response
+            });
+            responses.insert("422".to_owned(), reference);
         }
     }
 }
@@ -645,20 +607,13 @@ fn idempotency_key_parameter(stored: bool) -> Parameter {
          not stored, so a retry runs again: this operation's answers either carry credentials, which are never \
          kept for replay, or are safe to repeat by themselves."
     };
-    ParameterBuilder::new()
-        .name(IDEMPOTENCY_KEY)
-        .parameter_in(ParameterIn::Header)
-        .required(Required::False)
-        .description(Some(description))
-        .schema(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(255))
-                .pattern(Some("^[\\x20-\\x7E]+$"))
-                .examples([serde_json::json!("0192f5c2-7b1e-7c3a-9f2d-1a2b3c4d5e6f")]),
-        ))
-        .build()
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[\\x20-\\x7E]+$"))
+        .examples([serde_json::json!("0192f5c2-7b1e-7c3a-9f2d-1a2b3c4d5e6f")]);
+    optional_header(IDEMPOTENCY_KEY, description, schema)
 }
 
 /// utoipa inlines the type argument of a generic schema (`PageEnvelope<UserResponse>` gets a
@@ -698,21 +653,20 @@ fn replace_copies(schema: &mut Schema, named: &[(String, Schema)], owner: &str) 
     }
 }
 
-/// Request bodies of this API are always required.
-fn require_body(body: &mut RequestBody) {
-    body.required = Some(Required::True);
+fn request_id_parameter() -> Parameter {
+    let description = "Your id for this request (1–128 characters of `A-Za-z0-9._-`); echoed back, and replaced \
+                       by a generated one when invalid or absent.";
+    optional_header(X_REQUEST_ID, description, Object::with_type(Type::String))
 }
 
-fn request_id_parameter() -> Parameter {
+/// A request header parameter that a client may leave out.
+fn optional_header(name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Parameter {
     ParameterBuilder::new()
-        .name(X_REQUEST_ID)
+        .name(name)
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
-        .description(Some(
-            "Your id for this request (1–128 characters of `A-Za-z0-9._-`); echoed back, and replaced by a \
-             generated one when invalid or absent.",
-        ))
-        .schema(Some(Object::with_type(Type::String)))
+        .description(Some(description))
+        .schema(Some(schema))
         .build()
 }
 
@@ -723,55 +677,19 @@ pub(crate) fn problem(description: &str) -> ResponseBuilder {
     ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(schema)))
 }
 
-fn problem_response(machinery: &MachineryResponse) -> Response {
-    let mut response = problem(machinery.description).build();
-    response.headers.insert(X_REQUEST_ID.to_owned(), RefOr::Ref(header_ref(X_REQUEST_ID)));
-    insert_rate_limit_headers(&mut response);
-    if let Some((name, description)) = machinery.header {
-        response.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
-    }
-    response
-}
-
-/// The RateLimit fields and `Retry-After`, as header components (`crate::rate_limit`).
-fn document_rate_limit_headers(components: &mut Components) {
-    let headers = [
-        (
-            RATE_LIMIT_POLICY,
-            "The rate-limit policies applied to this request (IETF RateLimit header fields draft): \
-             `\"default\";q=600;w=60` is `q` requests per `w` seconds per caller (the user of a valid token, \
-             otherwise the client address); `POST /v1/auth/tokens` and `POST /v1/users` also list \
-             `\"login\";q=10;w=60`, one bucket per client address for logins and registrations together. Absent while rate limiting is off, and for a policy whose store could not be reached (the \
-             request was not limited by it).",
-        ),
-        (
-            RATE_LIMIT,
-            "What is left of each policy in `RateLimit-Policy`, in the same order: `\"default\";r=599;t=1` is `r` \
-             requests left after this one and `t` whole seconds until the full quota is available again.",
-        ),
-        (
-            RETRY_AFTER,
-            "Whole seconds to wait before retrying (at least 1): with `rate_limited`, until the policy that refused \
-             has a request available again.",
-        ),
-    ];
-    for (name, description) in headers {
-        components.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
+/// `X-Request-Id` and the RateLimit fields, which every response carries.
+fn refer_to_common_headers(response: &mut Response) {
+    for name in [X_REQUEST_ID, RATE_LIMIT_POLICY, RATE_LIMIT] {
+        refer_to_header(response, name);
     }
 }
 
-fn insert_rate_limit_headers(response: &mut Response) {
-    for name in [RATE_LIMIT_POLICY, RATE_LIMIT] {
-        response.headers.insert(name.to_owned(), RefOr::Ref(header_ref(name)));
-    }
+fn refer_to_header(response: &mut Response, name: &str) {
+    response.headers.insert(name.to_owned(), RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))));
 }
 
 pub(crate) fn string_header(description: &str) -> Header {
     HeaderBuilder::new().schema(Some(Object::with_type(Type::String))).description(Some(description)).build()
-}
-
-fn header_ref(name: &str) -> Ref {
-    Ref::new(format!("#/components/headers/{name}"))
 }
 
 /// Serves the document and Swagger UI.

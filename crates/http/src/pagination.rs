@@ -1,8 +1,9 @@
 //! Collections, one model everywhere (docs/api.md#pagination): keyset pagination with opaque signed cursors,
 //! the `{data, page}` envelope and the `Link: <…>; rel="next"` header. Generic: a collection
-//! supplies its name, its sort orders and how to write its sort key as text (a timestamp in
-//! microseconds, a name, a price; empty for collections keyed by id alone); everything else
-//! is here.
+//! supplies its name, its sort orders (a [`Collection`] table) and how to write its sort key as
+//! text (a timestamp in microseconds, a name, a price; empty for collections keyed by id
+//! alone) and read it back; everything else is here: parsing `sort`, `limit` and `cursor`
+//! with their faults, and the cursors themselves.
 //!
 //! A cursor is `base64url(payload ‖ HMAC-SHA256(key, collection ‖ payload))`, where the
 //! payload is `sort \n sort-key \n id`. The MAC makes a tampered, truncated or foreign cursor
@@ -16,6 +17,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeZone, Utc};
 use hmac::digest::core_api::BlockSizeUser;
 use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
@@ -31,6 +33,8 @@ use crate::ApiState;
 use crate::client_address;
 use crate::problem::FieldError;
 
+/// The query parameter holding the sort order.
+pub const SORT: &str = "sort";
 /// The query parameter holding the page size.
 pub const LIMIT: &str = "limit";
 /// The query parameter holding the cursor.
@@ -40,7 +44,7 @@ const MAC_LEN: usize = 32;
 const MAC_CONTEXT: &[u8] = b"orderly-cursor-v1\n";
 
 /// The pagination parameters every collection takes; for the OpenAPI document (collections
-/// parse them with [`parse_limit`] and [`CursorCodec::decode`]).
+/// parse them with [`parse_limit`] and [`CursorCodec::after`]).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
@@ -81,6 +85,35 @@ pub fn parse_limit(raw: Option<&str>) -> Result<PageLimit, FieldError> {
     PageLimit::new(value).map_err(|fault| FieldError::invalid_parameter(LIMIT, fault))
 }
 
+/// A collection with a choice of sort orders, as its query string and cursors see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Collection<S: 'static> {
+    /// The collection's name in cursors.
+    pub name: &'static str,
+    /// Every `sort` value as clients write it, with the sort it means; `S::default()` is the
+    /// sort of a request without one.
+    pub sorts: &'static [(&'static str, S)],
+}
+
+impl<S: Copy + PartialEq + Default> Collection<S> {
+    /// `sort`: one of the table's names, or the default when absent.
+    pub fn parse_sort(&self, raw: Option<&str>) -> Result<S, FieldError> {
+        let Some(raw) = raw else { return Ok(S::default()) };
+        self.sorts.iter().find(|(name, _)| *name == raw).map(|(_, sort)| *sort).ok_or_else(|| {
+            let names: Vec<&str> = self.sorts.iter().map(|(name, _)| *name).collect();
+            FieldError::parameter(SORT, "invalid_value", format!("must be one of: {}", names.join(", ")))
+        })
+    }
+
+    /// The scope of the cursors of pages in `sort` order: the collection and the `sort` value
+    /// as clients write it. Every sort a query holds came from the table, or is the default,
+    /// which is in it too (each collection's tests check).
+    pub fn scope(&self, sort: S) -> CursorScope<'static> {
+        let name = self.sorts.iter().find(|(_, known)| *known == sort).map_or("", |(name, _)| name);
+        CursorScope { collection: self.name, sort: name }
+    }
+}
+
 /// Which collection and sort order a cursor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CursorScope<'a> {
@@ -97,6 +130,39 @@ pub struct CursorScope<'a> {
 pub struct CursorPosition {
     pub key: String,
     pub id: Uuid,
+}
+
+impl CursorPosition {
+    /// The position of a collection whose ids alone order it (UUIDv7: by creation); the key is
+    /// empty.
+    pub fn of_id(id: Uuid) -> Self {
+        Self { key: String::new(), id }
+    }
+
+    /// The position of a collection whose key alone orders it; the id is unused.
+    pub fn of_key(key: String) -> Self {
+        Self { key, id: Uuid::nil() }
+    }
+}
+
+/// A timestamp as a cursor key: microseconds since the epoch.
+pub fn timestamp_key(at: DateTime<Utc>) -> String {
+    at.timestamp_micros().to_string()
+}
+
+/// A key written by [`timestamp_key`].
+pub fn read_timestamp_key(key: &str) -> Result<DateTime<Utc>, FieldError> {
+    Utc.timestamp_micros(read_integer_key(key)?).single().ok_or_else(unreadable_cursor)
+}
+
+/// An integer key.
+pub fn read_integer_key(key: &str) -> Result<i64, FieldError> {
+    key.parse::<i64>().map_err(|_| unreadable_cursor())
+}
+
+/// The refusal of a cursor that this collection issued but whose key it cannot read.
+pub fn unreadable_cursor() -> FieldError {
+    FieldError::parameter(CURSOR, "invalid_cursor", "is not a valid cursor")
 }
 
 /// Signs and checks cursors with the deployment's cursor key.
@@ -165,6 +231,17 @@ impl CursorCodec {
         }
         let id = id.parse::<Uuid>().map_err(|_| invalid())?;
         Ok(CursorPosition { key: key.to_owned(), id })
+    }
+
+    /// Where a page starts: after the position the cursor `raw` holds for `scope`, as `read`
+    /// reads it; `None` (the first page) without a cursor, absent or empty.
+    pub fn after<T>(
+        &self,
+        scope: CursorScope<'_>,
+        raw: Option<&str>,
+        read: impl FnOnce(CursorPosition) -> Result<T, FieldError>,
+    ) -> Result<Option<T>, FieldError> {
+        raw.filter(|raw| !raw.is_empty()).map(|raw| self.decode(scope, raw).and_then(read)).transpose()
     }
 
     fn verifier(&self, collection: &str, payload: &[u8]) -> Hmac<Sha256> {

@@ -263,6 +263,12 @@ fn bounded(text: &str, max_bytes: usize) -> String {
     format!("{}{CUT_MARK}", &text[..end])
 }
 
+/// `count` followed by `one` when it is 1, by `many` otherwise: `counted(3, "field is", "fields
+/// are")` is "3 fields are".
+fn counted<N: fmt::Display + PartialEq + From<u8>>(count: N, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == N::from(1) { one } else { many })
+}
+
 /// Builds an RFC 6901 JSON Pointer from path segments, escaping `~` and `/`.
 pub fn json_pointer<S: AsRef<str>>(segments: &[S]) -> String {
     segments.iter().fold(String::new(), |mut pointer, segment| {
@@ -375,8 +381,31 @@ impl ApiError {
         self
     }
 
+    /// Adds `Retry-After: seconds`.
+    fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(ProblemCode::NotFound, detail)
+    }
+
+    /// 404 "no such `resource`": the domain found none the caller may see.
+    fn no_such(resource: &str) -> Self {
+        Self::not_found(format!("no such {resource}"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(ProblemCode::Forbidden, detail)
+    }
+
+    /// 412: the `resource` changed since the version the client names in `If-Match`.
+    fn precondition_failed(resource: &str) -> Self {
+        Self::new(
+            ProblemCode::PreconditionFailed,
+            format!("the {resource} has changed since the ETag in If-Match was read; fetch it again"),
+        )
     }
 
     /// 405 with the `Allow` header listing `allowed` (already in canonical order).
@@ -399,19 +428,18 @@ impl ApiError {
 
     /// 422 listing every faulty body field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.len() {
-            1 => "1 field is invalid".to_owned(),
-            n => format!("{n} fields are invalid"),
-        };
+        let detail = format!("{} invalid", counted(errors.len(), "field is", "fields are"));
         Self::new(ProblemCode::ValidationFailed, detail).with_errors(errors)
+    }
+
+    /// 422 listing the fields of the body that the domain refused.
+    fn invalid_body(violations: Vec<FieldViolation>) -> Self {
+        Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
     }
 
     /// 400 listing every faulty query or path parameter.
     pub fn invalid_parameters(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.len() {
-            1 => "1 parameter is invalid".to_owned(),
-            n => format!("{n} parameters are invalid"),
-        };
+        let detail = format!("{} invalid", counted(errors.len(), "parameter is", "parameters are"));
         Self::new(ProblemCode::InvalidParameter, detail).with_errors(errors)
     }
 
@@ -421,33 +449,29 @@ impl ApiError {
 
     /// 503 with `Retry-After`: the store could not be reached.
     pub fn unavailable(cause: anyhow::Error) -> Self {
-        let mut error =
-            Self::new(ProblemCode::ServiceUnavailable, "the service is temporarily unavailable; retry later")
-                .with_cause(cause);
-        error.retry_after = Some(RETRY_AFTER_SECONDS);
-        error
+        Self::new(ProblemCode::ServiceUnavailable, "the service is temporarily unavailable; retry later")
+            .with_cause(cause)
+            .with_retry_after(RETRY_AFTER_SECONDS)
     }
 
     /// 429 `rate_limited` with `Retry-After`: a rate-limit bucket of the caller is empty and
     /// the next token arrives in `retry_after_seconds` (docs/api.md#rate-limiting, `crate::rate_limit`).
     pub fn rate_limited(retry_after_seconds: u32) -> Self {
-        let mut error = Self::new(
+        Self::new(
             ProblemCode::RateLimited,
             "too many requests; retry after Retry-After seconds (the RateLimit header says what is left)",
-        );
-        error.retry_after = Some(retry_after_seconds);
-        error
+        )
+        .with_retry_after(retry_after_seconds)
     }
 
     /// 409 `idempotency_in_progress` with `Retry-After`: the first request with this
     /// `Idempotency-Key` is still executing (docs/api.md#retries-idempotency-key).
     pub fn idempotency_in_progress() -> Self {
-        let mut error = Self::new(
+        Self::new(
             ProblemCode::IdempotencyInProgress,
             "a request with this Idempotency-Key is still being processed; retry after Retry-After seconds",
-        );
-        error.retry_after = Some(IDEMPOTENCY_RETRY_AFTER_SECONDS);
-        error
+        )
+        .with_retry_after(IDEMPOTENCY_RETRY_AFTER_SECONDS)
     }
 
     /// 422 `idempotency_key_reused`: the `Idempotency-Key` was first sent with another request
@@ -537,7 +561,9 @@ impl ResponseError for ApiError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The one mapping from each domain error enum to an ApiError.
+// The one mapping from each domain error enum to an ApiError. A verdict several enums share is
+// one constructor above (`no_such`, `forbidden`, `precondition_failed`, `invalid_body`), so
+// each of its texts is written once.
 // ---------------------------------------------------------------------------------------------
 
 impl From<StoreError> for ApiError {
@@ -570,7 +596,7 @@ impl From<RegisterError> for ApiError {
 impl From<GetUserError> for ApiError {
     fn from(error: GetUserError) -> Self {
         match error {
-            GetUserError::NotFound => Self::not_found("no such user"),
+            GetUserError::NotFound => Self::no_such("user"),
             GetUserError::Store(store) => store.into(),
         }
     }
@@ -579,7 +605,7 @@ impl From<GetUserError> for ApiError {
 impl From<ListUsersError> for ApiError {
     fn from(error: ListUsersError) -> Self {
         match error {
-            ListUsersError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may list users"),
+            ListUsersError::Forbidden => Self::forbidden("only admins may list users"),
             ListUsersError::Store(store) => store.into(),
         }
     }
@@ -588,7 +614,7 @@ impl From<ListUsersError> for ApiError {
 impl From<UpdateUserError> for ApiError {
     fn from(error: UpdateUserError) -> Self {
         match error {
-            UpdateUserError::NotFound => Self::not_found("no such user"),
+            UpdateUserError::NotFound => Self::no_such("user"),
             UpdateUserError::Forbidden(fields) => {
                 let errors = fields
                     .iter()
@@ -600,16 +626,10 @@ impl From<UpdateUserError> for ApiError {
                         )
                     })
                     .collect();
-                Self::new(ProblemCode::Forbidden, format!("your role may not change: {}", fields.join(", ")))
-                    .with_errors(errors)
+                Self::forbidden(format!("your role may not change: {}", fields.join(", "))).with_errors(errors)
             }
-            UpdateUserError::Invalid(violations) => {
-                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
-            }
-            UpdateUserError::VersionMismatch => Self::new(
-                ProblemCode::PreconditionFailed,
-                "the user has changed since the ETag in If-Match was read; fetch it again",
-            ),
+            UpdateUserError::Invalid(violations) => Self::invalid_body(violations),
+            UpdateUserError::VersionMismatch => Self::precondition_failed("user"),
             UpdateUserError::Store(store) => store.into(),
             UpdateUserError::Unexpected(cause) => Self::internal(cause),
         }
@@ -649,12 +669,10 @@ impl From<RefreshError> for ApiError {
 impl From<CreateProductError> for ApiError {
     fn from(error: CreateProductError) -> Self {
         match error {
-            CreateProductError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may create products"),
+            CreateProductError::Forbidden => Self::forbidden("only admins may create products"),
             CreateProductError::SkuTaken => Self::new(ProblemCode::SkuTaken, "this SKU is already in use")
                 .with_errors(vec![FieldError::at_pointer("/sku", "taken", "is already in use")]),
-            CreateProductError::Invalid(violations) => {
-                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
-            }
+            CreateProductError::Invalid(violations) => Self::invalid_body(violations),
             CreateProductError::Store(store) => store.into(),
         }
     }
@@ -663,7 +681,7 @@ impl From<CreateProductError> for ApiError {
 impl From<GetProductError> for ApiError {
     fn from(error: GetProductError) -> Self {
         match error {
-            GetProductError::NotFound => Self::not_found("no such product"),
+            GetProductError::NotFound => Self::no_such("product"),
             GetProductError::Store(store) => store.into(),
         }
     }
@@ -672,12 +690,9 @@ impl From<GetProductError> for ApiError {
 impl From<ChangeProductError> for ApiError {
     fn from(error: ChangeProductError) -> Self {
         match error {
-            ChangeProductError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may change products"),
-            ChangeProductError::NotFound => Self::not_found("no such product"),
-            ChangeProductError::VersionMismatch => Self::new(
-                ProblemCode::PreconditionFailed,
-                "the product has changed since the ETag in If-Match was read; fetch it again",
-            ),
+            ChangeProductError::Forbidden => Self::forbidden("only admins may change products"),
+            ChangeProductError::NotFound => Self::no_such("product"),
+            ChangeProductError::VersionMismatch => Self::precondition_failed("product"),
             ChangeProductError::Store(store) => store.into(),
         }
     }
@@ -686,8 +701,8 @@ impl From<ChangeProductError> for ApiError {
 impl From<AdjustStockError> for ApiError {
     fn from(error: AdjustStockError) -> Self {
         match error {
-            AdjustStockError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may adjust stock"),
-            AdjustStockError::NotFound => Self::not_found("no such product"),
+            AdjustStockError::Forbidden => Self::forbidden("only admins may adjust stock"),
+            AdjustStockError::NotFound => Self::no_such("product"),
             AdjustStockError::BelowReserved { on_hand, reserved, delta } => {
                 let smallest = reserved.saturating_sub(on_hand);
                 Self::new(
@@ -700,9 +715,7 @@ impl From<AdjustStockError> for ApiError {
                     format!("on_hand is {on_hand} and {reserved} are reserved, so delta must be at least {smallest}"),
                 )])
             }
-            AdjustStockError::Invalid(violations) => {
-                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
-            }
+            AdjustStockError::Invalid(violations) => Self::invalid_body(violations),
             AdjustStockError::Store(store) => store.into(),
         }
     }
@@ -711,18 +724,11 @@ impl From<AdjustStockError> for ApiError {
 impl From<ListAdjustmentsError> for ApiError {
     fn from(error: ListAdjustmentsError) -> Self {
         match error {
-            ListAdjustmentsError::Forbidden => {
-                Self::new(ProblemCode::Forbidden, "only admins may read the stock audit trail")
-            }
-            ListAdjustmentsError::NotFound => Self::not_found("no such product"),
+            ListAdjustmentsError::Forbidden => Self::forbidden("only admins may read the stock audit trail"),
+            ListAdjustmentsError::NotFound => Self::no_such("product"),
             ListAdjustmentsError::Store(store) => store.into(),
         }
     }
-}
-
-/// "unit" or "units".
-fn units(count: i64) -> &'static str {
-    if count == 1 { "unit" } else { "units" }
 }
 
 impl From<PlaceOrderError> for ApiError {
@@ -730,10 +736,7 @@ impl From<PlaceOrderError> for ApiError {
         match error {
             PlaceOrderError::InsufficientStock(mut shortfalls) => {
                 shortfalls.sort_by_key(|shortfall| shortfall.line);
-                let detail = match shortfalls.len() {
-                    1 => "1 item cannot be reserved".to_owned(),
-                    n => format!("{n} items cannot be reserved"),
-                };
+                let detail = format!("{} cannot be reserved", counted(shortfalls.len(), "item", "items"));
                 let errors = shortfalls
                     .iter()
                     .map(|shortfall| {
@@ -749,14 +752,13 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::ReservationLimitExceeded(exceeded) => {
                 let remaining = exceeded.remaining();
                 let detail = format!(
-                    "this order asks for {} {}, and your pending orders hold {} of the {} units one customer \
+                    "this order asks for {}, and your pending orders hold {} of the {} units one customer \
                      may reserve at once; cancel a pending order or order fewer units",
-                    exceeded.requested,
-                    units(exceeded.requested),
+                    counted(exceeded.requested, "unit", "units"),
                     exceeded.held,
                     exceeded.cap,
                 );
-                let message = format!("at most {remaining} more {} can be reserved", units(remaining));
+                let message = format!("at most {} can be reserved", counted(remaining, "more unit", "more units"));
                 Self::new(ProblemCode::ReservationLimitExceeded, detail).with_errors(vec![FieldError::at_pointer(
                     json_pointer(&["items"]),
                     "reservation_limit_exceeded",
@@ -765,10 +767,10 @@ impl From<PlaceOrderError> for ApiError {
             }
             PlaceOrderError::UnavailableProducts(mut lines) => {
                 lines.sort_unstable();
-                let detail = match lines.len() {
-                    1 => "1 item names a product that cannot be ordered".to_owned(),
-                    n => format!("{n} items name products that cannot be ordered"),
-                };
+                let detail = format!(
+                    "{} that cannot be ordered",
+                    counted(lines.len(), "item names a product", "items name products")
+                );
                 let errors = lines
                     .iter()
                     .map(|line| {
@@ -789,7 +791,7 @@ impl From<PlaceOrderError> for ApiError {
 impl From<GetOrderError> for ApiError {
     fn from(error: GetOrderError) -> Self {
         match error {
-            GetOrderError::NotFound => Self::not_found("no such order"),
+            GetOrderError::NotFound => Self::no_such("order"),
             GetOrderError::Store(store) => store.into(),
         }
     }
@@ -798,9 +800,9 @@ impl From<GetOrderError> for ApiError {
 impl From<ChangeOrderError> for ApiError {
     fn from(error: ChangeOrderError) -> Self {
         match error {
-            ChangeOrderError::NotFound => Self::not_found("no such order"),
+            ChangeOrderError::NotFound => Self::no_such("order"),
             ChangeOrderError::Forbidden { from, to } => {
-                Self::new(ProblemCode::Forbidden, format!("only admins may move an order from {from} to {to}"))
+                Self::forbidden(format!("only admins may move an order from {from} to {to}"))
             }
             ChangeOrderError::InvalidTransition { from, to } => {
                 Self::new(ProblemCode::InvalidTransition, format!("an order cannot go from {from} to {to}"))
@@ -810,10 +812,7 @@ impl From<ChangeOrderError> for ApiError {
                         format!("cannot follow {from}"),
                     )])
             }
-            ChangeOrderError::VersionMismatch => Self::new(
-                ProblemCode::PreconditionFailed,
-                "the order has changed since the ETag in If-Match was read; fetch it again",
-            ),
+            ChangeOrderError::VersionMismatch => Self::precondition_failed("order"),
             ChangeOrderError::Store(store) => store.into(),
         }
     }
@@ -822,7 +821,7 @@ impl From<ChangeOrderError> for ApiError {
 impl From<PayError> for ApiError {
     fn from(error: PayError) -> Self {
         match error {
-            PayError::NotFound => Self::not_found("no such order"),
+            PayError::NotFound => Self::no_such("order"),
             PayError::Disabled => Self::new(
                 ProblemCode::PaymentsDisabled,
                 "payments are not enabled on this deployment; an admin confirms orders instead",
@@ -830,14 +829,11 @@ impl From<PayError> for ApiError {
             PayError::NotPayable(status) => {
                 Self::new(ProblemCode::InvalidTransition, format!("an order that is {status} cannot be paid"))
             }
-            PayError::InProgress => {
-                let mut error = Self::new(
-                    ProblemCode::PaymentInProgress,
-                    "another payment of this order is processing; wait for its outcome (GET the order's payments)",
-                );
-                error.retry_after = Some(RETRY_AFTER_SECONDS);
-                error
-            }
+            PayError::InProgress => Self::new(
+                ProblemCode::PaymentInProgress,
+                "another payment of this order is processing; wait for its outcome (GET the order's payments)",
+            )
+            .with_retry_after(RETRY_AFTER_SECONDS),
             PayError::Declined(payment) => {
                 let (code, message) =
                     payment.failure.as_ref().map_or(("card_declined", "the payment was declined"), |failure| {
@@ -849,14 +845,11 @@ impl From<PayError> for ApiError {
                 )
                 .with_errors(vec![FieldError::at_pointer("/payment_method", code, message)])
             }
-            PayError::ProviderUnavailable => {
-                let mut error = Self::new(
-                    ProblemCode::PaymentProviderUnavailable,
-                    "the payment provider could not be reached; nothing was charged, retry later",
-                );
-                error.retry_after = Some(RETRY_AFTER_SECONDS);
-                error
-            }
+            PayError::ProviderUnavailable => Self::new(
+                ProblemCode::PaymentProviderUnavailable,
+                "the payment provider could not be reached; nothing was charged, retry later",
+            )
+            .with_retry_after(RETRY_AFTER_SECONDS),
             PayError::ProviderUntrustworthy(payment) => Self::new(
                 ProblemCode::PaymentProviderError,
                 format!(
@@ -877,7 +870,7 @@ impl From<PayError> for ApiError {
 impl From<GetPaymentError> for ApiError {
     fn from(error: GetPaymentError) -> Self {
         match error {
-            GetPaymentError::NotFound => Self::not_found("no such payment"),
+            GetPaymentError::NotFound => Self::no_such("payment"),
             GetPaymentError::Store(store) => store.into(),
         }
     }
@@ -904,7 +897,7 @@ impl From<ApplyEventError> for ApiError {
 impl From<GetInvoiceError> for ApiError {
     fn from(error: GetInvoiceError) -> Self {
         match error {
-            GetInvoiceError::NotFound => Self::not_found("no such invoice"),
+            GetInvoiceError::NotFound => Self::no_such("invoice"),
             GetInvoiceError::Store(store) => store.into(),
         }
     }
@@ -913,7 +906,7 @@ impl From<GetInvoiceError> for ApiError {
 impl From<ReadFeedError> for ApiError {
     fn from(error: ReadFeedError) -> Self {
         match error {
-            ReadFeedError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may read the event feed"),
+            ReadFeedError::Forbidden => Self::forbidden("only admins may read the event feed"),
             ReadFeedError::Store(store) => store.into(),
         }
     }
@@ -922,20 +915,15 @@ impl From<ReadFeedError> for ApiError {
 impl From<WebhookError> for ApiError {
     fn from(error: WebhookError) -> Self {
         match error {
-            WebhookError::Forbidden => Self::new(ProblemCode::Forbidden, "only admins may manage webhooks"),
+            WebhookError::Forbidden => Self::forbidden("only admins may manage webhooks"),
             WebhookError::NotFound => Self::not_found("no such webhook endpoint, or no such delivery of it"),
-            WebhookError::VersionMismatch => Self::new(
-                ProblemCode::PreconditionFailed,
-                "the webhook endpoint has changed since the ETag in If-Match was read; fetch it again",
-            ),
+            WebhookError::VersionMismatch => Self::precondition_failed("webhook endpoint"),
             WebhookError::EndpointDisabled => Self::new(
                 ProblemCode::InvalidTransition,
                 "the webhook endpoint is disabled, so the delivery would not be sent; enable it first \
                  (PATCH it with \"active\": true)",
             ),
-            WebhookError::Invalid(violations) => {
-                Self::validation(violations.into_iter().map(FieldError::from_body_violation).collect())
-            }
+            WebhookError::Invalid(violations) => Self::invalid_body(violations),
             WebhookError::Store(store) => store.into(),
             WebhookError::Unexpected(cause) => Self::internal(cause),
         }
@@ -984,6 +972,16 @@ mod tests {
         assert_eq!(bare(502), Some(ProblemCode::InternalError), "any other server error");
         assert_eq!(bare(402), None);
         assert_eq!(bare(409), None, "a conflict has no one code");
+    }
+
+    #[test]
+    fn one_takes_the_singular_and_every_other_count_the_plural() {
+        assert_eq!(counted(1_usize, "field is", "fields are"), "1 field is");
+        assert_eq!(counted(0_usize, "field is", "fields are"), "0 fields are");
+        assert_eq!(counted(-1_i64, "unit", "units"), "-1 units");
+        let fault = || FieldError::parameter("limit", "too_large", "is too large");
+        assert_eq!(ApiError::invalid_parameters(vec![fault()]).detail, "1 parameter is invalid");
+        assert_eq!(ApiError::invalid_parameters(vec![fault(), fault()]).detail, "2 parameters are invalid");
     }
 
     #[test]

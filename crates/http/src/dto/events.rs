@@ -19,6 +19,7 @@ use orderly_domain::event::{EventQuery, FeedEvent};
 
 use crate::dto::timestamp;
 use crate::extract::QueryDto;
+use crate::extract::query::Faults;
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::{ApiError, FieldError};
 
@@ -174,14 +175,8 @@ pub struct EventPage {
 
 // --- the query string ------------------------------------------------------------------------
 
-/// The collection's name in cursors.
-const EVENTS: &str = "events";
-/// The feed's one order, what a cursor's sort says.
-const COMMIT_ORDER: &str = "position";
-
-fn scope() -> CursorScope<'static> {
-    CursorScope { collection: EVENTS, sort: COMMIT_ORDER }
-}
+/// The collection and its one order (commit order, what a cursor's sort says), in cursors.
+const EVENTS: CursorScope<'static> = CursorScope { collection: "events", sort: "position" };
 
 /// `GET /v1/events`: the type filter and pagination.
 #[derive(Deserialize, IntoParams)]
@@ -205,28 +200,15 @@ impl QueryDto for ListEventsParams {
     type Domain = EventQuery;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<EventQuery, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let type_name = match self.type_name.as_deref().map(EventQuery::parse_type).transpose() {
-            Ok(type_name) => Some(type_name),
-            Err(fault) => {
-                errors.push(FieldError::invalid_parameter("type", fault));
-                None
-            }
-        };
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        let mut faults = Faults::default();
+        let type_name = faults.filter("type", self.type_name.as_deref(), EventQuery::parse_type);
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
         // A cursor can only be checked against a known filter.
-        let after = match (type_name, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
-            (Some(type_name), Some(raw)) => cursors
-                .decode(scope(), raw)
-                .and_then(|position| event_cursor(position, type_name))
-                .map_err(|error| errors.push(error))
-                .ok(),
-            _ => None,
-        };
-        match (type_name, limit) {
-            (Some(type_name), Some(limit)) if errors.is_empty() => Ok(EventQuery { type_name, after, limit }),
-            _ => Err(errors),
-        }
+        let after = type_name.and_then(|type_name| {
+            let read = |position| event_cursor(position, type_name);
+            faults.check(cursors.after(EVENTS, self.cursor.as_deref(), read))
+        });
+        faults.finish(|| Some(EventQuery { type_name: type_name?, after: after?, limit: limit? }))
     }
 }
 
@@ -236,9 +218,8 @@ fn key(type_name: Option<&str>, position: i64) -> String {
 }
 
 fn event_cursor(position: CursorPosition, type_name: Option<&str>) -> Result<i64, FieldError> {
-    let invalid = || FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor");
-    let (filter, position) = position.key.rsplit_once('\n').ok_or_else(invalid)?;
-    let position = position.parse::<i64>().map_err(|_| invalid())?;
+    let (filter, position) = position.key.rsplit_once('\n').ok_or_else(pagination::unreadable_cursor)?;
+    let position = pagination::read_integer_key(position)?;
     if filter != type_name.unwrap_or("") {
         let issued = if filter.is_empty() { "no type filter".to_owned() } else { format!("type={filter}") };
         return Err(FieldError::parameter(
@@ -252,8 +233,8 @@ fn event_cursor(position: CursorPosition, type_name: Option<&str>) -> Result<i64
 
 /// The cursor to resume the feed from `position` under the filter `type_name`.
 pub fn next_cursor(cursors: &CursorCodec, type_name: Option<&str>, position: i64) -> String {
-    // The position alone fixes the place in the feed: the id part is unused.
-    cursors.encode(scope(), &CursorPosition { key: key(type_name, position), id: Uuid::nil() })
+    // The position alone fixes the place in the feed.
+    cursors.encode(EVENTS, &CursorPosition::of_key(key(type_name, position)))
 }
 
 #[cfg(test)]
@@ -289,15 +270,15 @@ mod tests {
         let codec = CursorCodec::new(b"k");
         for filter in [None, Some("order.placed")] {
             let cursor = next_cursor(&codec, filter, 42);
-            assert_eq!(codec.decode(scope(), &cursor).and_then(|p| event_cursor(p, filter)), Ok(42));
+            assert_eq!(codec.decode(EVENTS, &cursor).and_then(|p| event_cursor(p, filter)), Ok(42));
         }
         let unfiltered = next_cursor(&codec, None, 42);
-        let error = codec.decode(scope(), &unfiltered).and_then(|p| event_cursor(p, Some("order.placed")));
+        let error = codec.decode(EVENTS, &unfiltered).and_then(|p| event_cursor(p, Some("order.placed")));
         assert_eq!(error.unwrap_err().code, "filter_mismatch");
         let filtered = next_cursor(&codec, Some("order.placed"), 42);
-        let error = codec.decode(scope(), &filtered).and_then(|p| event_cursor(p, Some("order.shipped")));
+        let error = codec.decode(EVENTS, &filtered).and_then(|p| event_cursor(p, Some("order.shipped")));
         assert_eq!(error.unwrap_err().code, "filter_mismatch");
-        let error = codec.decode(scope(), &filtered).and_then(|p| event_cursor(p, None));
+        let error = codec.decode(EVENTS, &filtered).and_then(|p| event_cursor(p, None));
         assert_eq!(error.unwrap_err().code, "filter_mismatch");
     }
 }

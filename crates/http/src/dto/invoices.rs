@@ -13,6 +13,7 @@ use crate::dto::money::MoneyResponse;
 use crate::dto::orders::OrderLineResponse;
 use crate::dto::timestamp;
 use crate::extract::QueryDto;
+use crate::extract::query::Faults;
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
 
@@ -81,10 +82,10 @@ pub enum InvoiceSortDto {
     IssuedAtDescending,
 }
 
-/// The collection's name in cursors.
-const INVOICES: &str = "invoices";
 /// The one order of the collection.
 const NEWEST_FIRST: &str = "-issued_at";
+/// The collection and its one order, in cursors.
+const INVOICES: CursorScope<'static> = CursorScope { collection: "invoices", sort: NEWEST_FIRST };
 
 /// `GET /v1/invoices`: the sort (there is one) and pagination
 /// (`crate::pagination::PageParams`).
@@ -101,44 +102,27 @@ pub struct ListInvoicesParams {
     cursor: Option<String>,
 }
 
-fn scope() -> CursorScope<'static> {
-    CursorScope { collection: INVOICES, sort: NEWEST_FIRST }
-}
-
 impl QueryDto for ListInvoicesParams {
     type Domain = InvoiceQuery;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<InvoiceQuery, Vec<FieldError>> {
-        let mut errors = Vec::new();
+        let mut faults = Faults::default();
         if self.sort.as_deref().is_some_and(|sort| sort != NEWEST_FIRST) {
-            errors.push(FieldError::parameter("sort", "invalid_value", "must be -issued_at"));
+            faults.push(FieldError::parameter(pagination::SORT, "invalid_value", "must be -issued_at"));
         }
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
-        let after = self
-            .cursor
-            .as_deref()
-            .filter(|raw| !raw.is_empty())
-            .map(|raw| cursors.decode(scope(), raw).and_then(invoice_cursor))
-            .transpose()
-            .map_err(|error| errors.push(error))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(InvoiceQuery { customer_id: None, after, limit }),
-            _ => Err(errors),
-        }
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
+        let after = faults.check(cursors.after(INVOICES, self.cursor.as_deref(), invoice_cursor));
+        faults.finish(|| Some(InvoiceQuery { customer_id: None, after: after?, limit: limit? }))
     }
 }
 
 fn invoice_cursor(position: CursorPosition) -> Result<InvoiceNumber, FieldError> {
-    InvoiceNumber::parse(&position.key)
-        .map_err(|_| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))
+    InvoiceNumber::parse(&position.key).map_err(|_| pagination::unreadable_cursor())
 }
 
-/// The cursor of the page after the invoice `last`.
+/// The cursor of the page after the invoice `last`: the number alone is the position.
 pub fn next_cursor(cursors: &CursorCodec, last: InvoiceNumber) -> String {
-    // The number alone is the position: the id part is unused.
-    cursors.encode(scope(), &CursorPosition { key: last.to_string(), id: Uuid::nil() })
+    cursors.encode(INVOICES, &CursorPosition::of_key(last.to_string()))
 }
 
 #[cfg(test)]
@@ -150,6 +134,6 @@ mod tests {
         let codec = CursorCodec::new(b"k");
         let number = InvoiceNumber::new(2026, 42).unwrap();
         let cursor = next_cursor(&codec, number);
-        assert_eq!(codec.decode(scope(), &cursor).and_then(invoice_cursor), Ok(number));
+        assert_eq!(codec.after(INVOICES, Some(&cursor), invoice_cursor), Ok(Some(number)));
     }
 }

@@ -6,7 +6,7 @@
 //! status are the service's to set, so `unit_price`, `customer_id` or `status` in it are unknown
 //! fields (422), and so is anything but `status` in a status change.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -22,8 +22,9 @@ use orderly_domain::validation::{FieldViolation, Violations};
 use crate::dto::money::MoneyResponse;
 use crate::dto::timestamp;
 use crate::extract::path::{canonical_uuid, non_canonical_uuid};
+use crate::extract::query::Faults;
 use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::pagination::{self, Collection, CursorCodec, CursorPosition};
 use crate::problem::FieldError;
 
 // --- representations -------------------------------------------------------------------------
@@ -312,16 +313,11 @@ pub enum OrderSortDto {
     PlacedAt,
 }
 
-/// The collection's name in cursors.
-const ORDERS: &str = "orders";
-
-/// The `sort` value as clients write it; what a cursor is bound to.
-pub fn sort_name(sort: OrderSort) -> &'static str {
-    match sort.0 {
-        SortDirection::Descending => "-placed_at",
-        SortDirection::Ascending => "placed_at",
-    }
-}
+/// The collection in cursors, with its sorts (`OrderSort::default()`: `-placed_at`).
+const ORDERS: Collection<OrderSort> = Collection {
+    name: "orders",
+    sorts: &[("-placed_at", OrderSort(SortDirection::Descending)), ("placed_at", OrderSort(SortDirection::Ascending))],
+};
 
 /// `GET /v1/orders` filters and sort (pagination: `crate::pagination::PageParams`).
 #[derive(Deserialize, IntoParams)]
@@ -349,66 +345,38 @@ impl QueryDto for ListOrdersParams {
     type Domain = OrderQuery;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<OrderQuery, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let status = match self.status.as_deref().map(OrderStatus::parse).transpose() {
-            Ok(status) => status,
-            Err(fault) => {
-                errors.push(FieldError::invalid_parameter("status", fault));
-                None
-            }
-        };
+        let mut faults = Faults::default();
+        let status = faults.filter("status", self.status.as_deref(), OrderStatus::parse);
         // Canonical spelling only, as for ids in paths: one filter value, one URL.
-        let customer_id = self.customer_id.as_deref().and_then(|raw| {
-            let id = canonical_uuid(raw).map(UserId::from_uuid);
-            if id.is_none() {
-                errors.push(non_canonical_uuid("customer_id"));
-            }
-            id
-        });
-        let sort = match self.sort.as_deref() {
-            None | Some("-placed_at") => Some(OrderSort(SortDirection::Descending)),
-            Some("placed_at") => Some(OrderSort(SortDirection::Ascending)),
-            Some(_) => {
-                errors.push(FieldError::parameter("sort", "invalid_value", "must be one of: -placed_at, placed_at"));
-                None
-            }
-        };
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        let customer_id = self
+            .customer_id
+            .as_deref()
+            .map(|raw| canonical_uuid(raw).map(UserId::from_uuid).ok_or_else(|| non_canonical_uuid("customer_id")));
+        let customer_id = faults.check(customer_id.transpose());
+        let sort = faults.check(ORDERS.parse_sort(self.sort.as_deref()));
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
         // A cursor can only be checked against a known sort.
-        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
-            (Some(sort), Some(raw)) => {
-                let scope = CursorScope { collection: ORDERS, sort: sort_name(sort) };
-                cursors.decode(scope, raw).and_then(order_cursor).map_err(|error| errors.push(error)).ok()
-            }
-            _ => None,
-        };
-        match (sort, limit) {
-            (Some(sort), Some(limit)) if errors.is_empty() => {
-                Ok(OrderQuery { status, customer_id, sort, after, limit })
-            }
-            _ => Err(errors),
-        }
+        let after =
+            sort.and_then(|sort| faults.check(cursors.after(ORDERS.scope(sort), self.cursor.as_deref(), order_cursor)));
+        faults.finish(|| {
+            Some(OrderQuery { status: status?, customer_id: customer_id?, sort: sort?, after: after?, limit: limit? })
+        })
     }
 }
 
 fn order_cursor(position: CursorPosition) -> Result<OrderCursor, FieldError> {
-    let placed_at = position
-        .key
-        .parse::<i64>()
-        .ok()
-        .and_then(|micros| Utc.timestamp_micros(micros).single())
-        .ok_or_else(|| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))?;
-    Ok(OrderCursor { placed_at, id: OrderId::from_uuid(position.id) })
+    Ok(OrderCursor { placed_at: pagination::read_timestamp_key(&position.key)?, id: OrderId::from_uuid(position.id) })
 }
 
 /// The cursor of the page after `last`, in `sort` order.
 pub fn next_cursor(cursors: &CursorCodec, sort: OrderSort, last: OrderCursor) -> String {
-    let position = CursorPosition { key: last.placed_at.timestamp_micros().to_string(), id: last.id.as_uuid() };
-    cursors.encode(CursorScope { collection: ORDERS, sort: sort_name(sort) }, &position)
+    let position = CursorPosition { key: pagination::timestamp_key(last.placed_at), id: last.id.as_uuid() };
+    cursors.encode(ORDERS.scope(sort), &position)
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
     use serde_json::{Value, json};
 
     use super::*;
@@ -480,13 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn every_sort_name_round_trips() {
+        for &(name, sort) in ORDERS.sorts {
+            assert_eq!(ORDERS.parse_sort(Some(name)), Ok(sort));
+            assert_eq!(ORDERS.scope(sort).sort, name);
+        }
+        assert_eq!(ORDERS.parse_sort(None), Ok(OrderSort(SortDirection::Descending)));
+        assert_eq!(ORDERS.scope(OrderSort(SortDirection::Descending)).sort, "-placed_at");
+        let refused = ORDERS.parse_sort(Some("-created_at")).unwrap_err();
+        assert_eq!(refused.message, "must be one of: -placed_at, placed_at");
+    }
+
+    #[test]
     fn cursors_round_trip_through_their_sort() {
         let codec = CursorCodec::new(b"k");
         let last = OrderCursor { placed_at: Utc.timestamp_micros(1_795_457_045_123_456).unwrap(), id: OrderId::new() };
         for sort in [OrderSort(SortDirection::Descending), OrderSort(SortDirection::Ascending)] {
             let cursor = next_cursor(&codec, sort, last);
-            let scope = CursorScope { collection: ORDERS, sort: sort_name(sort) };
-            assert_eq!(codec.decode(scope, &cursor).and_then(order_cursor), Ok(last));
+            assert_eq!(codec.after(ORDERS.scope(sort), Some(&cursor), order_cursor), Ok(Some(last)));
         }
     }
 }

@@ -15,6 +15,7 @@ use orderly_domain::validation::FieldViolation;
 
 use crate::dto::money::MoneyResponse;
 use crate::dto::timestamp;
+use crate::extract::query::Faults;
 use crate::extract::{BodyContext, QueryDto, RequestBody};
 use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::FieldError;
@@ -139,14 +140,8 @@ impl RequestBody for PayOrderRequest {
     }
 }
 
-/// The collection's name in cursors.
-const PAYMENTS: &str = "payments";
-/// The one order of the collection.
-const NEWEST_FIRST: &str = "-created_at";
-
-fn scope() -> CursorScope<'static> {
-    CursorScope { collection: PAYMENTS, sort: NEWEST_FIRST }
-}
+/// The collection and its one order (newest first), in cursors.
+const PAYMENTS: CursorScope<'static> = CursorScope { collection: "payments", sort: "-created_at" };
 
 /// `GET /v1/orders/{id}/payments`: pagination only (`crate::pagination::PageParams`); newest
 /// first.
@@ -171,28 +166,17 @@ impl QueryDto for ListPaymentsParams {
     type Domain = PaymentPage;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<PaymentPage, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
-        let after = self
-            .cursor
-            .as_deref()
-            .filter(|raw| !raw.is_empty())
-            .map(|raw| cursors.decode(scope(), raw).map(|position| PaymentId::from_uuid(position.id)))
-            .transpose()
-            .map_err(|error| errors.push(error))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(PaymentPage { after, limit }),
-            _ => Err(errors),
-        }
+        let mut faults = Faults::default();
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
+        let read = |position: CursorPosition| Ok(PaymentId::from_uuid(position.id));
+        let after = faults.check(cursors.after(PAYMENTS, self.cursor.as_deref(), read));
+        faults.finish(|| Some(PaymentPage { after: after?, limit: limit? }))
     }
 }
 
-/// The cursor of the page after the attempt `last` (ids sort by creation: the id alone is the
-/// position).
+/// The cursor of the page after the attempt `last`.
 pub fn next_cursor(cursors: &CursorCodec, last: PaymentId) -> String {
-    cursors.encode(scope(), &CursorPosition { key: String::new(), id: last.as_uuid() })
+    cursors.encode(PAYMENTS, &CursorPosition::of_id(last.as_uuid()))
 }
 
 /// A provider event as Stripe sends it (`POST /v1/payment-events`). The provider owns this
@@ -252,6 +236,6 @@ mod tests {
         let codec = CursorCodec::new(b"k");
         let last = PaymentId::new();
         let cursor = next_cursor(&codec, last);
-        assert_eq!(codec.decode(scope(), &cursor).map(|position| position.id), Ok(last.as_uuid()));
+        assert_eq!(codec.decode(PAYMENTS, &cursor).map(|position| position.id), Ok(last.as_uuid()));
     }
 }

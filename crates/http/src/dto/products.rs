@@ -5,7 +5,7 @@
 //! Stock is not a field of any product body: `stock`, `reserved`, `on_hand` or `version` in a
 //! create or patch body is an unknown field (422), so stock changes only through adjustments.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -20,8 +20,9 @@ use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::money::{MoneyInput, MoneyResponse};
 use crate::dto::{PatchField, timestamp};
+use crate::extract::query::{self, Faults};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::pagination::{self, Collection, CursorCodec, CursorPosition, CursorScope};
 use crate::problem::{ApiError, FieldError};
 
 // --- representations -------------------------------------------------------------------------
@@ -368,43 +369,29 @@ pub struct ProductSort {
 }
 
 impl ProductSort {
-    const NAMES: [&'static str; 6] = ["created_at", "-created_at", "name", "-name", "price", "-price"];
-
-    fn parse(raw: &str) -> Option<Self> {
-        let (direction, key) = match raw.strip_prefix('-') {
-            Some(key) => (SortDirection::Descending, key),
-            None => (SortDirection::Ascending, raw),
-        };
-        let key = match key {
-            "created_at" => ProductSortKey::CreatedAt,
-            "name" => ProductSortKey::Name,
-            "price" => ProductSortKey::Price,
-            _ => return None,
-        };
-        Some(Self { key, direction })
-    }
-
-    /// The `sort` value as clients write it; what a cursor is bound to.
-    pub fn name(self) -> &'static str {
-        match (self.key, self.direction) {
-            (ProductSortKey::CreatedAt, SortDirection::Ascending) => "created_at",
-            (ProductSortKey::CreatedAt, SortDirection::Descending) => "-created_at",
-            (ProductSortKey::Name, SortDirection::Ascending) => "name",
-            (ProductSortKey::Name, SortDirection::Descending) => "-name",
-            (ProductSortKey::Price, SortDirection::Ascending) => "price",
-            (ProductSortKey::Price, SortDirection::Descending) => "-price",
-        }
+    const fn by(key: ProductSortKey, direction: SortDirection) -> Self {
+        Self { key, direction }
     }
 }
 
 impl Default for ProductSort {
     fn default() -> Self {
-        Self { key: ProductSortKey::CreatedAt, direction: SortDirection::Ascending }
+        Self::by(ProductSortKey::CreatedAt, SortDirection::Ascending)
     }
 }
 
-/// The collection's name in cursors.
-const PRODUCTS: &str = "products";
+/// The collection in cursors, with its sorts (`ProductSort::default()`: `created_at`).
+const PRODUCTS: Collection<ProductSort> = Collection {
+    name: "products",
+    sorts: &[
+        ("created_at", ProductSort::by(ProductSortKey::CreatedAt, SortDirection::Ascending)),
+        ("-created_at", ProductSort::by(ProductSortKey::CreatedAt, SortDirection::Descending)),
+        ("name", ProductSort::by(ProductSortKey::Name, SortDirection::Ascending)),
+        ("-name", ProductSort::by(ProductSortKey::Name, SortDirection::Descending)),
+        ("price", ProductSort::by(ProductSortKey::Price, SortDirection::Ascending)),
+        ("-price", ProductSort::by(ProductSortKey::Price, SortDirection::Descending)),
+    ],
+};
 
 /// Longest `q`, in characters.
 const MAX_QUERY_CHARS: usize = 200;
@@ -438,74 +425,44 @@ impl QueryDto for ListProductsParams {
     type Domain = ProductQuery;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<ProductQuery, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let name_contains = match self.q {
-            None => None,
-            Some(q) if q.is_empty() => {
-                errors.push(FieldError::parameter("q", "too_short", "must be 1 to 200 characters"));
-                None
-            }
-            Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
-                errors.push(FieldError::parameter("q", "too_long", "must be 1 to 200 characters"));
-                None
-            }
-            Some(q) if q.chars().any(char::is_control) => {
-                errors.push(FieldError::parameter("q", "invalid_characters", "must not contain control characters"));
-                None
-            }
-            Some(q) => Some(q),
-        };
-        let in_stock = match self.in_stock.as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                errors.push(FieldError::parameter("in_stock", "invalid_value", "must be true or false"));
-                false
-            }
-        };
-        let status = match self.status.as_deref().map(ProductStatus::parse).transpose() {
-            Ok(status) => status,
-            Err(fault) => {
-                errors.push(FieldError::invalid_parameter("status", fault));
-                None
-            }
-        };
-        let sort = match self.sort.as_deref() {
-            None => Some(ProductSort::default()),
-            Some(raw) => {
-                let sort = ProductSort::parse(raw);
-                if sort.is_none() {
-                    let names = ProductSort::NAMES.join(", ");
-                    errors.push(FieldError::parameter("sort", "invalid_value", format!("must be one of: {names}")));
-                }
-                sort
-            }
-        };
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        let mut faults = Faults::default();
+        let name_contains = faults.check(self.q.map(search_text).transpose());
+        let in_stock = faults.filter("in_stock", self.in_stock.as_deref(), query::boolean);
+        let status = faults.filter("status", self.status.as_deref(), ProductStatus::parse);
+        let sort = faults.check(PRODUCTS.parse_sort(self.sort.as_deref()));
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
         // A cursor can only be checked against a known sort.
-        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
-            (Some(sort), Some(raw)) => {
-                let scope = CursorScope { collection: PRODUCTS, sort: sort.name() };
-                cursors
-                    .decode(scope, raw)
-                    .and_then(|position| product_cursor(sort, position))
-                    .map_err(|error| errors.push(error))
-                    .ok()
-            }
-            _ => None,
-        };
-        match (sort, limit) {
-            (Some(sort), Some(limit)) if errors.is_empty() => Ok(ProductQuery {
-                status,
-                name_contains,
-                in_stock,
+        let after = sort.and_then(|sort| {
+            let read = |position| product_cursor(sort, position);
+            faults.check(cursors.after(PRODUCTS.scope(sort), self.cursor.as_deref(), read))
+        });
+        faults.finish(|| {
+            let sort = sort?;
+            Some(ProductQuery {
+                status: status?,
+                name_contains: name_contains?,
+                // `false`, like leaving it out, does not filter.
+                in_stock: in_stock?.unwrap_or(false),
                 sort: sort.key,
                 direction: Some(sort.direction),
-                after,
-                limit,
-            }),
-            _ => Err(errors),
-        }
+                after: after?,
+                limit: limit?,
+            })
+        })
+    }
+}
+
+/// `q`: 1–200 characters, no control characters.
+fn search_text(q: String) -> Result<String, FieldError> {
+    let length = |code| FieldError::parameter("q", code, "must be 1 to 200 characters");
+    if q.is_empty() {
+        Err(length("too_short"))
+    } else if q.chars().count() > MAX_QUERY_CHARS {
+        Err(length("too_long"))
+    } else if q.chars().any(char::is_control) {
+        Err(FieldError::parameter("q", "invalid_characters", "must not contain control characters"))
+    } else {
+        Ok(q)
     }
 }
 
@@ -515,26 +472,22 @@ pub fn sort_of(query: &ProductQuery) -> ProductSort {
 }
 
 fn product_cursor(sort: ProductSort, position: CursorPosition) -> Result<ProductCursor, FieldError> {
-    let invalid = || FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor");
     let id = ProductId::from_uuid(position.id);
     Ok(match sort.key {
-        ProductSortKey::CreatedAt => {
-            let micros = position.key.parse::<i64>().map_err(|_| invalid())?;
-            ProductCursor::CreatedAt(Utc.timestamp_micros(micros).single().ok_or_else(invalid)?, id)
-        }
+        ProductSortKey::CreatedAt => ProductCursor::CreatedAt(pagination::read_timestamp_key(&position.key)?, id),
         ProductSortKey::Name => ProductCursor::Name(position.key, id),
-        ProductSortKey::Price => ProductCursor::Price(position.key.parse::<i64>().map_err(|_| invalid())?, id),
+        ProductSortKey::Price => ProductCursor::Price(pagination::read_integer_key(&position.key)?, id),
     })
 }
 
 /// The cursor of the page after `last`, in `sort` order.
 pub fn next_cursor(cursors: &CursorCodec, sort: ProductSort, last: ProductCursor) -> String {
     let (key, id) = match last {
-        ProductCursor::CreatedAt(created_at, id) => (created_at.timestamp_micros().to_string(), id),
+        ProductCursor::CreatedAt(created_at, id) => (pagination::timestamp_key(created_at), id),
         ProductCursor::Name(name, id) => (name, id),
         ProductCursor::Price(amount, id) => (amount.to_string(), id),
     };
-    cursors.encode(CursorScope { collection: PRODUCTS, sort: sort.name() }, &CursorPosition { key, id: id.as_uuid() })
+    cursors.encode(PRODUCTS.scope(sort), &CursorPosition { key, id: id.as_uuid() })
 }
 
 // --- a product's audit trail -----------------------------------------------------------------
@@ -563,7 +516,7 @@ impl QueryDto for ListAdjustmentsParams {
 
     fn try_into_domain(self, _: &CursorCodec) -> Result<AdjustmentPage, Vec<FieldError>> {
         let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
-        Ok(AdjustmentPage { limit, cursor: self.cursor.filter(|raw| !raw.is_empty()) })
+        Ok(AdjustmentPage { limit, cursor: self.cursor })
     }
 }
 
@@ -581,12 +534,10 @@ impl AdjustmentPage {
     /// The query for `product`'s trail; a cursor that is not from it is 400 `invalid_parameter`.
     pub fn into_query(self, cursors: &CursorCodec, product: ProductId) -> Result<AdjustmentQuery, ApiError> {
         let collection = adjustments_of(product);
-        let after = self
-            .cursor
-            .map(|raw| cursors.decode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &raw))
-            .transpose()
-            .map_err(|error| ApiError::invalid_parameters(vec![error]))?
-            .map(|position| position.id);
+        let scope = CursorScope { collection: &collection, sort: NEWEST_FIRST };
+        let after = cursors
+            .after(scope, self.cursor.as_deref(), |position| Ok(position.id))
+            .map_err(|error| ApiError::invalid_parameters(vec![error]))?;
         Ok(AdjustmentQuery { after, limit: self.limit })
     }
 }
@@ -594,28 +545,30 @@ impl AdjustmentPage {
 /// The cursor of the page of `product`'s trail after the adjustment `last`.
 pub fn next_adjustment_cursor(cursors: &CursorCodec, product: ProductId, last: Uuid) -> String {
     let collection = adjustments_of(product);
-    // Adjustment ids are UUIDv7, so the id alone orders the trail: the key is empty.
-    cursors.encode(
-        CursorScope { collection: &collection, sort: NEWEST_FIRST },
-        &CursorPosition { key: String::new(), id: last },
-    )
+    cursors.encode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &CursorPosition::of_id(last))
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     #[test]
     fn every_sort_name_round_trips() {
-        for name in ProductSort::NAMES {
-            assert_eq!(ProductSort::parse(name).map(ProductSort::name), Some(name));
+        for &(name, sort) in PRODUCTS.sorts {
+            assert_eq!(PRODUCTS.parse_sort(Some(name)), Ok(sort));
+            assert_eq!(PRODUCTS.scope(sort).sort, name);
         }
+        assert_eq!(PRODUCTS.parse_sort(None), Ok(ProductSort::default()));
+        assert_eq!(PRODUCTS.scope(ProductSort::default()).sort, "created_at");
         for bad in ["", "-", "--name", "Name", "price ", "+price", "stock"] {
-            assert_eq!(ProductSort::parse(bad), None, "{bad:?}");
+            let refused = PRODUCTS.parse_sort(Some(bad)).unwrap_err();
+            assert_eq!(refused.message, "must be one of: created_at, -created_at, name, -name, price, -price");
         }
         assert_eq!(
-            ProductSort::parse("-price"),
-            Some(ProductSort { key: ProductSortKey::Price, direction: SortDirection::Descending })
+            PRODUCTS.parse_sort(Some("-price")),
+            Ok(ProductSort { key: ProductSortKey::Price, direction: SortDirection::Descending })
         );
     }
 
@@ -629,11 +582,10 @@ mod tests {
             ("name", ProductCursor::Name("Émaille\nmug".to_owned(), id)),
             ("-price", ProductCursor::Price(1250, id)),
         ] {
-            let sort = ProductSort::parse(sort).unwrap();
+            let sort = PRODUCTS.parse_sort(Some(sort)).unwrap();
             let cursor = next_cursor(&codec, sort, last.clone());
-            let scope = CursorScope { collection: PRODUCTS, sort: sort.name() };
-            let decoded = codec.decode(scope, &cursor).and_then(|position| product_cursor(sort, position));
-            assert_eq!(decoded, Ok(last));
+            let decoded = codec.after(PRODUCTS.scope(sort), Some(&cursor), |position| product_cursor(sort, position));
+            assert_eq!(decoded, Ok(Some(last)));
         }
     }
 }

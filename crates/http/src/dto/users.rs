@@ -1,7 +1,7 @@
 //! Users on the wire (docs/api.md#users-and-tokens): the `User` representation, registration and update bodies, and
 //! the `GET /v1/users` query string with its cursor.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -11,8 +11,9 @@ use orderly_domain::user::{Email, Password, Role, User, UserCursor, UserId, User
 use orderly_domain::validation::{FieldViolation, Violations};
 
 use crate::dto::{PatchField, timestamp};
+use crate::extract::query::{self, Faults};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
+use crate::pagination::{self, Collection, CursorCodec, CursorPosition};
 use crate::problem::FieldError;
 
 /// A user's role.
@@ -192,15 +193,11 @@ pub enum UserSortDto {
     CreatedAtDescending,
 }
 
-/// The collection's name in cursors.
-const USERS: &str = "users";
-
-fn sort_name(sort: UserSort) -> &'static str {
-    match sort {
-        UserSort::CreatedAtAscending => "created_at",
-        UserSort::CreatedAtDescending => "-created_at",
-    }
-}
+/// The collection in cursors, with its sorts (`UserSort::default()`: `created_at`).
+const USERS: Collection<UserSort> = Collection {
+    name: "users",
+    sorts: &[("created_at", UserSort::CreatedAtAscending), ("-created_at", UserSort::CreatedAtDescending)],
+};
 
 /// `GET /v1/users` filters and sort (pagination: `crate::pagination::PageParams`).
 #[derive(Deserialize, IntoParams)]
@@ -226,59 +223,53 @@ impl QueryDto for ListUsersParams {
     type Domain = UserQuery;
 
     fn try_into_domain(self, cursors: &CursorCodec) -> Result<UserQuery, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let role = match self.role.as_deref().map(str::parse::<Role>).transpose() {
-            Ok(role) => role,
-            Err(fault) => {
-                errors.push(FieldError::invalid_parameter("role", fault));
-                None
-            }
-        };
-        let active = match self.active.as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                errors.push(FieldError::parameter("active", "invalid_value", "must be true or false"));
-                None
-            }
-        };
-        let sort = match self.sort.as_deref() {
-            None | Some("created_at") => Some(UserSort::CreatedAtAscending),
-            Some("-created_at") => Some(UserSort::CreatedAtDescending),
-            Some(_) => {
-                errors.push(FieldError::parameter("sort", "invalid_value", "must be one of: created_at, -created_at"));
-                None
-            }
-        };
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| errors.push(error)).ok();
+        let mut faults = Faults::default();
+        let role = faults.filter("role", self.role.as_deref(), str::parse::<Role>);
+        let active = faults.filter("active", self.active.as_deref(), query::boolean);
+        let sort = faults.check(USERS.parse_sort(self.sort.as_deref()));
+        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
         // A cursor can only be checked against a known sort.
-        let after = match (sort, self.cursor.as_deref().filter(|raw| !raw.is_empty())) {
-            (Some(sort), Some(raw)) => {
-                let scope = CursorScope { collection: USERS, sort: sort_name(sort) };
-                cursors.decode(scope, raw).and_then(user_cursor).map_err(|error| errors.push(error)).ok()
-            }
-            _ => None,
-        };
-        match (sort, limit) {
-            (Some(sort), Some(limit)) if errors.is_empty() => Ok(UserQuery { role, active, sort, after, limit }),
-            _ => Err(errors),
-        }
+        let after =
+            sort.and_then(|sort| faults.check(cursors.after(USERS.scope(sort), self.cursor.as_deref(), user_cursor)));
+        faults.finish(|| Some(UserQuery { role: role?, active: active?, sort: sort?, after: after?, limit: limit? }))
     }
 }
 
 fn user_cursor(position: CursorPosition) -> Result<UserCursor, FieldError> {
-    let created_at = position
-        .key
-        .parse::<i64>()
-        .ok()
-        .and_then(|micros| Utc.timestamp_micros(micros).single())
-        .ok_or_else(|| FieldError::parameter(pagination::CURSOR, "invalid_cursor", "is not a valid cursor"))?;
-    Ok(UserCursor { created_at, id: UserId::from_uuid(position.id) })
+    Ok(UserCursor { created_at: pagination::read_timestamp_key(&position.key)?, id: UserId::from_uuid(position.id) })
 }
 
 /// The cursor of the page after `last`, in `sort` order.
 pub fn next_cursor(cursors: &CursorCodec, sort: UserSort, last: UserCursor) -> String {
-    let position = CursorPosition { key: last.created_at.timestamp_micros().to_string(), id: last.id.as_uuid() };
-    cursors.encode(CursorScope { collection: USERS, sort: sort_name(sort) }, &position)
+    let position = CursorPosition { key: pagination::timestamp_key(last.created_at), id: last.id.as_uuid() };
+    cursors.encode(USERS.scope(sort), &position)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn every_sort_name_round_trips() {
+        for &(name, sort) in USERS.sorts {
+            assert_eq!(USERS.parse_sort(Some(name)), Ok(sort));
+            assert_eq!(USERS.scope(sort).sort, name);
+        }
+        assert_eq!(USERS.parse_sort(None), Ok(UserSort::CreatedAtAscending));
+        assert_eq!(USERS.scope(UserSort::CreatedAtAscending).sort, "created_at");
+        let refused = USERS.parse_sort(Some("name")).unwrap_err();
+        assert_eq!(refused.message, "must be one of: created_at, -created_at");
+    }
+
+    #[test]
+    fn cursors_round_trip_through_their_sort() {
+        let codec = CursorCodec::new(b"k");
+        let last = UserCursor { created_at: Utc.timestamp_micros(1_795_457_045_123_456).unwrap(), id: UserId::new() };
+        for sort in [UserSort::CreatedAtAscending, UserSort::CreatedAtDescending] {
+            let cursor = next_cursor(&codec, sort, last);
+            assert_eq!(codec.after(USERS.scope(sort), Some(&cursor), user_cursor), Ok(Some(last)));
+        }
+    }
 }

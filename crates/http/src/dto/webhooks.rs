@@ -323,8 +323,8 @@ fn endpoint_faults(
 
 /// The endpoint list's name in cursors.
 const ENDPOINTS: &str = "webhook-endpoints";
-/// The endpoint list's one order.
-const OLDEST_FIRST: &str = "created_at";
+/// The endpoint list and its one order (oldest first), in cursors.
+const ENDPOINT_LIST: CursorScope<'static> = CursorScope { collection: ENDPOINTS, sort: "created_at" };
 /// The delivery log's one order.
 const NEWEST_FIRST: &str = "-created_at";
 
@@ -350,7 +350,7 @@ impl QueryDto for WebhookPageParams {
 
     fn try_into_domain(self, _: &CursorCodec) -> Result<WebhookPage, Vec<FieldError>> {
         let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
-        Ok(WebhookPage { limit, cursor: self.cursor.filter(|raw| !raw.is_empty()) })
+        Ok(WebhookPage { limit, cursor: self.cursor })
     }
 }
 
@@ -367,16 +367,14 @@ impl WebhookPage {
     /// The id after which the page starts; a cursor that is not from `scope` is 400
     /// `invalid_parameter`.
     fn after(&self, cursors: &CursorCodec, scope: CursorScope<'_>) -> Result<Option<Uuid>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|raw| cursors.decode(scope, raw).map(|position| position.id))
-            .transpose()
+        cursors
+            .after(scope, self.cursor.as_deref(), |position| Ok(position.id))
             .map_err(|error| ApiError::invalid_parameters(vec![error]))
     }
 
     /// The query of the endpoint list.
     pub fn endpoints(&self, cursors: &CursorCodec) -> Result<WebhookEndpointQuery, ApiError> {
-        let after = self.after(cursors, CursorScope { collection: ENDPOINTS, sort: OLDEST_FIRST })?;
+        let after = self.after(cursors, ENDPOINT_LIST)?;
         Ok(WebhookEndpointQuery { after: after.map(WebhookEndpointId::from_uuid), limit: self.limit })
     }
 
@@ -388,18 +386,15 @@ impl WebhookPage {
     }
 }
 
-/// The cursor of the endpoint list's page after `last` (ids sort by creation: the id alone is
-/// the position).
+/// The cursor of the endpoint list's page after `last`.
 pub fn next_endpoint_cursor(cursors: &CursorCodec, last: WebhookEndpointId) -> String {
-    let scope = CursorScope { collection: ENDPOINTS, sort: OLDEST_FIRST };
-    cursors.encode(scope, &CursorPosition { key: String::new(), id: last.as_uuid() })
+    cursors.encode(ENDPOINT_LIST, &CursorPosition::of_id(last.as_uuid()))
 }
 
 /// The cursor of the page of `endpoint`'s log after the delivery `last`.
 pub fn next_delivery_cursor(cursors: &CursorCodec, endpoint: WebhookEndpointId, last: WebhookDeliveryId) -> String {
     let collection = deliveries_of(endpoint);
-    let scope = CursorScope { collection: &collection, sort: NEWEST_FIRST };
-    cursors.encode(scope, &CursorPosition { key: String::new(), id: last.as_uuid() })
+    cursors.encode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &CursorPosition::of_id(last.as_uuid()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! - [`idempotency_key`] — the `Idempotency-Key` header (400 `invalid_parameter`);
 //! - [`json`] — request bodies (415, 413, 400 `malformed_json`, 422), checked against their
 //!   published schemas by [`body_schema`];
-//! - [`shape`] — collecting every serde-level fault of a query string (used by [`query`]);
+//! - [`shape`] — a DTO's declared field names (used by [`query`]) and serde error paths (used by [`json`]);
 //! - [`duplicates`] — parsing a body while finding members named twice in one object (used by
 //!   [`json`]).
 //!

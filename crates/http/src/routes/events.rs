@@ -7,7 +7,6 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::ApiState;
-use crate::blocking::Needs;
 use crate::caching::CachePolicy;
 use crate::dto::events::{self as dto, EventPage, EventResponse, FeedPageInfo, ListEventsParams};
 use crate::extract::{Authorised, ValidQuery, operation};
@@ -69,11 +68,10 @@ pub(crate) async fn list(
     query: ValidQuery<ListEventsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let events = state.events.clone();
     let actor = caller.actor();
     let page = {
         let query = query.clone();
-        state.blocking.run(Needs::Database, move || events.list(actor, &query)).await??
+        state.blocking.call(&state.events, move |events| events.list(actor, &query)).await?
     };
     let next_cursor =
         query.resume_position(&page).map(|position| dto::next_cursor(&cursors, query.type_name, position));

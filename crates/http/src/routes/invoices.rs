@@ -5,7 +5,6 @@
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use crate::ApiState;
-use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::invoices::{self as dto, InvoiceResponse, ListInvoicesParams};
 use crate::extract::{Caller, ETag, IfNoneMatch, PathInvoiceNumber, ValidQuery};
@@ -43,9 +42,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = query.limit;
-    let orders = state.orders.clone();
     let actor = caller.actor();
-    let page = state.blocking.run(Needs::Database, move || orders.invoices(actor, query)).await??;
+    let page = state.blocking.call(&state.orders, move |orders| orders.invoices(actor, query)).await?;
     let next_cursor = page.next_after(|last| last.number).map(|number| dto::next_cursor(&cursors, number));
     let data = page.items.iter().map(InvoiceResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
@@ -89,9 +87,8 @@ pub(crate) async fn get(
     number: PathInvoiceNumber,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let orders = state.orders.clone();
     let actor = caller.actor();
-    let invoice = state.blocking.run(Needs::Database, move || orders.invoice(actor, number.0)).await??;
+    let invoice = state.blocking.call(&state.orders, move |orders| orders.invoice(actor, number.0)).await?;
     let etag = ETag::for_immutable(&invoice.number.to_string());
     Ok(caching::tagged(etag, &InvoiceResponse::from(&invoice), &if_none_match, CachePolicy::PrivateImmutable))
 }

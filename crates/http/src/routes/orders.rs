@@ -114,9 +114,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let (sort, limit) = (query.sort, query.limit);
-    let orders = state.orders.clone();
     let actor = caller.actor();
-    let page = state.blocking.run(Needs::Database, move || orders.list(actor, query)).await??;
+    let page = state.blocking.call(&state.orders, move |orders| orders.list(actor, query)).await?;
     let next_cursor = page.next_after(OrderCursor::of).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(OrderResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
@@ -154,9 +153,8 @@ pub(crate) async fn get(
     id: PathId,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let orders = state.orders.clone();
     let actor = caller.actor();
-    let order = state.blocking.run(Needs::Database, move || orders.get(actor, OrderId::from_uuid(id.0))).await??;
+    let order = state.blocking.call(&state.orders, move |orders| orders.get(actor, OrderId::from_uuid(id.0))).await?;
     Ok(caching::versioned(order.version, &OrderResponse::from(&order), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 
@@ -212,13 +210,12 @@ pub(crate) async fn change_status(
     if_match: RequiredIfMatch,
     body: ValidJson<ChangeOrderStatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let orders = state.orders.clone();
     let actor = caller.actor();
     let to = body.into_inner();
     let expected_version = if_match.expected_version();
     let order = state
         .blocking
-        .run(Needs::Database, move || orders.change_status(actor, OrderId::from_uuid(id.0), to, expected_version))
-        .await??;
+        .call(&state.orders, move |orders| orders.change_status(actor, OrderId::from_uuid(id.0), to, expected_version))
+        .await?;
     Ok(responses::changed(order.version, &OrderResponse::from(&order)))
 }

@@ -14,7 +14,6 @@ use orderly_domain::ports::EventRejected;
 use orderly_domain::services::{ApplyEventError, EventApplication, PaymentOutcome, PaymentRequestContext};
 
 use crate::ApiState;
-use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::payments::{self as dto, ListPaymentsParams, PayOrderRequest, PaymentResponse};
 use crate::extract::json::MAX_BODY_BYTES;
@@ -142,10 +141,9 @@ pub(crate) async fn list(
     query: ValidQuery<ListPaymentsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.into_inner();
-    let payments = state.payments.clone();
     let actor = caller.actor();
     let query = PaymentQuery { order_id: OrderId::from_uuid(id.0), after: page.after, limit: page.limit };
-    let found = state.blocking.run(Needs::Database, move || payments.list(actor, query)).await??;
+    let found = state.blocking.call(&state.payments, move |payments| payments.list(actor, query)).await?;
     let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_cursor(&cursors, id));
     let data = found.items.iter().map(PaymentResponse::from).collect();
     Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
@@ -185,12 +183,13 @@ pub(crate) async fn get(
     payment_id: PathPaymentId,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let payments = state.payments.clone();
     let actor = caller.actor();
     let payment = state
         .blocking
-        .run(Needs::Database, move || payments.get(actor, OrderId::from_uuid(id.0), PaymentId::from_uuid(payment_id.0)))
-        .await??;
+        .call(&state.payments, move |payments| {
+            payments.get(actor, OrderId::from_uuid(id.0), PaymentId::from_uuid(payment_id.0))
+        })
+        .await?;
     // Settling changes `updated_at` (and nothing changes twice at one microsecond).
     let version = payment.updated_at.timestamp_micros();
     Ok(caching::versioned(version, &PaymentResponse::from(&payment), &if_none_match, CachePolicy::PrivateRevalidate))
@@ -245,8 +244,8 @@ pub(crate) async fn receive_event(
     else {
         return Err(ApiError::from(ApplyEventError::Rejected(EventRejected::InvalidSignature)));
     };
-    let payments = state.payments.clone();
-    let applied = state.blocking.run(Needs::Database, move || payments.apply_event(Some(&signature), &body)).await??;
+    let applied =
+        state.blocking.call(&state.payments, move |payments| payments.apply_event(Some(&signature), &body)).await?;
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     Ok(response.json(dto::EventReceipt::from(applied)))

@@ -66,9 +66,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let (sort, limit, asked) = (dto::sort_of(&query), query.limit, query.clone());
-    let products = state.products.clone();
     let actor = caller.actor();
-    let page = state.blocking.run(Needs::Database, move || products.list(actor, query)).await??;
+    let page = state.blocking.call(&state.products, move |products| products.list(actor, query)).await?;
     let next_cursor =
         page.next_after(|last| ProductCursor::of(last, asked.sort)).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(ProductResponse::from).collect();
@@ -113,10 +112,9 @@ pub(crate) async fn get(
     id: PathId,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let products = state.products.clone();
     let actor = caller.actor();
     let product =
-        state.blocking.run(Needs::Database, move || products.get(actor, ProductId::from_uuid(id.0))).await??;
+        state.blocking.call(&state.products, move |products| products.get(actor, ProductId::from_uuid(id.0))).await?;
     let policy = CachePolicy::for_catalogue(caller.is_authenticated());
     Ok(caching::versioned(product.version, &ProductResponse::from(&product), &if_none_match, policy))
 }
@@ -207,14 +205,15 @@ pub(crate) async fn update(
     if_match: RequiredIfMatch,
     body: ValidJson<UpdateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let products = state.products.clone();
     let actor = caller.actor();
     let changes = body.into_inner();
     let expected_version = if_match.expected_version();
     let product = state
         .blocking
-        .run(Needs::Database, move || products.update(actor, ProductId::from_uuid(id.0), changes, expected_version))
-        .await??;
+        .call(&state.products, move |products| {
+            products.update(actor, ProductId::from_uuid(id.0), changes, expected_version)
+        })
+        .await?;
     Ok(responses::changed(product.version, &ProductResponse::from(&product)))
 }
 
@@ -248,13 +247,12 @@ pub(crate) async fn archive(
     id: PathId,
     if_match: RequiredIfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let products = state.products.clone();
     let actor = caller.actor();
     let expected_version = if_match.expected_version();
     state
         .blocking
-        .run(Needs::Database, move || products.archive(actor, ProductId::from_uuid(id.0), expected_version))
-        .await??;
+        .call(&state.products, move |products| products.archive(actor, ProductId::from_uuid(id.0), expected_version))
+        .await?;
     Ok(responses::no_content())
 }
 
@@ -342,14 +340,10 @@ pub(crate) async fn list_adjustments(
     let page = page.into_inner();
     let limit = page.limit();
     let query = page.into_query(&cursors, product)?;
-    let products = state.products.clone();
     let actor = caller.actor();
-    let page = state.blocking.run(Needs::Database, move || products.list_adjustments(actor, product, &query)).await??;
-    let next_cursor = page
-        .has_more
-        .then(|| page.items.last())
-        .flatten()
-        .map(|last| dto::next_adjustment_cursor(&cursors, product, last.id));
+    let page =
+        state.blocking.call(&state.products, move |products| products.list_adjustments(actor, product, &query)).await?;
+    let next_cursor = page.next_after(|last| last.id).map(|id| dto::next_adjustment_cursor(&cursors, product, id));
     let data = page.items.iter().map(StockAdjustmentResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

@@ -82,9 +82,8 @@ pub(crate) async fn me(
     caller: Caller,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state.users.clone();
     let actor = caller.actor();
-    let user = state.blocking.run(Needs::Database, move || users.me(actor)).await??;
+    let user = state.blocking.call(&state.users, move |users| users.me(actor)).await?;
     Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 
@@ -115,9 +114,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let (sort, limit) = (query.sort, query.limit);
-    let users = state.users.clone();
     let actor = caller.actor();
-    let page = state.blocking.run(Needs::Database, move || users.list(actor, &query)).await??;
+    let page = state.blocking.call(&state.users, move |users| users.list(actor, &query)).await?;
     let next_cursor = page.next_after(UserCursor::of).map(|last| dto::next_cursor(&cursors, sort, last));
     let data = page.items.iter().map(UserResponse::from).collect();
     Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
@@ -149,9 +147,8 @@ pub(crate) async fn get(
     id: PathId,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state.users.clone();
     let actor = caller.actor();
-    let user = state.blocking.run(Needs::Database, move || users.get(actor, UserId::from_uuid(id.0))).await??;
+    let user = state.blocking.call(&state.users, move |users| users.get(actor, UserId::from_uuid(id.0))).await?;
     Ok(caching::versioned(user.version, &UserResponse::from(&user), &if_none_match, CachePolicy::PrivateRevalidate))
 }
 

@@ -140,9 +140,8 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner();
     let query = page.endpoints(&cursors)?;
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
-    let found = state.blocking.run(Needs::Database, move || webhooks.list(actor, &query)).await??;
+    let found = state.blocking.call(&state.webhooks, move |webhooks| webhooks.list(actor, &query)).await?;
     let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_endpoint_cursor(&cursors, id));
     let data = found.items.iter().map(WebhookEndpointResponse::from).collect();
     Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
@@ -180,10 +179,11 @@ pub(crate) async fn get(
     id: PathId,
     if_none_match: IfNoneMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
-    let endpoint =
-        state.blocking.run(Needs::Database, move || webhooks.get(actor, WebhookEndpointId::from_uuid(id.0))).await??;
+    let endpoint = state
+        .blocking
+        .call(&state.webhooks, move |webhooks| webhooks.get(actor, WebhookEndpointId::from_uuid(id.0)))
+        .await?;
     let body = WebhookEndpointResponse::from(&endpoint);
     Ok(caching::versioned(endpoint.version, &body, &if_none_match, CachePolicy::PrivateRevalidate))
 }
@@ -235,16 +235,15 @@ pub(crate) async fn update(
     if_match: IfMatch,
     body: ValidJson<UpdateWebhookEndpointRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
     let changes = body.into_inner();
     let expected_version = if_match.expected_version();
     let endpoint = state
         .blocking
-        .run(Needs::Database, move || {
+        .call(&state.webhooks, move |webhooks| {
             webhooks.update(actor, WebhookEndpointId::from_uuid(id.0), changes, expected_version)
         })
-        .await??;
+        .await?;
     Ok(responses::changed(endpoint.version, &WebhookEndpointResponse::from(&endpoint)))
 }
 
@@ -276,13 +275,14 @@ pub(crate) async fn remove(
     id: PathId,
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
     let expected_version = if_match.expected_version();
     state
         .blocking
-        .run(Needs::Database, move || webhooks.delete(actor, WebhookEndpointId::from_uuid(id.0), expected_version))
-        .await??;
+        .call(&state.webhooks, move |webhooks| {
+            webhooks.delete(actor, WebhookEndpointId::from_uuid(id.0), expected_version)
+        })
+        .await?;
     Ok(responses::no_content())
 }
 
@@ -322,9 +322,8 @@ pub(crate) async fn list_deliveries(
     let endpoint = WebhookEndpointId::from_uuid(id.0);
     let page = page.into_inner();
     let query = page.deliveries(&cursors, endpoint)?;
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
-    let found = state.blocking.run(Needs::Database, move || webhooks.deliveries(actor, &query)).await??;
+    let found = state.blocking.call(&state.webhooks, move |webhooks| webhooks.deliveries(actor, &query)).await?;
     let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_delivery_cursor(&cursors, endpoint, id));
     let data = found.items.iter().map(DeliveryResponse::from).collect();
     Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
@@ -377,10 +376,10 @@ pub(crate) async fn retry(
     // Checked like on every POST, not stored: a retry is safe to repeat by itself.
     _key: IdempotencyKeyHeader,
 ) -> Result<HttpResponse, ApiError> {
-    let webhooks = state.webhooks.clone();
     let actor = admin.actor();
     let (endpoint, delivery) = (WebhookEndpointId::from_uuid(id.0), WebhookDeliveryId::from_uuid(delivery_id.0));
-    let delivery = state.blocking.run(Needs::Database, move || webhooks.retry(actor, endpoint, delivery)).await??;
+    let delivery =
+        state.blocking.call(&state.webhooks, move |webhooks| webhooks.retry(actor, endpoint, delivery)).await?;
     let mut response = HttpResponse::Accepted();
     CachePolicy::NoStore.apply(&mut response);
     Ok(response.json(DeliveryResponse::from(&delivery)))
