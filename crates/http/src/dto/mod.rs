@@ -7,6 +7,26 @@
 //! (`crate::extract::body_schema`, ADR 0018), so its fields are real types: a required field is
 //! a plain one, an optional one an `Option`, a merge-patch one a [`PatchField`].
 
+/// The conversions between a wire enum (serde names and an OpenAPI schema) and the domain's
+/// enum of the same variants, each variant named once: `Wire <=> Domain { .. }` both ways,
+/// `Domain => Wire { .. }` for an enum the contract only shows. Either match is exhaustive, so
+/// a variant added on one side and not the other does not compile.
+macro_rules! mirror_enum {
+    ($domain:ident => $wire:ident { $($variant:ident),+ $(,)? }) => {
+        impl From<$domain> for $wire {
+            fn from(value: $domain) -> Self {
+                match value {
+                    $($domain::$variant => Self::$variant,)+
+                }
+            }
+        }
+    };
+    ($wire:ident <=> $domain:ident { $($variant:ident),+ $(,)? }) => {
+        mirror_enum!($domain => $wire { $($variant),+ });
+        mirror_enum!($wire => $domain { $($variant),+ });
+    };
+}
+
 pub mod auth;
 pub mod events;
 pub mod health;

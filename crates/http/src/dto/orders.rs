@@ -48,29 +48,7 @@ pub enum OrderStatusDto {
     Delivered,
 }
 
-impl From<OrderStatusDto> for OrderStatus {
-    fn from(status: OrderStatusDto) -> Self {
-        match status {
-            OrderStatusDto::Pending => Self::Pending,
-            OrderStatusDto::Confirmed => Self::Confirmed,
-            OrderStatusDto::Cancelled => Self::Cancelled,
-            OrderStatusDto::Shipped => Self::Shipped,
-            OrderStatusDto::Delivered => Self::Delivered,
-        }
-    }
-}
-
-impl From<OrderStatus> for OrderStatusDto {
-    fn from(status: OrderStatus) -> Self {
-        match status {
-            OrderStatus::Pending => Self::Pending,
-            OrderStatus::Confirmed => Self::Confirmed,
-            OrderStatus::Cancelled => Self::Cancelled,
-            OrderStatus::Shipped => Self::Shipped,
-            OrderStatus::Delivered => Self::Delivered,
-        }
-    }
-}
+mirror_enum!(OrderStatusDto <=> OrderStatus { Pending, Confirmed, Cancelled, Shipped, Delivered });
 
 /// One line of an order or invoice, with the product's SKU, name and price as they were when
 /// the order was placed (later catalogue changes do not touch it).

@@ -35,16 +35,7 @@ pub enum PaymentStatusDto {
     Refunded,
 }
 
-impl From<PaymentStatus> for PaymentStatusDto {
-    fn from(status: PaymentStatus) -> Self {
-        match status {
-            PaymentStatus::Processing => Self::Processing,
-            PaymentStatus::Succeeded => Self::Succeeded,
-            PaymentStatus::Failed => Self::Failed,
-            PaymentStatus::Refunded => Self::Refunded,
-        }
-    }
-}
+mirror_enum!(PaymentStatus => PaymentStatusDto { Processing, Succeeded, Failed, Refunded });
 
 /// Why an attempt failed.
 #[derive(Debug, Serialize, ToSchema)]

@@ -38,23 +38,7 @@ pub enum ProductStatusDto {
     Archived,
 }
 
-impl From<ProductStatusDto> for ProductStatus {
-    fn from(status: ProductStatusDto) -> Self {
-        match status {
-            ProductStatusDto::Active => Self::Active,
-            ProductStatusDto::Archived => Self::Archived,
-        }
-    }
-}
-
-impl From<ProductStatus> for ProductStatusDto {
-    fn from(status: ProductStatus) -> Self {
-        match status {
-            ProductStatus::Active => Self::Active,
-            ProductStatus::Archived => Self::Archived,
-        }
-    }
-}
+mirror_enum!(ProductStatusDto <=> ProductStatus { Active, Archived });
 
 /// A product's stock. Changed only through stock adjustments (and by orders).
 #[derive(Debug, Serialize, ToSchema)]

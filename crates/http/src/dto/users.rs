@@ -25,23 +25,7 @@ pub enum RoleDto {
     Admin,
 }
 
-impl From<RoleDto> for Role {
-    fn from(role: RoleDto) -> Self {
-        match role {
-            RoleDto::Customer => Self::Customer,
-            RoleDto::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<Role> for RoleDto {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Customer => Self::Customer,
-            Role::Admin => Self::Admin,
-        }
-    }
-}
+mirror_enum!(RoleDto <=> Role { Customer, Admin });
 
 /// A user. Never carries the password or its hash.
 #[derive(Debug, Serialize, ToSchema)]

@@ -118,15 +118,7 @@ pub enum DeliveryStatusDto {
     Failed,
 }
 
-impl From<DeliveryStatus> for DeliveryStatusDto {
-    fn from(status: DeliveryStatus) -> Self {
-        match status {
-            DeliveryStatus::Pending => Self::Pending,
-            DeliveryStatus::Succeeded => Self::Succeeded,
-            DeliveryStatus::Failed => Self::Failed,
-        }
-    }
-}
+mirror_enum!(DeliveryStatus => DeliveryStatusDto { Pending, Succeeded, Failed });
 
 /// One event's delivery to one endpoint, however many attempts it takes, as its latest
 /// attempt left it.
