@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::event::{EventQuery, FeedEvent};
 use crate::pagination::Page;
 use crate::ports::EventFeed;
+use crate::services::EventUseCases;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadFeedError {
@@ -26,8 +27,10 @@ impl EventService {
     pub fn new(feed: Arc<dyn EventFeed>) -> Self {
         Self { feed }
     }
+}
 
-    pub fn list(&self, actor: Actor, query: &EventQuery) -> Result<Page<FeedEvent>, ReadFeedError> {
+impl EventUseCases for EventService {
+    fn list(&self, actor: Actor, query: &EventQuery) -> Result<Page<FeedEvent>, ReadFeedError> {
         if !actor.may(Operation::ReadEventFeed) {
             return Err(ReadFeedError::Forbidden);
         }

@@ -18,6 +18,7 @@ use crate::ports::{
     Clock, InvoiceRepository, NewOrder, OrderRepository, Repositories, StatusChange, StatusChangeError,
 };
 use crate::product::Currency;
+use crate::services::OrderUseCases;
 use crate::user::Role;
 
 pub use crate::order::PlaceOrderError;
@@ -91,83 +92,6 @@ impl OrderService {
         &self.policy
     }
 
-    /// Any user places an order for themselves; all lines are reserved or none.
-    ///
-    /// The reservation cap binds admins too: the rule is about stock held, not about roles.
-    /// It is checked in the placing transaction (see [`crate::ports::OrderRepository::place`]),
-    /// before any line: an order over the cap is refused whatever the stock, and touches no
-    /// product.
-    pub fn place(&self, actor: Actor, request: OrderRequest) -> Result<Order, PlaceOrderError> {
-        let now = self.clock.now();
-        let order = NewOrder {
-            id: OrderId::new(),
-            customer_id: actor.user_id,
-            request,
-            tax_rate: self.policy.tax_rate,
-            currency: self.policy.currency.clone(),
-            placed_at: now,
-            expires_at: now + self.policy.reservation_ttl,
-            reservation_cap: self.policy.reservation_cap,
-        };
-        self.orders.place(&order)
-    }
-
-    pub fn get(&self, actor: Actor, id: OrderId) -> Result<Order, GetOrderError> {
-        match self.orders.find(id)? {
-            Some(order) if order.visible_to(actor) => Ok(order),
-            _ => Err(GetOrderError::NotFound),
-        }
-    }
-
-    /// Customers see their own orders only: a `customer_id` filter naming someone else yields
-    /// an empty page, as if that customer had no orders.
-    pub fn list(&self, actor: Actor, mut query: OrderQuery) -> Result<Page<Order>, StoreError> {
-        if actor.role != Role::Admin {
-            if query.customer_id.is_some_and(|customer| customer != actor.user_id) {
-                return Ok(Page { items: Vec::new(), has_more: false });
-            }
-            query.customer_id = Some(actor.user_id);
-        }
-        let rows = self.orders.list(&query)?;
-        Ok(Page::from_overfetched(rows, query.limit))
-    }
-
-    /// Moves an order along the transition table, only if it is still at `expected_version`.
-    pub fn change_status(
-        &self,
-        actor: Actor,
-        id: OrderId,
-        to: OrderStatus,
-        expected_version: i64,
-    ) -> Result<Order, ChangeOrderError> {
-        let order = self.orders.find(id)?.filter(|order| order.visible_to(actor)).ok_or(ChangeOrderError::NotFound)?;
-        if order.version != expected_version {
-            return Err(ChangeOrderError::VersionMismatch);
-        }
-        let from = order.status;
-        let effect = transition(from, to, Mover::User(actor)).map_err(|refusal| match refusal {
-            TransitionRefusal::NotInTable => ChangeOrderError::InvalidTransition { from, to },
-            TransitionRefusal::NotPermitted => ChangeOrderError::Forbidden { from, to },
-        })?;
-        let cancel_reason =
-            (to == OrderStatus::Cancelled).then_some(if actor.is_admin() && actor.user_id != order.customer_id {
-                CancelReason::Admin
-            } else {
-                CancelReason::Customer
-            });
-        let change = StatusChange {
-            order_id: id,
-            from,
-            to,
-            effect,
-            expected_version: Some(expected_version),
-            actor_id: Some(actor.user_id),
-            cancel_reason,
-            now: self.clock.now(),
-        };
-        Ok(self.orders.change_status(&change)?)
-    }
-
     /// Confirms a pending order because its payment succeeded: reserved stock is committed and
     /// the invoice issued, exactly as an admin's confirmation does. `payer` is who paid (the
     /// event's actor). `false` when the order is no longer pending (cancelled meanwhile, or
@@ -210,15 +134,98 @@ impl OrderService {
         }
         Ok(cancelled)
     }
+}
 
-    pub fn invoice(&self, actor: Actor, number: InvoiceNumber) -> Result<Invoice, GetInvoiceError> {
+impl OrderUseCases for OrderService {
+    fn within(&self, repositories: &Repositories) -> Box<dyn OrderUseCases> {
+        Box::new(Self::within(self, repositories))
+    }
+
+    /// Any user places an order for themselves; all lines are reserved or none.
+    ///
+    /// The reservation cap binds admins too: the rule is about stock held, not about roles.
+    /// It is checked in the placing transaction (see [`crate::ports::OrderRepository::place`]),
+    /// before any line: an order over the cap is refused whatever the stock, and touches no
+    /// product.
+    fn place(&self, actor: Actor, request: OrderRequest) -> Result<Order, PlaceOrderError> {
+        let now = self.clock.now();
+        let order = NewOrder {
+            id: OrderId::new(),
+            customer_id: actor.user_id,
+            request,
+            tax_rate: self.policy.tax_rate,
+            currency: self.policy.currency.clone(),
+            placed_at: now,
+            expires_at: now + self.policy.reservation_ttl,
+            reservation_cap: self.policy.reservation_cap,
+        };
+        self.orders.place(&order)
+    }
+
+    fn get(&self, actor: Actor, id: OrderId) -> Result<Order, GetOrderError> {
+        match self.orders.find(id)? {
+            Some(order) if order.visible_to(actor) => Ok(order),
+            _ => Err(GetOrderError::NotFound),
+        }
+    }
+
+    /// Customers see their own orders only: a `customer_id` filter naming someone else yields
+    /// an empty page, as if that customer had no orders.
+    fn list(&self, actor: Actor, mut query: OrderQuery) -> Result<Page<Order>, StoreError> {
+        if actor.role != Role::Admin {
+            if query.customer_id.is_some_and(|customer| customer != actor.user_id) {
+                return Ok(Page { items: Vec::new(), has_more: false });
+            }
+            query.customer_id = Some(actor.user_id);
+        }
+        let rows = self.orders.list(&query)?;
+        Ok(Page::from_overfetched(rows, query.limit))
+    }
+
+    /// Moves an order along the transition table, only if it is still at `expected_version`.
+    fn change_status(
+        &self,
+        actor: Actor,
+        id: OrderId,
+        to: OrderStatus,
+        expected_version: i64,
+    ) -> Result<Order, ChangeOrderError> {
+        let order = self.orders.find(id)?.filter(|order| order.visible_to(actor)).ok_or(ChangeOrderError::NotFound)?;
+        if order.version != expected_version {
+            return Err(ChangeOrderError::VersionMismatch);
+        }
+        let from = order.status;
+        let effect = transition(from, to, Mover::User(actor)).map_err(|refusal| match refusal {
+            TransitionRefusal::NotInTable => ChangeOrderError::InvalidTransition { from, to },
+            TransitionRefusal::NotPermitted => ChangeOrderError::Forbidden { from, to },
+        })?;
+        let cancel_reason =
+            (to == OrderStatus::Cancelled).then_some(if actor.is_admin() && actor.user_id != order.customer_id {
+                CancelReason::Admin
+            } else {
+                CancelReason::Customer
+            });
+        let change = StatusChange {
+            order_id: id,
+            from,
+            to,
+            effect,
+            expected_version: Some(expected_version),
+            actor_id: Some(actor.user_id),
+            cancel_reason,
+            now: self.clock.now(),
+        };
+        Ok(self.orders.change_status(&change)?)
+    }
+
+    fn invoice(&self, actor: Actor, number: InvoiceNumber) -> Result<Invoice, GetInvoiceError> {
         match self.invoices.find(number)? {
             Some(invoice) if actor.may_access_owned_by(invoice.customer_id) => Ok(invoice),
             _ => Err(GetInvoiceError::NotFound),
         }
     }
 
-    pub fn invoices(&self, actor: Actor, mut query: InvoiceQuery) -> Result<Page<Invoice>, StoreError> {
+    fn invoices(&self, actor: Actor, mut query: InvoiceQuery) -> Result<Page<Invoice>, StoreError> {
         if actor.role != Role::Admin {
             query.customer_id = Some(actor.user_id);
         }

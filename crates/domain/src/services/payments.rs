@@ -38,7 +38,7 @@ use crate::ports::{
     ChargeRequest, ChargeState, Clock, EventRejected, InsertPaymentError, Job, JobKind, NewJob, PaymentProvider,
     ProviderCharge, ProviderError, ProviderEvent, ProviderEventKind, Repositories, UnitOfWork, in_transaction,
 };
-use crate::services::OrderService;
+use crate::services::{OrderService, OrderUseCases, PaymentUseCases};
 
 /// Why paying was refused or could not finish. Each maps to one status of docs/api.md#payments.
 #[derive(Debug, thiserror::Error)]
@@ -163,31 +163,6 @@ impl PaymentService {
 
     pub fn enabled(&self) -> bool {
         self.provider.is_some()
-    }
-
-    /// Pays the order's total with `method` (docs/api.md#payments `POST /v1/orders/{id}/payments`).
-    pub fn pay(
-        &self,
-        actor: Actor,
-        order_id: OrderId,
-        method: PaymentMethodToken,
-        context: &PaymentRequestContext,
-    ) -> Result<PaymentOutcome, PayError> {
-        // Existence and ownership first: someone else's order is not found, whatever the
-        // deployment's settings.
-        self.orders.get(actor, order_id).map_err(|error| match error {
-            crate::services::GetOrderError::NotFound => PayError::NotFound,
-            crate::services::GetOrderError::Store(error) => PayError::Store(error),
-        })?;
-        let provider = self.provider.clone().ok_or(PayError::Disabled)?;
-        let payment = self.record_attempt(actor, order_id, provider.name(), context)?;
-        let request = ChargeRequest {
-            expected: payment.expected_charge(),
-            order_id,
-            payment_method: method,
-            request_id: context.request_id.clone(),
-        };
-        self.drive(provider.as_ref(), payment, &request, Some(actor))
     }
 
     /// Phase 1: the attempt, or the one this request created before (a retry of it).
@@ -468,30 +443,6 @@ impl PaymentService {
         Ok(tx.payments.settle(&settlement, &event)?.is_some())
     }
 
-    /// `GET /v1/orders/{id}/payments`: the order's attempts, newest first.
-    pub fn list(&self, actor: Actor, query: PaymentQuery) -> Result<Page<Payment>, GetPaymentError> {
-        self.orders.get(actor, query.order_id).map_err(|_| GetPaymentError::NotFound)?;
-        let rows = self.repositories.payments.list(&query)?;
-        Ok(Page::from_overfetched(rows, query.limit))
-    }
-
-    /// `GET /v1/orders/{id}/payments/{payment_id}`.
-    pub fn get(&self, actor: Actor, order_id: OrderId, id: PaymentId) -> Result<Payment, GetPaymentError> {
-        match self.repositories.payments.find(id)? {
-            Some(payment) if payment.order_id == order_id && actor.may_access_owned_by(payment.customer_id) => {
-                Ok(payment)
-            }
-            _ => Err(GetPaymentError::NotFound),
-        }
-    }
-
-    /// `POST /v1/payment-events`: verifies the provider's event and applies it at most once.
-    pub fn apply_event(&self, signature: Option<&str>, body: &[u8]) -> Result<EventApplication, ApplyEventError> {
-        let provider = self.provider.clone().ok_or(ApplyEventError::Disabled)?;
-        let event = provider.verify_event(signature, body, self.clock.now())?;
-        Ok(self.apply_verified(provider.as_ref(), event)?)
-    }
-
     fn apply_verified(
         &self,
         provider: &dyn PaymentProvider,
@@ -667,6 +618,57 @@ impl PaymentService {
         let wait_ms = base_ms.saturating_mul(1_i64 << exponent).min(cap_ms);
         let spread = (job.id.as_u128() % 1_000) as i64;
         Duration::milliseconds(wait_ms - wait_ms / 4 * spread / 1_000)
+    }
+}
+
+impl PaymentUseCases for PaymentService {
+    /// Pays the order's total with `method` (docs/api.md#payments `POST /v1/orders/{id}/payments`).
+    fn pay(
+        &self,
+        actor: Actor,
+        order_id: OrderId,
+        method: PaymentMethodToken,
+        context: &PaymentRequestContext,
+    ) -> Result<PaymentOutcome, PayError> {
+        // Existence and ownership first: someone else's order is not found, whatever the
+        // deployment's settings.
+        self.orders.get(actor, order_id).map_err(|error| match error {
+            crate::services::GetOrderError::NotFound => PayError::NotFound,
+            crate::services::GetOrderError::Store(error) => PayError::Store(error),
+        })?;
+        let provider = self.provider.clone().ok_or(PayError::Disabled)?;
+        let payment = self.record_attempt(actor, order_id, provider.name(), context)?;
+        let request = ChargeRequest {
+            expected: payment.expected_charge(),
+            order_id,
+            payment_method: method,
+            request_id: context.request_id.clone(),
+        };
+        self.drive(provider.as_ref(), payment, &request, Some(actor))
+    }
+
+    /// `GET /v1/orders/{id}/payments`: the order's attempts, newest first.
+    fn list(&self, actor: Actor, query: PaymentQuery) -> Result<Page<Payment>, GetPaymentError> {
+        self.orders.get(actor, query.order_id).map_err(|_| GetPaymentError::NotFound)?;
+        let rows = self.repositories.payments.list(&query)?;
+        Ok(Page::from_overfetched(rows, query.limit))
+    }
+
+    /// `GET /v1/orders/{id}/payments/{payment_id}`.
+    fn get(&self, actor: Actor, order_id: OrderId, id: PaymentId) -> Result<Payment, GetPaymentError> {
+        match self.repositories.payments.find(id)? {
+            Some(payment) if payment.order_id == order_id && actor.may_access_owned_by(payment.customer_id) => {
+                Ok(payment)
+            }
+            _ => Err(GetPaymentError::NotFound),
+        }
+    }
+
+    /// `POST /v1/payment-events`: verifies the provider's event and applies it at most once.
+    fn apply_event(&self, signature: Option<&str>, body: &[u8]) -> Result<EventApplication, ApplyEventError> {
+        let provider = self.provider.clone().ok_or(ApplyEventError::Disabled)?;
+        let event = provider.verify_event(signature, body, self.clock.now())?;
+        Ok(self.apply_verified(provider.as_ref(), event)?)
     }
 }
 

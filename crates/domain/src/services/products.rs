@@ -13,6 +13,7 @@ use crate::product::{
     AdjustmentQuery, AdjustmentReason, Currency, Description, Money, NewProduct, Product, ProductId, ProductName,
     ProductQuery, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta, StockError,
 };
+use crate::services::ProductUseCases;
 use crate::validation::FieldViolation;
 
 /// A product to create, already shape-checked by the inbound adapter.
@@ -104,8 +105,14 @@ impl ProductService {
     pub fn currency(&self) -> &Currency {
         &self.currency
     }
+}
 
-    pub fn create(&self, actor: Actor, draft: ProductDraft) -> Result<Product, CreateProductError> {
+impl ProductUseCases for ProductService {
+    fn within(&self, repositories: &Repositories) -> Box<dyn ProductUseCases> {
+        Box::new(Self::within(self, repositories))
+    }
+
+    fn create(&self, actor: Actor, draft: ProductDraft) -> Result<Product, CreateProductError> {
         if !actor.may(Operation::CreateProduct) {
             return Err(CreateProductError::Forbidden);
         }
@@ -147,7 +154,7 @@ impl ProductService {
     }
 
     /// One product. Archived products exist only for admins.
-    pub fn get(&self, actor: Option<Actor>, id: ProductId) -> Result<Product, GetProductError> {
+    fn get(&self, actor: Option<Actor>, id: ProductId) -> Result<Product, GetProductError> {
         let product = self.products.find_by_id(id)?.ok_or(GetProductError::NotFound)?;
         if product.status == ProductStatus::Archived && !is_admin(actor) {
             return Err(GetProductError::NotFound);
@@ -157,7 +164,7 @@ impl ProductService {
 
     /// A page of the catalogue. Non-admins see active products only, whatever they ask for:
     /// asking for archived ones yields an empty page, as if there were none.
-    pub fn list(&self, actor: Option<Actor>, mut query: ProductQuery) -> Result<Page<Product>, StoreError> {
+    fn list(&self, actor: Option<Actor>, mut query: ProductQuery) -> Result<Page<Product>, StoreError> {
         if !is_admin(actor) {
             if query.status == Some(ProductStatus::Archived) {
                 return Ok(Page { items: Vec::new(), has_more: false });
@@ -169,7 +176,7 @@ impl ProductService {
     }
 
     /// Applies a merge-patch if the product is still at `expected_version`.
-    pub fn update(
+    fn update(
         &self,
         actor: Actor,
         id: ProductId,
@@ -200,7 +207,7 @@ impl ProductService {
 
     /// `DELETE`: archives the product (orders keep their snapshot). Archiving an archived
     /// product at the current version changes nothing and succeeds.
-    pub fn archive(&self, actor: Actor, id: ProductId, expected_version: i64) -> Result<(), ChangeProductError> {
+    fn archive(&self, actor: Actor, id: ProductId, expected_version: i64) -> Result<(), ChangeProductError> {
         if !actor.may(Operation::ArchiveProduct) {
             return Err(ChangeProductError::Forbidden);
         }
@@ -214,7 +221,7 @@ impl ProductService {
 
     /// Records a stock change. The rule "on_hand never below reserved" is checked here for a
     /// precise answer, and again atomically by the store, which is what holds under concurrency.
-    pub fn adjust_stock(
+    fn adjust_stock(
         &self,
         actor: Actor,
         id: ProductId,
@@ -254,7 +261,7 @@ impl ProductService {
     }
 
     /// The audit trail of one product, newest first.
-    pub fn list_adjustments(
+    fn list_adjustments(
         &self,
         actor: Actor,
         id: ProductId,

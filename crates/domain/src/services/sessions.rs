@@ -28,6 +28,7 @@ use crate::auth::{
 };
 use crate::error::StoreError;
 use crate::ports::{Clock, PasswordHasher, RefreshTokenRepository, TokenRejected, TokenService, UserRepository};
+use crate::services::SessionUseCases;
 use crate::user::{Email, UserCredentials, UserId};
 
 pub use admission::{Admission, GenerationCache, RecordedUses};
@@ -98,48 +99,6 @@ impl SessionService {
         Self { refresh_reuse_leeway: leeway.max(chrono::Duration::zero()), ..self }
     }
 
-    /// Exchanges credentials for a token pair in a new refresh-token family. `email` is the raw
-    /// input: a malformed address is simply a failed login, not a validation error that would
-    /// tell the caller something about the account space.
-    pub fn login(&self, email: &str, password: &str) -> Result<TokenPair, LoginError> {
-        let credentials = match Email::parse(email) {
-            Ok(email) => self.users.find_credentials_by_email(&email)?,
-            Err(_) => None,
-        };
-        // Always run one verification so that every failure costs the same time.
-        let hash = credentials.as_ref().map_or_else(|| self.hasher.dummy_hash(), |c| c.password_hash.clone());
-        let password_matches = self.hasher.verify(password, &hash)?;
-        let credentials = match credentials {
-            Some(credentials) if password_matches && credentials.user.active => credentials,
-            _ => return Err(LoginError::InvalidCredentials),
-        };
-        let family_id = Uuid::now_v7();
-        let (pair, token) = self.issue_pair(&credentials, family_id)?;
-        self.refresh_tokens.start_family(&token)?;
-        Ok(pair)
-    }
-
-    /// Spends a refresh token for a new pair in the same family.
-    pub fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
-        let now = self.clock.now();
-        let stored = self.usable_token(presented)?;
-        if stored.spent {
-            if let Some(successor) = self.retried_within_leeway(&stored) {
-                return self.answer_retry(&stored, successor);
-            }
-            // A spent token came back: either its holder is replaying it or it was stolen.
-            // Either way nobody in this family can be trusted any more.
-            return Err(self.reuse_detected(&stored)?);
-        }
-        let credentials = self.active_user(&stored)?;
-        let (pair, next) = self.issue_pair(&credentials, stored.family_id)?;
-        match self.refresh_tokens.rotate(stored.id, &next, now)? {
-            Rotation::Rotated => Ok(pair),
-            // A concurrent request spent the same token first: that is reuse too.
-            Rotation::Lost => Err(self.reuse_detected(&stored)?),
-        }
-    }
-
     /// The successor to void when a spent token is presented again within the leeway after
     /// its rotation: the presentation is taken for a retry of a refresh whose answer was lost.
     /// Not for a token voided by an earlier retry (it was never answered to anyone), and never
@@ -176,27 +135,6 @@ impl SessionService {
             Some(credentials) if credentials.user.active => Ok(credentials),
             _ => Err(RefreshError::InvalidToken),
         }
-    }
-
-    /// Revokes the family of a refresh token, and with it (the user's generation bumped) the
-    /// access tokens of its user. Idempotent: an unknown, expired or already revoked token is
-    /// not an error, so logout never tells an attacker what it held. Answers whose tokens were
-    /// revoked, so an adapter caching generations can forget that user at once.
-    pub fn logout(&self, presented: &str) -> Result<Option<UserId>, StoreError> {
-        let hash = self.tokens.hash_refresh_token(presented);
-        if let Some(stored) = self.refresh_tokens.find_by_hash(&hash)?
-            && !stored.family_revoked
-        {
-            self.refresh_tokens.revoke_family(stored.family_id, self.clock.now())?;
-            return Ok(Some(stored.user_id));
-        }
-        Ok(None)
-    }
-
-    /// Checks an access token's signature and claims: no I/O. Whether it was revoked since is
-    /// [`Self::admit`]'s question, against the user's generation.
-    pub fn verify_access_token(&self, access_token: &str) -> Result<AccessClaims, TokenRejected> {
-        self.tokens.verify_access_token(access_token, self.clock.now())
     }
 
     /// Records the first use of an access token issued together with refresh token
@@ -262,6 +200,76 @@ impl SessionService {
             NewRefreshToken { id, family_id, user_id: user.id, hash, issued_at: now, expires_at: now + lifetime };
         let pair = TokenPair { access, refresh: secret, refresh_expires_in_seconds: lifetime.num_seconds() };
         Ok((pair, token))
+    }
+}
+
+impl SessionUseCases for SessionService {
+    /// Exchanges credentials for a token pair in a new refresh-token family. `email` is the raw
+    /// input: a malformed address is simply a failed login, not a validation error that would
+    /// tell the caller something about the account space.
+    fn login(&self, email: &str, password: &str) -> Result<TokenPair, LoginError> {
+        let credentials = match Email::parse(email) {
+            Ok(email) => self.users.find_credentials_by_email(&email)?,
+            Err(_) => None,
+        };
+        // Always run one verification so that every failure costs the same time.
+        let hash = credentials.as_ref().map_or_else(|| self.hasher.dummy_hash(), |c| c.password_hash.clone());
+        let password_matches = self.hasher.verify(password, &hash)?;
+        let credentials = match credentials {
+            Some(credentials) if password_matches && credentials.user.active => credentials,
+            _ => return Err(LoginError::InvalidCredentials),
+        };
+        let family_id = Uuid::now_v7();
+        let (pair, token) = self.issue_pair(&credentials, family_id)?;
+        self.refresh_tokens.start_family(&token)?;
+        Ok(pair)
+    }
+
+    /// Spends a refresh token for a new pair in the same family.
+    fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+        let now = self.clock.now();
+        let stored = self.usable_token(presented)?;
+        if stored.spent {
+            if let Some(successor) = self.retried_within_leeway(&stored) {
+                return self.answer_retry(&stored, successor);
+            }
+            // A spent token came back: either its holder is replaying it or it was stolen.
+            // Either way nobody in this family can be trusted any more.
+            return Err(self.reuse_detected(&stored)?);
+        }
+        let credentials = self.active_user(&stored)?;
+        let (pair, next) = self.issue_pair(&credentials, stored.family_id)?;
+        match self.refresh_tokens.rotate(stored.id, &next, now)? {
+            Rotation::Rotated => Ok(pair),
+            // A concurrent request spent the same token first: that is reuse too.
+            Rotation::Lost => Err(self.reuse_detected(&stored)?),
+        }
+    }
+
+    /// Revokes the family of a refresh token, and with it (the user's generation bumped) the
+    /// access tokens of its user. Idempotent: an unknown, expired or already revoked token is
+    /// not an error, so logout never tells an attacker what it held. Answers whose tokens were
+    /// revoked, so an adapter caching generations can forget that user at once.
+    fn logout(&self, presented: &str) -> Result<Option<UserId>, StoreError> {
+        let hash = self.tokens.hash_refresh_token(presented);
+        if let Some(stored) = self.refresh_tokens.find_by_hash(&hash)?
+            && !stored.family_revoked
+        {
+            self.refresh_tokens.revoke_family(stored.family_id, self.clock.now())?;
+            return Ok(Some(stored.user_id));
+        }
+        Ok(None)
+    }
+
+    /// Checks an access token's signature and claims: no I/O. Whether it was revoked since is
+    /// [`Self::admit`]'s question, against the user's generation.
+    fn verify_access_token(&self, access_token: &str) -> Result<AccessClaims, TokenRejected> {
+        self.tokens.verify_access_token(access_token, self.clock.now())
+    }
+
+    // The body stays in `admission`, beside the private steps it runs.
+    fn admit_access(&self, claims: AccessClaims, memory: &GenerationCache) -> Admission {
+        Self::admit_access(self, claims, memory)
     }
 }
 

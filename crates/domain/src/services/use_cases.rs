@@ -2,10 +2,13 @@
 //! trait per resource, each method one use case (ADR 0019). [`crate::ports`] is the other side,
 //! what the domain asks of the outside.
 //!
-//! The services of this module's siblings implement them by delegating to their own methods, so
-//! the domain's tests and the server's background work keep calling the services directly. An
-//! adapter holds `Arc<dyn …UseCases>`, and its tests put a mockall mock there (feature `mocks`):
-//! an HTTP test states what a use case returns, never what a repository two layers down does.
+//! Each service implements its trait beside its rules, in its own module
+//! (`impl OrderUseCases for OrderService` in [`super::orders`], …): a use case's body is the trait
+//! method's, and what is not a use case of an adapter (builders, background work, rules shared
+//! with other services) stays an inherent method. The domain's tests and the server's background
+//! work call the services directly, with the trait in scope. An adapter holds
+//! `Arc<dyn …UseCases>`, and its tests put a mockall mock there (feature `mocks`): an HTTP test
+//! states what a use case returns, never what a repository two layers down does.
 //!
 //! A write that joins a caller's unit of work (an `Idempotency-Key` request stores its answer in
 //! the same transaction as the change) first rebinds the use cases to that unit's repositories
@@ -28,18 +31,17 @@ use crate::product::{
 };
 use crate::services::{
     AdjustStockError, Admission, ApplyEventError, ChangeOrderError, ChangeProductError, CreateProductError,
-    EndpointChanges, EndpointDraft, EventApplication, EventService, GenerationCache, GetInvoiceError, GetOrderError,
-    GetPaymentError, GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, OrderService,
-    PayError, PaymentOutcome, PaymentRequestContext, PaymentService, PlaceOrderError, ProductDraft, ProductService,
-    ReadFeedError, RefreshError, RegisterError, SessionService, UpdateUserError, UserChanges, UserService,
-    WebhookError, WebhookService,
+    EndpointChanges, EndpointDraft, EventApplication, GenerationCache, GetInvoiceError, GetOrderError, GetPaymentError,
+    GetProductError, GetUserError, ListAdjustmentsError, ListUsersError, LoginError, PayError, PaymentOutcome,
+    PaymentRequestContext, PlaceOrderError, ProductDraft, ReadFeedError, RefreshError, RegisterError, UpdateUserError,
+    UserChanges, WebhookError,
 };
 use crate::user::{Email, Password, User, UserId, UserName, UserQuery};
 use crate::webhook::{
     DeliveryQuery, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId, WebhookEndpointQuery,
 };
 
-/// Accounts: registration, profiles, roles ([`UserService`]).
+/// Accounts: registration, profiles, roles ([`UserService`](super::UserService)).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait UserUseCases: Send + Sync {
     /// The same use cases over a unit of work's repositories.
@@ -57,7 +59,7 @@ pub trait UserUseCases: Send + Sync {
     ) -> Result<User, UpdateUserError>;
 }
 
-/// Sessions: logging in and out, refreshing, and admitting access tokens ([`SessionService`]).
+/// Sessions: logging in and out, refreshing, and admitting access tokens ([`SessionService`](super::SessionService)).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait SessionUseCases: Send + Sync {
     fn login(&self, email: &str, password: &str) -> Result<TokenPair, LoginError>;
@@ -70,7 +72,7 @@ pub trait SessionUseCases: Send + Sync {
     fn admit_access(&self, claims: AccessClaims, memory: &GenerationCache) -> Admission;
 }
 
-/// The catalogue and its stock ([`ProductService`]).
+/// The catalogue and its stock ([`ProductService`](super::ProductService)).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait ProductUseCases: Send + Sync {
     fn within(&self, repositories: &Repositories) -> Box<dyn ProductUseCases>;
@@ -100,7 +102,7 @@ pub trait ProductUseCases: Send + Sync {
     ) -> Result<Page<StockAdjustment>, ListAdjustmentsError>;
 }
 
-/// Orders and their invoices ([`OrderService`]).
+/// Orders and their invoices ([`OrderService`](super::OrderService)).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait OrderUseCases: Send + Sync {
     fn within(&self, repositories: &Repositories) -> Box<dyn OrderUseCases>;
@@ -118,13 +120,13 @@ pub trait OrderUseCases: Send + Sync {
     fn invoices(&self, actor: Actor, query: InvoiceQuery) -> Result<Page<Invoice>, StoreError>;
 }
 
-/// The event feed ([`EventService`]).
+/// The event feed ([`EventService`](super::EventService)).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait EventUseCases: Send + Sync {
     fn list(&self, actor: Actor, query: &EventQuery) -> Result<Page<FeedEvent>, ReadFeedError>;
 }
 
-/// Paying orders, and the provider's event notifications ([`PaymentService`]). It runs its own
+/// Paying orders, and the provider's event notifications ([`PaymentService`](super::PaymentService)). It runs its own
 /// phases (ADR 0013), so it has no `within`.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait PaymentUseCases: Send + Sync {
@@ -142,7 +144,7 @@ pub trait PaymentUseCases: Send + Sync {
     fn apply_event<'a>(&self, signature: Option<&'a str>, body: &[u8]) -> Result<EventApplication, ApplyEventError>;
 }
 
-/// Webhook endpoints and their deliveries ([`WebhookService`]; dispatching and delivering are
+/// Webhook endpoints and their deliveries ([`WebhookService`](super::WebhookService); dispatching and delivering are
 /// the server's background work, not use cases of an adapter).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait WebhookUseCases: Send + Sync {
@@ -165,191 +167,4 @@ pub trait WebhookUseCases: Send + Sync {
         endpoint_id: WebhookEndpointId,
         delivery_id: WebhookDeliveryId,
     ) -> Result<WebhookDelivery, WebhookError>;
-}
-
-// The services implement their traits by calling their own methods of the same name
-// (`Self::name(self, …)` names the inherent method, which takes precedence over the trait's).
-
-impl UserUseCases for UserService {
-    fn within(&self, repositories: &Repositories) -> Box<dyn UserUseCases> {
-        Box::new(Self::within(self, repositories))
-    }
-    fn register(&self, email: Email, name: UserName, password: Password) -> Result<User, RegisterError> {
-        Self::register(self, email, name, password)
-    }
-    fn me(&self, actor: Actor) -> Result<User, GetUserError> {
-        Self::me(self, actor)
-    }
-    fn get(&self, actor: Actor, id: UserId) -> Result<User, GetUserError> {
-        Self::get(self, actor, id)
-    }
-    fn list(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, ListUsersError> {
-        Self::list(self, actor, query)
-    }
-    fn update(
-        &self,
-        actor: Actor,
-        id: UserId,
-        changes: UserChanges,
-        expected_version: Option<i64>,
-    ) -> Result<User, UpdateUserError> {
-        Self::update(self, actor, id, changes, expected_version)
-    }
-}
-
-impl SessionUseCases for SessionService {
-    fn login(&self, email: &str, password: &str) -> Result<TokenPair, LoginError> {
-        Self::login(self, email, password)
-    }
-    fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
-        Self::refresh(self, presented)
-    }
-    fn logout(&self, presented: &str) -> Result<Option<UserId>, StoreError> {
-        Self::logout(self, presented)
-    }
-    fn verify_access_token(&self, access_token: &str) -> Result<AccessClaims, TokenRejected> {
-        Self::verify_access_token(self, access_token)
-    }
-    fn admit_access(&self, claims: AccessClaims, memory: &GenerationCache) -> Admission {
-        Self::admit_access(self, claims, memory)
-    }
-}
-
-impl ProductUseCases for ProductService {
-    fn within(&self, repositories: &Repositories) -> Box<dyn ProductUseCases> {
-        Box::new(Self::within(self, repositories))
-    }
-    fn create(&self, actor: Actor, draft: ProductDraft) -> Result<Product, CreateProductError> {
-        Self::create(self, actor, draft)
-    }
-    fn get(&self, actor: Option<Actor>, id: ProductId) -> Result<Product, GetProductError> {
-        Self::get(self, actor, id)
-    }
-    fn list(&self, actor: Option<Actor>, query: ProductQuery) -> Result<Page<Product>, StoreError> {
-        Self::list(self, actor, query)
-    }
-    fn update(
-        &self,
-        actor: Actor,
-        id: ProductId,
-        update: ProductUpdate,
-        expected_version: i64,
-    ) -> Result<Product, ChangeProductError> {
-        Self::update(self, actor, id, update, expected_version)
-    }
-    fn archive(&self, actor: Actor, id: ProductId, expected_version: i64) -> Result<(), ChangeProductError> {
-        Self::archive(self, actor, id, expected_version)
-    }
-    fn adjust_stock(
-        &self,
-        actor: Actor,
-        id: ProductId,
-        delta: StockDelta,
-        reason: AdjustmentReason,
-    ) -> Result<(StockAdjustment, Product), AdjustStockError> {
-        Self::adjust_stock(self, actor, id, delta, reason)
-    }
-    fn list_adjustments(
-        &self,
-        actor: Actor,
-        id: ProductId,
-        query: &AdjustmentQuery,
-    ) -> Result<Page<StockAdjustment>, ListAdjustmentsError> {
-        Self::list_adjustments(self, actor, id, query)
-    }
-}
-
-impl OrderUseCases for OrderService {
-    fn within(&self, repositories: &Repositories) -> Box<dyn OrderUseCases> {
-        Box::new(Self::within(self, repositories))
-    }
-    fn place(&self, actor: Actor, request: OrderRequest) -> Result<Order, PlaceOrderError> {
-        Self::place(self, actor, request)
-    }
-    fn get(&self, actor: Actor, id: OrderId) -> Result<Order, GetOrderError> {
-        Self::get(self, actor, id)
-    }
-    fn list(&self, actor: Actor, query: OrderQuery) -> Result<Page<Order>, StoreError> {
-        Self::list(self, actor, query)
-    }
-    fn change_status(
-        &self,
-        actor: Actor,
-        id: OrderId,
-        to: OrderStatus,
-        expected_version: i64,
-    ) -> Result<Order, ChangeOrderError> {
-        Self::change_status(self, actor, id, to, expected_version)
-    }
-    fn invoice(&self, actor: Actor, number: InvoiceNumber) -> Result<Invoice, GetInvoiceError> {
-        Self::invoice(self, actor, number)
-    }
-    fn invoices(&self, actor: Actor, query: InvoiceQuery) -> Result<Page<Invoice>, StoreError> {
-        Self::invoices(self, actor, query)
-    }
-}
-
-impl EventUseCases for EventService {
-    fn list(&self, actor: Actor, query: &EventQuery) -> Result<Page<FeedEvent>, ReadFeedError> {
-        Self::list(self, actor, query)
-    }
-}
-
-impl PaymentUseCases for PaymentService {
-    fn pay(
-        &self,
-        actor: Actor,
-        order_id: OrderId,
-        method: PaymentMethodToken,
-        context: &PaymentRequestContext,
-    ) -> Result<PaymentOutcome, PayError> {
-        Self::pay(self, actor, order_id, method, context)
-    }
-    fn list(&self, actor: Actor, query: PaymentQuery) -> Result<Page<Payment>, GetPaymentError> {
-        Self::list(self, actor, query)
-    }
-    fn get(&self, actor: Actor, order_id: OrderId, id: PaymentId) -> Result<Payment, GetPaymentError> {
-        Self::get(self, actor, order_id, id)
-    }
-    fn apply_event(&self, signature: Option<&str>, body: &[u8]) -> Result<EventApplication, ApplyEventError> {
-        Self::apply_event(self, signature, body)
-    }
-}
-
-impl WebhookUseCases for WebhookService {
-    fn within(&self, repositories: &Repositories) -> Box<dyn WebhookUseCases> {
-        Box::new(Self::within(self, repositories))
-    }
-    fn create(&self, actor: Actor, draft: EndpointDraft) -> Result<WebhookEndpoint, WebhookError> {
-        Self::create(self, actor, draft)
-    }
-    fn list(&self, actor: Actor, query: &WebhookEndpointQuery) -> Result<Page<WebhookEndpoint>, WebhookError> {
-        Self::list(self, actor, query)
-    }
-    fn get(&self, actor: Actor, id: WebhookEndpointId) -> Result<WebhookEndpoint, WebhookError> {
-        Self::get(self, actor, id)
-    }
-    fn update(
-        &self,
-        actor: Actor,
-        id: WebhookEndpointId,
-        changes: EndpointChanges,
-        expected_version: Option<i64>,
-    ) -> Result<WebhookEndpoint, WebhookError> {
-        Self::update(self, actor, id, changes, expected_version)
-    }
-    fn delete(&self, actor: Actor, id: WebhookEndpointId, expected_version: Option<i64>) -> Result<(), WebhookError> {
-        Self::delete(self, actor, id, expected_version)
-    }
-    fn deliveries(&self, actor: Actor, query: &DeliveryQuery) -> Result<Page<WebhookDelivery>, WebhookError> {
-        Self::deliveries(self, actor, query)
-    }
-    fn retry(
-        &self,
-        actor: Actor,
-        endpoint_id: WebhookEndpointId,
-        delivery_id: WebhookDeliveryId,
-    ) -> Result<WebhookDelivery, WebhookError> {
-        Self::retry(self, actor, endpoint_id, delivery_id)
-    }
 }

@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::event::DomainEvent;
 use crate::pagination::Page;
 use crate::ports::{Clock, InsertUserError, PasswordHasher, Repositories, UpdateError, UserRepository};
+use crate::services::UserUseCases;
 use crate::user::{Email, NewUser, Password, Role, User, UserId, UserName, UserQuery, UserUpdate};
 use crate::validation::FieldViolation;
 
@@ -104,11 +105,6 @@ impl UserService {
         Self { users: repositories.users.clone(), ..self.clone() }
     }
 
-    /// Self-service registration: always a customer.
-    pub fn register(&self, email: Email, name: UserName, password: Password) -> Result<User, RegisterError> {
-        self.create(email, name, password, Role::Customer)
-    }
-
     /// Creates the first admin if no account has this email (start-up and `orderly users
     /// create-admin`). Idempotent: running it again changes nothing.
     pub fn bootstrap_admin(
@@ -147,19 +143,55 @@ impl UserService {
         })
     }
 
+    /// Users changing their own password must prove they know the current one; an admin
+    /// resetting someone else's password cannot know it and need not.
+    fn check_current_password(&self, actor: Actor, id: UserId, current: Option<&str>) -> Result<(), UpdateUserError> {
+        if actor.is_admin() && actor.user_id != id {
+            return Ok(());
+        }
+        let Some(current) = current else {
+            return Err(UpdateUserError::Invalid(vec![FieldViolation::new(
+                "current_password",
+                "required",
+                "is required to change the password",
+            )]));
+        };
+        let credentials = self.users.find_credentials_by_id(id)?.ok_or(UpdateUserError::NotFound)?;
+        if self.hasher.verify(current, &credentials.password_hash)? {
+            Ok(())
+        } else {
+            Err(UpdateUserError::Invalid(vec![FieldViolation::new(
+                "current_password",
+                "incorrect",
+                "does not match the current password",
+            )]))
+        }
+    }
+}
+
+impl UserUseCases for UserService {
+    fn within(&self, repositories: &Repositories) -> Box<dyn UserUseCases> {
+        Box::new(Self::within(self, repositories))
+    }
+
+    /// Self-service registration: always a customer.
+    fn register(&self, email: Email, name: UserName, password: Password) -> Result<User, RegisterError> {
+        self.create(email, name, password, Role::Customer)
+    }
+
     /// The caller's own account. A token for a user that no longer exists reads as not found.
-    pub fn me(&self, actor: Actor) -> Result<User, GetUserError> {
+    fn me(&self, actor: Actor) -> Result<User, GetUserError> {
         self.users.find_by_id(actor.user_id)?.ok_or(GetUserError::NotFound)
     }
 
-    pub fn get(&self, actor: Actor, id: UserId) -> Result<User, GetUserError> {
+    fn get(&self, actor: Actor, id: UserId) -> Result<User, GetUserError> {
         if !actor.may_access_owned_by(id) {
             return Err(GetUserError::NotFound);
         }
         self.users.find_by_id(id)?.ok_or(GetUserError::NotFound)
     }
 
-    pub fn list(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, ListUsersError> {
+    fn list(&self, actor: Actor, query: &UserQuery) -> Result<Page<User>, ListUsersError> {
         if !actor.may(Operation::ListUsers) {
             return Err(ListUsersError::Forbidden);
         }
@@ -170,7 +202,7 @@ impl UserService {
     /// Applies `changes` to user `id` if the caller may, optionally only if the user is still at
     /// `expected_version`. Changing the password or deactivating revokes every session;
     /// changing the role revokes the access tokens already issued (ADR 0015).
-    pub fn update(
+    fn update(
         &self,
         actor: Actor,
         id: UserId,
@@ -225,31 +257,6 @@ impl UserService {
             };
         }
         Ok(self.users.update(id, &update, expected_version, self.clock.now())?)
-    }
-
-    /// Users changing their own password must prove they know the current one; an admin
-    /// resetting someone else's password cannot know it and need not.
-    fn check_current_password(&self, actor: Actor, id: UserId, current: Option<&str>) -> Result<(), UpdateUserError> {
-        if actor.is_admin() && actor.user_id != id {
-            return Ok(());
-        }
-        let Some(current) = current else {
-            return Err(UpdateUserError::Invalid(vec![FieldViolation::new(
-                "current_password",
-                "required",
-                "is required to change the password",
-            )]));
-        };
-        let credentials = self.users.find_credentials_by_id(id)?.ok_or(UpdateUserError::NotFound)?;
-        if self.hasher.verify(current, &credentials.password_hash)? {
-            Ok(())
-        } else {
-            Err(UpdateUserError::Invalid(vec![FieldViolation::new(
-                "current_password",
-                "incorrect",
-                "does not match the current password",
-            )]))
-        }
     }
 }
 

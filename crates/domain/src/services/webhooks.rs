@@ -29,6 +29,7 @@ use crate::ports::{
     Clock, EventFeed, Job, JobKind, NewJob, Repositories, SendOutcome, UnitOfWork, UpdateError, WebhookMessage,
     WebhookRepository, WebhookSender, in_transaction,
 };
+use crate::services::WebhookUseCases;
 use crate::validation::FieldViolation;
 use crate::webhook::{
     DeliveryAttempt, DeliveryBacklog, DeliveryQuery, DeliveryStatus, DestinationPolicy, EventTypeFilter,
@@ -160,137 +161,6 @@ impl WebhookService {
     /// Where this deployment lets endpoints point: what a request's `url` is checked against.
     pub fn destinations(&self) -> &DestinationPolicy {
         &self.policy.destinations
-    }
-
-    // ---- Endpoints (admin) ----
-
-    /// Registers an endpoint with a fresh signing secret (the caller shows it this once).
-    pub fn create(&self, actor: Actor, draft: EndpointDraft) -> Result<WebhookEndpoint, WebhookError> {
-        Self::admin_only(actor)?;
-        let mut violations = Vec::new();
-        let url = self.check_url(&draft.url).map_err(|fault| violations.push(fault)).ok();
-        let event_types =
-            EventTypeFilter::parse(draft.event_types.as_deref()).map_err(|faults| violations.extend(faults)).ok();
-        let description = match draft.description.as_deref().map(parse_description).transpose() {
-            Ok(description) => description.filter(|text| !text.is_empty()),
-            Err(fault) => {
-                violations.push(fault.at("description"));
-                None
-            }
-        };
-        let (Some(url), Some(event_types), true) = (url, event_types, violations.is_empty()) else {
-            return Err(WebhookError::Invalid(violations));
-        };
-        let endpoint = NewWebhookEndpoint {
-            id: WebhookEndpointId::new(),
-            url,
-            event_types,
-            description,
-            secret: self.sender.new_secret()?,
-            created_at: self.clock.now(),
-        };
-        Ok(self.store().insert_endpoint(&endpoint)?)
-    }
-
-    pub fn list(&self, actor: Actor, query: &WebhookEndpointQuery) -> Result<Page<WebhookEndpoint>, WebhookError> {
-        Self::admin_only(actor)?;
-        Ok(Page::from_overfetched(self.store().list_endpoints(query)?, query.limit))
-    }
-
-    pub fn get(&self, actor: Actor, id: WebhookEndpointId) -> Result<WebhookEndpoint, WebhookError> {
-        Self::admin_only(actor)?;
-        self.store().find_endpoint(id)?.ok_or(WebhookError::NotFound)
-    }
-
-    /// Changes an endpoint. The URL passes the same checks as at creation. An empty change
-    /// returns the endpoint as it is.
-    pub fn update(
-        &self,
-        actor: Actor,
-        id: WebhookEndpointId,
-        changes: EndpointChanges,
-        expected_version: Option<i64>,
-    ) -> Result<WebhookEndpoint, WebhookError> {
-        Self::admin_only(actor)?;
-        let mut violations = Vec::new();
-        let mut update = WebhookEndpointUpdate { active: changes.active, ..WebhookEndpointUpdate::default() };
-        if let Some(raw) = &changes.url {
-            update.url = self.check_url(raw).map_err(|fault| violations.push(fault)).ok();
-        }
-        if let Some(types) = &changes.event_types {
-            update.event_types =
-                EventTypeFilter::parse(types.as_deref()).map_err(|faults| violations.extend(faults)).ok();
-        }
-        if let Some(description) = &changes.description {
-            match description.as_deref().map(parse_description).transpose() {
-                Ok(text) => update.description = Some(text.filter(|text| !text.is_empty())),
-                Err(fault) => violations.push(fault.at("description")),
-            }
-        }
-        if !violations.is_empty() {
-            return Err(WebhookError::Invalid(violations));
-        }
-        if update.is_empty() {
-            let endpoint = self.get(actor, id)?;
-            return match expected_version {
-                Some(version) if version != endpoint.version => Err(WebhookError::VersionMismatch),
-                _ => Ok(endpoint),
-            };
-        }
-        Ok(self.store().update_endpoint(id, &update, expected_version, self.clock.now())?)
-    }
-
-    /// Removes an endpoint and its delivery log; its pending deliveries are not sent.
-    pub fn delete(
-        &self,
-        actor: Actor,
-        id: WebhookEndpointId,
-        expected_version: Option<i64>,
-    ) -> Result<(), WebhookError> {
-        Self::admin_only(actor)?;
-        Ok(self.store().delete_endpoint(id, expected_version)?)
-    }
-
-    // ---- Deliveries (admin) ----
-
-    /// The endpoint's delivery log, newest first.
-    pub fn deliveries(&self, actor: Actor, query: &DeliveryQuery) -> Result<Page<WebhookDelivery>, WebhookError> {
-        Self::admin_only(actor)?;
-        if self.store().find_endpoint(query.endpoint_id)?.is_none() {
-            return Err(WebhookError::NotFound);
-        }
-        Ok(Page::from_overfetched(self.store().list_deliveries(query)?, query.limit))
-    }
-
-    /// Delivers the event again now: the delivery becomes `pending`, and its job is due at
-    /// once (a new one when the delivery had ended; the waiting one moved forward when it was
-    /// still being retried). The same `webhook-id` is sent, so the receiver can tell.
-    pub fn retry(
-        &self,
-        actor: Actor,
-        endpoint_id: WebhookEndpointId,
-        delivery_id: WebhookDeliveryId,
-    ) -> Result<WebhookDelivery, WebhookError> {
-        Self::admin_only(actor)?;
-        let now = self.clock.now();
-        in_transaction(self.unit_of_work.as_ref(), |repositories| {
-            let endpoint = repositories.webhooks.find_endpoint(endpoint_id)?.ok_or(WebhookError::NotFound)?;
-            match repositories.webhooks.find_delivery(delivery_id)? {
-                Some(delivery) if delivery.endpoint_id == endpoint_id => {}
-                _ => return Err(WebhookError::NotFound),
-            }
-            if !endpoint.active {
-                return Err(WebhookError::EndpointDisabled);
-            }
-            let delivery = repositories.webhooks.reopen_delivery(delivery_id, now)?.ok_or(WebhookError::NotFound)?;
-            repositories.jobs.enqueue_due_by(&NewJob {
-                kind: JobKind::DeliverWebhook,
-                subject: delivery_id.as_uuid(),
-                run_at: now,
-                created_at: now,
-            })?;
-            Ok(delivery)
-        })
     }
 
     // ---- The dispatcher ----
@@ -446,6 +316,138 @@ impl WebhookService {
     /// The longest a whole schedule can take, for documentation and checks.
     pub fn retry_span(&self) -> Duration {
         self.policy.retry_schedule.span()
+    }
+}
+
+impl WebhookUseCases for WebhookService {
+    fn within(&self, repositories: &Repositories) -> Box<dyn WebhookUseCases> {
+        Box::new(Self::within(self, repositories))
+    }
+
+    // ---- Endpoints (admin) ----
+
+    /// Registers an endpoint with a fresh signing secret (the caller shows it this once).
+    fn create(&self, actor: Actor, draft: EndpointDraft) -> Result<WebhookEndpoint, WebhookError> {
+        Self::admin_only(actor)?;
+        let mut violations = Vec::new();
+        let url = self.check_url(&draft.url).map_err(|fault| violations.push(fault)).ok();
+        let event_types =
+            EventTypeFilter::parse(draft.event_types.as_deref()).map_err(|faults| violations.extend(faults)).ok();
+        let description = match draft.description.as_deref().map(parse_description).transpose() {
+            Ok(description) => description.filter(|text| !text.is_empty()),
+            Err(fault) => {
+                violations.push(fault.at("description"));
+                None
+            }
+        };
+        let (Some(url), Some(event_types), true) = (url, event_types, violations.is_empty()) else {
+            return Err(WebhookError::Invalid(violations));
+        };
+        let endpoint = NewWebhookEndpoint {
+            id: WebhookEndpointId::new(),
+            url,
+            event_types,
+            description,
+            secret: self.sender.new_secret()?,
+            created_at: self.clock.now(),
+        };
+        Ok(self.store().insert_endpoint(&endpoint)?)
+    }
+
+    fn list(&self, actor: Actor, query: &WebhookEndpointQuery) -> Result<Page<WebhookEndpoint>, WebhookError> {
+        Self::admin_only(actor)?;
+        Ok(Page::from_overfetched(self.store().list_endpoints(query)?, query.limit))
+    }
+
+    fn get(&self, actor: Actor, id: WebhookEndpointId) -> Result<WebhookEndpoint, WebhookError> {
+        Self::admin_only(actor)?;
+        self.store().find_endpoint(id)?.ok_or(WebhookError::NotFound)
+    }
+
+    /// Changes an endpoint. The URL passes the same checks as at creation. An empty change
+    /// returns the endpoint as it is.
+    fn update(
+        &self,
+        actor: Actor,
+        id: WebhookEndpointId,
+        changes: EndpointChanges,
+        expected_version: Option<i64>,
+    ) -> Result<WebhookEndpoint, WebhookError> {
+        Self::admin_only(actor)?;
+        let mut violations = Vec::new();
+        let mut update = WebhookEndpointUpdate { active: changes.active, ..WebhookEndpointUpdate::default() };
+        if let Some(raw) = &changes.url {
+            update.url = self.check_url(raw).map_err(|fault| violations.push(fault)).ok();
+        }
+        if let Some(types) = &changes.event_types {
+            update.event_types =
+                EventTypeFilter::parse(types.as_deref()).map_err(|faults| violations.extend(faults)).ok();
+        }
+        if let Some(description) = &changes.description {
+            match description.as_deref().map(parse_description).transpose() {
+                Ok(text) => update.description = Some(text.filter(|text| !text.is_empty())),
+                Err(fault) => violations.push(fault.at("description")),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(WebhookError::Invalid(violations));
+        }
+        if update.is_empty() {
+            let endpoint = self.get(actor, id)?;
+            return match expected_version {
+                Some(version) if version != endpoint.version => Err(WebhookError::VersionMismatch),
+                _ => Ok(endpoint),
+            };
+        }
+        Ok(self.store().update_endpoint(id, &update, expected_version, self.clock.now())?)
+    }
+
+    /// Removes an endpoint and its delivery log; its pending deliveries are not sent.
+    fn delete(&self, actor: Actor, id: WebhookEndpointId, expected_version: Option<i64>) -> Result<(), WebhookError> {
+        Self::admin_only(actor)?;
+        Ok(self.store().delete_endpoint(id, expected_version)?)
+    }
+
+    // ---- Deliveries (admin) ----
+
+    /// The endpoint's delivery log, newest first.
+    fn deliveries(&self, actor: Actor, query: &DeliveryQuery) -> Result<Page<WebhookDelivery>, WebhookError> {
+        Self::admin_only(actor)?;
+        if self.store().find_endpoint(query.endpoint_id)?.is_none() {
+            return Err(WebhookError::NotFound);
+        }
+        Ok(Page::from_overfetched(self.store().list_deliveries(query)?, query.limit))
+    }
+
+    /// Delivers the event again now: the delivery becomes `pending`, and its job is due at
+    /// once (a new one when the delivery had ended; the waiting one moved forward when it was
+    /// still being retried). The same `webhook-id` is sent, so the receiver can tell.
+    fn retry(
+        &self,
+        actor: Actor,
+        endpoint_id: WebhookEndpointId,
+        delivery_id: WebhookDeliveryId,
+    ) -> Result<WebhookDelivery, WebhookError> {
+        Self::admin_only(actor)?;
+        let now = self.clock.now();
+        in_transaction(self.unit_of_work.as_ref(), |repositories| {
+            let endpoint = repositories.webhooks.find_endpoint(endpoint_id)?.ok_or(WebhookError::NotFound)?;
+            match repositories.webhooks.find_delivery(delivery_id)? {
+                Some(delivery) if delivery.endpoint_id == endpoint_id => {}
+                _ => return Err(WebhookError::NotFound),
+            }
+            if !endpoint.active {
+                return Err(WebhookError::EndpointDisabled);
+            }
+            let delivery = repositories.webhooks.reopen_delivery(delivery_id, now)?.ok_or(WebhookError::NotFound)?;
+            repositories.jobs.enqueue_due_by(&NewJob {
+                kind: JobKind::DeliverWebhook,
+                subject: delivery_id.as_uuid(),
+                run_at: now,
+                created_at: now,
+            })?;
+            Ok(delivery)
+        })
     }
 }
 
