@@ -5,8 +5,9 @@
 //! 1. [`ApiDoc`] — info, licence, servers, tags and the shared schemas;
 //! 2. the routes — `crate::routes::register` adds every operation from its `#[utoipa::path]`,
 //!    which lists the statuses specific to that operation;
-//! 3. [`finish`] — adds the statuses the *machinery* can return on an operation, derived from
-//!    what the operation has: every one may fail with 500, 429 (rate limiting, with
+//! 3. [`finish`] — gives each of an operation's own 4xx and 5xx its problem body (a route
+//!    states only the status and why), and adds the statuses the *machinery* can return on an
+//!    operation, derived from what the operation has: every one may fail with 500, 429 (rate limiting, with
 //!    `Retry-After`) and (except liveness) 503; one with a body also 400 `malformed_json`, 413,
 //!    415 and 422; one with parameters 400 `invalid_parameter`; one with a security requirement
 //!    401. It also documents the `X-Request-Id` header on every request and response, the
@@ -477,9 +478,14 @@ fn complete_operation(operation: &mut Operation, shared: &mut BTreeMap<String, R
     }
 
     let responses = &mut operation.responses.responses;
-    for response in responses.values_mut() {
+    for (status, response) in responses.iter_mut() {
         if let RefOr::T(response) = response {
             refer_to_common_headers(response);
+            // Every refusal is a problem: an operation's own 4xx and 5xx state their status and
+            // why, and get the body here.
+            if status.starts_with(['4', '5']) && response.content.is_empty() {
+                response.content.insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
+            }
         }
     }
     for machinery in machinery {
@@ -673,8 +679,12 @@ fn optional_header(name: &str, description: &str, schema: impl Into<RefOr<Schema
 /// A problem response (`application/problem+json`, `ProblemDetails`), as the machinery's and
 /// the operations' own (`crate::routes::responses`) are written.
 pub(crate) fn problem(description: &str) -> ResponseBuilder {
-    let schema = Ref::from_schema_name("ProblemDetails");
-    ResponseBuilder::new().description(description).content(PROBLEM_JSON, Content::new(Some(schema)))
+    ResponseBuilder::new().description(description).content(PROBLEM_JSON, problem_content())
+}
+
+/// A problem body: `application/problem+json` with the `ProblemDetails` schema.
+fn problem_content() -> Content {
+    Content::new(Some(Ref::from_schema_name("ProblemDetails")))
 }
 
 /// `X-Request-Id` and the RateLimit fields, which every response carries.

@@ -14,7 +14,7 @@ use crate::caching::CachePolicy;
 use crate::dto::auth::{Credentials, LoginRequest, PresentedRefreshToken, RefreshTokenRequest, TokenPairResponse};
 use crate::extract::{IdempotencyKeyHeader, ValidJson};
 use crate::metrics::AUTH_FAILED_LOGINS_TOTAL;
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 use crate::routes::responses;
 
 /// Log in
@@ -30,8 +30,7 @@ use crate::routes::responses;
     request_body(content = LoginRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A new token pair", body = TokenPairResponse),
-        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or deactivated account",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or deactivated account"),
     )
 )]
 #[post("/auth/tokens")]
@@ -76,7 +75,6 @@ pub(crate) async fn login(
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPairResponse),
         (status = 401, description = "`unauthenticated`: the refresh token is unknown, expired or revoked, or spent (outside the reuse leeway, or a token of the pair it was exchanged for was used), which revokes its session",
-            body = ProblemDetails, content_type = "application/problem+json",
             headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
     )
 )]

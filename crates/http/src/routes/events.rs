@@ -11,7 +11,7 @@ use crate::caching::CachePolicy;
 use crate::dto::events::{self as dto, EventPage, EventResponse, FeedPageInfo, ListEventsParams};
 use crate::extract::{Authorised, ValidQuery, operation};
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 
 /// Read the event feed
 ///
@@ -53,10 +53,8 @@ use crate::problem::{ApiError, ProblemDetails};
             )),
         (status = 400, description = "`invalid_parameter`: `type` is not an event type, `limit` is not 1–100, \
             `cursor` is not one this feed issued (`invalid_cursor`) or was issued under another `type` filter \
-            (`filter_mismatch`), or a parameter is unknown or repeated; `errors[].parameter` names each",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: only admins may read the event feed",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            (`filter_mismatch`), or a parameter is unknown or repeated; `errors[].parameter` names each"),
+        (status = 403, description = "`forbidden`: only admins may read the event feed"),
     )
 )]
 #[get("/events")]

@@ -9,7 +9,7 @@ use crate::caching::{self, CachePolicy};
 use crate::dto::invoices::{self as dto, InvoiceResponse, ListInvoicesParams};
 use crate::extract::{Caller, ETag, IfNoneMatch, PathInvoiceNumber, ValidQuery};
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 use crate::routes::responses::{self, InvoiceNotModified};
 
 /// List invoices
@@ -74,10 +74,8 @@ pub(crate) async fn list(
             )),
         InvoiceNotModified,
         (status = 400, description = "`invalid_parameter`: `number` is not of the form `YYYY-NNNNNN` \
-            (`errors[0].parameter` is `number`), or `If-None-Match` is not a list of entity tags",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such invoice, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            (`errors[0].parameter` is `number`), or `If-None-Match` is not a list of entity tags"),
+        (status = 404, description = "`not_found`: no such invoice, or another customer's"),
     )
 )]
 #[get("/invoices/{number}")]

@@ -14,7 +14,7 @@ use crate::dto::orders::{self as dto, ChangeOrderStatusRequest, ListOrdersParams
 use crate::extract::{Caller, ETag, IdempotencyKeyHeader, IfNoneMatch, PathId, RequiredIfMatch, ValidJson, ValidQuery};
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 use crate::routes::responses::{self, NotModified, OrderNotFound, OrderPreconditionFailed, PreconditionRequired};
 
 /// Place an order
@@ -55,12 +55,10 @@ use crate::routes::responses::{self, NotModified, OrderNotFound, OrderPreconditi
             hold more units than one customer may reserve at once; nothing is reserved; `errors` has one entry, \
             pointer `/items`, saying how many more units may be reserved. Or `insufficient_stock`: some lines cannot \
             be reserved, so none is; `errors` has one entry per short line, pointer `/items/N/quantity`, saying how \
-            many units are available",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            many units are available"),
         (status = 422, description = "`validation_failed`: the body breaks the schema or a field rule (`errors` lists \
             every fault with a JSON Pointer, e.g. `/items/2/quantity`), or a line names a product that does not \
-            exist or is archived (code `unavailable_product` at `/items/N/product_id`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            exist or is archived (code `unavailable_product` at `/items/N/product_id`)"),
     )
 )]
 #[post("/orders")]
@@ -189,16 +187,13 @@ pub(crate) async fn get(
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
         (status = 403, description = "`forbidden`: the move is in the table but not for this role (only admins \
-            confirm, ship and deliver)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            confirm, ship and deliver)"),
         OrderNotFound,
         (status = 409, description = "`invalid_transition`: the transition table has no move from the order's \
-            status to the requested one (`errors[0].pointer` is `/status`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            status to the requested one (`errors[0].pointer` is `/status`)"),
         OrderPreconditionFailed,
         (status = 422, description = "`validation_failed`: `status` is missing or not a status, or another field \
-            is sent (only `status` can be changed)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            is sent (only `status` can be changed)"),
         PreconditionRequired,
     )
 )]

@@ -21,7 +21,7 @@ use crate::extract::{Caller, IdempotencyKeyHeader, IfNoneMatch, PathId, PathPaym
 use crate::idempotency::{self, Reply};
 use crate::middleware::request_id::RequestId;
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemCode, ProblemDetails};
+use crate::problem::{ApiError, ProblemCode};
 use crate::routes::responses::{self, NotModified, OrderNotFound};
 
 /// The provider's signature header (Stripe's scheme).
@@ -66,22 +66,17 @@ const SIGNATURE_HEADER: &str = "Stripe-Signature";
                 ("Cache-Control" = String, description = "`no-store`"),
             )),
         (status = 402, description = "`payment_declined`: the provider declined; the failed attempt is recorded \
-            and the order stays pending (`errors[0]` at `/payment_method` says why)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            and the order stays pending (`errors[0]` at `/payment_method` says why)"),
         OrderNotFound,
         (status = 409, description = "`invalid_transition`: the order is not `pending`; `payment_in_progress`: \
             another attempt of this order is processing (with `Retry-After`); `payments_disabled`: this deployment \
-            has no payment provider (an admin confirms orders instead)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            has no payment provider (an admin confirms orders instead)"),
         (status = 422, description = "`validation_failed`: `payment_method` is missing or not a token, or another \
-            field is sent",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            field is sent"),
         (status = 502, description = "`payment_provider_error`: the provider's answer could not be trusted; the \
-            attempt stays `processing` and is settled by Orderly",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            attempt stays `processing` and is settled by Orderly"),
         (status = 503, description = "`payment_provider_unavailable`: the provider could not be reached; nothing \
             was charged (with `Retry-After`)",
-            body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
@@ -171,8 +166,7 @@ pub(crate) async fn list(
                 ("Vary" = String, description = "`Authorization`: the answer depends on who asks"),
             )),
         NotModified,
-        (status = 404, description = "`not_found`: no such payment of this order, or another customer's",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such payment of this order, or another customer's"),
     )
 )]
 #[get("/orders/{id}/payments/{payment_id}")]
@@ -215,14 +209,10 @@ pub(crate) async fn get(
             body = dto::EventReceipt),
         (status = 400, description = "`invalid_signature`: the signature is missing, wrong or too old; \
             `malformed_json`: a correctly signed body that is not a provider event; `invalid_parameter`: a \
-            malformed `Idempotency-Key`. Nothing was applied",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "`payments_disabled`: this deployment has no payment provider",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: the body is over 64 KiB",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            malformed `Idempotency-Key`. Nothing was applied"),
+        (status = 409, description = "`payments_disabled`: this deployment has no payment provider"),
+        (status = 413, description = "`payload_too_large`: the body is over 64 KiB"),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`"),
     )
 )]
 #[post("/payment-events")]

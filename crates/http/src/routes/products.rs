@@ -23,7 +23,7 @@ use crate::extract::{
 };
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 use crate::routes::responses::{
     self, CatalogueNotModified, InvalidToken, PreconditionRequired, ProductNotFound, ProductPreconditionFailed,
 };
@@ -101,8 +101,7 @@ pub(crate) async fn list(
             )),
         CatalogueNotModified,
         InvalidToken,
-        (status = 404, description = "`not_found`: no such product, or an archived one and the caller is not an admin",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product, or an archived one and the caller is not an admin"),
     )
 )]
 #[get("/products/{id}")]
@@ -137,10 +136,8 @@ pub(crate) async fn get(
                 ("Location" = String, description = "Path of the new product, `/v1/products/{id}`"),
                 ("ETag" = String, description = "Strong entity tag of the new product, `\"1\"`"),
             )),
-        (status = 403, description = "`forbidden`: only admins may create products",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "`sku_taken`: another product has this SKU (`errors[0].pointer` is `/sku`)",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may create products"),
+        (status = 409, description = "`sku_taken`: another product has this SKU (`errors[0].pointer` is `/sku`)"),
     )
 )]
 #[post("/products")]
@@ -190,8 +187,7 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "The updated product", body = ProductResponse,
             headers(("ETag" = String, description = "Strong entity tag of the new version"))),
-        (status = 403, description = "`forbidden`: only admins may change products",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may change products"),
         ProductNotFound,
         ProductPreconditionFailed,
         PreconditionRequired,
@@ -233,8 +229,7 @@ pub(crate) async fn update(
     ),
     responses(
         (status = 204, description = "The product is archived"),
-        (status = 403, description = "`forbidden`: only admins may archive products",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may archive products"),
         ProductNotFound,
         ProductPreconditionFailed,
         PreconditionRequired,
@@ -275,12 +270,10 @@ pub(crate) async fn archive(
     request_body(content = AdjustStockRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The recorded adjustment", body = StockAdjustmentResponse),
-        (status = 403, description = "`forbidden`: only admins may adjust stock",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may adjust stock"),
         ProductNotFound,
         (status = 409, description = "`stock_below_reserved`: `on_hand` would fall below `reserved`; the `errors` entry \
-            at `/delta` gives `on_hand` and `reserved`",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            at `/delta` gives `on_hand` and `reserved`"),
     )
 )]
 #[post("/products/{id}/stock-adjustments")]
@@ -322,8 +315,7 @@ pub(crate) async fn adjust_stock(
                 ("Cache-Control" = String, description = "`private, no-cache`"),
                 ("Vary" = String, description = "`Authorization`"),
             )),
-        (status = 403, description = "`forbidden`: only admins may read the stock audit trail",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may read the stock audit trail"),
         ProductNotFound,
     )
 )]

@@ -18,7 +18,7 @@ use crate::extract::{
 };
 use crate::idempotency::{self, Reply};
 use crate::pagination::{self, CursorCodec};
-use crate::problem::{ApiError, ProblemDetails};
+use crate::problem::ApiError;
 use crate::routes::responses::{self, NotModified, UserNotFound, UserPreconditionFailed};
 
 /// Register a customer
@@ -36,8 +36,7 @@ use crate::routes::responses::{self, NotModified, UserNotFound, UserPrecondition
     responses(
         (status = 201, description = "The new user", body = UserResponse,
             headers(("Location" = String, description = "Path of the new user, `/v1/users/{id}`"))),
-        (status = 409, description = "`email_taken`: the email address is already registered",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`: the email address is already registered"),
     )
 )]
 #[post("/users")]
@@ -72,8 +71,7 @@ pub(crate) async fn register(
         (status = 200, description = "The caller", body = UserResponse,
             headers(("ETag" = String, description = "Strong entity tag of this version of the user, e.g. `\"3\"`"))),
         NotModified,
-        (status = 404, description = "`not_found`: the token's user no longer exists",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the token's user no longer exists"),
     )
 )]
 #[get("/users/me")]
@@ -100,8 +98,7 @@ pub(crate) async fn me(
     responses(
         (status = 200, description = "One page of users", body = pagination::PageEnvelope<UserResponse>,
             headers(("Link" = String, description = "`<URL of the next page>; rel=\"next\"`, when there is one"))),
-        (status = 403, description = "`forbidden`: only admins may list users",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: only admins may list users"),
     )
 )]
 #[get("/users")]
@@ -176,10 +173,8 @@ pub(crate) async fn get(
     responses(
         (status = 200, description = "The updated user", body = UserResponse,
             headers(("ETag" = String, description = "Strong entity tag of the new version"))),
-        (status = 403, description = "`forbidden`: a customer tried to change `role` or `active`",
-            body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user, or not one the caller may change",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: a customer tried to change `role` or `active`"),
+        (status = 404, description = "`not_found`: no such user, or not one the caller may change"),
         UserPreconditionFailed,
     )
 )]

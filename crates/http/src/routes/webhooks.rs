@@ -223,8 +223,7 @@ pub(crate) async fn get(
         (status = 422, description = "`validation_failed`: the body breaks the schema or a rule; `errors` lists \
             every fault with a JSON Pointer: `url` and `active` cannot be `null`; the URL's faults are those of \
             creation (`invalid_format`, `too_long`, `invalid_value`, `forbidden_destination` at `/url`), and so \
-            are those of `event_types` and `description`",
-            body = ProblemDetails, content_type = "application/problem+json"),
+            are those of `event_types` and `description`"),
     )
 )]
 #[patch("/webhook-endpoints/{id}")]
@@ -350,8 +349,7 @@ pub(crate) async fn list_deliveries(
             body = DeliveryResponse,
             headers(("Cache-Control" = String, description = "`no-store`"))),
         WebhooksForbidden,
-        (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it",
-            body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it"),
         (status = 409, description = "`invalid_transition`: the endpoint is disabled, so the delivery would not be \
             sent; enable it first (`PATCH` with `\"active\": true`)",
             body = ProblemDetails, content_type = "application/problem+json",
