@@ -7,10 +7,10 @@
 //!    which lists the statuses specific to that operation;
 //! 3. [`finish`] — gives each of an operation's own 4xx and 5xx its problem body (a route
 //!    states only the status and why), and adds the statuses the *machinery* can return on an
-//!    operation, derived from what the operation has: every one may fail with 500, 429 (rate limiting, with
-//!    `Retry-After`) and (except liveness) 503; one with a body also 400 `malformed_json`, 413,
-//!    415 and 422; one with parameters 400 `invalid_parameter`; one with a security requirement
-//!    401. It also documents the `X-Request-Id` header on every request and response, the
+//!    operation, derived from what the operation has: every one may fail with 500, 429 (rate
+//!    limiting, with `Retry-After`) and (except liveness) 503; one with a body also 400
+//!    `malformed_json`, 413, 415 and 422; one with parameters 400 `invalid_parameter`; one with
+//!    a security requirement 401. It also documents the `X-Request-Id` header on every request and response, the
 //!    `RateLimit-Policy` and `RateLimit` headers on every response, the bearer scheme, and
 //!    `security: []` on operations anyone may call. Every `POST` gets the `Idempotency-Key` header parameter;
 //!    the operations whose outcomes are stored (`idempotency::STORED_OPERATIONS`) also get
