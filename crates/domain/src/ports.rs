@@ -407,6 +407,25 @@ pub struct Repositories {
     pub webhooks: std::sync::Arc<dyn WebhookRepository>,
 }
 
+#[cfg(any(test, feature = "mocks"))]
+impl Repositories {
+    /// Every repository a mock that expects no call, for tests: replace the ones a test sets
+    /// expectations on (`Repositories { orders: Arc::new(orders), ..Repositories::mocked() }`).
+    pub fn mocked() -> Self {
+        use std::sync::Arc;
+        Self {
+            users: Arc::new(MockUserRepository::new()),
+            refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
+            products: Arc::new(MockProductRepository::new()),
+            orders: Arc::new(MockOrderRepository::new()),
+            invoices: Arc::new(MockInvoiceRepository::new()),
+            payments: Arc::new(MockPaymentRepository::new()),
+            jobs: Arc::new(MockJobQueue::new()),
+            webhooks: Arc::new(MockWebhookRepository::new()),
+        }
+    }
+}
+
 /// Runs work in one database transaction with [`Repositories`] bound to it.
 ///
 /// The adapter begins a write transaction, hands `work` the repositories bound to it, and

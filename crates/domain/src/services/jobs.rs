@@ -145,8 +145,8 @@ mod tests {
     use crate::payment::PaymentId;
     use crate::ports::{
         Job, MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentProvider,
-        MockPaymentRepository, MockProductRepository, MockRefreshTokenRepository, MockUserRepository,
-        MockWebhookRepository, MockWebhookSender, PaymentProvider, Repositories, SendOutcome, SendReport, UnitOfWork,
+        MockPaymentRepository, MockWebhookRepository, MockWebhookSender, PaymentProvider, Repositories, SendOutcome,
+        SendReport, UnitOfWork,
     };
     use crate::services::fixtures::{fixed_clock, now, order_policy};
     use crate::services::{OrderService, PaymentPolicy, WebhookPolicy};
@@ -172,16 +172,8 @@ mod tests {
     /// provider.
     fn payment_service(payments: MockPaymentRepository, enabled: bool) -> PaymentService {
         let orders = Arc::new(MockOrderRepository::new());
-        let repositories = Repositories {
-            users: Arc::new(MockUserRepository::new()),
-            refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
-            products: Arc::new(MockProductRepository::new()),
-            orders: orders.clone(),
-            invoices: Arc::new(MockInvoiceRepository::new()),
-            payments: Arc::new(payments),
-            jobs: Arc::new(MockJobQueue::new()),
-            webhooks: Arc::new(crate::ports::MockWebhookRepository::new()),
-        };
+        let repositories =
+            Repositories { orders: orders.clone(), payments: Arc::new(payments), ..Repositories::mocked() };
         let provider = enabled.then(|| Arc::new(MockPaymentProvider::new()) as Arc<dyn PaymentProvider>);
         let order_service =
             OrderService::new(orders, Arc::new(MockInvoiceRepository::new()), fixed_clock(), order_policy());
@@ -366,16 +358,7 @@ mod tests {
     }
 
     fn webhook_service(store: MockWebhookRepository, feed: MockEventFeed, sender: MockWebhookSender) -> WebhookService {
-        let repositories = Repositories {
-            users: Arc::new(MockUserRepository::new()),
-            refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
-            products: Arc::new(MockProductRepository::new()),
-            orders: Arc::new(MockOrderRepository::new()),
-            invoices: Arc::new(MockInvoiceRepository::new()),
-            payments: Arc::new(MockPaymentRepository::new()),
-            jobs: Arc::new(MockJobQueue::new()),
-            webhooks: Arc::new(store),
-        };
+        let repositories = Repositories { webhooks: Arc::new(store), ..Repositories::mocked() };
         WebhookService::new(
             repositories,
             Arc::new(NoUnitOfWork),

@@ -25,9 +25,8 @@ use orderly_domain::idempotency::{
 use orderly_domain::invoice::{Invoice, InvoiceNumber};
 use orderly_domain::order::{Order, OrderId, OrderLine, OrderStatus, Quantity, TaxRate};
 use orderly_domain::ports::{
-    IdempotentExecutor, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentRepository,
-    MockProductRepository, MockReadiness, MockRefreshTokenRepository, MockUserRepository, MockWebhookRepository,
-    Repositories, SendReport, SystemClock, TokenRejected, WebhookMessage, WebhookSender,
+    IdempotentExecutor, MockReadiness, Repositories, SendReport, SystemClock, TokenRejected, WebhookMessage,
+    WebhookSender,
 };
 use orderly_domain::product::{
     Currency, Description, Money, Product, ProductId, ProductName, ProductStatus, Sku, Stock,
@@ -222,20 +221,6 @@ pub fn test_claims(token: &str) -> Result<AccessClaims, TokenRejected> {
     }
 }
 
-/// Repositories that expect no call.
-fn untouched_repositories() -> Repositories {
-    Repositories {
-        users: Arc::new(MockUserRepository::new()),
-        refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
-        products: Arc::new(MockProductRepository::new()),
-        orders: Arc::new(MockOrderRepository::new()),
-        invoices: Arc::new(MockInvoiceRepository::new()),
-        payments: Arc::new(MockPaymentRepository::new()),
-        jobs: Arc::new(MockJobQueue::new()),
-        webhooks: Arc::new(MockWebhookRepository::new()),
-    }
-}
-
 impl UseCases {
     pub fn new() -> Self {
         let mut sessions = MockSessionUseCases::new();
@@ -258,8 +243,8 @@ impl UseCases {
 
     pub fn into_state(self) -> ApiState {
         // Two sets, so that a test can tell the unit of work's from the pool's.
-        let repositories = untouched_repositories();
-        let _ = self.idempotency.repositories.set(untouched_repositories());
+        let repositories = Repositories::mocked();
+        let _ = self.idempotency.repositories.set(Repositories::mocked());
         ApiState {
             users: Arc::new(self.users),
             sessions: Arc::new(self.sessions),

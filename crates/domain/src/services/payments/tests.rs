@@ -20,8 +20,7 @@ use super::*;
 use crate::order::{Order, TransitionEffect};
 use crate::ports::{
     EventRejected, Job, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentProvider,
-    MockPaymentRepository, MockProductRepository, MockRefreshTokenRepository, MockUserRepository, StatusChange,
-    StatusChangeError,
+    MockPaymentRepository, StatusChange, StatusChangeError,
 };
 use crate::services::fixtures::{actor, customer, fixed_clock, now, order, order_in, order_policy, other_customer};
 use crate::user::{User, UserId};
@@ -68,16 +67,7 @@ impl UnitOfWork for PassThroughUnitOfWork {
 }
 
 fn repositories(orders: Arc<MockOrderRepository>, payments: MockPaymentRepository, jobs: MockJobQueue) -> Repositories {
-    Repositories {
-        users: Arc::new(MockUserRepository::new()),
-        refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
-        products: Arc::new(MockProductRepository::new()),
-        orders,
-        invoices: Arc::new(MockInvoiceRepository::new()),
-        payments: Arc::new(payments),
-        jobs: Arc::new(jobs),
-        webhooks: Arc::new(crate::ports::MockWebhookRepository::new()),
-    }
+    Repositories { orders, payments: Arc::new(payments), jobs: Arc::new(jobs), ..Repositories::mocked() }
 }
 
 /// Answers `answers` one after the other, one per call.

@@ -17,11 +17,7 @@ use mockall::predicate::eq;
 use uuid::Uuid;
 
 use super::*;
-use crate::ports::{
-    MockEventFeed, MockInvoiceRepository, MockJobQueue, MockOrderRepository, MockPaymentRepository,
-    MockProductRepository, MockRefreshTokenRepository, MockUserRepository, MockWebhookRepository, MockWebhookSender,
-    SendReport,
-};
+use crate::ports::{MockEventFeed, MockJobQueue, MockWebhookRepository, MockWebhookSender, SendReport};
 use crate::services::fixtures::{actor, admin, customer, fixed_clock, now};
 use crate::webhook::{EndpointUrl, MAX_DESCRIPTION_CHARS, MAX_URL_LENGTH, WebhookSecret};
 
@@ -67,16 +63,7 @@ impl UnitOfWork for PassThroughUnitOfWork {
 }
 
 fn repositories(webhooks: MockWebhookRepository, jobs: MockJobQueue) -> Repositories {
-    Repositories {
-        users: Arc::new(MockUserRepository::new()),
-        refresh_tokens: Arc::new(MockRefreshTokenRepository::new()),
-        products: Arc::new(MockProductRepository::new()),
-        orders: Arc::new(MockOrderRepository::new()),
-        invoices: Arc::new(MockInvoiceRepository::new()),
-        payments: Arc::new(MockPaymentRepository::new()),
-        jobs: Arc::new(jobs),
-        webhooks: Arc::new(webhooks),
-    }
+    Repositories { webhooks: Arc::new(webhooks), jobs: Arc::new(jobs), ..Repositories::mocked() }
 }
 
 /// Answers `answers` one after the other, one per call.
