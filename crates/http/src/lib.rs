@@ -165,9 +165,11 @@ pub fn app(
     let cors = middleware::cors::policy(&state.settings.cors_origins);
     // The schemas request bodies are checked against: this very document's.
     let body_schemas = extract::body_schema::BodySchemas::new(&api);
+    let body_context = state.body_context.clone();
 
     app.app_data(web::Data::new(state))
         .app_data(web::Data::new(body_schemas))
+        .app_data(web::Data::new(body_context))
         .app_data(web::Data::new(cursors))
         .app_data(web::Data::new(route_table))
         .configure(|config| openapi::serve(config, api))

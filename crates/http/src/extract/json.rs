@@ -23,7 +23,6 @@ use orderly_domain::product::Currency;
 use orderly_domain::validation::FieldViolation;
 use orderly_domain::webhook::DestinationPolicy;
 
-use crate::ApiState;
 use crate::extract::body_schema::BodySchemas;
 use crate::extract::{duplicates, shape};
 use crate::problem::{ApiError, FieldError, MAX_ERRORS, ProblemCode, json_pointer};
@@ -53,12 +52,13 @@ pub struct BodyContext {
     pub destinations: DestinationPolicy,
 }
 
-/// The deployment's facts and the compiled schemas, as `app` registered them.
-fn checks_of(req: &HttpRequest) -> Result<(BodyContext, web::Data<BodySchemas>), ApiError> {
+/// The deployment's facts and the compiled schemas, as `app` registered them (shared, not
+/// copied per request).
+fn checks_of(req: &HttpRequest) -> Result<(web::Data<BodyContext>, web::Data<BodySchemas>), ApiError> {
     let missing = |what: &str| ApiError::internal(anyhow::anyhow!("{what} is not registered as app data"));
-    let state = req.app_data::<web::Data<ApiState>>().ok_or_else(|| missing("ApiState"))?;
+    let context = req.app_data::<web::Data<BodyContext>>().ok_or_else(|| missing("BodyContext"))?;
     let schemas = req.app_data::<web::Data<BodySchemas>>().ok_or_else(|| missing("BodySchemas"))?;
-    Ok((state.body_context.clone(), schemas.clone()))
+    Ok((context.clone(), schemas.clone()))
 }
 
 /// A request body that passed every check, already converted into domain values.

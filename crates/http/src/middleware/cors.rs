@@ -24,7 +24,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError};
 
 use crate::middleware::problem_responses::ProblemContext;
-use crate::problem::{ApiError, ProblemCode};
+use crate::problem::ApiError;
 
 /// Methods a browser may use cross-origin: every method the API implements.
 const ALLOWED_METHODS: [Method; 6] =
@@ -79,7 +79,7 @@ pub async fn render_refusals(
             other => format!("cross-origin request refused: {}", other.to_string().trim_end_matches('.')),
         };
         debug_assert_eq!(error.status_code(), actix_web::http::StatusCode::BAD_REQUEST);
-        ApiError::new(ProblemCode::Forbidden, detail)
+        ApiError::forbidden(detail)
     });
     match refusal {
         Some(problem) => {
