@@ -24,6 +24,8 @@ use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use serde::Serialize;
 use sha2::Sha256;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -100,9 +102,14 @@ impl<S: Copy + PartialEq + Default> Collection<S> {
     pub fn parse_sort(&self, raw: Option<&str>) -> Result<S, FieldError> {
         let Some(raw) = raw else { return Ok(S::default()) };
         self.sorts.iter().find(|(name, _)| *name == raw).map(|(_, sort)| *sort).ok_or_else(|| {
-            let names: Vec<&str> = self.sorts.iter().map(|(name, _)| *name).collect();
+            let names: Vec<&str> = self.names().collect();
             FieldError::parameter(SORT, "invalid_value", format!("must be one of: {}", names.join(", ")))
         })
+    }
+
+    /// Every `sort` value as clients write it, in the table's order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        self.sorts.iter().map(|(name, _)| *name)
     }
 
     /// The scope of the cursors of pages in `sort` order: the collection and the `sort` value
@@ -112,6 +119,12 @@ impl<S: Copy + PartialEq + Default> Collection<S> {
         let name = self.sorts.iter().find(|(_, known)| *known == sort).map_or("", |(name, _)| name);
         CursorScope { collection: self.name, sort: name }
     }
+}
+
+/// The schema of a `sort` parameter that takes `names` (`sort_parameter!`).
+pub fn sort_schema(description: &str, names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    let object = ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(names));
+    RefOr::T(Schema::Object(object.build()))
 }
 
 /// Which collection and sort order a cursor belongs to.

@@ -73,19 +73,12 @@ impl From<&Invoice> for InvoiceResponse {
     }
 }
 
-/// Sort orders of `GET /v1/invoices`: there is one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = InvoiceSort)]
-pub enum InvoiceSortDto {
-    /// Newest first (the default, and the only order).
-    #[serde(rename = "-issued_at")]
-    IssuedAtDescending,
-}
-
 /// The one order of the collection.
 const NEWEST_FIRST: &str = "-issued_at";
 /// The collection and its one order, in cursors.
 const INVOICES: CursorScope<'static> = CursorScope { collection: "invoices", sort: NEWEST_FIRST };
+
+sort_parameter!(InvoiceSortParameter as "InvoiceSort", "Sort orders of `GET /v1/invoices`: there is one.", [NEWEST_FIRST]);
 
 /// `GET /v1/invoices`: the sort (there is one) and pagination
 /// (`crate::pagination::PageParams`).
@@ -94,7 +87,7 @@ const INVOICES: CursorScope<'static> = CursorScope { collection: "invoices", sor
 #[into_params(parameter_in = Query)]
 pub struct ListInvoicesParams {
     /// Order of the collection: `-issued_at`, newest first, is the only one.
-    #[param(value_type = Option<InvoiceSortDto>)]
+    #[param(value_type = Option<InvoiceSortParameter>)]
     sort: Option<String>,
     #[param(ignore)]
     limit: Option<String>,

@@ -27,6 +27,29 @@ macro_rules! mirror_enum {
     };
 }
 
+/// Declares `$schema`, the published schema of a collection's `sort` parameter (the component
+/// `$component`): a string `enum` of `$names`, the very names its query parsing accepts (a
+/// [`crate::pagination::Collection`] table's), so the document cannot offer a sort the
+/// service refuses, nor leave one out.
+macro_rules! sort_parameter {
+    ($schema:ident as $component:literal, $description:literal, $names:expr) => {
+        #[doc = $description]
+        pub struct $schema;
+
+        impl utoipa::PartialSchema for $schema {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::pagination::sort_schema($description, $names)
+            }
+        }
+
+        impl utoipa::ToSchema for $schema {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($component)
+            }
+        }
+    };
+}
+
 pub mod auth;
 pub mod events;
 pub mod health;

@@ -279,23 +279,13 @@ impl RequestBody for ChangeOrderStatusRequest {
 
 // --- the collection's query string -----------------------------------------------------------
 
-/// Sort orders of `GET /v1/orders`. Ties are broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = OrderSort)]
-pub enum OrderSortDto {
-    /// Newest first (the default).
-    #[serde(rename = "-placed_at")]
-    PlacedAtDescending,
-    /// Oldest first.
-    #[serde(rename = "placed_at")]
-    PlacedAt,
-}
-
 /// The collection in cursors, with its sorts (`OrderSort::default()`: `-placed_at`).
 const ORDERS: Collection<OrderSort> = Collection {
     name: "orders",
     sorts: &[("-placed_at", OrderSort(SortDirection::Descending)), ("placed_at", OrderSort(SortDirection::Ascending))],
 };
+
+sort_parameter!(OrderSortParameter as "OrderSort", "Sort orders of `GET /v1/orders`. Ties are broken by id.", ORDERS.names());
 
 /// `GET /v1/orders` filters and sort (pagination: `crate::pagination::PageParams`).
 #[derive(Deserialize, IntoParams)]
@@ -311,7 +301,7 @@ pub struct ListOrdersParams {
     customer_id: Option<String>,
     /// Order of the collection (default `-placed_at`, newest first); a cursor is only valid
     /// with the sort it was issued for.
-    #[param(value_type = Option<OrderSortDto>)]
+    #[param(value_type = Option<OrderSortParameter>)]
     sort: Option<String>,
     #[param(ignore)]
     limit: Option<String>,

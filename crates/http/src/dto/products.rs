@@ -321,30 +321,6 @@ impl RequestBody for AdjustStockRequest {
 
 // --- the catalogue's query string ------------------------------------------------------------
 
-/// Sort orders of `GET /v1/products`; `-` means descending. Ties are broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = ProductSort)]
-pub enum ProductSortDto {
-    /// Oldest first (the default).
-    #[serde(rename = "created_at")]
-    CreatedAt,
-    /// Newest first.
-    #[serde(rename = "-created_at")]
-    CreatedAtDescending,
-    /// By name, A to Z (byte-wise, so upper case before lower case).
-    #[serde(rename = "name")]
-    Name,
-    /// By name, Z to A.
-    #[serde(rename = "-name")]
-    NameDescending,
-    /// Cheapest first.
-    #[serde(rename = "price")]
-    Price,
-    /// Dearest first.
-    #[serde(rename = "-price")]
-    PriceDescending,
-}
-
 /// A sort of the catalogue: key and direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProductSort {
@@ -377,6 +353,12 @@ const PRODUCTS: Collection<ProductSort> = Collection {
     ],
 };
 
+sort_parameter!(
+    ProductSortParameter as "ProductSort",
+    "Sort orders of `GET /v1/products`; `-` means descending. Ties are broken by id.",
+    PRODUCTS.names()
+);
+
 /// Longest `q`, in characters.
 const MAX_QUERY_CHARS: usize = 200;
 
@@ -397,7 +379,7 @@ pub struct ListProductsParams {
     #[param(value_type = Option<ProductStatusDto>)]
     status: Option<String>,
     /// Order of the collection; a cursor is only valid with the sort it was issued for.
-    #[param(value_type = Option<ProductSortDto>)]
+    #[param(value_type = Option<ProductSortParameter>)]
     sort: Option<String>,
     #[param(ignore)]
     limit: Option<String>,

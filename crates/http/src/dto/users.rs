@@ -165,23 +165,13 @@ impl RequestBody for UpdateUserRequest {
     }
 }
 
-/// Sort orders of `GET /v1/users`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = UserSort)]
-pub enum UserSortDto {
-    /// Oldest first (the default).
-    #[serde(rename = "created_at")]
-    CreatedAt,
-    /// Newest first.
-    #[serde(rename = "-created_at")]
-    CreatedAtDescending,
-}
-
 /// The collection in cursors, with its sorts (`UserSort::default()`: `created_at`).
 const USERS: Collection<UserSort> = Collection {
     name: "users",
     sorts: &[("created_at", UserSort::CreatedAtAscending), ("-created_at", UserSort::CreatedAtDescending)],
 };
+
+sort_parameter!(UserSortParameter as "UserSort", "Sort orders of `GET /v1/users`.", USERS.names());
 
 /// `GET /v1/users` filters and sort (pagination: `crate::pagination::PageParams`).
 #[derive(Deserialize, IntoParams)]
@@ -195,7 +185,7 @@ pub struct ListUsersParams {
     #[param(value_type = Option<bool>)]
     active: Option<String>,
     /// Order of the collection; a cursor is only valid with the sort it was issued for.
-    #[param(value_type = Option<UserSortDto>)]
+    #[param(value_type = Option<UserSortParameter>)]
     sort: Option<String>,
     #[param(ignore)]
     limit: Option<String>,
