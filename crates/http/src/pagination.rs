@@ -22,7 +22,7 @@ use hmac::digest::core_api::BlockSizeUser;
 use hmac::digest::{Digest, KeyInit};
 use hmac::{Hmac, Mac};
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -33,7 +33,8 @@ use orderly_domain::pagination::PageLimit;
 
 use crate::ApiState;
 use crate::client_address;
-use crate::problem::FieldError;
+use crate::extract::QueryDto;
+use crate::problem::{ApiError, FieldError};
 
 /// The query parameter holding the sort order.
 pub const SORT: &str = "sort";
@@ -135,6 +136,51 @@ pub struct CursorScope<'a> {
     pub collection: &'a str,
     /// The `sort` value as the client writes it, e.g. `-created_at`.
     pub sort: &'a str,
+}
+
+/// The query string of a collection ordered by id alone, with no filter and no choice of sort
+/// (a product's stock adjustments, an order's payments, the webhook endpoints and each one's
+/// deliveries): `limit` and `cursor`. `limit` is checked with the rest of the query string;
+/// the cursor once the handler has read the path and so knows which collection it must come
+/// from ([`IdPage::after`]): another product's, order's or endpoint's cursor is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdPageParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// [`IdPageParams`] read: the page size, and the cursor as sent.
+#[derive(Debug)]
+pub struct IdPage {
+    pub limit: PageLimit,
+    cursor: Option<String>,
+}
+
+impl QueryDto for IdPageParams {
+    type Domain = IdPage;
+
+    fn try_into_domain(self, _: &CursorCodec) -> Result<IdPage, Vec<FieldError>> {
+        let limit = parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
+        Ok(IdPage { limit, cursor: self.cursor })
+    }
+}
+
+impl IdPage {
+    /// The id of the item this page of `scope` starts after (`None`: the first page); a cursor
+    /// that is not from `scope` is 400 `invalid_parameter`.
+    pub fn after(&self, cursors: &CursorCodec, scope: CursorScope<'_>) -> Result<Option<Uuid>, ApiError> {
+        cursors
+            .after(scope, self.cursor.as_deref(), |position| Ok(position.id))
+            .map_err(|error| ApiError::invalid_parameters(vec![error]))
+    }
+}
+
+impl<'a> CursorScope<'a> {
+    /// A collection ordered by id, newest first (`-created_at`: ids are UUIDv7).
+    pub fn newest_first(collection: &'a str) -> Self {
+        Self { collection, sort: "-created_at" }
+    }
 }
 
 /// A position in a collection: the sort key of the last item (as text, which may contain any
@@ -255,6 +301,11 @@ impl CursorCodec {
         read: impl FnOnce(CursorPosition) -> Result<T, FieldError>,
     ) -> Result<Option<T>, FieldError> {
         raw.filter(|raw| !raw.is_empty()).map(|raw| self.decode(scope, raw).and_then(read)).transpose()
+    }
+
+    /// The cursor of the page of `scope` after the item `last`, in a collection ordered by id.
+    pub fn after_id(&self, scope: CursorScope<'_>, last: Uuid) -> String {
+        self.encode(scope, &CursorPosition::of_id(last))
     }
 
     fn verifier(&self, collection: &str, payload: &[u8]) -> Hmac<Sha256> {

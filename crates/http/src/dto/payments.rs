@@ -6,19 +6,16 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use orderly_domain::pagination::PageLimit;
-use orderly_domain::payment::{Payment, PaymentFailure, PaymentId, PaymentMethodToken, PaymentStatus};
+use orderly_domain::order::OrderId;
+use orderly_domain::payment::{Payment, PaymentFailure, PaymentMethodToken, PaymentStatus};
 use orderly_domain::validation::FieldViolation;
 
 use crate::dto::money::MoneyResponse;
 use crate::dto::timestamp;
-use crate::extract::query::Faults;
-use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
-use crate::problem::FieldError;
+use crate::extract::{BodyContext, RequestBody};
 
 /// Where a payment attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -131,43 +128,10 @@ impl RequestBody for PayOrderRequest {
     }
 }
 
-/// The collection and its one order (newest first), in cursors.
-const PAYMENTS: CursorScope<'static> = CursorScope { collection: "payments", sort: "-created_at" };
-
-/// `GET /v1/orders/{id}/payments`: pagination only (`crate::pagination::PageParams`); newest
-/// first.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListPaymentsParams {
-    #[param(ignore)]
-    limit: Option<String>,
-    #[param(ignore)]
-    cursor: Option<String>,
-}
-
-/// A page of an order's attempts: after which attempt, and how many.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PaymentPage {
-    pub after: Option<PaymentId>,
-    pub limit: PageLimit,
-}
-
-impl QueryDto for ListPaymentsParams {
-    type Domain = PaymentPage;
-
-    fn try_into_domain(self, cursors: &CursorCodec) -> Result<PaymentPage, Vec<FieldError>> {
-        let mut faults = Faults::default();
-        let limit = faults.check(pagination::parse_limit(self.limit.as_deref()));
-        let read = |position: CursorPosition| Ok(PaymentId::from_uuid(position.id));
-        let after = faults.check(cursors.after(PAYMENTS, self.cursor.as_deref(), read));
-        faults.finish(|| Some(PaymentPage { after: after?, limit: limit? }))
-    }
-}
-
-/// The cursor of the page after the attempt `last`.
-pub fn next_cursor(cursors: &CursorCodec, last: PaymentId) -> String {
-    cursors.encode(PAYMENTS, &CursorPosition::of_id(last.as_uuid()))
+/// The cursor collection of one order's payment attempts, newest first (its query string is
+/// `crate::pagination::IdPageParams`): a cursor of another order's attempts is refused.
+pub fn payments_of(order: OrderId) -> String {
+    format!("orders/{order}/payments")
 }
 
 /// A provider event as Stripe sends it (`POST /v1/payment-events`). The provider owns this
@@ -220,13 +184,20 @@ pub struct EventReceipt {
 
 #[cfg(test)]
 mod tests {
+    use orderly_domain::payment::PaymentId;
+
     use super::*;
+    use crate::pagination::{CursorCodec, CursorScope};
 
     #[test]
-    fn cursors_hold_the_attempt() {
+    fn a_cursor_holds_the_attempt_and_belongs_to_its_order() {
         let codec = CursorCodec::new(b"k");
-        let last = PaymentId::new();
-        let cursor = next_cursor(&codec, last);
-        assert_eq!(codec.decode(PAYMENTS, &cursor).map(|position| position.id), Ok(last.as_uuid()));
+        let (attempts, others) = (payments_of(OrderId::new()), payments_of(OrderId::new()));
+        let last = PaymentId::new().as_uuid();
+        let cursor = codec.after_id(CursorScope::newest_first(&attempts), last);
+        let read =
+            |collection| codec.decode(CursorScope::newest_first(collection), &cursor).map(|position| position.id);
+        assert_eq!(read(&attempts), Ok(last));
+        assert!(read(&others).is_err(), "another order's attempts");
     }
 }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use orderly_domain::pagination::{PageLimit, SortDirection};
+use orderly_domain::pagination::SortDirection;
 use orderly_domain::product::{
-    AdjustmentQuery, AdjustmentReason, Description, Money, Product, ProductCursor, ProductId, ProductName,
-    ProductQuery, ProductSortKey, ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta,
+    AdjustmentReason, Description, Money, Product, ProductCursor, ProductId, ProductName, ProductQuery, ProductSortKey,
+    ProductStatus, ProductUpdate, Sku, Stock, StockAdjustment, StockDelta,
 };
 use orderly_domain::services::ProductDraft;
 use orderly_domain::validation::{FieldViolation, Violations};
@@ -22,8 +22,8 @@ use crate::dto::money::{MoneyInput, MoneyResponse};
 use crate::dto::{PatchField, timestamp};
 use crate::extract::query::{self, Faults};
 use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, Collection, CursorCodec, CursorPosition, CursorScope};
-use crate::problem::{ApiError, FieldError};
+use crate::pagination::{self, Collection, CursorCodec, CursorPosition};
+use crate::problem::FieldError;
 
 // --- representations -------------------------------------------------------------------------
 
@@ -458,60 +458,10 @@ pub fn next_cursor(cursors: &CursorCodec, sort: ProductSort, last: ProductCursor
 
 // --- a product's audit trail -----------------------------------------------------------------
 
-/// The one order of the audit trail.
-const NEWEST_FIRST: &str = "-created_at";
-
-/// `GET /v1/products/{id}/stock-adjustments`: pagination only (newest first, no filters).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListAdjustmentsParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-/// The audit trail's page parameters; the cursor is checked against the product it belongs
-/// to once the path's id is known ([`AdjustmentPage::into_query`]).
-#[derive(Debug)]
-pub struct AdjustmentPage {
-    limit: PageLimit,
-    cursor: Option<String>,
-}
-
-impl QueryDto for ListAdjustmentsParams {
-    type Domain = AdjustmentPage;
-
-    fn try_into_domain(self, _: &CursorCodec) -> Result<AdjustmentPage, Vec<FieldError>> {
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
-        Ok(AdjustmentPage { limit, cursor: self.cursor })
-    }
-}
-
-/// The cursor collection of one product's audit trail: a cursor of another product's trail
-/// is refused.
-fn adjustments_of(product: ProductId) -> String {
+/// The cursor collection of one product's audit trail, newest first (its query string is
+/// `crate::pagination::IdPageParams`): a cursor of another product's trail is refused.
+pub fn adjustments_of(product: ProductId) -> String {
     format!("products/{product}/stock-adjustments")
-}
-
-impl AdjustmentPage {
-    pub fn limit(&self) -> PageLimit {
-        self.limit
-    }
-
-    /// The query for `product`'s trail; a cursor that is not from it is 400 `invalid_parameter`.
-    pub fn into_query(self, cursors: &CursorCodec, product: ProductId) -> Result<AdjustmentQuery, ApiError> {
-        let collection = adjustments_of(product);
-        let scope = CursorScope { collection: &collection, sort: NEWEST_FIRST };
-        let after = cursors
-            .after(scope, self.cursor.as_deref(), |position| Ok(position.id))
-            .map_err(|error| ApiError::invalid_parameters(vec![error]))?;
-        Ok(AdjustmentQuery { after, limit: self.limit })
-    }
-}
-
-/// The cursor of the page of `product`'s trail after the adjustment `last`.
-pub fn next_adjustment_cursor(cursors: &CursorCodec, product: ProductId, last: Uuid) -> String {
-    let collection = adjustments_of(product);
-    cursors.encode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &CursorPosition::of_id(last))
 }
 
 #[cfg(test)]

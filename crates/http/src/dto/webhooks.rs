@@ -13,19 +13,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use orderly_domain::pagination::PageLimit;
 use orderly_domain::services::{EndpointChanges, EndpointDraft};
 use orderly_domain::validation::FieldViolation;
 use orderly_domain::webhook::{
-    DeliveryQuery, DeliveryStatus, EventTypeFilter, WebhookDelivery, WebhookDeliveryId, WebhookEndpoint,
-    WebhookEndpointId, WebhookEndpointQuery, parse_description,
+    DeliveryStatus, EventTypeFilter, WebhookDelivery, WebhookEndpoint, WebhookEndpointId, parse_description,
 };
 
 use crate::dto::events::EventTypeDto;
 use crate::dto::{PatchField, timestamp};
-use crate::extract::{BodyContext, QueryDto, RequestBody};
-use crate::pagination::{self, CursorCodec, CursorPosition, CursorScope};
-use crate::problem::{ApiError, FieldError};
+use crate::extract::{BodyContext, RequestBody};
+use crate::pagination::CursorScope;
 
 // --- representations -------------------------------------------------------------------------
 
@@ -312,103 +309,43 @@ fn endpoint_faults(
 }
 
 // --- the endpoint list and the delivery log ---------------------------------------------------
+// Their query strings are `crate::pagination::IdPageParams`.
 
-/// The endpoint list's name in cursors.
-const ENDPOINTS: &str = "webhook-endpoints";
 /// The endpoint list and its one order (oldest first), in cursors.
-const ENDPOINT_LIST: CursorScope<'static> = CursorScope { collection: ENDPOINTS, sort: "created_at" };
-/// The delivery log's one order.
-const NEWEST_FIRST: &str = "-created_at";
+pub const ENDPOINT_LIST: CursorScope<'static> = CursorScope { collection: "webhook-endpoints", sort: "created_at" };
 
-/// `GET /v1/webhook-endpoints` and `GET /v1/webhook-endpoints/{id}/deliveries`: pagination
-/// only (`crate::pagination::PageParams`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookPageParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-/// A page's size and cursor; the cursor is checked against the collection it must come from
-/// ([`WebhookPage::endpoints`], [`WebhookPage::deliveries`]).
-#[derive(Debug)]
-pub struct WebhookPage {
-    limit: PageLimit,
-    cursor: Option<String>,
-}
-
-impl QueryDto for WebhookPageParams {
-    type Domain = WebhookPage;
-
-    fn try_into_domain(self, _: &CursorCodec) -> Result<WebhookPage, Vec<FieldError>> {
-        let limit = pagination::parse_limit(self.limit.as_deref()).map_err(|error| vec![error])?;
-        Ok(WebhookPage { limit, cursor: self.cursor })
-    }
-}
-
-/// The cursor collection of one endpoint's log: a cursor of another endpoint's log is refused.
-fn deliveries_of(endpoint: WebhookEndpointId) -> String {
-    format!("{ENDPOINTS}/{endpoint}/deliveries")
-}
-
-impl WebhookPage {
-    pub fn limit(&self) -> PageLimit {
-        self.limit
-    }
-
-    /// The id after which the page starts; a cursor that is not from `scope` is 400
-    /// `invalid_parameter`.
-    fn after(&self, cursors: &CursorCodec, scope: CursorScope<'_>) -> Result<Option<Uuid>, ApiError> {
-        cursors
-            .after(scope, self.cursor.as_deref(), |position| Ok(position.id))
-            .map_err(|error| ApiError::invalid_parameters(vec![error]))
-    }
-
-    /// The query of the endpoint list.
-    pub fn endpoints(&self, cursors: &CursorCodec) -> Result<WebhookEndpointQuery, ApiError> {
-        let after = self.after(cursors, ENDPOINT_LIST)?;
-        Ok(WebhookEndpointQuery { after: after.map(WebhookEndpointId::from_uuid), limit: self.limit })
-    }
-
-    /// The query of `endpoint`'s delivery log.
-    pub fn deliveries(&self, cursors: &CursorCodec, endpoint: WebhookEndpointId) -> Result<DeliveryQuery, ApiError> {
-        let collection = deliveries_of(endpoint);
-        let after = self.after(cursors, CursorScope { collection: &collection, sort: NEWEST_FIRST })?;
-        Ok(DeliveryQuery { endpoint_id: endpoint, after: after.map(WebhookDeliveryId::from_uuid), limit: self.limit })
-    }
-}
-
-/// The cursor of the endpoint list's page after `last`.
-pub fn next_endpoint_cursor(cursors: &CursorCodec, last: WebhookEndpointId) -> String {
-    cursors.encode(ENDPOINT_LIST, &CursorPosition::of_id(last.as_uuid()))
-}
-
-/// The cursor of the page of `endpoint`'s log after the delivery `last`.
-pub fn next_delivery_cursor(cursors: &CursorCodec, endpoint: WebhookEndpointId, last: WebhookDeliveryId) -> String {
-    let collection = deliveries_of(endpoint);
-    cursors.encode(CursorScope { collection: &collection, sort: NEWEST_FIRST }, &CursorPosition::of_id(last.as_uuid()))
+/// The cursor collection of one endpoint's delivery log, newest first: a cursor of another
+/// endpoint's log is refused.
+pub fn deliveries_of(endpoint: WebhookEndpointId) -> String {
+    format!("webhook-endpoints/{endpoint}/deliveries")
 }
 
 #[cfg(test)]
 mod tests {
+    use orderly_domain::webhook::WebhookDeliveryId;
+
+    use crate::extract::QueryDto;
+    use crate::pagination::{CursorCodec, IdPageParams};
+
     use super::*;
 
-    fn page(cursor: Option<String>) -> WebhookPage {
-        WebhookPage { limit: PageLimit::DEFAULT, cursor }
+    fn after(cursor: String, scope: CursorScope<'_>) -> Result<Option<uuid::Uuid>, crate::problem::ApiError> {
+        let params: IdPageParams = serde_json::from_value(serde_json::json!({"cursor": cursor})).unwrap();
+        params.try_into_domain(&CursorCodec::new(b"k")).unwrap().after(&CursorCodec::new(b"k"), scope)
     }
 
     #[test]
     fn cursors_hold_the_last_item_and_stay_in_their_collection() {
         let codec = CursorCodec::new(b"k");
         let (endpoint, other) = (WebhookEndpointId::new(), WebhookEndpointId::new());
-        let last = WebhookEndpointId::new();
-        let query = page(Some(next_endpoint_cursor(&codec, last))).endpoints(&codec).unwrap();
-        assert_eq!(query.after, Some(last));
+        let last = WebhookEndpointId::new().as_uuid();
+        assert_eq!(after(codec.after_id(ENDPOINT_LIST, last), ENDPOINT_LIST).unwrap(), Some(last));
 
-        let delivery = WebhookDeliveryId::new();
-        let cursor = next_delivery_cursor(&codec, endpoint, delivery);
-        assert_eq!(page(Some(cursor.clone())).deliveries(&codec, endpoint).unwrap().after, Some(delivery));
-        assert!(page(Some(cursor.clone())).deliveries(&codec, other).is_err(), "another endpoint's log");
-        assert!(page(Some(cursor)).endpoints(&codec).is_err(), "the endpoint list");
+        let (log, other_log) = (deliveries_of(endpoint), deliveries_of(other));
+        let delivery = WebhookDeliveryId::new().as_uuid();
+        let cursor = codec.after_id(CursorScope::newest_first(&log), delivery);
+        assert_eq!(after(cursor.clone(), CursorScope::newest_first(&log)).unwrap(), Some(delivery));
+        assert!(after(cursor.clone(), CursorScope::newest_first(&other_log)).is_err(), "another endpoint's log");
+        assert!(after(cursor, ENDPOINT_LIST).is_err(), "the endpoint list");
     }
 }

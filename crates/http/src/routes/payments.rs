@@ -15,12 +15,12 @@ use orderly_domain::services::{ApplyEventError, EventApplication, PaymentOutcome
 
 use crate::ApiState;
 use crate::caching::{self, CachePolicy};
-use crate::dto::payments::{self as dto, ListPaymentsParams, PayOrderRequest, PaymentResponse};
+use crate::dto::payments::{self as dto, PayOrderRequest, PaymentResponse};
 use crate::extract::json::MAX_BODY_BYTES;
 use crate::extract::{Caller, IdempotencyKeyHeader, IfNoneMatch, PathId, PathPaymentId, ValidJson, ValidQuery};
 use crate::idempotency::{self, Reply};
 use crate::middleware::request_id::RequestId;
-use crate::pagination::{self, CursorCodec};
+use crate::pagination::{self, CursorCodec, CursorScope, IdPageParams};
 use crate::problem::{ApiError, ProblemCode};
 use crate::routes::responses::{self, NotModified, OrderNotFound};
 
@@ -108,13 +108,13 @@ pub(crate) async fn pay(
 /// An order's payments
 ///
 /// Every attempt to pay the order, newest first, for its owner or an admin; someone else's
-/// order is `not_found`. Page with `limit` and `cursor` (or follow the `Link` header). Private
-/// (`private, no-cache`).
+/// order is `not_found`. Page with `limit` and `cursor` (or follow the `Link` header); a cursor
+/// is valid only for the order it came from. Private (`private, no-cache`).
 #[utoipa::path(
     operation_id = "listPayments",
     tag = "payments",
     security(("bearer_auth" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The order's id"), ListPaymentsParams, pagination::PageParams),
+    params(("id" = uuid::Uuid, Path, description = "The order's id"), pagination::PageParams),
     responses(
         (status = 200, description = "One page of the order's payment attempts, newest first",
             body = pagination::PageEnvelope<PaymentResponse>,
@@ -133,13 +133,17 @@ pub(crate) async fn list(
     cursors: web::Data<CursorCodec>,
     caller: Caller,
     id: PathId,
-    query: ValidQuery<ListPaymentsParams>,
+    page: ValidQuery<IdPageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.into_inner();
+    let order = OrderId::from_uuid(id.0);
+    let attempts = dto::payments_of(order);
+    let scope = CursorScope::newest_first(&attempts);
+    let page = page.into_inner();
+    let after = page.after(&cursors, scope)?.map(PaymentId::from_uuid);
+    let query = PaymentQuery { order_id: order, after, limit: page.limit };
     let actor = caller.actor();
-    let query = PaymentQuery { order_id: OrderId::from_uuid(id.0), after: page.after, limit: page.limit };
     let found = state.blocking.call(&state.payments, move |payments| payments.list(actor, query)).await?;
-    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_cursor(&cursors, id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| cursors.after_id(scope, id.as_uuid()));
     let data = found.items.iter().map(PaymentResponse::from).collect();
     Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

@@ -8,21 +8,21 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
-use orderly_domain::product::{ProductCursor, ProductId};
+use orderly_domain::product::{AdjustmentQuery, ProductCursor, ProductId};
 
 use crate::ApiState;
 use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::products::{
-    self as dto, AdjustStockRequest, Adjustment, CreateProductRequest, ListAdjustmentsParams, ListProductsParams,
-    ProductResponse, StockAdjustmentResponse, UpdateProductRequest,
+    self as dto, AdjustStockRequest, Adjustment, CreateProductRequest, ListProductsParams, ProductResponse,
+    StockAdjustmentResponse, UpdateProductRequest,
 };
 use crate::extract::{
     Authorised, ETag, IdempotencyKeyHeader, IfNoneMatch, OptionalCaller, PathId, RequiredIfMatch, ValidJson,
     ValidQuery, operation,
 };
 use crate::idempotency::{self, Reply};
-use crate::pagination::{self, CursorCodec};
+use crate::pagination::{self, CursorCodec, CursorScope, IdPageParams};
 use crate::problem::ApiError;
 use crate::routes::responses::{
     self, CatalogueNotModified, InvalidToken, PreconditionRequired, ProductNotFound, ProductPreconditionFailed,
@@ -326,16 +326,17 @@ pub(crate) async fn list_adjustments(
     cursors: web::Data<CursorCodec>,
     caller: Authorised<operation::ReadStockAdjustments>,
     id: PathId,
-    page: ValidQuery<ListAdjustmentsParams>,
+    page: ValidQuery<IdPageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let product = ProductId::from_uuid(id.0);
+    let trail = dto::adjustments_of(product);
+    let scope = CursorScope::newest_first(&trail);
     let page = page.into_inner();
-    let limit = page.limit();
-    let query = page.into_query(&cursors, product)?;
+    let query = AdjustmentQuery { after: page.after(&cursors, scope)?, limit: page.limit };
     let actor = caller.actor();
-    let page =
+    let found =
         state.blocking.call(&state.products, move |products| products.list_adjustments(actor, product, &query)).await?;
-    let next_cursor = page.next_after(|last| last.id).map(|id| dto::next_adjustment_cursor(&cursors, product, id));
-    let data = page.items.iter().map(StockAdjustmentResponse::from).collect();
-    Ok(responses::page(&req, data, limit, next_cursor, CachePolicy::PrivateRevalidate))
+    let next_cursor = found.next_after(|last| last.id).map(|id| cursors.after_id(scope, id));
+    let data = found.items.iter().map(StockAdjustmentResponse::from).collect();
+    Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }

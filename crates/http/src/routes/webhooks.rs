@@ -11,21 +11,21 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
-use orderly_domain::webhook::{WebhookDeliveryId, WebhookEndpointId};
+use orderly_domain::webhook::{DeliveryQuery, WebhookDeliveryId, WebhookEndpointId, WebhookEndpointQuery};
 
 use crate::ApiState;
 use crate::blocking::Needs;
 use crate::caching::{self, CachePolicy};
 use crate::dto::webhooks::{
     self as dto, CreateWebhookEndpointRequest, CreatedWebhookEndpointResponse, DeliveryResponse,
-    UpdateWebhookEndpointRequest, WebhookEndpointResponse, WebhookPageParams,
+    UpdateWebhookEndpointRequest, WebhookEndpointResponse,
 };
 use crate::extract::{
     Authorised, ETag, IdempotencyKeyHeader, IfMatch, IfNoneMatch, PathDeliveryId, PathId, ValidJson, ValidQuery,
     operation,
 };
 use crate::idempotency::{self, Reply};
-use crate::pagination::{self, CursorCodec};
+use crate::pagination::{self, CursorCodec, CursorScope, IdPageParams};
 use crate::problem::{ApiError, ProblemDetails};
 use crate::routes::responses::{self, EndpointNotFound, EndpointPreconditionFailed, NotModified, WebhooksForbidden};
 
@@ -136,15 +136,16 @@ pub(crate) async fn list(
     state: web::Data<ApiState>,
     cursors: web::Data<CursorCodec>,
     admin: WebhookAdmin,
-    page: ValidQuery<WebhookPageParams>,
+    page: ValidQuery<IdPageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner();
-    let query = page.endpoints(&cursors)?;
+    let after = page.after(&cursors, dto::ENDPOINT_LIST)?.map(WebhookEndpointId::from_uuid);
+    let query = WebhookEndpointQuery { after, limit: page.limit };
     let actor = admin.actor();
     let found = state.blocking.call(&state.webhooks, move |webhooks| webhooks.list(actor, &query)).await?;
-    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_endpoint_cursor(&cursors, id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| cursors.after_id(dto::ENDPOINT_LIST, id.as_uuid()));
     let data = found.items.iter().map(WebhookEndpointResponse::from).collect();
-    Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
+    Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// One webhook endpoint
@@ -316,16 +317,19 @@ pub(crate) async fn list_deliveries(
     cursors: web::Data<CursorCodec>,
     admin: WebhookAdmin,
     id: PathId,
-    page: ValidQuery<WebhookPageParams>,
+    page: ValidQuery<IdPageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = WebhookEndpointId::from_uuid(id.0);
+    let log = dto::deliveries_of(endpoint);
+    let scope = CursorScope::newest_first(&log);
     let page = page.into_inner();
-    let query = page.deliveries(&cursors, endpoint)?;
+    let after = page.after(&cursors, scope)?.map(WebhookDeliveryId::from_uuid);
+    let query = DeliveryQuery { endpoint_id: endpoint, after, limit: page.limit };
     let actor = admin.actor();
     let found = state.blocking.call(&state.webhooks, move |webhooks| webhooks.deliveries(actor, &query)).await?;
-    let next_cursor = found.next_after(|last| last.id).map(|id| dto::next_delivery_cursor(&cursors, endpoint, id));
+    let next_cursor = found.next_after(|last| last.id).map(|id| cursors.after_id(scope, id.as_uuid()));
     let data = found.items.iter().map(DeliveryResponse::from).collect();
-    Ok(responses::page(&req, data, page.limit(), next_cursor, CachePolicy::PrivateRevalidate))
+    Ok(responses::page(&req, data, page.limit, next_cursor, CachePolicy::PrivateRevalidate))
 }
 
 /// Retry a delivery

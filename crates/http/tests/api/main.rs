@@ -1,5 +1,5 @@
 //! The HTTP adapter as a consumer sees it: `app(state)` driven through actix's test service,
-//! with the real domain services wired to the domain's mockall mocks.
+//! over mocks of the domain's use-case ports (ADR 0019; `support::UseCases`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, unreachable_pub)]
 
 mod auth;
@@ -13,6 +13,7 @@ mod observability;
 mod openapi;
 mod order_of_checks;
 mod orders;
+mod payments;
 mod products;
 mod rate_limit;
 mod request_bodies;
